@@ -1,0 +1,105 @@
+import { readFile } from 'node:fs/promises';
+import { openRegistry, registryOption } from '../../lib/cli/context';
+import { parseCommandArgs, UsageError, type Command } from '../../lib/cli/runtime';
+import { assertName } from '../../lib/registry/index';
+import { publishExternalModel } from '../../lib/training/publish';
+import { describeManifest } from './show';
+
+export const publish: Command = {
+  name: 'publish',
+  summary: 'publish an ONNX model trained elsewhere as a new version',
+  usage: `loyalty-ml publish NAME --model FILE.onnx --features a,b,c [options]
+
+Checks that onnxruntime loads the model, that it takes exactly the listed features and that its
+outputs are probability tensors, then stores it as the next version of NAME. A scikit-learn model
+ending in ZipMap is rewritten to return its probability tensor (recorded in the manifest); models
+onnxruntime cannot run (ONNX opset 6 and older) are refused.
+
+Options:
+  --model FILE              the .onnx file (required)
+  --features LIST           feature names in input order, comma-separated (or --features-file)
+  --features-file FILE      a JSON array of feature names, or {"features": [...]}
+  --classes LIST            class labels in probability-column order (default: read from the model)
+  --probability-output NAME the output holding probabilities (default: the float tensor output)
+  --positive-class LABEL    binary models: the class whose probability is reported (default: 2nd)
+  --notes TEXT              free text recorded in the manifest's lineage (e.g. where it was trained)
+  --promote ALIAS           also point ALIAS (e.g. staging) at the new version
+  --registry URI            registry location (default: MODEL_REGISTRY_URI or .data/registry)
+  --json                    print the manifest as JSON`,
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(
+      args,
+      {
+        model: { type: 'string' },
+        features: { type: 'string' },
+        'features-file': { type: 'string' },
+        classes: { type: 'string' },
+        'probability-output': { type: 'string' },
+        'positive-class': { type: 'string' },
+        notes: { type: 'string' },
+        promote: { type: 'string' },
+        json: { type: 'boolean' },
+        ...registryOption,
+      },
+      { min: 1, max: 1, names: 'NAME' },
+    );
+    const name = positionals[0]!;
+    assertName('model', name);
+    if (values.promote !== undefined) assertName('alias', values.promote);
+    if (!values.model) throw new UsageError('--model FILE is required');
+    const features = await readFeatureList(values.features, values['features-file']);
+    const bytes = await readInput(values.model, 'model file');
+    const registry = await openRegistry(values.registry);
+    const manifest = await publishExternalModel(registry, {
+      name,
+      bytes,
+      features,
+      output: {
+        classes: splitList(values.classes),
+        probabilityOutput: values['probability-output'],
+        positiveClass: values['positive-class'],
+      },
+      notes: values.notes ?? null,
+    });
+    const alias = values.promote ? await registry.promote(name, values.promote, manifest.version, 'published with --promote') : null;
+    if (values.json) io.out(JSON.stringify({ manifest, alias }, null, 2));
+    else {
+      io.out(`Published ${name} v${manifest.version} to ${registry.location}`);
+      io.out(describeManifest(manifest));
+      if (alias) io.out(`Alias ${alias.alias} -> v${alias.version}`);
+    }
+    return 0;
+  },
+};
+
+async function readFeatureList(list: string | undefined, file: string | undefined): Promise<string[]> {
+  if (list !== undefined && file !== undefined) throw new UsageError('Give --features or --features-file, not both');
+  if (list !== undefined) return splitList(list) ?? [];
+  if (file === undefined) throw new UsageError('--features LIST or --features-file FILE is required');
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(await readInput(file, 'features file')));
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw new UsageError(`--features-file ${file} is not valid JSON`);
+  }
+  const names = Array.isArray(json) ? json : (json as { features?: unknown })?.features;
+  if (!Array.isArray(names) || !names.every((n) => typeof n === 'string' || (typeof n === 'object' && n && 'name' in n))) {
+    throw new UsageError(`--features-file ${file} must hold an array of names or {"features": [...]}`);
+  }
+  return names.map((n) => (typeof n === 'string' ? n : String((n as { name: unknown }).name)));
+}
+
+function splitList(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  return value.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+async function readInput(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    throw new UsageError(`Cannot read the ${what} ${path}${code === 'ENOENT' ? ': no such file' : code ? ` (${code})` : ''}`);
+  }
+}

@@ -1,0 +1,36 @@
+import * as ort from 'onnxruntime-node';
+
+ort.env.logLevel = 'error';
+
+export type { InferenceSession } from 'onnxruntime-node';
+export { ort };
+
+/**
+ * Builds an onnxruntime session from model bytes. One intra-op thread per session by default:
+ * Lambda gives a function few vCPUs, and batches of a few hundred rows gain nothing from more.
+ */
+export async function createSession(bytes: Uint8Array, options: { threads?: number } = {}): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(bytes, {
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: options.threads ?? 1,
+    interOpNumThreads: 1,
+    logSeverityLevel: 3,
+  });
+}
+
+/** The input and output metadata onnxruntime reports, in a stable plain shape. */
+export interface SessionIo {
+  inputs: { name: string; isTensor: boolean; type?: string; shape?: (number | string)[] }[];
+  outputs: { name: string; isTensor: boolean; type?: string; shape?: (number | string)[] }[];
+}
+
+export function sessionIo(session: ort.InferenceSession): SessionIo {
+  const describe = (m: ort.InferenceSession.ValueMetadata) =>
+    m.isTensor
+      ? { name: m.name, isTensor: true, type: m.type as string, shape: [...m.shape] }
+      : { name: m.name, isTensor: false };
+  return {
+    inputs: session.inputMetadata.map(describe),
+    outputs: session.outputMetadata.map(describe),
+  };
+}

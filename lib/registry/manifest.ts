@@ -1,0 +1,135 @@
+import { z } from 'zod';
+
+/**
+ * The manifest written beside every model version. It is the version's identity card: what the
+ * bytes are (sha256, size), how to feed them (features in order, encoding), what they answer
+ * (binary probability or classes), where they came from (lineage), how good they were on data they
+ * never saw (metrics, a fingerprint of the holdout predictions) and whether they passed the gates.
+ * `docs/manifest.schema.json` is generated from this schema.
+ */
+
+const dim = z.union([z.number().int().nonnegative(), z.string(), z.null()]);
+
+export const TensorSpecSchema = z.object({
+  name: z.string().min(1),
+  type: z.string().min(1).describe('onnxruntime element type: float32, int64, string, ...'),
+  shape: z.array(dim).describe('null or a name for a dynamic dimension'),
+});
+
+export const FeatureSpecSchema = z.object({
+  name: z.string().min(1),
+  type: z.string().min(1).describe('element type the model takes for this feature'),
+  tensor: z.string().min(1).describe('input tensor that carries the feature'),
+  column: z.number().int().nonnegative().describe('column of the feature within that tensor'),
+});
+
+export const PreprocessingSchema = z.object({
+  applied_in: z
+    .enum(['graph', 'serving', 'none'])
+    .describe('graph: the ONNX graph takes raw features; serving: the serving code applies `steps` first'),
+  steps: z.array(z.record(z.string(), z.unknown())).describe('encoders, imputers and scalers, in order'),
+});
+
+export const InputSchemaSchema = z.object({
+  tensors: z.array(TensorSpecSchema).min(1),
+  features: z.array(FeatureSpecSchema).min(1),
+  preprocessing: PreprocessingSchema,
+});
+
+export const OutputSchemaSchema = z.object({
+  kind: z.enum(['binary', 'multiclass']),
+  probability_tensor: z.string().min(1),
+  /** `matrix`: [N, classes]; `positive_column`: [N, 1] or [N] holding P(positive class). */
+  probability_layout: z.enum(['matrix', 'positive_column']),
+  label_tensor: z.string().nullable(),
+  classes: z.array(z.string()).min(2).describe('class labels in probability-column order (offer ids for NBO)'),
+  positive_class: z.string().nullable().describe('binary models: the class whose probability is reported'),
+});
+
+export const GateResultSchema = z.object({
+  gate: z.string(),
+  passed: z.boolean(),
+  value: z.number().nullable(),
+  threshold: z.number().nullable(),
+  reason: z.string(),
+});
+
+export const ManifestSchema = z.object({
+  schema_version: z.literal(1),
+  name: z.string().min(1),
+  version: z.number().int().positive(),
+  created_at: z.string().datetime(),
+  created_by: z.string().min(1),
+  status: z.enum(['ready', 'refused']).describe('refused versions are kept for the record and never promoted'),
+  refusal_reasons: z.array(z.string()),
+  model: z.object({
+    file: z.literal('model.onnx'),
+    format: z.literal('onnx'),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    size_bytes: z.number().int().positive(),
+    producer: z.string(),
+    opsets: z.array(z.object({ domain: z.string(), version: z.number().int() })),
+    rewrites: z
+      .array(z.record(z.string(), z.unknown()))
+      .describe('changes made to the uploaded graph at publish time, e.g. a removed ZipMap'),
+  }),
+  input: InputSchemaSchema,
+  output: OutputSchemaSchema,
+  lineage: z.object({
+    origin: z.enum(['trained', 'external']),
+    data_source: z.string().nullable(),
+    rows: z.number().int().nonnegative().nullable(),
+    time_window: z.object({ from: z.string().nullable(), to: z.string().nullable() }).nullable(),
+    data_fingerprint: z.string().nullable(),
+    seed: z.number().int().nullable(),
+    family: z.string().nullable(),
+    hyperparameters: z.record(z.string(), z.unknown()).nullable(),
+    code_version: z.string().nullable(),
+    notes: z.string().nullable(),
+  }),
+  metrics: z.record(z.string(), z.unknown()).nullable().describe('holdout metrics, beside their baselines'),
+  holdout_fingerprint: z
+    .object({
+      rows: z.number().int().nonnegative(),
+      bins: z.array(z.number()).describe('histogram edges of the primary score'),
+      counts: z.array(z.number().int().nonnegative()),
+      mean: z.number(),
+      std: z.number(),
+      top_class_share: z.record(z.string(), z.number()).nullable(),
+    })
+    .nullable()
+    .describe('distribution of the holdout predictions, for drift checks'),
+  gates: z.object({ passed: z.boolean(), results: z.array(GateResultSchema) }).nullable(),
+});
+
+export type ModelManifest = z.infer<typeof ManifestSchema>;
+export type InputSchema = z.infer<typeof InputSchemaSchema>;
+export type OutputSchema = z.infer<typeof OutputSchemaSchema>;
+export type FeatureSpec = z.infer<typeof FeatureSpecSchema>;
+export type Lineage = ModelManifest['lineage'];
+
+/** What a publisher supplies; the registry fills in name, version, time, author and checksum. */
+export type ManifestDraft = Omit<ModelManifest, 'schema_version' | 'name' | 'version' | 'created_at' | 'created_by' | 'model'> & {
+  model: Omit<ModelManifest['model'], 'file' | 'format' | 'sha256' | 'size_bytes'>;
+};
+
+/** Lineage for a model trained outside loyalty-ml: only what the publisher tells us is known. */
+export function externalLineage(notes: string | null = null): Lineage {
+  return {
+    origin: 'external',
+    data_source: null,
+    rows: null,
+    time_window: null,
+    data_fingerprint: null,
+    seed: null,
+    family: null,
+    hyperparameters: null,
+    code_version: null,
+    notes,
+  };
+}
+
+/** The JSON schema of the manifest, for docs and for other tools. */
+export function manifestJsonSchema(): unknown {
+  return z.toJSONSchema(ManifestSchema, { target: 'draft-2020-12' });
+}

@@ -1,0 +1,166 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { PreconditionFailedError, StoreUnavailableError } from '../errors';
+import { assertValidKey, type ListResult, type ObjectStore, type PutOptions, type StoredObject } from './index';
+
+const LOCK_STALE_MS = 30_000;
+const LOCK_WAIT_MS = 10_000;
+
+/**
+ * A local folder as an object store. Writes go to a temporary file first and are then linked or
+ * renamed into place, so a reader sees the old object or the new one, never part of one:
+ * - create-only (`ifNoneMatch`) uses link(2), which fails if the name exists: an exclusive create;
+ * - compare-and-swap (`ifMatch`) holds a per-key lock file (O_EXCL) while comparing and renaming.
+ * The etag is the sha256 of the content.
+ */
+export class FsObjectStore implements ObjectStore {
+  readonly location: string;
+  private readonly root: string;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+    this.location = this.root;
+  }
+
+  async get(key: string): Promise<StoredObject | null> {
+    assertValidKey(key);
+    try {
+      const body = new Uint8Array(await fsp.readFile(this.path(key)));
+      return { body, etag: etagOf(body) };
+    } catch (error) {
+      if (isCode(error, 'ENOENT') || isCode(error, 'ENOTDIR')) return null;
+      throw this.unavailable(`read ${key}`, error);
+    }
+  }
+
+  async put(key: string, body: Uint8Array, options: PutOptions = {}): Promise<{ etag: string }> {
+    assertValidKey(key);
+    const target = this.path(key);
+    const tmp = `${target}.${randomUUID()}.tmp`;
+    try {
+      await fsp.mkdir(dirname(target), { recursive: true });
+      await writeDurably(tmp, body);
+    } catch (error) {
+      throw this.unavailable(`write ${key}`, error);
+    }
+    try {
+      if (options.ifNoneMatch) {
+        try {
+          await fsp.link(tmp, target);
+        } catch (error) {
+          if (isCode(error, 'EEXIST')) throw new PreconditionFailedError(`${key} already exists`);
+          throw this.unavailable(`write ${key}`, error);
+        }
+      } else if (options.ifMatch !== undefined) {
+        await this.withLock(target, async () => {
+          const current = await this.get(key);
+          if (!current || current.etag !== options.ifMatch) {
+            throw new PreconditionFailedError(`${key} changed since it was read`);
+          }
+          await fsp.rename(tmp, target);
+        });
+      } else {
+        await fsp.rename(tmp, target);
+      }
+      return { etag: etagOf(body) };
+    } finally {
+      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    }
+  }
+
+  async list(prefix: string, options: { delimiter?: string } = {}): Promise<ListResult> {
+    const keys: string[] = [];
+    const prefixes = new Set<string>();
+    const files: string[] = [];
+    // Walk only the folder the prefix lies in, not the whole store.
+    const folder = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
+    try {
+      await walk(folder ? this.path(folder) : this.root, files);
+    } catch (error) {
+      if (isCode(error, 'ENOENT')) return { keys: [], prefixes: [] };
+      throw this.unavailable(`list ${prefix}`, error);
+    }
+    for (const file of files) {
+      const key = relative(this.root, file).split(sep).join('/');
+      if (key.endsWith('.tmp') || key.endsWith('.lock') || !key.startsWith(prefix)) continue;
+      const rest = key.slice(prefix.length);
+      const cut = options.delimiter ? rest.indexOf(options.delimiter) : -1;
+      if (cut >= 0) prefixes.add(prefix + rest.slice(0, cut + options.delimiter!.length));
+      else keys.push(key);
+    }
+    return { keys: keys.sort(), prefixes: [...prefixes].sort() };
+  }
+
+  async delete(key: string): Promise<void> {
+    assertValidKey(key);
+    try {
+      await fsp.rm(this.path(key), { force: true });
+    } catch (error) {
+      throw this.unavailable(`delete ${key}`, error);
+    }
+  }
+
+  private path(key: string): string {
+    return join(this.root, ...key.split('/'));
+  }
+
+  private async withLock<T>(target: string, work: () => Promise<T>): Promise<T> {
+    const lock = `${target}.lock`;
+    const started = Date.now();
+    for (;;) {
+      try {
+        const handle = await fsp.open(lock, 'wx');
+        await handle.close();
+        break;
+      } catch (error) {
+        if (!isCode(error, 'EEXIST')) throw this.unavailable(`lock ${target}`, error);
+        const stat = await fsp.stat(lock).catch(() => null);
+        if (stat && Date.now() - stat.mtimeMs > LOCK_STALE_MS) {
+          await fsp.rm(lock, { force: true });
+          continue;
+        }
+        if (Date.now() - started > LOCK_WAIT_MS) {
+          throw new StoreUnavailableError(`Timed out waiting for the lock on ${target}`);
+        }
+        await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+      }
+    }
+    try {
+      return await work();
+    } finally {
+      await fsp.rm(lock, { force: true });
+    }
+  }
+
+  private unavailable(what: string, cause: unknown): StoreUnavailableError {
+    return new StoreUnavailableError(`Local registry at ${this.root}: could not ${what}`, { cause });
+  }
+}
+
+function etagOf(body: Uint8Array): string {
+  return createHash('sha256').update(body).digest('hex');
+}
+
+async function writeDurably(path: string, body: Uint8Array): Promise<void> {
+  const handle = await fsp.open(path, 'wx');
+  try {
+    await handle.writeFile(body);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function walk(dir: string, out: string[]): Promise<void> {
+  const entries = await fsp.readdir(dir, { withFileTypes: true });
+  for (const entry of entries) {
+    const full = join(dir, entry.name);
+    if (entry.isDirectory()) await walk(full, out);
+    else if (entry.isFile()) out.push(full);
+  }
+}
+
+function isCode(error: unknown, code: string): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code;
+}

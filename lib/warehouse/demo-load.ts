@@ -1,0 +1,212 @@
+import type pg from 'pg';
+import { ValidationError, WarehouseUnavailableError } from '../errors';
+import { rocAuc } from '../training/metrics';
+import {
+  DEMO_AS_OF,
+  DEMO_SEGMENTS,
+  generateDemoBatch,
+  OFFER_IDS,
+  type ChurnSnapshotRow,
+  type DemoBatch,
+  type OfferRow,
+} from './demo';
+import { describePgError } from './index';
+import { createTablesSql, FEATURES, q, table, truncateTablesSql, type WarehouseConfig } from './schema';
+
+export const DEMO_METADATA_TABLE = 'loyalty_ml_demo_metadata';
+const CHUNK = 1000;
+const ROWS_PER_INSERT = 500;
+
+export interface DemoSummary {
+  customers: number;
+  seed: number;
+  as_of: string;
+  churn_history_rows: number;
+  offer_history_rows: number;
+  accepted_offers: number;
+  segments: Record<string, number>;
+  /** Best achievable scores: the generating process's own probabilities on the data it generated. */
+  oracle: {
+    churn_rate: number;
+    churn_auc_all_snapshots: number;
+    churn_auc_latest_snapshot: number;
+    latest_snapshot: string;
+    nbo_top1_accuracy: number;
+    nbo_top3_accuracy: number;
+  };
+}
+
+export interface DemoProgress {
+  (done: number, total: number): void;
+}
+
+/**
+ * Replaces the warehouse's contents with the demo customer base, in one transaction: a failure
+ * part-way leaves the previous contents as they were. Reports progress per chunk of customers.
+ */
+export async function loadDemoData(
+  pool: pg.Pool,
+  cfg: WarehouseConfig,
+  options: { customers: number; seed: number; onProgress?: DemoProgress },
+): Promise<DemoSummary> {
+  const { customers, seed } = options;
+  if (!Number.isSafeInteger(customers) || customers < 1 || customers > 999_999) {
+    throw new ValidationError(`--customers must be a whole number from 1 to 999999, got ${customers}`);
+  }
+  if (!Number.isSafeInteger(seed) || seed < 0 || seed > 0xffffffff) {
+    throw new ValidationError(`--seed must be a whole number from 0 to 4294967295, got ${seed}`);
+  }
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (error) {
+    throw new WarehouseUnavailableError(`Cannot connect to the warehouse: ${describePgError(error)}`, { cause: error });
+  }
+  const oracle = new OracleAccumulator();
+  const segmentCounts: Record<string, number> = Object.fromEntries(DEMO_SEGMENTS.map((s) => [s.id, 0]));
+  let churnRows = 0;
+  let offerRows = 0;
+  let accepted = 0;
+  try {
+    await client.query('BEGIN');
+    for (const sql of createTablesSql(cfg)) await client.query(sql);
+    await client.query(`CREATE TABLE IF NOT EXISTS ${q(DEMO_METADATA_TABLE)} (key VARCHAR(64) NOT NULL PRIMARY KEY, value VARCHAR(65535) NOT NULL)`);
+    for (const sql of truncateTablesSql(cfg)) await client.query(sql);
+    await client.query(`DELETE FROM ${q(DEMO_METADATA_TABLE)}`);
+
+    const s = cfg.segments;
+    await insertRows(
+      client,
+      `${table(cfg, s.table)} (${q(s.segment_id)}, ${q(s.name)}, ${q(s.description)})`,
+      DEMO_SEGMENTS.map((seg) => [seg.id, seg.name, seg.description]),
+    );
+
+    for (let from = 1; from <= customers; from += CHUNK) {
+      const to = Math.min(customers, from + CHUNK - 1);
+      const batch = generateDemoBatch(seed, from, to);
+      await insertBatch(client, cfg, batch);
+      for (const c of batch.customers) for (const seg of c.segments) segmentCounts[seg] = (segmentCounts[seg] ?? 0) + 1;
+      churnRows += batch.churn.length;
+      offerRows += batch.offers.length;
+      accepted += batch.offers.filter((o) => o.accepted).length;
+      oracle.add(batch.churn, batch.offers);
+      options.onProgress?.(to, customers);
+    }
+
+    const summary: DemoSummary = {
+      customers,
+      seed,
+      as_of: DEMO_AS_OF,
+      churn_history_rows: churnRows,
+      offer_history_rows: offerRows,
+      accepted_offers: accepted,
+      segments: segmentCounts,
+      oracle: oracle.result(),
+    };
+    await client.query(`INSERT INTO ${q(DEMO_METADATA_TABLE)} (key, value) VALUES ($1, $2)`, ['summary', JSON.stringify(summary)]);
+    await client.query('COMMIT');
+    return summary;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    if (error instanceof ValidationError) throw error;
+    throw new WarehouseUnavailableError(`Loading demo data failed and was rolled back: ${describePgError(error)}`, { cause: error });
+  } finally {
+    client.release();
+  }
+}
+
+/** The summary the last demo-data load stored, or null when the warehouse holds no demo data. */
+export async function readDemoSummary(db: { query: pg.Pool['query'] }): Promise<DemoSummary | null> {
+  try {
+    const result = await db.query<{ value: string }>(`SELECT value FROM ${q(DEMO_METADATA_TABLE)} WHERE key = 'summary'`);
+    return result.rows[0] ? (JSON.parse(result.rows[0].value) as DemoSummary) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function insertBatch(client: pg.PoolClient, cfg: WarehouseConfig, batch: DemoBatch): Promise<void> {
+  const featureCols = FEATURES.map((f) => q(cfg.features[f]!)).join(', ');
+  const cf = cfg.customer_features;
+  const now = new Date(`${DEMO_AS_OF}T00:00:00Z`);
+  await insertRows(
+    client,
+    `${table(cfg, cf.table)} (${q(cf.customer_id)}, ${featureCols}, ${q(cf.updated_at)})`,
+    batch.customers.map((c) => [c.customerId, ...c.features, now]),
+  );
+  const sm = cfg.segment_members;
+  await insertRows(
+    client,
+    `${table(cfg, sm.table)} (${q(sm.segment_id)}, ${q(sm.customer_id)})`,
+    batch.customers.flatMap((c) => c.segments.map((seg) => [seg, c.customerId])),
+  );
+  const ch = cfg.churn_history;
+  await insertRows(
+    client,
+    `${table(cfg, ch.table)} (${q(ch.customer_id)}, ${q(ch.snapshot_date)}, ${featureCols}, ${q(ch.churned)})`,
+    batch.churn.map((r) => [r.customerId, r.snapshotDate, ...r.features, r.churned]),
+  );
+  const oh = cfg.offer_history;
+  await insertRows(
+    client,
+    `${table(cfg, oh.table)} (${q(oh.customer_id)}, ${q(oh.offered_at)}, ${featureCols}, ${q(oh.offer_id)}, ${q(oh.accepted)})`,
+    batch.offers.map((r) => [r.customerId, r.offeredAt, ...r.features, r.offerId, r.accepted]),
+  );
+}
+
+/** Multi-row INSERTs of at most ROWS_PER_INSERT rows each. */
+async function insertRows(client: pg.PoolClient, target: string, rows: unknown[][]): Promise<void> {
+  for (let start = 0; start < rows.length; start += ROWS_PER_INSERT) {
+    const slice = rows.slice(start, start + ROWS_PER_INSERT);
+    const values: unknown[] = [];
+    const tuples = slice.map((row) => {
+      const marks = row.map((v) => {
+        values.push(v);
+        return `$${values.length}`;
+      });
+      return `(${marks.join(', ')})`;
+    });
+    await client.query(`INSERT INTO ${target} VALUES ${tuples.join(', ')}`, values);
+  }
+}
+
+/** Collects the generating probabilities to report the best achievable scores. */
+class OracleAccumulator {
+  private churnP: number[] = [];
+  private churnY: number[] = [];
+  private churnDate: string[] = [];
+  private top1 = 0;
+  private top3 = 0;
+  private acceptedN = 0;
+
+  add(churn: ChurnSnapshotRow[], offers: OfferRow[]): void {
+    for (const r of churn) {
+      this.churnP.push(r.probability);
+      this.churnY.push(r.churned ? 1 : 0);
+      this.churnDate.push(r.snapshotDate);
+    }
+    for (const o of offers) {
+      if (!o.accepted) continue;
+      // With offers made uniformly at random, P(offer k | accepted, x) is proportional to P(accept k | x).
+      const order = o.acceptance.map((_, i) => i).sort((a, b) => o.acceptance[b]! - o.acceptance[a]!);
+      const label = OFFER_IDS.indexOf(o.offerId);
+      this.acceptedN++;
+      if (order[0] === label) this.top1++;
+      if (order.slice(0, 3).includes(label)) this.top3++;
+    }
+  }
+
+  result(): DemoSummary['oracle'] {
+    const latest = this.churnDate.reduce((a, b) => (b > a ? b : a), '');
+    const idx = this.churnDate.map((d, i) => (d === latest ? i : -1)).filter((i) => i >= 0);
+    const round = (v: number) => Math.round(v * 10000) / 10000;
+    return {
+      churn_rate: round(this.churnY.reduce((a, b) => a + b, 0) / Math.max(1, this.churnY.length)),
+      churn_auc_all_snapshots: round(rocAuc(this.churnP, this.churnY)),
+      churn_auc_latest_snapshot: round(rocAuc(idx.map((i) => this.churnP[i]!), idx.map((i) => this.churnY[i]!))),
+      latest_snapshot: latest,
+      nbo_top1_accuracy: round(this.top1 / Math.max(1, this.acceptedN)),
+      nbo_top3_accuracy: round(this.top3 / Math.max(1, this.acceptedN)),
+    };
+  }
+}

@@ -1,0 +1,340 @@
+import offerCatalog from '../../models/offers.json';
+
+/**
+ * The demo customer base: a deterministic synthetic loyalty programme whose churn and offer
+ * acceptance follow a documented process (docs/demo-data.md), so a good model can learn it and the
+ * best achievable scores are known. Pure: seed in, rows out; nothing here touches a database.
+ *
+ * Each customer has three hidden traits: engagement e (drifting month to month), value v and
+ * satisfaction s, all standard normal. Month by month, for the 16 months up to the as-of date, the
+ * observable features are drawn from those traits; at each of the 12 monthly snapshots from 15 to 4
+ * months back the customer churns with probability `churnProbability(features)` and, once churned,
+ * stops buying. Offers are made at random and accepted with probability
+ * `acceptanceProbability(offer, features)`.
+ */
+
+export const OFFER_IDS = offerCatalog.offers.map((o) => o.id);
+export const DEMO_AS_OF = '2026-11-01';
+export const HISTORY_SNAPSHOTS = 12;
+/** Months back of the first and last churn snapshot; the last one's 90-day window ends before as-of. */
+const FIRST_SNAPSHOT_BACK = 15;
+const LAST_SNAPSHOT_BACK = 4;
+const OFFER_MONTHS_BACK = 12;
+const DEFAULTED_RECENCY = 999;
+const DEFAULTED_RECENCY_RATE = 0.005;
+const NEVER_BOUGHT_RATE = 0.04;
+const NOT_ENROLLED_RATE = 0.06;
+const OFFER_RATE_PER_MONTH = 0.35;
+
+/** The 10 features as the process sees them (true values, before the warehouse's recency default). */
+export interface DemoFeatures {
+  days_since_last_transaction: number | null;
+  transaction_count_90d: number;
+  total_revenue_90d: number;
+  avg_transaction_value: number | null;
+  tenure_days: number;
+  points_balance: number | null;
+  points_redeemed_90d: number | null;
+  offers_accepted_180d: number;
+  complaints_90d: number;
+  usage_trend: number | null;
+}
+
+export type FeatureVector = (number | null)[];
+
+export interface DemoCustomer {
+  customerId: string;
+  /** Current features as stored (the warehouse's defaulted recency applied). */
+  features: FeatureVector;
+  segments: string[];
+}
+
+export interface ChurnSnapshotRow {
+  customerId: string;
+  snapshotDate: string;
+  features: FeatureVector;
+  churned: boolean;
+  /** The process's churn probability for this row (not stored; used for the oracle metrics). */
+  probability: number;
+}
+
+export interface OfferRow {
+  customerId: string;
+  offeredAt: string;
+  features: FeatureVector;
+  offerId: string;
+  accepted: boolean;
+  /** Acceptance probability of every offer for this row (not stored; oracle NBO metrics). */
+  acceptance: number[];
+}
+
+export interface DemoBatch {
+  customers: DemoCustomer[];
+  churn: ChurnSnapshotRow[];
+  offers: OfferRow[];
+}
+
+export const DEMO_SEGMENTS = [
+  { id: 'all', name: 'All customers', description: 'Every customer in the programme.' },
+  { id: 'high-value', name: 'High Value Customers', description: '90-day revenue of 250 or more.' },
+  { id: 'at-risk', name: 'At Risk', description: 'Customers of 6 months or more whose last purchase was 45-180 days ago and whose purchasing is not growing.' },
+  { id: 'new', name: 'New Customers', description: 'Joined in the last 90 days.' },
+  { id: 'dormant', name: 'Dormant', description: 'No purchase in 180 days, or never bought, after 90 days of membership.' },
+];
+
+/** Id of the n-th demo customer (1-based): demo-000001, demo-000002, … */
+export function demoCustomerId(n: number): string {
+  return `demo-${String(n).padStart(6, '0')}`;
+}
+
+/** The process's probability that a customer with these features churns at a snapshot. */
+export function churnProbability(x: DemoFeatures): number {
+  const recency = x.days_since_last_transaction ?? 365;
+  const enrolled = x.points_balance !== null;
+  const logit =
+    -3.55 +
+    0.95 * clamp(Math.log1p(recency) - 3.0, -2, 3) -
+    0.35 * Math.log1p(x.transaction_count_90d) +
+    (x.tenure_days < 120 ? 0.8 : 0) -
+    0.15 * Math.min(x.tenure_days / 365, 6) +
+    0.5 * Math.min(x.complaints_90d, 4) -
+    0.5 * Math.tanh(x.usage_trend ?? 0) -
+    0.25 * Math.min(x.offers_accepted_180d, 4) +
+    (enrolled ? -0.08 * Math.log1p(x.points_balance!) : 0.35) +
+    (x.complaints_90d > 0 && (x.avg_transaction_value ?? 0) > 60 ? 0.4 : 0);
+  return sigmoid(logit);
+}
+
+/** The process's probability that a customer with these features accepts each offer (catalog order). */
+export function acceptanceProbabilities(x: DemoFeatures): number[] {
+  const recencyLog = Math.log1p(x.days_since_last_transaction ?? 365);
+  const avgLog = x.avg_transaction_value === null ? null : Math.log(x.avg_transaction_value);
+  const affinity: Record<string, number> = {
+    winback_20: 1.4 * (recencyLog - 4.0),
+    double_points: 0.9 * (Math.log1p(x.transaction_count_90d) - 1.0),
+    points_redemption_bonus: x.points_balance === null ? -2 : 0.8 * (Math.log1p(x.points_balance) - 5.0),
+    vip_upgrade: avgLog === null ? -2 : 1.3 * (avgLog - 4.0),
+    free_shipping: avgLog === null ? -0.5 : -1.1 * (avgLog - 3.4),
+    welcome_bundle: x.tenure_days < 120 ? 1.6 : -0.8 - Math.min(x.tenure_days, 1000) / 500,
+    service_recovery: 1.3 * Math.min(x.complaints_90d, 3) - 0.8,
+    cross_sell_bundle: x.usage_trend === null ? -0.5 : 1.6 * Math.tanh(x.usage_trend),
+  };
+  return OFFER_IDS.map((id) => sigmoid((affinity[id] ?? 0) - 1.0));
+}
+
+interface CustomerState {
+  e: number;
+  v: number;
+  s: number;
+  neverBuys: boolean;
+  enrolled: boolean;
+  tenureNow: number;
+  counts: number[];
+  lastRecency: number | null;
+  churned: boolean;
+}
+
+/** Generates customers [from, to] (1-based, inclusive). Each customer's rows depend only on (seed, n). */
+export function generateDemoBatch(seed: number, from: number, to: number): DemoBatch {
+  const batch: DemoBatch = { customers: [], churn: [], offers: [] };
+  const asOf = new Date(`${DEMO_AS_OF}T00:00:00Z`);
+  for (let n = from; n <= to; n++) {
+    const rng = new Rng(hash32(seed, n));
+    const id = demoCustomerId(n);
+    const state: CustomerState = {
+      e: rng.normal(),
+      v: rng.normal(),
+      s: rng.normal(),
+      neverBuys: rng.next() < NEVER_BOUGHT_RATE,
+      enrolled: rng.next() >= NOT_ENROLLED_RATE,
+      // Skewed tenure: many recent joiners, a long tail of old members (up to 10 years).
+      tenureNow: Math.min(3650, 1 + Math.floor(-Math.log(1 - rng.next()) * 700)),
+      counts: [],
+      lastRecency: null,
+      churned: false,
+    };
+    let current: DemoFeatures | null = null;
+    for (let back = FIRST_SNAPSHOT_BACK; back >= 0; back--) {
+      const tenure = state.tenureNow - back * 30;
+      if (tenure < 0) {
+        state.counts.push(-1);
+        continue;
+      }
+      const x = monthFeatures(rng, state, tenure);
+      const observed = observe(rng, x);
+      const date = monthsBefore(asOf, back);
+      if (!state.churned && back >= LAST_SNAPSHOT_BACK && back <= FIRST_SNAPSHOT_BACK) {
+        const p = churnProbability(x);
+        const churned = rng.next() < p;
+        batch.churn.push({ customerId: id, snapshotDate: isoDate(date), features: observed, churned, probability: p });
+        if (churned) state.churned = true;
+      } else if (!state.churned && back > 0 && back < LAST_SNAPSHOT_BACK) {
+        // Churn keeps happening after the last labelled snapshot; it shapes the current features.
+        if (rng.next() < churnProbability(x)) state.churned = true;
+      }
+      if (back >= 1 && back <= OFFER_MONTHS_BACK && !state.churned && rng.next() < OFFER_RATE_PER_MONTH) {
+        const acceptance = acceptanceProbabilities(x);
+        const k = Math.floor(rng.next() * OFFER_IDS.length);
+        const offeredAt = new Date(date.getTime() + Math.floor(rng.next() * 28) * 86_400_000 + Math.floor(rng.next() * 86_400) * 1000);
+        batch.offers.push({
+          customerId: id,
+          offeredAt: offeredAt.toISOString(),
+          features: observed,
+          offerId: OFFER_IDS[k]!,
+          accepted: rng.next() < acceptance[k]!,
+          acceptance,
+        });
+      }
+      if (back === 0) current = x;
+    }
+    const x = current!;
+    batch.customers.push({ customerId: id, features: observe(rng, x), segments: segmentsOf(x) });
+  }
+  return batch;
+}
+
+/** Draws one month's features from the hidden traits; churned customers stop buying. */
+function monthFeatures(rng: Rng, state: CustomerState, tenure: number): DemoFeatures {
+  state.e = 0.85 * state.e + 0.53 * rng.normal();
+  const active = !state.churned && !state.neverBuys;
+  const rate = active ? Math.exp(0.6 + 0.8 * state.e + 0.3 * state.v) : 0;
+  // Purchases in the last 90 days (capped by tenure for new members).
+  const count = rng.poisson(rate * Math.min(1, tenure / 90));
+  let recency: number | null;
+  if (count > 0) {
+    const window = Math.min(90, Math.max(1, tenure));
+    recency = 1 + Math.floor(window * (1 - Math.pow(rng.next(), 1 / count)));
+  } else if (state.neverBuys) {
+    recency = null;
+  } else if (state.lastRecency !== null) {
+    recency = Math.max(91, state.lastRecency + 30);
+  } else {
+    recency = tenure < 91 ? null : 91 + Math.floor(-Math.log(1 - rng.next()) * 120);
+  }
+  if (recency !== null && recency > tenure && tenure >= 1) recency = tenure;
+  state.lastRecency = recency;
+  const threeMonthsAgo = state.counts.length >= 3 ? state.counts[state.counts.length - 3]! : -1;
+  state.counts.push(count);
+  const avg = count > 0 ? round2(Math.exp(3.6 + 0.55 * state.v + 0.25 * rng.normal())) : null;
+  const revenue = count > 0 ? round2(count * avg! * Math.exp(0.1 * rng.normal())) : 0;
+  const balance = state.enrolled ? Math.round(Math.exp(4.5 + 0.7 * state.v + 0.4 * state.e + 0.3 * rng.normal())) : null;
+  const redeemed =
+    balance === null ? null : rng.next() < 0.6 ? Math.round(balance * sigmoid(-1.5 + 0.6 * state.e + 0.5 * rng.normal())) : 0;
+  return {
+    days_since_last_transaction: recency,
+    transaction_count_90d: count,
+    total_revenue_90d: revenue,
+    avg_transaction_value: avg,
+    tenure_days: tenure,
+    points_balance: balance,
+    points_redeemed_90d: redeemed,
+    offers_accepted_180d: active ? rng.poisson(Math.exp(-0.7 + 0.5 * state.e)) : 0,
+    complaints_90d: rng.poisson(Math.exp(-2.3 - 0.7 * state.s + 0.2 * rng.normal()) * (active ? 1 : 0.3)),
+    usage_trend: tenure >= 90 && threeMonthsAgo >= 0 ? round3((count - threeMonthsAgo) / (threeMonthsAgo + 1)) : null,
+  };
+}
+
+/** The features as the warehouse stores them: a few recency values defaulted to 999. */
+function observe(rng: Rng, x: DemoFeatures): FeatureVector {
+  const recency = rng.next() < DEFAULTED_RECENCY_RATE ? DEFAULTED_RECENCY : x.days_since_last_transaction;
+  return [
+    recency,
+    x.transaction_count_90d,
+    x.total_revenue_90d,
+    x.avg_transaction_value,
+    x.tenure_days,
+    x.points_balance,
+    x.points_redeemed_90d,
+    x.offers_accepted_180d,
+    x.complaints_90d,
+    x.usage_trend,
+  ];
+}
+
+function segmentsOf(x: DemoFeatures): string[] {
+  const out = ['all'];
+  const recency = x.days_since_last_transaction;
+  if (x.total_revenue_90d >= 250) out.push('high-value');
+  if (x.tenure_days >= 180 && recency !== null && recency >= 45 && recency <= 180 && (x.usage_trend ?? 0) <= 0) out.push('at-risk');
+  if (x.tenure_days < 90) out.push('new');
+  if (x.tenure_days >= 90 && (recency === null || recency > 180)) out.push('dormant');
+  return out;
+}
+
+/** A small, fast, seedable generator (mulberry32) with normal and Poisson draws. */
+export class Rng {
+  private state: number;
+  private spare: number | null = null;
+
+  constructor(seed: number) {
+    this.state = seed >>> 0;
+  }
+
+  next(): number {
+    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  normal(): number {
+    if (this.spare !== null) {
+      const s = this.spare;
+      this.spare = null;
+      return s;
+    }
+    let u = 0;
+    while (u === 0) u = this.next();
+    const v = this.next();
+    const r = Math.sqrt(-2 * Math.log(u));
+    this.spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  }
+
+  poisson(lambda: number): number {
+    if (lambda <= 0) return 0;
+    if (lambda > 30) return Math.max(0, Math.round(lambda + Math.sqrt(lambda) * this.normal()));
+    const limit = Math.exp(-lambda);
+    let k = 0;
+    let p = this.next();
+    while (p > limit) {
+      k++;
+      p *= this.next();
+    }
+    return k;
+  }
+}
+
+/** Mixes a seed and an index into a 32-bit seed (splitmix-style), so customers are independent. */
+export function hash32(seed: number, n: number): number {
+  let h = (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(n >>> 0, 0x85ebca6b)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d) >>> 0;
+  h = Math.imul(h ^ (h >>> 15), 0x846ca68b) >>> 0;
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+function sigmoid(z: number): number {
+  return 1 / (1 + Math.exp(-z));
+}
+
+function clamp(v: number, lo: number, hi: number): number {
+  return Math.min(hi, Math.max(lo, v));
+}
+
+function round2(v: number): number {
+  return Math.round(v * 100) / 100;
+}
+
+function round3(v: number): number {
+  return Math.round(v * 1000) / 1000;
+}
+
+function monthsBefore(date: Date, months: number): Date {
+  const d = new Date(date.getTime());
+  d.setUTCMonth(d.getUTCMonth() - months);
+  return d;
+}
+
+function isoDate(d: Date): string {
+  return d.toISOString().slice(0, 10);
+}

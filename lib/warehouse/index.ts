@@ -1,0 +1,189 @@
+import pg from 'pg';
+import { redactUrl } from '../config';
+import { NotFoundError, ValidationError, WarehouseUnavailableError } from '../errors';
+import { openEmbeddedWarehouse } from './embedded';
+import { FEATURES, loadWarehouseConfig, q, table, type WarehouseConfig } from './schema';
+
+export { FEATURES, loadWarehouseConfig, type WarehouseConfig } from './schema';
+
+/** What loyalty-ml needs from a SQL connection: pg's Pool and Client both fit. */
+export interface SqlClient {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+/** One customer's current features, in FEATURES order; null where the warehouse has no value. */
+export interface CustomerFeatureRow {
+  customerId: string;
+  features: (number | null)[];
+  updatedAt: Date | null;
+}
+
+export interface Segment {
+  id: string;
+  name: string;
+  description: string | null;
+}
+
+/** The most ids one IN (...) list carries; larger requests are split. */
+const IN_LIST_LIMIT = 1000;
+
+/**
+ * Customer features, segments and history over SQL. Queries stay within what PostgreSQL and
+ * Amazon Redshift both accept (`IN (...)` lists, no array parameters), and every table and column
+ * name comes from the warehouse configuration.
+ */
+export class Warehouse {
+  private readonly featureSelect: string;
+
+  constructor(
+    readonly db: SqlClient,
+    readonly cfg: WarehouseConfig,
+    readonly location = 'warehouse',
+  ) {
+    this.featureSelect = FEATURES.map((f) => q(cfg.features[f]!)).join(', ');
+  }
+
+  /** Features of the given customers; ids the warehouse does not know are simply absent. */
+  async getFeatures(customerIds: readonly string[]): Promise<Map<string, CustomerFeatureRow>> {
+    const cf = this.cfg.customer_features;
+    const out = new Map<string, CustomerFeatureRow>();
+    for (let start = 0; start < customerIds.length; start += IN_LIST_LIMIT) {
+      const ids = customerIds.slice(start, start + IN_LIST_LIMIT);
+      const placeholders = ids.map((_, i) => `$${i + 1}`).join(', ');
+      const result = await this.run<Record<string, unknown>>(
+        `SELECT ${q(cf.customer_id)} AS customer_id, ${this.featureSelect}, ${q(cf.updated_at)} AS updated_at
+         FROM ${table(this.cfg, cf.table)} WHERE ${q(cf.customer_id)} IN (${placeholders})`,
+        ids,
+      );
+      for (const row of result.rows) {
+        const id = String(row.customer_id);
+        out.set(id, {
+          customerId: id,
+          features: FEATURES.map((f) => toNumber(row[this.cfg.features[f]!])),
+          updatedAt: row.updated_at instanceof Date ? row.updated_at : null,
+        });
+      }
+    }
+    return out;
+  }
+
+  async listSegments(): Promise<Segment[]> {
+    const s = this.cfg.segments;
+    const result = await this.run<{ id: string; name: string; description: string | null }>(
+      `SELECT ${q(s.segment_id)} AS id, ${q(s.name)} AS name, ${q(s.description)} AS description
+       FROM ${table(this.cfg, s.table)} ORDER BY ${q(s.segment_id)}`,
+    );
+    return result.rows;
+  }
+
+  async getSegment(segmentId: string): Promise<Segment> {
+    const s = this.cfg.segments;
+    const result = await this.run<Segment>(
+      `SELECT ${q(s.segment_id)} AS id, ${q(s.name)} AS name, ${q(s.description)} AS description
+       FROM ${table(this.cfg, s.table)} WHERE ${q(s.segment_id)} = $1`,
+      [segmentId],
+    );
+    const row = result.rows[0];
+    if (!row) throw new NotFoundError(`Segment "${segmentId}" does not exist`, { code: 'segment_not_found' });
+    return row;
+  }
+
+  async countSegmentMembers(segmentId: string): Promise<number> {
+    const m = this.cfg.segment_members;
+    const result = await this.run<{ n: string }>(
+      `SELECT COUNT(*) AS n FROM ${table(this.cfg, m.table)} WHERE ${q(m.segment_id)} = $1`,
+      [segmentId],
+    );
+    return Number(result.rows[0]?.n ?? 0);
+  }
+
+  /** One page of a segment's members in id order, after `afterId` (keyset pagination). */
+  async segmentMembersPage(segmentId: string, afterId: string | null, limit: number): Promise<string[]> {
+    if (!Number.isInteger(limit) || limit < 1) throw new ValidationError(`Invalid page size ${limit}`);
+    const m = this.cfg.segment_members;
+    const result = await this.run<{ id: string }>(
+      `SELECT ${q(m.customer_id)} AS id FROM ${table(this.cfg, m.table)}
+       WHERE ${q(m.segment_id)} = $1 ${afterId === null ? '' : `AND ${q(m.customer_id)} > $2`}
+       ORDER BY ${q(m.customer_id)} LIMIT ${limit}`,
+      afterId === null ? [segmentId] : [segmentId, afterId],
+    );
+    return result.rows.map((r) => r.id);
+  }
+
+  /** Number of customers with features. */
+  async countCustomers(): Promise<number> {
+    const cf = this.cfg.customer_features;
+    const result = await this.run<{ n: string }>(`SELECT COUNT(*) AS n FROM ${table(this.cfg, cf.table)}`);
+    return Number(result.rows[0]?.n ?? 0);
+  }
+
+  /** Runs a statement, turning connection and SQL failures into WarehouseUnavailableError. */
+  async run<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.db.query<R>(text, values);
+    } catch (error) {
+      throw new WarehouseUnavailableError(`Warehouse query failed (${this.location}): ${describePgError(error)}`, { cause: error });
+    }
+  }
+}
+
+function toNumber(value: unknown): number | null {
+  if (value === null || value === undefined) return null;
+  const n = typeof value === 'number' ? value : Number(value);
+  return Number.isFinite(n) ? n : null;
+}
+
+export function describePgError(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: string }).code;
+    return code ? `${code}: ${error.message}` : error.message || error.name;
+  }
+  return String(error);
+}
+
+/** An open warehouse and the means to close it (and the embedded server, if this process runs it). */
+export interface WarehouseHandle {
+  warehouse: Warehouse;
+  pool: pg.Pool;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the warehouse a URL names: `postgres://…` directly, or `pglite:<folder>` through the
+ * embedded server. The pool is created here once; callers keep the handle for the process lifetime.
+ */
+export async function openWarehouse(
+  url: string,
+  options: { configPath?: string; maxConnections?: number; connectTimeoutMs?: number } = {},
+): Promise<WarehouseHandle> {
+  const cfg = loadWarehouseConfig(options.configPath);
+  let connectionString = url;
+  let stopEmbedded: () => Promise<void> = async () => undefined;
+  if (url.startsWith('pglite:')) {
+    const folder = url.slice('pglite:'.length) || '.data/warehouse';
+    try {
+      const server = await openEmbeddedWarehouse(folder);
+      connectionString = server.url;
+      stopEmbedded = server.stop;
+    } catch (error) {
+      throw new WarehouseUnavailableError(`Could not open the embedded warehouse in ${folder}: ${describePgError(error)}`, { cause: error });
+    }
+  }
+  const pool = new pg.Pool({
+    connectionString,
+    max: options.maxConnections ?? (url.startsWith('pglite:') ? 1 : 4),
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+    idleTimeoutMillis: 30_000,
+  });
+  // An idle client losing its connection must not crash the process; the next query reports it.
+  pool.on('error', () => undefined);
+  const location = url.startsWith('pglite:') ? `embedded warehouse ${url.slice(7)}` : redactUrl(url);
+  return {
+    warehouse: new Warehouse(pool, cfg, location),
+    pool,
+    close: async () => {
+      await pool.end().catch(() => undefined);
+      await stopEmbedded();
+    },
+  };
+}
