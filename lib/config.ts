@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import { ConfigError } from './errors';
 
 /**
@@ -63,10 +64,18 @@ function optional(env: Env, name: string): string | undefined {
 
 function defaultActor(env: Env): string {
   if (env.AWS_LAMBDA_FUNCTION_NAME) return `lambda:${env.AWS_LAMBDA_FUNCTION_NAME}`;
-  return `cli:${env.USER ?? env.LOGNAME ?? 'unknown'}`;
+  return `cli:${env.USER ?? env.LOGNAME ?? safeUsername()}`;
 }
 
 /** Hides a password in a connection URL before it is printed. */
 export function redactUrl(url: string): string {
   return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
+}
+
+function safeUsername(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return 'unknown';
+  }
 }

@@ -77,13 +77,16 @@ export class ModelRegistry {
     return this.store.location;
   }
 
-  /** Names of the models that have at least one version. */
+  /** Names of the models that have at least one published version. */
   async listModels(): Promise<string[]> {
-    const { prefixes } = await this.store.list('models/', { delimiter: '/' });
-    const names = prefixes.map((p) => p.slice('models/'.length, -1)).filter((n) => NAME.test(n));
-    const withVersions: string[] = [];
-    for (const name of names) if ((await this.versionNumbers(name, true)).length) withVersions.push(name);
-    return withVersions.sort();
+    // One flat listing (registries hold few objects); it does not rely on delimiter grouping.
+    const { keys } = await this.store.list('models/');
+    const names = new Set<string>();
+    for (const key of keys) {
+      const m = /^models\/([^/]+)\/versions\/\d+\/manifest\.json$/.exec(key);
+      if (m && NAME.test(m[1]!)) names.add(m[1]!);
+    }
+    return [...names].sort();
   }
 
   /** Every published version of a model, oldest first. */
@@ -300,22 +303,17 @@ export class ModelRegistry {
     throw new ConflictError(`Alias "${alias}" of "${name}" kept changing; try again`);
   }
 
-  /** Version numbers present; `complete` keeps only those whose manifest exists. */
+  /**
+   * Version numbers present. `complete` keeps only versions whose manifest exists; otherwise any
+   * number with any object counts as taken (a crashed publish's orphan is never reused).
+   */
   private async versionNumbers(name: string, complete: boolean): Promise<number[]> {
     const base = `models/${name}/versions/`;
     const numbers = new Set<number>();
-    if (complete) {
-      const { keys } = await this.store.list(base);
-      for (const key of keys) {
-        const m = /^(\d+)\/manifest\.json$/.exec(key.slice(base.length));
-        if (m) numbers.add(Number(m[1]));
-      }
-    } else {
-      const { prefixes } = await this.store.list(base, { delimiter: '/' });
-      for (const p of prefixes) {
-        const m = /^(\d+)\/$/.exec(p.slice(base.length));
-        if (m) numbers.add(Number(m[1]));
-      }
+    const { keys } = await this.store.list(base);
+    for (const key of keys) {
+      const m = /^(\d+)\/(.+)$/.exec(key.slice(base.length));
+      if (m && (!complete || m[2] === 'manifest.json')) numbers.add(Number(m[1]));
     }
     return [...numbers].sort((a, b) => a - b);
   }

@@ -1,0 +1,133 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { WarehouseUnavailableError } from '../../lib/errors';
+import { loadDemoData, readDemoSummary } from '../../lib/warehouse/demo-load';
+import { FEATURES, openWarehouse, type WarehouseHandle } from '../../lib/warehouse/index';
+import { tempDir } from '../support/registry';
+
+const CUSTOMERS = 3000;
+let handle: WarehouseHandle;
+
+beforeAll(async () => {
+  handle = await openWarehouse(inject('postgresUrl'));
+  await loadDemoData(handle.pool, handle.warehouse.cfg, { customers: CUSTOMERS, seed: 7 });
+});
+
+afterAll(async () => {
+  await handle?.close();
+});
+
+describe('warehouse on PostgreSQL with demo data', () => {
+  it('answers features for known ids in one query and leaves unknown ids out', async () => {
+    const rows = await handle.warehouse.getFeatures(['demo-000001', 'demo-002999', 'nobody']);
+
+    expect([...rows.keys()].sort()).toEqual(['demo-000001', 'demo-002999']);
+    const first = rows.get('demo-000001')!;
+    expect(first.features).toHaveLength(FEATURES.length);
+    expect(first.features[4]).toBeGreaterThan(0); // tenure_days
+  });
+
+  it('holds the quirks a real warehouse has', async () => {
+    const q = (sql: string) => handle.pool.query<{ n: string }>(sql).then((r) => Number(r.rows[0]!.n));
+
+    expect(await q(`SELECT COUNT(*) AS n FROM customer_features WHERE days_since_last_transaction = 999`)).toBeGreaterThan(0);
+    expect(await q(`SELECT COUNT(*) AS n FROM customer_features WHERE transaction_count_90d = 0`)).toBeGreaterThan(CUSTOMERS / 10);
+    expect(await q(`SELECT COUNT(*) AS n FROM customer_features WHERE points_balance IS NULL`)).toBeGreaterThan(0);
+    expect(await q(`SELECT COUNT(*) AS n FROM customer_features WHERE avg_transaction_value IS NULL`)).toBeGreaterThan(0);
+    // Skewed revenue: the mean well above the median.
+    const { rows } = await handle.pool.query<{ mean: number; median: number }>(
+      `SELECT AVG(total_revenue_90d) AS mean, PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY total_revenue_90d) AS median
+       FROM customer_features WHERE total_revenue_90d > 0`,
+    );
+    expect(Number(rows[0]!.mean)).toBeGreaterThan(1.1 * Number(rows[0]!.median));
+  });
+
+  it('has the five segments and 12 monthly churn snapshots', async () => {
+    expect((await handle.warehouse.listSegments()).map((s) => s.id)).toEqual(['all', 'at-risk', 'dormant', 'high-value', 'new']);
+    expect(await handle.warehouse.countSegmentMembers('all')).toBe(CUSTOMERS);
+    const snapshots = await handle.pool.query(`SELECT DISTINCT snapshot_date FROM customer_churn_history`);
+    expect(snapshots.rowCount).toBe(12);
+    const offers = await handle.pool.query<{ n: string }>(`SELECT COUNT(DISTINCT offer_id) AS n FROM customer_offer_history WHERE accepted`);
+    expect(Number(offers.rows[0]!.n)).toBe(8);
+  });
+
+  it('pages through a segment with keyset pagination, each member once', async () => {
+    const seen: string[] = [];
+    let after: string | null = null;
+    for (;;) {
+      const page: string[] = await handle.warehouse.segmentMembersPage('dormant', after, 97);
+      if (!page.length) break;
+      seen.push(...page);
+      after = page[page.length - 1]!;
+    }
+    expect(seen.length).toBe(await handle.warehouse.countSegmentMembers('dormant'));
+    expect(new Set(seen).size).toBe(seen.length);
+    expect([...seen].sort()).toEqual(seen);
+  });
+
+  it('records the achievable scores of the generating process', async () => {
+    const summary = (await readDemoSummary(handle.pool))!;
+    expect(summary.customers).toBe(CUSTOMERS);
+    expect(summary.oracle.churn_auc_latest_snapshot).toBeGreaterThan(0.75);
+    expect(summary.oracle.nbo_top1_accuracy).toBeGreaterThan(0.2);
+  });
+
+  it('is deterministic for a seed', async () => {
+    const digest = async () =>
+      (
+        await handle.pool.query<{ d: string }>(
+          `SELECT md5(string_agg(customer_id || ':' || coalesce(days_since_last_transaction::text, '-') || ':' || total_revenue_90d::text, ',' ORDER BY customer_id)) AS d FROM customer_features`,
+        )
+      ).rows[0]!.d;
+    const before = await digest();
+    await loadDemoData(handle.pool, handle.warehouse.cfg, { customers: CUSTOMERS, seed: 7 });
+    expect(await digest()).toBe(before);
+  });
+
+  it('rolls a failed load back, keeping the previous contents', async () => {
+    const count = await handle.warehouse.countCustomers();
+    await handle.pool.query(`CREATE OR REPLACE FUNCTION fail_late() RETURNS trigger AS $$
+      BEGIN IF NEW.customer_id = 'demo-000150' THEN RAISE EXCEPTION 'disk full'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql`);
+    await handle.pool.query(`CREATE TRIGGER fail_late BEFORE INSERT ON customer_offer_history FOR EACH ROW EXECUTE FUNCTION fail_late()`);
+    try {
+      await expect(loadDemoData(handle.pool, handle.warehouse.cfg, { customers: 500, seed: 1 })).rejects.toThrow(/rolled back.*disk full/);
+      expect(await handle.warehouse.countCustomers()).toBe(count);
+    } finally {
+      await handle.pool.query(`DROP TRIGGER fail_late ON customer_offer_history`);
+    }
+  });
+
+  it('reports an unreachable warehouse plainly', async () => {
+    const dead = await openWarehouse('postgres://postgres@127.0.0.1:9/postgres', { connectTimeoutMs: 1000 });
+    try {
+      await expect(dead.warehouse.getFeatures(['demo-000001'])).rejects.toBeInstanceOf(WarehouseUnavailableError);
+    } finally {
+      await dead.close();
+    }
+  });
+});
+
+describe('embedded warehouse (PGlite through the same pg code)', () => {
+  it('serves a local folder over the wire protocol, persists, and shares one server per folder', async () => {
+    const dir = `${tempDir()}/warehouse`;
+    const first = await openWarehouse(`pglite:${dir}`);
+    try {
+      await loadDemoData(first.pool, first.warehouse.cfg, { customers: 200, seed: 3 });
+      const second = await openWarehouse(`pglite:${dir}`);
+      try {
+        expect(await second.warehouse.countCustomers()).toBe(200);
+      } finally {
+        await second.close();
+      }
+      expect((await first.warehouse.getFeatures(['demo-000200'])).size).toBe(1);
+    } finally {
+      await first.close();
+    }
+    const reopened = await openWarehouse(`pglite:${dir}`);
+    try {
+      expect(await reopened.warehouse.countCustomers()).toBe(200);
+    } finally {
+      await reopened.close();
+    }
+  });
+});
+

@@ -1,0 +1,144 @@
+import {
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+  DeleteObjectCommand,
+} from '@aws-sdk/client-s3';
+import { sdkStreamMixin } from '@smithy/util-stream';
+import { mockClient } from 'aws-sdk-client-mock';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { PreconditionFailedError, StoreUnavailableError } from '../../lib/errors';
+import { ModelRegistry } from '../../lib/registry/index';
+import { S3ObjectStore } from '../../lib/storage/s3';
+import { draft } from '../support/registry';
+
+const s3 = mockClient(S3Client);
+const client = new S3Client({ region: 'eu-west-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } });
+
+function serviceError(name: string, status: number): S3ServiceException {
+  return new S3ServiceException({ name, $fault: 'client', $metadata: { httpStatusCode: status }, message: name });
+}
+
+function body(text: string) {
+  return sdkStreamMixin(Readable.from([Buffer.from(text)]));
+}
+
+beforeEach(() => s3.reset());
+afterEach(() => s3.reset());
+
+describe('S3ObjectStore', () => {
+  const store = () => new S3ObjectStore({ bucket: 'models-bucket', prefix: 'loyalty', client });
+
+  it('sends If-None-Match: * for create-only writes and maps 412 to PreconditionFailedError', async () => {
+    s3.on(PutObjectCommand).rejects(serviceError('PreconditionFailed', 412));
+
+    await expect(store().put('models/churn/versions/1/model.onnx', new Uint8Array([1]), { ifNoneMatch: true })).rejects.toBeInstanceOf(
+      PreconditionFailedError,
+    );
+
+    const input = s3.commandCalls(PutObjectCommand)[0]!.args[0].input;
+    expect(input.IfNoneMatch).toBe('*');
+    expect(input.Key).toBe('loyalty/models/churn/versions/1/model.onnx');
+    expect(input.Bucket).toBe('models-bucket');
+  });
+
+  it('sends If-Match for compare-and-swap and treats 409 (concurrent conditional write) as a lost race', async () => {
+    s3.on(PutObjectCommand).rejects(serviceError('ConditionalRequestConflict', 409));
+
+    await expect(store().put('models/churn/aliases/production.json', new Uint8Array([1]), { ifMatch: '"abc"' })).rejects.toBeInstanceOf(
+      PreconditionFailedError,
+    );
+    expect(s3.commandCalls(PutObjectCommand)[0]!.args[0].input.IfMatch).toBe('"abc"');
+  });
+
+  it('reports an unreachable S3 as StoreUnavailableError without leaking the SDK error as its message', async () => {
+    s3.on(GetObjectCommand).rejects(Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:443'), { name: 'TimeoutError' }));
+
+    const error = await store().get('models/churn/aliases/production.json').catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(StoreUnavailableError);
+    expect((error as StoreUnavailableError).expose).toBe(false);
+    expect((error as Error).message).toContain('s3://models-bucket/loyalty/');
+  });
+
+  it('returns null for a missing key', async () => {
+    s3.on(GetObjectCommand).rejects(serviceError('NoSuchKey', 404));
+    expect(await store().get('models/churn/aliases/production.json')).toBeNull();
+  });
+
+  it('pages through listings and strips the prefix', async () => {
+    s3.on(ListObjectsV2Command)
+      .resolvesOnce({ Contents: [{ Key: 'loyalty/models/a/versions/1/manifest.json' }], IsTruncated: true, NextContinuationToken: 't1' })
+      .resolvesOnce({ Contents: [{ Key: 'loyalty/models/a/versions/2/manifest.json' }], IsTruncated: false });
+
+    const { keys } = await store().list('models/a/versions/');
+
+    expect(keys).toEqual(['models/a/versions/1/manifest.json', 'models/a/versions/2/manifest.json']);
+    expect(s3.commandCalls(ListObjectsV2Command)[1]!.args[0].input.ContinuationToken).toBe('t1');
+  });
+});
+
+describe('ModelRegistry over S3 conditional writes', () => {
+  it('takes the next number when another publisher claimed the version first (412)', async () => {
+    // The listing shows no versions; the claim of v1 loses a race, the retry sees v1 and claims v2.
+    s3.on(ListObjectsV2Command)
+      .resolvesOnce({ Contents: [], IsTruncated: false })
+      .resolves({ Contents: [{ Key: 'loyalty/models/churn/versions/1/model.onnx' }], IsTruncated: false });
+    s3.on(PutObjectCommand).resolves({ ETag: '"e"' });
+    s3.on(PutObjectCommand, { Key: 'loyalty/models/churn/versions/1/model.onnx' }).rejects(serviceError('PreconditionFailed', 412));
+    const registry = new ModelRegistry(new S3ObjectStore({ bucket: 'b', prefix: 'loyalty', client }), { actor: 'test' });
+
+    const manifest = await registry.publish('churn', new Uint8Array([1, 2, 3]), draft());
+
+    expect(manifest.version).toBe(2);
+    const puts = s3.commandCalls(PutObjectCommand).map((c) => [c.args[0].input.Key, c.args[0].input.IfNoneMatch]);
+    expect(puts).toEqual([
+      ['loyalty/models/churn/versions/1/model.onnx', '*'],
+      ['loyalty/models/churn/versions/2/model.onnx', '*'],
+      ['loyalty/models/churn/versions/2/manifest.json', '*'],
+    ]);
+  });
+
+  it('removes the claimed model file when the manifest write fails', async () => {
+    s3.on(ListObjectsV2Command).resolves({ Contents: [], IsTruncated: false });
+    s3.on(PutObjectCommand).resolves({ ETag: '"e"' });
+    s3.on(PutObjectCommand, { Key: 'loyalty/models/churn/versions/1/manifest.json' }).rejects(serviceError('InternalError', 500));
+    s3.on(DeleteObjectCommand).resolves({});
+    const registry = new ModelRegistry(new S3ObjectStore({ bucket: 'b', prefix: 'loyalty', client }), { actor: 'test' });
+
+    await expect(registry.publish('churn', new Uint8Array([1]), draft())).rejects.toBeInstanceOf(StoreUnavailableError);
+
+    expect(s3.commandCalls(DeleteObjectCommand).map((c) => c.args[0].input.Key)).toEqual(['loyalty/models/churn/versions/1/model.onnx']);
+  });
+
+  it('retries an alias move that lost the compare-and-swap (412 on If-Match) against the new state', async () => {
+    const manifest = JSON.stringify({ ...draft(), schema_version: 1, name: 'churn', version: 2, created_at: '2026-01-01T00:00:00.000Z', created_by: 't', model: { ...draft().model, file: 'model.onnx', format: 'onnx', sha256: 'a'.repeat(64), size_bytes: 1 } });
+    const alias = (version: number, history: number) =>
+      JSON.stringify({
+        schema_version: 1, name: 'churn', alias: 'production', version, updated_at: 'x', updated_by: 'x',
+        history: Array.from({ length: history }, (_, i) => ({ at: 'x', by: 'x', action: 'promote', from: i === 0 ? null : i, to: i + 1, reason: null })),
+      });
+    s3.on(GetObjectCommand, { Key: 'loyalty/models/churn/versions/2/model.onnx' }).callsFake(() => ({ Body: body('x'), ETag: '"b"' }));
+    // sha256('x')
+    const sha = '2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881';
+    s3.on(GetObjectCommand, { Key: 'loyalty/models/churn/versions/2/manifest.json' }).callsFake(() => ({
+      Body: body(manifest.replace('a'.repeat(64), sha)),
+      ETag: '"m"',
+    }));
+    s3.on(GetObjectCommand, { Key: 'loyalty/models/churn/aliases/production.json' })
+      .callsFakeOnce(() => ({ Body: body(alias(1, 1)), ETag: '"v1"' }))
+      .callsFake(() => ({ Body: body(alias(3, 3)), ETag: '"v3"' }));
+    s3.on(PutObjectCommand, { IfMatch: '"v1"' }).rejects(serviceError('PreconditionFailed', 412));
+    s3.on(PutObjectCommand, { IfMatch: '"v3"' }).resolves({ ETag: '"v4"' });
+    const registry = new ModelRegistry(new S3ObjectStore({ bucket: 'b', prefix: 'loyalty', client }), { actor: 'test' });
+
+    const record = await registry.promote('churn', 'production', 2);
+
+    expect(record.version).toBe(2);
+    expect(record.history.at(-1)).toMatchObject({ from: 3, to: 2 });
+    expect(record.history).toHaveLength(4);
+  });
+});
