@@ -2,13 +2,14 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { WarehouseUnavailableError } from '../../lib/errors';
 import { loadDemoData, readDemoSummary } from '../../lib/warehouse/demo-load';
 import { FEATURES, openWarehouse, type WarehouseHandle } from '../../lib/warehouse/index';
+import { createTestDatabase } from '../support/postgres';
 import { tempDir } from '../support/registry';
 
 const CUSTOMERS = 3000;
 let handle: WarehouseHandle;
 
 beforeAll(async () => {
-  handle = await openWarehouse(inject('postgresUrl'));
+  handle = await openWarehouse(await createTestDatabase(inject('postgresUrl'), 'warehouse'));
   await loadDemoData(handle.pool, handle.warehouse.cfg, { customers: CUSTOMERS, seed: 7 });
 });
 

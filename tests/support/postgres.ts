@@ -82,3 +82,21 @@ function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * A new, empty database on the test server, so test files running in parallel never share tables.
+ */
+export async function createTestDatabase(serverUrl: string, prefix: string): Promise<string> {
+  const { default: pg } = await import('pg');
+  const name = `${prefix}_${process.pid}_${Math.floor(Math.random() * 1e9)}`.replace(/[^a-z0-9_]/gi, '_').toLowerCase();
+  const client = new pg.Client({ connectionString: serverUrl });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}

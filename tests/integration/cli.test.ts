@@ -1,0 +1,117 @@
+import { describe, expect, inject, it } from 'vitest';
+import { runCli } from '../support/cli';
+import { FIXTURES_DIR } from '../support/fixtures';
+import { startS3rver } from '../support/s3rver';
+import { createTestDatabase } from '../support/postgres';
+import { tempDir } from '../support/registry';
+
+const fixture = (name: string, file = 'model.onnx') => `${FIXTURES_DIR}/onnx/${name}/${file}`;
+
+describe('loyalty-ml CLI', () => {
+  it('prints help for every command and exits 2 on bad usage', async () => {
+    const help = await runCli(['--help']);
+    expect(help.code).toBe(0);
+    for (const verb of ['demo-data', 'publish', 'list', 'show', 'promote', 'rollback']) {
+      expect(help.stdout).toContain(verb);
+      const sub = await runCli([verb, '--help']);
+      expect(sub.code).toBe(0);
+      expect(sub.stdout).toContain(`loyalty-ml ${verb}`);
+    }
+    expect((await runCli([])).code).toBe(2);
+    const unknown = await runCli(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown command "frobnicate"');
+    const badFlag = await runCli(['list', '--colour']);
+    expect(badFlag.code).toBe(2);
+    expect(badFlag.stderr).toMatch(/Unknown option '--colour'/);
+  });
+
+  it('fills a PostgreSQL warehouse with demo data, showing progress', async () => {
+    const WAREHOUSE_URL = await createTestDatabase(inject('postgresUrl'), 'cli');
+    const result = await runCli(['demo-data', '--customers', '1500', '--seed', '5', '--json'], { WAREHOUSE_URL });
+
+    expect(result.code).toBe(0);
+    expect(result.json()).toMatchObject({ customers: 1500, seed: 5 });
+    expect(result.stderr).toMatch(/customers: 1,500\/1,500 \(100%\)/);
+    const bad = await runCli(['demo-data', '--customers', 'lots'], { WAREHOUSE_URL });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--customers must be a whole number');
+  });
+
+  it('publishes, lists, shows, promotes and rolls back in a local folder', async () => {
+    const env = { MODEL_REGISTRY_URI: tempDir() };
+
+    const v1 = await runCli(['publish', 'iris', '--model', fixture('sklearn_logreg_iris'), '--features', 'sepal_width,petal_width', '--json'], env);
+    const v2 = await runCli(['publish', 'iris', '--model', fixture('sklearn_lightgbm_iris'), '--features', 'sepal_width,petal_width', '--promote', 'staging'], env);
+    expect(v1.code).toBe(0);
+    expect(v1.json().manifest).toMatchObject({ name: 'iris', version: 1, created_by: 'cli-test' });
+    expect(v2.code).toBe(0);
+    expect(v2.stdout).toContain('Published iris v2');
+    expect(v2.stdout).toContain('Alias staging -> v2');
+
+    expect((await runCli(['promote', 'iris', '1', 'production'], env)).stdout).toContain('iris@production: unset -> v1');
+    expect((await runCli(['promote', 'iris', 'staging', 'production'], env)).stdout).toContain('v1 -> v2');
+    const listed = (await runCli(['list', '--json'], env)).json();
+    expect(listed.models).toEqual([{ name: 'iris', versions: 2, latest: 2, aliases: { production: 2, staging: 2 } }]);
+
+    const rolled = await runCli(['rollback', 'iris', 'production'], env);
+    expect(rolled.code).toBe(0);
+    expect(rolled.stdout).toContain('v2 -> v1 (rolled back)');
+    const shown = await runCli(['show', 'iris', 'production', '--json'], env);
+    expect(shown.json().manifest.version).toBe(1);
+    expect(shown.json().integrity.ok).toBe(true);
+    expect(shown.json().aliases.find((a: { alias: string }) => a.alias === 'production').history).toHaveLength(3);
+
+    const again = await runCli(['rollback', 'iris', 'production'], env);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('no earlier version');
+  });
+
+  it('refuses bad models and bad names with exit code 2 and writes nothing', async () => {
+    const env = { MODEL_REGISTRY_URI: tempDir() };
+    const cases: [string[], RegExp][] = [
+      [['publish', 'legacy', '--model', fixture('pytorch_linear_legacy'), '--features', Array.from({ length: 10 }, (_, i) => `f${i}`).join(',')], /opset 6/],
+      [['publish', 'iris', '--model', fixture('sklearn_logreg_iris'), '--features', 'a,b,c'], /takes 2 features/],
+      [['publish', '../x', '--model', fixture('sklearn_logreg_iris'), '--features', 'a,b'], /Invalid model name "..\/x"/],
+      [['publish', 'iris', '--model', '/nonexistent/model.onnx', '--features', 'a,b'], /no such file/],
+      [['publish', 'iris', '--model', fixture('sklearn_logreg_iris', 'test_vectors.json'), '--features', 'a,b'], /not a valid ONNX file|could not load/],
+      [['show', 'iris'], /no published versions/],
+      [['promote', 'iris', '1', 'a/b'], /Invalid alias name/],
+    ];
+    for (const [args, message] of cases) {
+      const result = await runCli(args, env);
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(result.stderr).toMatch(message);
+    }
+    expect((await runCli(['list', '--json'], env)).json().models).toEqual([]);
+  });
+
+  it('works against S3 with the usual credential chain, and says so plainly when S3 is down', async () => {
+    const s3 = await startS3rver('cli-bucket');
+    try {
+      const env = {
+        MODEL_REGISTRY_URI: 's3://cli-bucket/registry',
+        AWS_ENDPOINT_URL_S3: s3.endpoint,
+        AWS_ACCESS_KEY_ID: 'S3RVER',
+        AWS_SECRET_ACCESS_KEY: 'S3RVER',
+        AWS_REGION: 'us-east-1',
+      };
+      const published = await runCli(['publish', 'titanic', '--model', fixture('sklearn_titanic_pipeline_zipmap'), '--features', 'pclass,sex,age,fare,embarked', '--json'], env);
+      expect(published.code).toBe(0);
+      expect(published.json().manifest.model.rewrites[0]).toMatchObject({ kind: 'zipmap_removed', output: 'output_probability' });
+      const shown = await runCli(['show', 'titanic', '1', '--json'], env);
+      expect(shown.json().integrity.ok).toBe(true);
+    } finally {
+      await s3.stop();
+    }
+    const down = await runCli(['list'], {
+      MODEL_REGISTRY_URI: 's3://cli-bucket/registry',
+      AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9',
+      AWS_ACCESS_KEY_ID: 'x',
+      AWS_SECRET_ACCESS_KEY: 'y',
+      AWS_REGION: 'us-east-1',
+    });
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/error: S3 s3:\/\/cli-bucket\/registry\/: could not list/);
+  });
+});
