@@ -8,11 +8,12 @@ import {
   ValidationError,
 } from '../../lib/errors';
 import { ModelRegistry, manifestKey, modelKey, previousVersion } from '../../lib/registry/index';
+import type { ObjectStore } from '../../lib/storage/index';
 import { draft, FaultyStore, tempFsStore } from '../support/registry';
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
-function registry(store = tempFsStore()) {
+function registry(store: ObjectStore = tempFsStore()) {
   return new ModelRegistry(store, { actor: 'test-user' });
 }
 
