@@ -107,6 +107,7 @@ export type InputSchema = z.infer<typeof InputSchemaSchema>;
 export type OutputSchema = z.infer<typeof OutputSchemaSchema>;
 export type FeatureSpec = z.infer<typeof FeatureSpecSchema>;
 export type Lineage = ModelManifest['lineage'];
+export type GateResult = z.infer<typeof GateResultSchema>;
 
 /** What a publisher supplies; the registry fills in name, version, time, author and checksum. */
 export type ManifestDraft = Omit<ModelManifest, 'schema_version' | 'name' | 'version' | 'created_at' | 'created_by' | 'model'> & {

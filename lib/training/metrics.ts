@@ -30,3 +30,205 @@ export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number | boo
   if (positives === 0 || negatives === 0) return NaN;
   return (rankSum - (positives * (positives + 1)) / 2) / (positives * negatives);
 }
+
+const EPS = 1e-15;
+
+/**
+ * Average precision (area under the precision-recall curve, step-wise as scikit-learn computes
+ * it): precision at each distinct score threshold, weighted by the recall it adds. Tied scores
+ * form one threshold.
+ */
+export function averagePrecision(scores: ArrayLike<number>, labels: ArrayLike<number | boolean>): number {
+  const n = scores.length;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[b]! - scores[a]!);
+  let positives = 0;
+  for (let i = 0; i < n; i++) if (labels[i]) positives++;
+  if (positives === 0) return NaN;
+  let tp = 0;
+  let seen = 0;
+  let ap = 0;
+  let i = 0;
+  while (i < n) {
+    let j = i;
+    while (j + 1 < n && scores[order[j + 1]!] === scores[order[i]!]) j++;
+    let groupTp = 0;
+    for (let k = i; k <= j; k++) if (labels[order[k]!]) groupTp++;
+    tp += groupTp;
+    seen += j - i + 1;
+    ap += (groupTp / positives) * (tp / seen);
+    i = j + 1;
+  }
+  return ap;
+}
+
+/** Mean negative log-likelihood of binary labels, probabilities clipped to [1e-15, 1 - 1e-15]. */
+export function binaryLogLoss(p: ArrayLike<number>, y: ArrayLike<number | boolean>): number {
+  let sum = 0;
+  for (let i = 0; i < p.length; i++) {
+    const q = Math.min(1 - EPS, Math.max(EPS, p[i]!));
+    sum -= y[i] ? Math.log(q) : Math.log(1 - q);
+  }
+  return sum / p.length;
+}
+
+/** Mean squared error of the probabilities against 0/1 outcomes. */
+export function brierScore(p: ArrayLike<number>, y: ArrayLike<number | boolean>): number {
+  let sum = 0;
+  for (let i = 0; i < p.length; i++) sum += (p[i]! - (y[i] ? 1 : 0)) ** 2;
+  return sum / p.length;
+}
+
+/**
+ * Lift in a top fraction: the positive rate among the highest-scored `fraction` of rows divided by
+ * the overall positive rate. Rows tied at the cut count in proportion, so ties cannot flatter it.
+ */
+export function liftAt(scores: ArrayLike<number>, labels: ArrayLike<number | boolean>, fraction = 0.1): number {
+  const n = scores.length;
+  const k = Math.max(1, Math.round(n * fraction));
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[b]! - scores[a]!);
+  let total = 0;
+  for (let i = 0; i < n; i++) if (labels[i]) total++;
+  if (total === 0) return NaN;
+  let taken = 0;
+  let hits = 0;
+  let i = 0;
+  while (i < n && taken < k) {
+    let j = i;
+    while (j + 1 < n && scores[order[j + 1]!] === scores[order[i]!]) j++;
+    const size = j - i + 1;
+    let groupHits = 0;
+    for (let t = i; t <= j; t++) if (labels[order[t]!]) groupHits++;
+    const share = Math.min(1, (k - taken) / size);
+    hits += groupHits * share;
+    taken += size * share;
+    i = j + 1;
+  }
+  return hits / k / (total / n);
+}
+
+export interface CalibrationBin {
+  lower: number;
+  upper: number;
+  count: number;
+  mean_predicted: number | null;
+  observed_rate: number | null;
+}
+
+/** Reliability table over equal-width probability bins ([0, 0.1), …, [0.9, 1.0]). */
+export function calibrationTable(p: ArrayLike<number>, y: ArrayLike<number | boolean>, bins = 10): CalibrationBin[] {
+  const count = new Array<number>(bins).fill(0);
+  const sumP = new Array<number>(bins).fill(0);
+  const sumY = new Array<number>(bins).fill(0);
+  for (let i = 0; i < p.length; i++) {
+    const b = Math.min(bins - 1, Math.max(0, Math.floor(p[i]! * bins)));
+    count[b]!++;
+    sumP[b]! += p[i]!;
+    sumY[b]! += y[i] ? 1 : 0;
+  }
+  return count.map((c, b) => ({
+    lower: b / bins,
+    upper: (b + 1) / bins,
+    count: c,
+    mean_predicted: c ? sumP[b]! / c : null,
+    observed_rate: c ? sumY[b]! / c : null,
+  }));
+}
+
+/** Expected calibration error: the count-weighted gap between predicted and observed rates. */
+export function expectedCalibrationError(table: CalibrationBin[]): number {
+  const n = table.reduce((a, b) => a + b.count, 0);
+  return table.reduce((a, b) => a + (b.count ? (b.count / n) * Math.abs(b.mean_predicted! - b.observed_rate!) : 0), 0);
+}
+
+export interface BinaryMetrics {
+  rows: number;
+  positives: number;
+  auc: number;
+  pr_auc: number;
+  log_loss: number;
+  brier: number;
+  top_decile_lift: number;
+  ece: number;
+  calibration: CalibrationBin[];
+}
+
+/** Every binary metric loyalty-ml reports, for P(positive) scores and 0/1 labels. */
+export function binaryMetrics(p: ArrayLike<number>, y: ArrayLike<number>): BinaryMetrics {
+  const calibration = calibrationTable(p, y);
+  let positives = 0;
+  for (let i = 0; i < y.length; i++) if (y[i]) positives++;
+  return {
+    rows: p.length,
+    positives,
+    auc: rocAuc(p, y),
+    pr_auc: averagePrecision(p, y),
+    log_loss: binaryLogLoss(p, y),
+    brier: brierScore(p, y),
+    top_decile_lift: liftAt(p, y, 0.1),
+    ece: expectedCalibrationError(calibration),
+    calibration,
+  };
+}
+
+export interface MulticlassMetrics {
+  rows: number;
+  top1_accuracy: number;
+  top3_accuracy: number;
+  log_loss: number;
+  /** Per class: of the rows whose label is this class, the share where it was ranked first. */
+  per_class_recall: Record<string, number | null>;
+  /** Share of rows where each class was ranked first. */
+  top_class_share: Record<string, number>;
+}
+
+/** Multiclass metrics for a row-major probability matrix [rows][classes] and class-index labels. */
+export function multiclassMetrics(P: ArrayLike<number>, y: ArrayLike<number>, classes: string[]): MulticlassMetrics {
+  const k = classes.length;
+  const n = y.length;
+  let top1 = 0;
+  let top3 = 0;
+  let logLoss = 0;
+  const hits = new Array<number>(k).fill(0);
+  const support = new Array<number>(k).fill(0);
+  const firsts = new Array<number>(k).fill(0);
+  const rank = new Array<number>(k);
+  for (let r = 0; r < n; r++) {
+    const label = y[r]!;
+    const row = r * k;
+    for (let c = 0; c < k; c++) rank[c] = c;
+    rank.sort((a, b) => P[row + b]! - P[row + a]! || a - b);
+    support[label]!++;
+    firsts[rank[0]!]!++;
+    if (rank[0] === label) {
+      top1++;
+      hits[label]!++;
+    }
+    if (rank.slice(0, 3).includes(label)) top3++;
+    logLoss -= Math.log(Math.min(1 - EPS, Math.max(EPS, P[row + label]!)));
+  }
+  return {
+    rows: n,
+    top1_accuracy: top1 / n,
+    top3_accuracy: top3 / n,
+    log_loss: logLoss / n,
+    per_class_recall: Object.fromEntries(classes.map((c, i) => [c, support[i] ? hits[i]! / support[i]! : null])),
+    top_class_share: Object.fromEntries(classes.map((c, i) => [c, firsts[i]! / n])),
+  };
+}
+
+/** Summary of a score distribution, stored in manifests to detect drift later. */
+export function scoreFingerprint(scores: ArrayLike<number>, bins = 10): { bins: number[]; counts: number[]; mean: number; std: number } {
+  const edges = Array.from({ length: bins + 1 }, (_, i) => i / bins);
+  const counts = new Array<number>(bins).fill(0);
+  let sum = 0;
+  let squares = 0;
+  for (let i = 0; i < scores.length; i++) {
+    const s = scores[i]!;
+    counts[Math.min(bins - 1, Math.max(0, Math.floor(s * bins)))]!++;
+    sum += s;
+    squares += s * s;
+  }
+  const n = Math.max(1, scores.length);
+  const mean = sum / n;
+  return { bins: edges, counts, mean, std: Math.sqrt(Math.max(0, squares / n - mean * mean)) };
+}

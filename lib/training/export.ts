@@ -1,0 +1,125 @@
+import { ModelRejectedError } from '../errors';
+import { createSession, ort } from '../inference/session';
+import { OnnxGraphBuilder } from '../onnx/writer';
+import { predict, type DenseNet } from './nn';
+import { transform, transformedWidth, type Preprocessor } from './preprocess';
+
+export const INPUT_NAME = 'features';
+export const OUTPUT_NAME = 'probabilities';
+/** Largest difference allowed between onnxruntime and the trainer's own forward pass. */
+export const EXPORT_TOLERANCE = 1e-5;
+
+/** A trained network with its preprocessing, ready to export. */
+export interface NetModel {
+  kind: 'net';
+  preprocessor: Preprocessor;
+  net: DenseNet;
+  classes: number;
+}
+
+/** Rounds every parameter to float32, the precision the exported graph computes in. */
+export function toFloat32(model: NetModel): NetModel {
+  const f = (a: number[]) => a.map(Math.fround);
+  return {
+    ...model,
+    preprocessor: { ...model.preprocessor, fill: f(model.preprocessor.fill), mean: f(model.preprocessor.mean), std: f(model.preprocessor.std) },
+    net: {
+      output: model.net.output,
+      layers: model.net.layers.map((l) => ({ ...l, W: Float64Array.from(l.W, Math.fround), b: Float64Array.from(l.b, Math.fround) })),
+    },
+  };
+}
+
+/**
+ * The trainer's own forward pass from raw rows (NaN = missing) to class probabilities
+ * [rows][classes] (binary: [P(negative), P(positive)]).
+ */
+export function netProbabilities(model: NetModel, X: Float64Array, rows: number): Float64Array {
+  const raw = predict(model.net, transform(model.preprocessor, X, rows), rows);
+  if (model.classes > 2) return raw;
+  const out = new Float64Array(rows * 2);
+  for (let r = 0; r < rows; r++) {
+    out[2 * r] = 1 - raw[r]!;
+    out[2 * r + 1] = raw[r]!;
+  }
+  return out;
+}
+
+/** Writes the preprocessing and the network as one ONNX graph: raw features in, probabilities out. */
+export function exportNet(model: NetModel, meta: { name: string; producerVersion: string; metadata?: Record<string, string> }): Uint8Array {
+  const pp = model.preprocessor;
+  const g = new OnnxGraphBuilder(meta.name);
+  const D = pp.inputs;
+  const x = g.input(INPUT_NAME, 'float32', ['N', D]);
+  const [nan] = g.node('IsNaN', [x]);
+  let h = g.node('Where', [nan!, g.constant('impute_values', [D], pp.fill), x])[0]!;
+  if (pp.logColumns.length) {
+    const mask = pp.fill.map((_, c) => (pp.logColumns.includes(c) ? 1 : 0));
+    const [clipped] = g.node('Max', [h, g.constant('zero', [1], [0])]);
+    const [shifted] = g.node('Add', [clipped!, g.constant('one', [1], [1])]);
+    const [logged] = g.node('Log', [shifted!]);
+    const [maskBool] = g.node('Cast', [g.constant('log1p_mask', [D], mask)], { attributes: { to: { int: 9 } } });
+    h = g.node('Where', [maskBool!, logged!, h])[0]!;
+  }
+  if (pp.indicatorColumns.length) {
+    const idx = g.constant('indicator_columns', [pp.indicatorColumns.length], BigInt64Array.from(pp.indicatorColumns.map(BigInt)));
+    const [picked] = g.node('Gather', [nan!, idx], { attributes: { axis: { int: 1 } } });
+    const [flags] = g.node('Cast', [picked!], { attributes: { to: { int: 1 } } });
+    h = g.node('Concat', [h, flags!], { attributes: { axis: { int: 1 } } })[0]!;
+  }
+  const W = transformedWidth(pp);
+  const [centered] = g.node('Sub', [h, g.constant('standardize_mean', [W], pp.mean)]);
+  h = g.node('Div', [centered!, g.constant('standardize_std', [W], pp.std)])[0]!;
+  model.net.layers.forEach((layer, i) => {
+    const [mm] = g.node('MatMul', [h, g.constant(`dense${i}_W`, [layer.inputs, layer.outputs], Float32Array.from(layer.W))]);
+    h = g.node('Add', [mm!, g.constant(`dense${i}_b`, [layer.outputs], Float32Array.from(layer.b))])[0]!;
+    if (i < model.net.layers.length - 1) h = g.node('Relu', [h])[0]!;
+  });
+  if (model.net.output === 'sigmoid') {
+    const [p] = g.node('Sigmoid', [h]);
+    const [q] = g.node('Sub', [g.constant('one_minus', [1], [1]), p!]);
+    g.node('Concat', [q!, p!], { outputs: [OUTPUT_NAME], attributes: { axis: { int: 1 } } });
+    g.output(OUTPUT_NAME, 'float32', ['N', 2]);
+  } else {
+    g.node('Softmax', [h], { outputs: [OUTPUT_NAME], attributes: { axis: { int: 1 } } });
+    g.output(OUTPUT_NAME, 'float32', ['N', model.classes]);
+  }
+  return g.build({ producerVersion: meta.producerVersion, metadata: meta.metadata });
+}
+
+/**
+ * Runs the exported graph in onnxruntime-node on the given rows and compares with the trainer's
+ * own probabilities. Throws (the export fails) when any value differs by more than 1e-5.
+ */
+export async function verifyExport(
+  bytes: Uint8Array,
+  X: Float64Array,
+  rows: number,
+  cols: number,
+  expected: Float64Array,
+): Promise<{ maxAbsDiff: number; rows: number }> {
+  const session = await createSession(bytes, { threads: 2 });
+  try {
+    let maxAbsDiff = 0;
+    const batch = 8192;
+    for (let start = 0; start < rows; start += batch) {
+      const n = Math.min(batch, rows - start);
+      const input = new ort.Tensor('float32', Float32Array.from(X.subarray(start * cols, (start + n) * cols)), [n, cols]);
+      const out = (await session.run({ [INPUT_NAME]: input }))[OUTPUT_NAME]!;
+      const data = out.data as Float32Array;
+      const width = data.length / n;
+      for (let i = 0; i < data.length; i++) {
+        const diff = Math.abs(data[i]! - expected[start * width + i]!);
+        if (!(diff <= maxAbsDiff)) maxAbsDiff = Number.isNaN(diff) ? Infinity : diff;
+      }
+    }
+    if (maxAbsDiff > EXPORT_TOLERANCE) {
+      throw new ModelRejectedError(
+        `Export verification failed: onnxruntime's probabilities differ from the trainer's by up to ${maxAbsDiff.toExponential(2)} (limit ${EXPORT_TOLERANCE})`,
+      );
+    }
+    return { maxAbsDiff, rows };
+  } finally {
+    await session.release();
+  }
+}

@@ -1,0 +1,142 @@
+import type { GateResult } from '../registry/index';
+
+/**
+ * Quality gates: pure checks on a model's holdout predictions and metrics that decide whether a
+ * version may be promoted. Each gate reports its value, threshold and a reason in plain words.
+ */
+export interface GateThresholds {
+  /** Binary: the standard deviation of holdout probabilities must reach this (no collapse). */
+  min_probability_std: number;
+  /** Multiclass: no single class may be ranked first for more than this share of rows. */
+  max_top_class_share: number;
+  /** "Confident" means the top probability is at least this. */
+  confidence_level: number;
+  /** At most this share of rows may be confident (near-100% answers for almost everyone). */
+  max_confident_share: number;
+  /** Binary: holdout AUC must reach this (the class prior scores 0.5). */
+  min_auc: number;
+  /** Multiclass: top-1 accuracy must beat always answering the most frequent class by this. */
+  min_top1_gain_over_prior: number;
+  /** Binary: worst allowed AUC drop against production on the same holdout. */
+  max_auc_drop_vs_production: number;
+  /** Multiclass: worst allowed top-1 drop against production on the same holdout. */
+  max_top1_drop_vs_production: number;
+}
+
+export interface BinaryGateInput {
+  kind: 'binary';
+  /** Holdout P(positive). */
+  probabilities: ArrayLike<number>;
+  auc: number;
+  logLoss: number;
+  baselineLogLoss: number;
+  production: { version: number; auc: number } | null;
+}
+
+export interface MulticlassGateInput {
+  kind: 'multiclass';
+  /** Holdout probability matrix [rows][classes]. */
+  probabilities: ArrayLike<number>;
+  classes: string[];
+  top1: number;
+  baselineTop1: number;
+  logLoss: number;
+  baselineLogLoss: number;
+  production: { version: number; top1: number } | null;
+}
+
+export function evaluateGates(input: BinaryGateInput | MulticlassGateInput, t: GateThresholds): { passed: boolean; results: GateResult[] } {
+  const results = input.kind === 'binary' ? binaryGates(input, t) : multiclassGates(input, t);
+  return { passed: results.every((r) => r.passed), results };
+}
+
+function binaryGates(input: BinaryGateInput, t: GateThresholds): GateResult[] {
+  const p = input.probabilities;
+  const n = p.length;
+  let sum = 0;
+  let squares = 0;
+  let confident = 0;
+  for (let i = 0; i < n; i++) {
+    sum += p[i]!;
+    squares += p[i]! * p[i]!;
+    if (Math.max(p[i]!, 1 - p[i]!) >= t.confidence_level) confident++;
+  }
+  const mean = sum / n;
+  const std = Math.sqrt(Math.max(0, squares / n - mean * mean));
+  const confidentShare = confident / n;
+  const results: GateResult[] = [
+    gate('prediction_spread', std >= t.min_probability_std, std, t.min_probability_std,
+      std >= t.min_probability_std
+        ? `holdout probabilities spread (standard deviation ${fmt(std)})`
+        : `holdout probabilities have collapsed: standard deviation ${fmt(std)} across ${n} rows, below ${t.min_probability_std}; the model answers nearly the same for everyone`),
+    gate('confidence', confidentShare <= t.max_confident_share, confidentShare, t.max_confident_share,
+      confidentShare <= t.max_confident_share
+        ? `${pct(confidentShare)} of holdout rows are answered with ${pct(t.confidence_level)}+ confidence`
+        : `${pct(confidentShare)} of holdout rows get ${pct(t.confidence_level)}+ confidence (limit ${pct(t.max_confident_share)}): near-certain answers for almost everyone`),
+    gate('beats_baseline', input.auc >= t.min_auc && input.logLoss < input.baselineLogLoss, input.auc, t.min_auc,
+      input.auc >= t.min_auc && input.logLoss < input.baselineLogLoss
+        ? `holdout AUC ${fmt(input.auc)} and log loss ${fmt(input.logLoss)} beat the class prior (AUC 0.5, log loss ${fmt(input.baselineLogLoss)})`
+        : `does not beat the class prior: holdout AUC ${fmt(input.auc)} (needs ${t.min_auc}), log loss ${fmt(input.logLoss)} against the prior's ${fmt(input.baselineLogLoss)}`),
+  ];
+  if (input.production) {
+    const drop = input.production.auc - input.auc;
+    const ok = drop <= t.max_auc_drop_vs_production;
+    results.push(gate('not_worse_than_production', ok, input.auc, input.production.auc - t.max_auc_drop_vs_production,
+      ok
+        ? `holdout AUC ${fmt(input.auc)} against production v${input.production.version}'s ${fmt(input.production.auc)} on the same rows`
+        : `worse than production v${input.production.version}: holdout AUC ${fmt(input.auc)} against ${fmt(input.production.auc)} on the same rows (tolerance ${t.max_auc_drop_vs_production})`));
+  }
+  return results;
+}
+
+function multiclassGates(input: MulticlassGateInput, t: GateThresholds): GateResult[] {
+  const k = input.classes.length;
+  const n = input.probabilities.length / k;
+  const firsts = new Array<number>(k).fill(0);
+  let confident = 0;
+  for (let r = 0; r < n; r++) {
+    let best = 0;
+    for (let c = 1; c < k; c++) if (input.probabilities[r * k + c]! > input.probabilities[r * k + best]!) best = c;
+    firsts[best]!++;
+    if (input.probabilities[r * k + best]! >= t.confidence_level) confident++;
+  }
+  const topIndex = firsts.indexOf(Math.max(...firsts));
+  const topShare = firsts[topIndex]! / n;
+  const confidentShare = confident / n;
+  const beats = input.top1 >= input.baselineTop1 + t.min_top1_gain_over_prior && input.logLoss < input.baselineLogLoss;
+  const results: GateResult[] = [
+    gate('top_class_spread', topShare <= t.max_top_class_share, topShare, t.max_top_class_share,
+      topShare <= t.max_top_class_share
+        ? `the most frequent first choice, ${input.classes[topIndex]}, is ranked first for ${pct(topShare)} of holdout rows`
+        : `one class, ${input.classes[topIndex]}, is ranked first for ${pct(topShare)} of holdout rows (limit ${pct(t.max_top_class_share)}): the model gives almost everyone the same answer`),
+    gate('confidence', confidentShare <= t.max_confident_share, confidentShare, t.max_confident_share,
+      confidentShare <= t.max_confident_share
+        ? `${pct(confidentShare)} of holdout rows are answered with ${pct(t.confidence_level)}+ confidence`
+        : `${pct(confidentShare)} of holdout rows get ${pct(t.confidence_level)}+ confidence (limit ${pct(t.max_confident_share)}): near-certain answers for almost everyone`),
+    gate('beats_baseline', beats, input.top1, input.baselineTop1 + t.min_top1_gain_over_prior,
+      beats
+        ? `holdout top-1 accuracy ${fmt(input.top1)} and log loss ${fmt(input.logLoss)} beat the class prior (${fmt(input.baselineTop1)}, ${fmt(input.baselineLogLoss)})`
+        : `does not beat the class prior: top-1 accuracy ${fmt(input.top1)} against ${fmt(input.baselineTop1)} (needs +${t.min_top1_gain_over_prior}), log loss ${fmt(input.logLoss)} against ${fmt(input.baselineLogLoss)}`),
+  ];
+  if (input.production) {
+    const drop = input.production.top1 - input.top1;
+    const ok = drop <= t.max_top1_drop_vs_production;
+    results.push(gate('not_worse_than_production', ok, input.top1, input.production.top1 - t.max_top1_drop_vs_production,
+      ok
+        ? `holdout top-1 accuracy ${fmt(input.top1)} against production v${input.production.version}'s ${fmt(input.production.top1)}`
+        : `worse than production v${input.production.version}: top-1 accuracy ${fmt(input.top1)} against ${fmt(input.production.top1)} on the same rows (tolerance ${t.max_top1_drop_vs_production})`));
+  }
+  return results;
+}
+
+function gate(name: string, passed: boolean, value: number, threshold: number, reason: string): GateResult {
+  return { gate: name, passed, value: Number.isFinite(value) ? value : null, threshold, reason };
+}
+
+function fmt(v: number): string {
+  return Number.isFinite(v) ? v.toFixed(4) : String(v);
+}
+
+function pct(v: number): string {
+  return `${(v * 100).toFixed(1)}%`;
+}
