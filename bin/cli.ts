@@ -4,9 +4,10 @@ import { list } from './commands/list';
 import { promote, rollback } from './commands/promote';
 import { publish } from './commands/publish';
 import { show } from './commands/show';
+import { trainCommand } from './commands/train';
 
 /** Every verb, in the order `--help` lists them. */
-export const COMMANDS: Command[] = [demoData, publish, list, show, promote, rollback];
+export const COMMANDS: Command[] = [demoData, trainCommand, publish, list, show, promote, rollback];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -1,0 +1,155 @@
+import { openCommandWarehouse, openRegistry, registryOption, warehouseOption } from '../../lib/cli/context';
+import { formatTable, intOption, parseCommandArgs, ProgressReporter, UsageError, type Command, type CommandIo } from '../../lib/cli/runtime';
+import { assertName } from '../../lib/registry/index';
+import { churnTrainingSpec, csvTrainingSpec, nboTrainingSpec } from '../../lib/training/datasets';
+import { FAMILIES, trainAndPublish, type Family, type TrainingOutcome, type TrainingSpec } from '../../lib/training/pipeline';
+import { readDemoSummary } from '../../lib/warehouse/demo-load';
+
+export const trainCommand: Command = {
+  name: 'train',
+  summary: 'train a model from warehouse history or a CSV file, gate it and publish it',
+  usage: `loyalty-ml train churn|nbo [options]
+loyalty-ml train NAME --csv FILE --label COLUMN [--positive VALUE] [options]
+
+Trains logistic regression and an MLP (inputs -> 32 -> 16 -> outputs), keeps the one that does
+best on the validation split, evaluates it on a holdout beside the class prior and the current
+production version, applies the quality gates, exports ONNX (verified against the trainer's own
+forward pass) and publishes a new version. A model that fails a gate is stored as a refused
+version with the reasons, and never promoted.
+
+  churn   binary, from customer_churn_history (train on earlier snapshots, test on the latest)
+  nbo     the 8 offers of models/offers.json, from accepted offers in customer_offer_history
+
+Options:
+  --csv FILE             train a binary model from a CSV file instead of the warehouse
+  --label COLUMN         the CSV's label column
+  --positive VALUE       the label value that means "positive" (inferred for yes/no, true/false, 1/0)
+  --features a,b,…       CSV feature columns (default: every column but the label and an id column)
+  --id-column COLUMN     the CSV's id column, never a feature (default: one named id/customer_id)
+  --test-csv FILE        evaluate on this file instead of a 20% stratified holdout
+  --family F             logistic, mlp or auto (default auto: try both, keep the better)
+  --promote ALIAS        promote to ALIAS (e.g. staging, production) if every gate passes
+  --seed N               random seed (default 42); the same seed gives the same model
+  --max-epochs N         upper bound on epochs (default 60; early stopping usually ends sooner)
+  --registry URI, --warehouse URL, --json
+
+Exit codes: 0 published (and promoted if asked), 1 refused by a gate or failed, 2 bad input.`,
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(
+      args,
+      {
+        csv: { type: 'string' },
+        label: { type: 'string' },
+        positive: { type: 'string' },
+        features: { type: 'string' },
+        'id-column': { type: 'string' },
+        'test-csv': { type: 'string' },
+        family: { type: 'string' },
+        promote: { type: 'string' },
+        seed: { type: 'string' },
+        'max-epochs': { type: 'string' },
+        json: { type: 'boolean' },
+        ...registryOption,
+        ...warehouseOption,
+      },
+      { min: 1, max: 1, names: 'churn|nbo|NAME' },
+    );
+    const name = positionals[0]!;
+    assertName('model', name);
+    if (values.promote !== undefined) assertName('alias', values.promote);
+    const families = parseFamily(values.family);
+    const seed = intOption(values.seed, '--seed', 42, [0, 4_294_967_295]);
+    const maxEpochs = intOption(values['max-epochs'], '--max-epochs', 60, [1, 1000]);
+    const progress = new ProgressReporter(io, `train ${name}`);
+    const log = (m: string) => progress.note(m);
+
+    let spec: TrainingSpec;
+    let achievable: string | null = null;
+    if (values.csv !== undefined) {
+      if (!values.label) throw new UsageError('--label COLUMN is required with --csv');
+      const built = await csvTrainingSpec({
+        name,
+        file: values.csv,
+        label: values.label,
+        positive: values.positive,
+        features: values.features?.split(',').map((s) => s.trim()).filter(Boolean),
+        idColumn: values['id-column'],
+        testFile: values['test-csv'],
+        seed,
+      });
+      spec = built.spec;
+      for (const s of built.skipped) log(`left out column ${s.column}: ${s.reason}`);
+      if (built.dropped) log(`dropped ${built.dropped} rows without a label`);
+      log(`features: ${spec.featureNames.length} encoded from ${spec.encodings!.length} columns; positive class "${spec.classes[1]}"`);
+    } else {
+      if (name !== 'churn' && name !== 'nbo') throw new UsageError(`"${name}" is not a warehouse model (churn or nbo); give --csv FILE to train from a file`);
+      for (const flag of ['label', 'positive', 'features', 'id-column', 'test-csv'] as const) {
+        if (values[flag] !== undefined) throw new UsageError(`--${flag} only applies with --csv`);
+      }
+      const handle = await openCommandWarehouse(values.warehouse);
+      try {
+        spec = name === 'churn' ? await churnTrainingSpec(handle.warehouse, log) : await nboTrainingSpec(handle.warehouse, log);
+        const demo = await readDemoSummary(handle.pool);
+        if (demo) {
+          achievable =
+            name === 'churn'
+              ? `achievable AUC on this demo data (the generating process's own probabilities): ${demo.oracle.churn_auc_latest_snapshot}`
+              : `achievable on this demo data: top-1 ${demo.oracle.nbo_top1_accuracy}, top-3 ${demo.oracle.nbo_top3_accuracy}`;
+        }
+      } finally {
+        await handle.close();
+      }
+    }
+    const registry = await openRegistry(values.registry);
+    const outcome = await trainAndPublish(registry, spec, { families, seed, maxEpochs, promote: values.promote ?? null, onProgress: log });
+    if (values.json) io.out(JSON.stringify({ ...outcome, achievable }, null, 2));
+    else printOutcome(io, outcome, achievable, values.promote);
+    if (outcome.manifest.status === 'refused') return 1;
+    return 0;
+  },
+};
+
+function parseFamily(value: string | undefined): Family[] | undefined {
+  if (value === undefined || value === 'auto') return undefined;
+  if (!FAMILIES.includes(value as Family)) throw new UsageError(`--family must be one of ${[...FAMILIES, 'auto'].join(', ')}, got "${value}"`);
+  return [value as Family];
+}
+
+function printOutcome(io: CommandIo, outcome: TrainingOutcome, achievable: string | null, promote: string | undefined): void {
+  const m = outcome.manifest;
+  const metrics = m.metrics as { holdout: Record<string, unknown>; baseline_prior: Record<string, unknown>; production: { version: number; comparable: boolean; metrics: Record<string, unknown> | null } | null };
+  const binary = m.output.kind === 'binary';
+  const keys = binary ? ['auc', 'pr_auc', 'log_loss', 'brier', 'top_decile_lift', 'ece'] : ['top1_accuracy', 'top3_accuracy', 'log_loss'];
+  const prod = metrics.production?.comparable ? metrics.production : null;
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(4) : '-');
+  io.out(`${m.name} v${m.version}: ${m.status === 'ready' ? 'ready' : 'REFUSED'} (${outcome.chosen}, ${outcome.seconds.toFixed(1)}s)`);
+  io.out(
+    formatTable(
+      ['candidate', 'epochs', 'validation', 'seconds'],
+      outcome.candidates.map((c) => [c.family + (c.family === outcome.chosen ? ' *' : ''), c.epochs, `${c.validation_metric.name} ${num(c.validation_metric.value)}`, c.seconds.toFixed(1)]),
+    ),
+  );
+  io.out('');
+  io.out(
+    formatTable(
+      ['holdout metric', 'model', 'class prior', ...(prod ? [`production v${prod.version}`] : [])],
+      keys.map((k) => [k, num(metrics.holdout[k]), num(metrics.baseline_prior[k]), ...(prod ? [num(prod.metrics![k])] : [])]),
+    ),
+  );
+  if (binary) {
+    const table = metrics.holdout.calibration as { lower: number; upper: number; count: number; mean_predicted: number | null; observed_rate: number | null }[];
+    io.out('');
+    io.out(formatTable(['calibration bin', 'rows', 'mean predicted', 'observed'], table.filter((b) => b.count).map((b) => [`${b.lower.toFixed(1)}-${b.upper.toFixed(1)}`, b.count, num(b.mean_predicted), num(b.observed_rate)])));
+  } else {
+    io.out('');
+    const share = metrics.holdout.top_class_share as Record<string, number>;
+    const recall = metrics.holdout.per_class_recall as Record<string, number | null>;
+    io.out(formatTable(['offer', 'ranked first', 'recall'], m.output.classes.map((c) => [c, `${((share[c] ?? 0) * 100).toFixed(1)}%`, num(recall[c])])));
+  }
+  if (achievable) io.out(`\n${achievable}`);
+  io.out('');
+  for (const g of m.gates?.results ?? []) io.out(`gate ${g.gate}: ${g.passed ? 'passed' : 'FAILED'} - ${g.reason}`);
+  io.out(`export check: onnxruntime within ${outcome.exportCheck.maxAbsDiff.toExponential(2)} of the trainer on ${outcome.exportCheck.rows} rows`);
+  if (outcome.promoted) io.out(`promoted: ${m.name}@${outcome.promoted.alias} -> v${m.version}`);
+  else if (promote) io.out(`not promoted to ${promote}: the model was refused`);
+}

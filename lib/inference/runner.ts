@@ -1,0 +1,98 @@
+import { IntegrityError } from '../errors';
+import type { ModelManifest } from '../registry/manifest';
+import { encodeRecords, toNumber, type ColumnEncoding } from './encoding';
+import { createSession, ort, type InferenceSession } from './session';
+import { makeTensor } from './validate';
+
+/**
+ * Runs one registry version: turns raw rows into the model's input tensors as its manifest says
+ * (encoding, feature order, one tensor or one per feature), runs them in one onnxruntime call, and
+ * returns a probability matrix [rows][classes] in the manifest's class order.
+ */
+export class ModelRunner {
+  private constructor(
+    readonly manifest: ModelManifest,
+    private readonly session: InferenceSession,
+    private readonly encodings: ColumnEncoding[] | null,
+  ) {}
+
+  static async create(manifest: ModelManifest, bytes: Uint8Array, options: { threads?: number } = {}): Promise<ModelRunner> {
+    const session = await createSession(bytes, options);
+    const encodeStep = manifest.input.preprocessing.steps.find((s) => s.step === 'encode');
+    return new ModelRunner(manifest, session, encodeStep ? (encodeStep.columns as ColumnEncoding[]) : null);
+  }
+
+  /** Number of classes, i.e. the width of every probability row. */
+  get width(): number {
+    return this.manifest.output.classes.length;
+  }
+
+  /** The raw columns a record must carry (before encoding). */
+  get rawColumns(): string[] {
+    return this.encodings ? this.encodings.map((e) => e.column) : this.manifest.input.features.map((f) => f.name);
+  }
+
+  /** Probabilities for raw records keyed by raw column name. */
+  async predictRecords(records: Record<string, unknown>[]): Promise<Float64Array> {
+    if (this.encodings) return this.predictEncoded(encodeRecords(this.encodings, records), records.length);
+    const features = this.manifest.input.features;
+    const numericOnly = features.every((f) => f.type !== 'string');
+    if (numericOnly) {
+      const X = new Float64Array(records.length * features.length);
+      for (let r = 0; r < records.length; r++) {
+        for (let j = 0; j < features.length; j++) X[r * features.length + j] = toNumber(records[r]![features[j]!.name]);
+      }
+      return this.predictEncoded(X, records.length);
+    }
+    return this.run(this.feeds((f, r) => records[r]![f], records.length), records.length);
+  }
+
+  /** Probabilities for rows already in feature order (row-major, NaN for missing). */
+  async predictEncoded(X: Float64Array, rows: number): Promise<Float64Array> {
+    const cols = this.manifest.input.features.length;
+    if (X.length !== rows * cols) throw new RangeError(`expected ${rows} x ${cols} values, got ${X.length}`);
+    const names = this.manifest.input.features.map((f) => f.name);
+    const index = new Map(names.map((n, i) => [n, i]));
+    return this.run(this.feeds((f, r) => X[r * cols + index.get(f)!]!, rows), rows);
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+
+  private feeds(value: (feature: string, row: number) => unknown, rows: number): Record<string, ort.Tensor> {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const tensor of this.manifest.input.tensors) {
+      const features = this.manifest.input.features.filter((f) => f.tensor === tensor.name).sort((a, b) => a.column - b.column);
+      const width = features.length;
+      const values: (number | string)[] = new Array(rows * width);
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < width; j++) {
+          const v = value(features[j]!.name, r);
+          values[r * width + j] = tensor.type === 'string' ? (v === null || v === undefined ? '' : String(v)) : toNumber(v);
+        }
+      }
+      feeds[tensor.name] = makeTensor(tensor.type, values, tensor.shape.length >= 2 ? [rows, width] : [rows]);
+    }
+    return feeds;
+  }
+
+  private async run(feeds: Record<string, ort.Tensor>, rows: number): Promise<Float64Array> {
+    const out = this.manifest.output;
+    const result = (await this.session.run(feeds, [out.probability_tensor]))[out.probability_tensor];
+    if (!result) throw new IntegrityError(`Model ${this.manifest.name} v${this.manifest.version} returned no "${out.probability_tensor}"`);
+    const data = result.data as Float32Array | Float64Array;
+    const k = this.width;
+    const probs = new Float64Array(rows * k);
+    if (out.probability_layout === 'matrix') {
+      probs.set(data);
+    } else {
+      const positive = out.classes.indexOf(out.positive_class!);
+      for (let r = 0; r < rows; r++) {
+        probs[r * 2 + positive] = data[r]!;
+        probs[r * 2 + (1 - positive)] = 1 - data[r]!;
+      }
+    }
+    return probs;
+  }
+}

@@ -1,0 +1,178 @@
+import { readFile } from 'node:fs/promises';
+import offerCatalog from '../../models/offers.json';
+import { ValidationError } from '../errors';
+import { Rng, shuffledIndices } from '../random';
+import type { Warehouse } from '../warehouse/index';
+import { readChurnHistory, readOfferHistory } from '../warehouse/history';
+import { FEATURES } from '../warehouse/schema';
+import { encodeCsv, inferEncodings, parseCsv, positiveLabel } from './csv';
+import type { Splits, TrainingSpec } from './pipeline';
+
+export const OFFER_IDS = offerCatalog.offers.map((o) => o.id);
+
+/**
+ * Churn training data from `customer_churn_history`: train on the earlier snapshots, validate on
+ * the second latest, test on the latest.
+ */
+export async function churnTrainingSpec(warehouse: Warehouse, onProgress?: (message: string) => void): Promise<TrainingSpec> {
+  const history = await readChurnHistory(warehouse, (done, total, rows) => onProgress?.(`reading churn history: snapshot ${done}/${total}, ${rows} rows`));
+  if (history.rows === 0) throw new ValidationError('customer_churn_history is empty: load history first (e.g. loyalty-ml demo-data)');
+  const dates = [...new Set(history.times)].sort();
+  if (dates.length < 3) throw new ValidationError(`customer_churn_history has ${dates.length} snapshot dates; a time-based split needs at least 3`);
+  const test = dates[dates.length - 1]!;
+  const validation = dates[dates.length - 2]!;
+  return {
+    name: 'churn',
+    task: 'binary',
+    classes: ['0', '1'],
+    featureNames: [...FEATURES],
+    encodings: null,
+    X: history.X,
+    y: Int32Array.from(history.labels as number[]),
+    rows: history.rows,
+    splits: splitBy(history.times, (t) => (t === test ? 'test' : t === validation ? 'validation' : 'train'),
+      `time-based: train on snapshots ${dates[0]} to ${dates[dates.length - 3]}, validate on ${validation}, test on ${test}`),
+    lineage: { data_source: `warehouse:${warehouse.cfg.churn_history.table}`, time_window: { from: dates[0]!, to: test }, notes: null },
+  };
+}
+
+/**
+ * Next-best-offer training data from accepted offers in `customer_offer_history`: the label is the
+ * offer accepted. Test on the last two calendar months, validate on the two before.
+ */
+export async function nboTrainingSpec(warehouse: Warehouse, onProgress?: (message: string) => void): Promise<TrainingSpec> {
+  const history = await readOfferHistory(warehouse, { onProgress: (done, total, rows) => onProgress?.(`reading offer history: month ${done}/${total}, ${rows} accepted offers`) });
+  if (history.rows === 0) throw new ValidationError('customer_offer_history has no accepted offers: load history first (e.g. loyalty-ml demo-data)');
+  const unknown = [...new Set(history.labels as string[])].filter((id) => !OFFER_IDS.includes(id));
+  if (unknown.length) throw new ValidationError(`customer_offer_history names offers missing from models/offers.json: ${unknown.slice(0, 5).join(', ')}`);
+  const months = [...new Set(history.times.map((t) => t.slice(0, 7)))].sort();
+  if (months.length < 5) throw new ValidationError(`customer_offer_history spans ${months.length} months; a time-based split needs at least 5`);
+  const testFrom = months[months.length - 2]!;
+  const validationFrom = months[months.length - 4]!;
+  return {
+    name: 'nbo',
+    task: 'multiclass',
+    classes: OFFER_IDS,
+    featureNames: [...FEATURES],
+    encodings: null,
+    X: history.X,
+    y: Int32Array.from(history.labels as string[], (id) => OFFER_IDS.indexOf(id)),
+    rows: history.rows,
+    splits: splitBy(history.times, (t) => (t.slice(0, 7) >= testFrom ? 'test' : t.slice(0, 7) >= validationFrom ? 'validation' : 'train'),
+      `time-based: train on offers from ${months[0]} to before ${validationFrom}, validate on ${validationFrom} and the month after, test on ${testFrom} and later`),
+    lineage: {
+      data_source: `warehouse:${warehouse.cfg.offer_history.table} (accepted offers)`,
+      time_window: { from: history.times.reduce((a, b) => (a < b ? a : b)), to: history.times.reduce((a, b) => (a > b ? a : b)) },
+      notes: null,
+    },
+  };
+}
+
+export interface CsvTrainingOptions {
+  name: string;
+  file: string;
+  label: string;
+  positive?: string;
+  features?: string[];
+  idColumn?: string;
+  testFile?: string;
+  seed: number;
+}
+
+/**
+ * Binary training data from a CSV file. Feature encodings are inferred from the training rows.
+ * Without a test file, 20% of rows (stratified, seeded) are held out; 15% of the rest validate.
+ */
+export async function csvTrainingSpec(options: CsvTrainingOptions): Promise<{ spec: TrainingSpec; skipped: { column: string; reason: string }[]; dropped: number }> {
+  const table = parseCsv(await readText(options.file), options.file);
+  const { positive, negative } = positiveLabel(table, options.label, options.positive);
+  const idColumn = options.idColumn ?? guessIdColumn(table.columns);
+  if (options.idColumn && !table.columns.includes(options.idColumn)) throw new ValidationError(`--id-column "${options.idColumn}" is not in the CSV`);
+  const { encodings, skipped } = inferEncodings(table, { label: options.label, idColumn, features: options.features });
+  const trainPart = encodeCsv(table, encodings, options.label, positive);
+  let X = trainPart.X;
+  let y = trainPart.y;
+  let rows = trainPart.rows;
+  let splits: Splits;
+  if (options.testFile) {
+    const testTable = parseCsv(await readText(options.testFile), options.testFile);
+    const testPart = encodeCsv(testTable, encodings, options.label, positive);
+    X = concat(trainPart.X, testPart.X);
+    y = Int32Array.from([...trainPart.y, ...testPart.y]);
+    rows = trainPart.rows + testPart.rows;
+    const inner = stratifiedSplit(trainPart.y, [0.85, 0.15], options.seed);
+    splits = {
+      train: inner[0]!,
+      validation: inner[1]!,
+      test: Uint32Array.from({ length: testPart.rows }, (_, i) => trainPart.rows + i),
+      description: `test rows from ${options.testFile}; 15% of the training file (stratified, seed ${options.seed}) for validation`,
+    };
+  } else {
+    const parts = stratifiedSplit(y, [0.68, 0.12, 0.2], options.seed);
+    splits = { train: parts[0]!, validation: parts[1]!, test: parts[2]!, description: `stratified random: 68% train, 12% validation, 20% test (seed ${options.seed})` };
+  }
+  return {
+    spec: {
+      name: options.name,
+      task: 'binary',
+      classes: [negative, positive],
+      featureNames: trainPart.names,
+      encodings,
+      X,
+      y,
+      rows,
+      splits,
+      lineage: { data_source: `csv:${basename(options.file)}${options.testFile ? ` + ${basename(options.testFile)}` : ''}`, time_window: null, notes: `label ${options.label} = ${positive}` },
+    },
+    skipped,
+    dropped: trainPart.dropped,
+  };
+}
+
+function splitBy(times: string[], part: (t: string) => 'train' | 'validation' | 'test', description: string): Splits {
+  const out = { train: [] as number[], validation: [] as number[], test: [] as number[] };
+  times.forEach((t, i) => out[part(t)].push(i));
+  return { train: Uint32Array.from(out.train), validation: Uint32Array.from(out.validation), test: Uint32Array.from(out.test), description };
+}
+
+/** Splits row indices into parts of the given fractions, keeping each class's share in every part. */
+export function stratifiedSplit(y: Int32Array, fractions: number[], seed: number): Uint32Array[] {
+  const rng = new Rng(seed);
+  const parts: number[][] = fractions.map(() => []);
+  const classes = [...new Set(y)].sort((a, b) => a - b);
+  for (const c of classes) {
+    const rows = [...y.keys()].filter((i) => y[i] === c);
+    const order = shuffledIndices(rows.length, rng);
+    let start = 0;
+    fractions.forEach((f, p) => {
+      const end = p === fractions.length - 1 ? rows.length : start + Math.round(rows.length * f);
+      for (let i = start; i < end; i++) parts[p]!.push(rows[order[i]!]!);
+      start = end;
+    });
+  }
+  return parts.map((p) => Uint32Array.from(p.sort((a, b) => a - b)));
+}
+
+function guessIdColumn(columns: string[]): string | undefined {
+  return columns.find((c) => /^(id|customer_?id|customerid|client_?id|user_?id)$/i.test(c));
+}
+
+async function readText(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    throw new ValidationError(`Cannot read ${file}${code === 'ENOENT' ? ': no such file' : code ? ` (${code})` : ''}`);
+  }
+}
+
+function concat(a: Float64Array, b: Float64Array): Float64Array {
+  const out = new Float64Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+function basename(path: string): string {
+  return path.split('/').pop() ?? path;
+}
