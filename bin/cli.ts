@@ -1,5 +1,6 @@
 import { EXIT, processIo, reportError, type Command, type CommandIo } from '../lib/cli/runtime';
 import { demoData } from './commands/demo-data';
+import { evaluate, predictCommand } from './commands/evaluate';
 import { list } from './commands/list';
 import { promote, rollback } from './commands/promote';
 import { publish } from './commands/publish';
@@ -7,7 +8,7 @@ import { show } from './commands/show';
 import { trainCommand } from './commands/train';
 
 /** Every verb, in the order `--help` lists them. */
-export const COMMANDS: Command[] = [demoData, trainCommand, publish, list, show, promote, rollback];
+export const COMMANDS: Command[] = [demoData, trainCommand, evaluate, predictCommand, publish, list, show, promote, rollback];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -5,7 +5,8 @@ import { Rng, shuffledIndices } from '../random';
 import type { Warehouse } from '../warehouse/index';
 import { readChurnHistory, readOfferHistory } from '../warehouse/history';
 import { FEATURES } from '../warehouse/schema';
-import { encodeCsv, inferEncodings, parseCsv, positiveLabel } from './csv';
+import { parseCsv } from '../csv';
+import { encodeCsv, inferEncodings, positiveLabel } from './csv';
 import type { Splits, TrainingSpec } from './pipeline';
 
 export const OFFER_IDS = offerCatalog.offers.map((o) => o.id);

@@ -1,0 +1,127 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { openCommandWarehouse, openRegistry, registryOption, warehouseOption } from '../../lib/cli/context';
+import { formatTable, parseCommandArgs, ProgressReporter, UsageError, type Command } from '../../lib/cli/runtime';
+import { parseCsv, type CsvTable } from '../../lib/csv';
+import { isMissing } from '../../lib/inference/encoding';
+import { ModelRunner } from '../../lib/inference/runner';
+import { predictCsv } from '../../lib/inference/csv-predict';
+import type { ModelManifest } from '../../lib/registry/index';
+import { churnTrainingSpec, nboTrainingSpec, OFFER_IDS } from '../../lib/training/datasets';
+import { evaluateVersion, type EvaluationData } from '../../lib/training/evaluate';
+
+export const evaluate: Command = {
+  name: 'evaluate',
+  summary: 'score a registry version on labelled data and print its metrics',
+  usage: `loyalty-ml evaluate NAME [VERSION|ALIAS] [--csv FILE --label COLUMN [--positive VALUE]] [--json]
+
+Scores a version (default: production) on a labelled CSV file, or, without --csv, on the
+warehouse holdout the trainer uses (churn: the latest churn snapshot; nbo: the last two months of
+accepted offers). Prints the metrics beside the class prior of the evaluated rows.`,
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(
+      args,
+      { csv: { type: 'string' }, label: { type: 'string' }, positive: { type: 'string' }, json: { type: 'boolean' }, ...registryOption, ...warehouseOption },
+      { min: 1, max: 2, names: 'NAME [VERSION|ALIAS]' },
+    );
+    const [name, ref = 'production'] = positionals as [string, string?];
+    const registry = await openRegistry(values.registry);
+    const manifest = await registry.resolve(name, ref);
+    let data: EvaluationData;
+    if (values.csv !== undefined) {
+      if (!values.label) throw new UsageError('--label COLUMN is required with --csv');
+      data = csvEvaluationData(await readTable(values.csv), values.label, manifest, values.positive, values.csv);
+    } else {
+      const handle = await openCommandWarehouse(values.warehouse);
+      try {
+        const offers = manifest.output.classes.every((c) => OFFER_IDS.includes(c));
+        const spec = offers ? await nboTrainingSpec(handle.warehouse) : await churnTrainingSpec(handle.warehouse);
+        if (JSON.stringify(spec.classes) !== JSON.stringify(manifest.output.classes)) {
+          throw new UsageError(`${name} v${manifest.version} predicts ${manifest.output.classes.join(', ')}; give --csv to evaluate it on a file`);
+        }
+        const cols = spec.featureNames.length;
+        const records = Array.from(spec.splits.test, (r) => Object.fromEntries(spec.featureNames.map((f, j) => [f, spec.X[r * cols + j]])));
+        data = { records, y: Int32Array.from(spec.splits.test, (r) => spec.y[r]!), description: `warehouse holdout (${spec.splits.description})` };
+      } finally {
+        await handle.close();
+      }
+    }
+    const report = await evaluateVersion(registry, name, manifest.version, data);
+    if (values.json) {
+      io.out(JSON.stringify({ name, version: manifest.version, data: report.data, rows: report.rows, metrics: report.metrics, baseline_prior: report.baseline_prior }, null, 2));
+      return 0;
+    }
+    const keys = manifest.output.kind === 'binary' ? ['auc', 'pr_auc', 'log_loss', 'brier', 'top_decile_lift', 'ece'] : ['top1_accuracy', 'top3_accuracy', 'log_loss'];
+    const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(4) : '-');
+    io.out(`${name} v${manifest.version} on ${report.rows} rows: ${report.data}`);
+    io.out(formatTable(['metric', 'model', 'class prior'], keys.map((k) => [k, num(report.metrics[k]), num(report.baseline_prior[k])])));
+    return 0;
+  },
+};
+
+export const predictCommand: Command = {
+  name: 'predict',
+  summary: 'score a CSV file with a registry version',
+  usage: `loyalty-ml predict NAME [VERSION|ALIAS] --csv IN --out OUT [--id-column COLUMN]
+
+Scores every row of IN with a version (default: production) and writes OUT: the id column (or the
+row number) followed by the predictions (binary: probability of the positive class and the
+predicted class; multiclass: predicted class, its probability, and p_<class> for every class).
+IN needs the model's raw columns; empty values and NA are treated as missing.`,
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(
+      args,
+      { csv: { type: 'string' }, out: { type: 'string' }, 'id-column': { type: 'string' }, ...registryOption },
+      { min: 1, max: 2, names: 'NAME [VERSION|ALIAS]' },
+    );
+    const [name, ref = 'production'] = positionals as [string, string?];
+    if (!values.csv) throw new UsageError('--csv IN is required');
+    if (!values.out) throw new UsageError('--out OUT is required');
+    const table = await readTable(values.csv);
+    const registry = await openRegistry(values.registry);
+    const { manifest, bytes } = await registry.readModel(name, ref);
+    const runner = await ModelRunner.create(manifest, bytes, { threads: 2 });
+    const idColumn = values['id-column'] ?? table.columns.find((c) => /^(id|customer_?id|customerid)$/i.test(c));
+    const progress = new ProgressReporter(io, `predict ${name} v${manifest.version}`);
+    try {
+      const csv = await predictCsv(runner, table, idColumn, (done, total) => progress.update(done, total));
+      await writeFile(values.out, csv);
+    } finally {
+      await runner.release();
+    }
+    io.out(`Wrote ${table.records.length} predictions from ${name} v${manifest.version} to ${values.out}`);
+    return 0;
+  },
+};
+
+async function readTable(path: string): Promise<CsvTable> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    throw new UsageError(`Cannot read ${path}${code === 'ENOENT' ? ': no such file' : code ? ` (${code})` : ''}`);
+  }
+  return parseCsv(text, path);
+}
+
+/** Labels of a CSV mapped onto the model's classes. */
+function csvEvaluationData(table: CsvTable, label: string, manifest: ModelManifest, positive: string | undefined, source: string): EvaluationData {
+  if (!table.columns.includes(label)) throw new UsageError(`Label column "${label}" is not in ${source}`);
+  const classes = manifest.output.classes;
+  const rows = table.records.filter((r) => !isMissing(r[label]));
+  const y = Int32Array.from(rows, (r) => {
+    const value = r[label]!.trim();
+    if (manifest.output.kind === 'binary') {
+      const pos = classes.indexOf(manifest.output.positive_class!);
+      if (positive !== undefined) return value === positive ? pos : 1 - pos;
+      if (classes.includes(value)) return classes.indexOf(value);
+      if (['yes', 'true', '1', 'y', 't'].includes(value.toLowerCase())) return pos;
+      if (['no', 'false', '0', 'n', 'f'].includes(value.toLowerCase())) return 1 - pos;
+      throw new UsageError(`Label "${value}" is not one of the model's classes (${classes.join(', ')}); give --positive VALUE`);
+    }
+    const index = classes.indexOf(value);
+    if (index < 0) throw new UsageError(`Label "${value}" is not one of the model's classes (${classes.join(', ')})`);
+    return index;
+  });
+  return { records: rows, y, description: `${source} (${rows.length} labelled rows)` };
+}
