@@ -1,9 +1,9 @@
 import { openCommandWarehouse, openRegistry, registryOption, warehouseOption } from '../../lib/cli/context';
 import { formatTable, intOption, parseCommandArgs, ProgressReporter, UsageError, type Command, type CommandIo } from '../../lib/cli/runtime';
 import { assertName } from '../../lib/registry/index';
-import { churnTrainingSpec, csvTrainingSpec, nboTrainingSpec } from '../../lib/training/datasets';
+import { csvTrainingSpec } from '../../lib/training/datasets';
+import { trainFromWarehouse } from '../../lib/training/run';
 import { FAMILIES, trainAndPublish, type Family, type TrainingOutcome, type TrainingSpec } from '../../lib/training/pipeline';
-import { readDemoSummary } from '../../lib/warehouse/demo-load';
 
 export const trainCommand: Command = {
   name: 'train',
@@ -64,7 +64,6 @@ Exit codes: 0 published (and promoted if asked), 1 refused by a gate or failed, 
     const log = (m: string) => progress.note(m);
 
     let spec: TrainingSpec;
-    let achievable: string | null = null;
     if (values.csv !== undefined) {
       if (!values.label) throw new UsageError('--label COLUMN is required with --csv');
       const built = await csvTrainingSpec({
@@ -86,28 +85,25 @@ Exit codes: 0 published (and promoted if asked), 1 refused by a gate or failed, 
       for (const flag of ['label', 'positive', 'features', 'id-column', 'test-csv'] as const) {
         if (values[flag] !== undefined) throw new UsageError(`--${flag} only applies with --csv`);
       }
-      const handle = await openCommandWarehouse(values.warehouse);
+      const [handle, registry] = await Promise.all([openCommandWarehouse(values.warehouse), openRegistry(values.registry)]);
       try {
-        spec = name === 'churn' ? await churnTrainingSpec(handle.warehouse, log) : await nboTrainingSpec(handle.warehouse, log);
-        const demo = await readDemoSummary(handle.pool);
-        if (demo) {
-          achievable =
-            name === 'churn'
-              ? `achievable AUC on this demo data (the generating process's own probabilities): ${demo.oracle.churn_auc_latest_snapshot}`
-              : `achievable on this demo data: top-1 ${demo.oracle.nbo_top1_accuracy}, top-3 ${demo.oracle.nbo_top3_accuracy}`;
-        }
+        const outcome = await trainFromWarehouse(name, { registry, warehouse: handle }, { families, seed, maxEpochs, promote: values.promote ?? null, onProgress: log });
+        return report(io, outcome, outcome.achievable, values.promote, values.json);
       } finally {
         await handle.close();
       }
     }
     const registry = await openRegistry(values.registry);
     const outcome = await trainAndPublish(registry, spec, { families, seed, maxEpochs, promote: values.promote ?? null, onProgress: log });
-    if (values.json) io.out(JSON.stringify({ ...outcome, achievable }, null, 2));
-    else printOutcome(io, outcome, achievable, values.promote);
-    if (outcome.manifest.status === 'refused') return 1;
-    return 0;
+    return report(io, outcome, null, values.promote, values.json);
   },
 };
+
+function report(io: CommandIo, outcome: TrainingOutcome, achievable: string | null, promote: string | undefined, json: boolean | undefined): number {
+  if (json) io.out(JSON.stringify({ ...outcome, achievable }, null, 2));
+  else printOutcome(io, outcome, achievable, promote);
+  return outcome.manifest.status === 'refused' ? 1 : 0;
+}
 
 function parseFamily(value: string | undefined): Family[] | undefined {
   if (value === undefined || value === 'auto') return undefined;

@@ -126,10 +126,11 @@ export class ModelRegistry {
     assertName('alias', ref);
     const alias = await this.getAlias(name, ref);
     if (!alias) {
-      const any = (await this.versionNumbers(name, true)).length > 0;
+      const numbers = await this.versionNumbers(name, true);
+      if (!numbers.length) throw this.noVersions(name);
       throw new NotFoundError(
-        any ? `Model "${name}" has no alias "${ref}"` : `Model "${name}" has no published versions`,
-        { code: any ? 'alias_not_found' : 'model_not_found' },
+        `Model "${name}" has no alias "${ref}" (it has versions ${numbers.join(', ')}; name one, or latest, or promote one to "${ref}")`,
+        { code: 'alias_not_found' },
       );
     }
     return alias.version;

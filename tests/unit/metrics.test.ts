@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { rocAuc } from '../../lib/training/metrics';
+import {
+  averagePrecision,
+  binaryLogLoss,
+  brierScore,
+  calibrationTable,
+  expectedCalibrationError,
+  liftAt,
+  multiclassMetrics,
+  rocAuc,
+} from '../../lib/training/metrics';
 
 describe('rocAuc', () => {
   it('is 1 for a perfect ranking and 0 for a reversed one', () => {
@@ -17,5 +26,74 @@ describe('rocAuc', () => {
 
   it('is undefined (NaN) when only one class is present', () => {
     expect(rocAuc([0.1, 0.2], [1, 1])).toBeNaN();
+  });
+});
+
+
+describe('averagePrecision', () => {
+  it('matches a hand computation', () => {
+    // Sorted by score: 0.9 (pos), 0.8 (neg), 0.7 (pos), 0.1 (neg). AP = 1/2 * 1/1 + 1/2 * 2/3.
+    expect(averagePrecision([0.1, 0.7, 0.8, 0.9], [0, 1, 0, 1])).toBeCloseTo(0.5 + 1 / 3, 12);
+  });
+
+  it('treats tied scores as one threshold', () => {
+    // 0.5 x3 (two positives, one negative) then 0.2 (positive): AP = 2/3 * 2/3 + 1/3 * 3/4.
+    expect(averagePrecision([0.5, 0.5, 0.5, 0.2], [1, 0, 1, 1])).toBeCloseTo((2 / 3) * (2 / 3) + (1 / 3) * (3 / 4), 12);
+  });
+});
+
+describe('liftAt', () => {
+  it('is the top fraction positive rate over the base rate', () => {
+    // 10 rows, 2 positives; the top 10% (1 row) is a positive: lift = 1 / 0.2 = 5.
+    const scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05];
+    const labels = [1, 0, 0, 0, 0, 0, 0, 1, 0, 0];
+    expect(liftAt(scores, labels, 0.1)).toBeCloseTo(5, 12);
+    expect(liftAt(scores, labels, 0.2)).toBeCloseTo(2.5, 12);
+  });
+
+  it('counts rows tied at the cut in proportion', () => {
+    // Top 10% of 10 rows = 1 row, but the top 4 rows tie (1 positive among them): 1/4 positive
+    // expected in the slot -> positive rate 0.25 over base rate 0.2 = 1.25.
+    const scores = [0.9, 0.9, 0.9, 0.9, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05];
+    const labels = [0, 1, 0, 0, 0, 0, 0, 1, 0, 0];
+    expect(liftAt(scores, labels, 0.1)).toBeCloseTo(1.25, 12);
+  });
+});
+
+describe('calibration and probability scores', () => {
+  it('puts probabilities in equal-width bins with their observed rates', () => {
+    const p = [0.05, 0.08, 0.15, 0.95, 1.0];
+    const y = [0, 1, 0, 1, 1];
+    const table = calibrationTable(p, y);
+
+    expect(table[0]).toMatchObject({ count: 2, observed_rate: 0.5 });
+    expect(table[0]!.mean_predicted).toBeCloseTo(0.065, 12);
+    expect(table[1]).toMatchObject({ count: 1, observed_rate: 0 });
+    expect(table[9]).toMatchObject({ count: 2, mean_predicted: 0.975, observed_rate: 1 });
+    // ECE = (2*|0.065-0.5| + 1*|0.15-0| + 2*|0.975-1|) / 5
+    expect(expectedCalibrationError(table)).toBeCloseTo((2 * 0.435 + 0.15 + 2 * 0.025) / 5, 12);
+  });
+
+  it('computes log loss and Brier score by hand', () => {
+    expect(binaryLogLoss([0.8, 0.4], [1, 0])).toBeCloseTo(-(Math.log(0.8) + Math.log(0.6)) / 2, 12);
+    expect(brierScore([0.8, 0.4], [1, 0])).toBeCloseTo((0.04 + 0.16) / 2, 12);
+  });
+});
+
+describe('multiclassMetrics', () => {
+  it('reports top-1, top-3, log loss and per-class recall', () => {
+    const classes = ['a', 'b', 'c', 'd'];
+    const P = [
+      0.7, 0.1, 0.1, 0.1, // label a: top-1 hit
+      0.4, 0.3, 0.2, 0.1, // label c: top-3 hit only
+      0.1, 0.2, 0.3, 0.4, // label a: miss both
+    ];
+    const m = multiclassMetrics(P, [0, 2, 0], classes);
+
+    expect(m.top1_accuracy).toBeCloseTo(1 / 3, 12);
+    expect(m.top3_accuracy).toBeCloseTo(2 / 3, 12);
+    expect(m.log_loss).toBeCloseTo(-(Math.log(0.7) + Math.log(0.2) + Math.log(0.1)) / 3, 12);
+    expect(m.per_class_recall).toEqual({ a: 0.5, b: null, c: 0, d: null });
+    expect(m.top_class_share).toEqual({ a: 2 / 3, b: 0, c: 0, d: 1 / 3 });
   });
 });
