@@ -3,7 +3,8 @@ import { formatTable, intOption, parseCommandArgs, ProgressReporter, UsageError,
 import { assertName } from '../../lib/registry/index';
 import { csvTrainingSpec } from '../../lib/training/datasets';
 import { trainFromWarehouse } from '../../lib/training/run';
-import { FAMILIES, trainAndPublish, type Family, type TrainingOutcome, type TrainingSpec } from '../../lib/training/pipeline';
+import type { GateThresholds } from '../../lib/training/gates';
+import { DEFAULT_THRESHOLDS, FAMILIES, trainAndPublish, type Family, type TrainingOutcome, type TrainingSpec } from '../../lib/training/pipeline';
 
 export const trainCommand: Command = {
   name: 'train',
@@ -31,6 +32,7 @@ Options:
   --promote ALIAS        promote to ALIAS (e.g. staging, production) if every gate passes
   --seed N               random seed (default 42); the same seed gives the same model
   --max-epochs N         upper bound on epochs (default 60; early stopping usually ends sooner)
+  --gate NAME=VALUE      override a quality-gate threshold (repeatable; defaults in models/training.json)
   --registry URI, --warehouse URL, --json
 
 Exit codes: 0 published (and promoted if asked), 1 refused by a gate or failed, 2 bad input.`,
@@ -48,6 +50,7 @@ Exit codes: 0 published (and promoted if asked), 1 refused by a gate or failed, 
         promote: { type: 'string' },
         seed: { type: 'string' },
         'max-epochs': { type: 'string' },
+        gate: { type: 'string', multiple: true },
         json: { type: 'boolean' },
         ...registryOption,
         ...warehouseOption,
@@ -60,6 +63,7 @@ Exit codes: 0 published (and promoted if asked), 1 refused by a gate or failed, 
     const families = parseFamily(values.family);
     const seed = intOption(values.seed, '--seed', 42, [0, 4_294_967_295]);
     const maxEpochs = intOption(values['max-epochs'], '--max-epochs', 60, [1, 1000]);
+    const thresholds = parseGates(values.gate ?? []);
     const progress = new ProgressReporter(io, `train ${name}`);
     const log = (m: string) => progress.note(m);
 
@@ -87,14 +91,14 @@ Exit codes: 0 published (and promoted if asked), 1 refused by a gate or failed, 
       }
       const [handle, registry] = await Promise.all([openCommandWarehouse(values.warehouse), openRegistry(values.registry)]);
       try {
-        const outcome = await trainFromWarehouse(name, { registry, warehouse: handle }, { families, seed, maxEpochs, promote: values.promote ?? null, onProgress: log });
+        const outcome = await trainFromWarehouse(name, { registry, warehouse: handle }, { families, seed, maxEpochs, thresholds, promote: values.promote ?? null, onProgress: log });
         return report(io, outcome, outcome.achievable, values.promote, values.json);
       } finally {
         await handle.close();
       }
     }
     const registry = await openRegistry(values.registry);
-    const outcome = await trainAndPublish(registry, spec, { families, seed, maxEpochs, promote: values.promote ?? null, onProgress: log });
+    const outcome = await trainAndPublish(registry, spec, { families, seed, maxEpochs, thresholds, promote: values.promote ?? null, onProgress: log });
     return report(io, outcome, null, values.promote, values.json);
   },
 };
@@ -103,6 +107,20 @@ function report(io: CommandIo, outcome: TrainingOutcome, achievable: string | nu
   if (json) io.out(JSON.stringify({ ...outcome, achievable }, null, 2));
   else printOutcome(io, outcome, achievable, promote);
   return outcome.manifest.status === 'refused' ? 1 : 0;
+}
+
+function parseGates(pairs: string[]): Partial<GateThresholds> {
+  const out: Partial<GateThresholds> = {};
+  for (const pair of pairs) {
+    const [key, raw] = pair.split('=');
+    if (!key || raw === undefined || !(key in DEFAULT_THRESHOLDS)) {
+      throw new UsageError(`--gate takes NAME=VALUE with NAME one of ${Object.keys(DEFAULT_THRESHOLDS).join(', ')}; got "${pair}"`);
+    }
+    const value = Number(raw);
+    if (!Number.isFinite(value)) throw new UsageError(`--gate ${key} needs a number, got "${raw}"`);
+    out[key as keyof GateThresholds] = value;
+  }
+  return out;
 }
 
 function parseFamily(value: string | undefined): Family[] | undefined {

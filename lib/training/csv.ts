@@ -36,7 +36,7 @@ export function inferEncodings(table: CsvTable, options: { label: string; idColu
     }
     if (values.every((v) => Number.isFinite(Number(v)))) {
       const integers = values.every((v) => Number.isInteger(Number(v)));
-      if (!explicit && integers && distinct.size === values.length && values.length > 20 && /(^|[^a-z])(id|row|index|key|number|no)$|id$|^id/i.test(column)) {
+      if (!explicit && integers && distinct.size === values.length && values.length > 20 && (/(id|num|number|index|key|row|no)$|^id/i.test(column) || isConsecutive(values))) {
         skipped.push({ column, reason: 'looks like an identifier (unique whole numbers)' });
         continue;
       }
@@ -93,4 +93,10 @@ export function positiveLabel(table: CsvTable, label: string, given?: string): {
   const inferred = values.find((v) => ['yes', 'true', '1', 'y', 't'].includes(v.toLowerCase()));
   if (!inferred) throw new ValidationError(`Cannot tell which value of "${label}" is positive (${values.join(', ')}); give --positive VALUE`);
   return { positive: inferred, negative: values.find((v) => v !== inferred)! };
+}
+
+/** Whole numbers that are exactly a run like 1..n: a row number, whatever the column is called. */
+function isConsecutive(values: string[]): boolean {
+  const sorted = values.map(Number).sort((a, b) => a - b);
+  return sorted.every((v, i) => v === sorted[0]! + i);
 }

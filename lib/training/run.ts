@@ -3,7 +3,7 @@ import type { ModelRegistry } from '../registry/index';
 import { readDemoSummary } from '../warehouse/demo-load';
 import type { WarehouseHandle } from '../warehouse/index';
 import { churnTrainingSpec, nboTrainingSpec } from './datasets';
-import { trainAndPublish, type Family, type TrainingOutcome } from './pipeline';
+import { trainAndPublish, type TrainingOptions, type TrainingOutcome } from './pipeline';
 
 export const WAREHOUSE_MODELS = ['churn', 'nbo'] as const;
 export type WarehouseModel = (typeof WAREHOUSE_MODELS)[number];
@@ -20,7 +20,7 @@ export interface WarehouseTrainingResult extends TrainingOutcome {
 export async function trainFromWarehouse(
   model: string,
   deps: { registry: ModelRegistry; warehouse: WarehouseHandle },
-  options: { promote?: string | null; seed?: number; families?: Family[]; maxEpochs?: number; onProgress?: (m: string) => void } = {},
+  options: TrainingOptions = {},
 ): Promise<WarehouseTrainingResult> {
   if (!(WAREHOUSE_MODELS as readonly string[]).includes(model)) {
     throw new ValidationError(`"${model}" is not a warehouse model; use one of ${WAREHOUSE_MODELS.join(', ')}`);
