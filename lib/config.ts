@@ -14,6 +14,26 @@ export interface Config {
   warehouseConfigPath: string | undefined;
   /** Who is acting, recorded in manifests and alias history. */
   actor: string;
+  /** Deployment stage; `local` (the default) enables development conveniences such as mock mode auto. */
+  stage: string;
+  /** auto: rule-based answers labelled `mock` when a model has no published version; on: always; off: 503. */
+  mockMode: 'auto' | 'on' | 'off';
+  /** The alias the API serves (production by default). */
+  servingAlias: string;
+  /** How long a resolved alias is trusted before it is checked again (a promotion takes effect after this). */
+  aliasTtlMs: number;
+  /** How long warehouse-wide statistics (RFM quintiles, feature value shares) are cached. */
+  profileTtlMs: number;
+  /** Batch deadline; never more than the Lambda's remaining time. */
+  batchDeadlineMs: number;
+  /** Most distinct customers in one batch request. */
+  batchMaxCustomers: number;
+  /** Churn risk bands: below the first is low, from the second on high. */
+  churnRiskThresholds: [number, number];
+  /** RFM scoring: quintiles of the whole customer base, or the fixed cut points in models/rfm.json. */
+  rfmCutPoints: 'quintiles' | 'fixed';
+  /** Largest accepted request body. */
+  maxBodyBytes: number;
 }
 
 export const DEFAULT_DATA_DIR = '.data';
@@ -36,12 +56,50 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(`WAREHOUSE_URL must be postgres://… or pglite:<folder>, got ${redactUrl(warehouseUrl)}`);
   }
 
+  const stage = optional(env, 'STAGE') ?? 'local';
+  if (!/^[a-z][a-z0-9-]{0,31}$/.test(stage)) throw new ConfigError(`STAGE must be a short lowercase name, got "${stage}"`);
   return {
     modelRegistryUri: registry,
     warehouseUrl,
     warehouseConfigPath: optional(env, 'WAREHOUSE_CONFIG'),
     actor: optional(env, 'LOYALTY_ML_ACTOR') ?? defaultActor(env),
+    stage,
+    mockMode: oneOf(env, 'ML_MOCK_MODE', ['auto', 'on', 'off'], stage === 'local' ? 'auto' : 'off'),
+    servingAlias: optional(env, 'MODEL_ALIAS') ?? 'production',
+    aliasTtlMs: seconds(env, 'MODEL_ALIAS_TTL_SECONDS', 60, 0, 86_400) * 1000,
+    profileTtlMs: seconds(env, 'PROFILE_TTL_SECONDS', 3600, 0, 7 * 86_400) * 1000,
+    batchDeadlineMs: seconds(env, 'BATCH_DEADLINE_SECONDS', 60, 1, 900) * 1000,
+    batchMaxCustomers: seconds(env, 'BATCH_MAX_CUSTOMERS', 100, 1, 1000),
+    churnRiskThresholds: riskThresholds(env),
+    rfmCutPoints: oneOf(env, 'RFM_CUT_POINTS', ['quintiles', 'fixed'], 'quintiles'),
+    maxBodyBytes: seconds(env, 'MAX_BODY_BYTES', 65_536, 1024, 6_000_000),
   };
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const value = optional(env, name);
+  if (value === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(value)) throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got "${value}"`);
+  return value as T;
+}
+
+/** A whole number within a range (named seconds for its main use; also counts and sizes). */
+function seconds(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const value = optional(env, name);
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${value}"`);
+  return n;
+}
+
+function riskThresholds(env: Env): [number, number] {
+  const value = optional(env, 'CHURN_RISK_THRESHOLDS');
+  if (value === undefined) return [0.3, 0.6];
+  const parts = value.split(',').map((v) => Number(v.trim()));
+  if (parts.length !== 2 || parts.some((v) => !Number.isFinite(v) || v <= 0 || v >= 1) || parts[0]! >= parts[1]!) {
+    throw new ConfigError(`CHURN_RISK_THRESHOLDS must be two increasing probabilities like "0.3,0.6", got "${value}"`);
+  }
+  return [parts[0]!, parts[1]!];
 }
 
 let cached: Config | undefined;

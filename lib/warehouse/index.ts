@@ -187,3 +187,46 @@ export async function openWarehouse(
     },
   };
 }
+
+/** Warehouse-wide statistics the API needs: RFM quintiles and how common each feature value is. */
+export interface BaseProfile {
+  customers: number;
+  /** 20/40/60/80% cut points (PERCENTILE_CONT) of recency (known values only), frequency, monetary. */
+  quintiles: { recency_days: number[]; frequency: number[]; monetary: number[] };
+  /** Per feature: its most common values (null = missing) and their share of all customers. */
+  commonValues: Record<string, { value: number | null; share: number }[]>;
+  computedAt: string;
+}
+
+/**
+ * Computes the base profile with one query per statistic (Redshift requires sort-based aggregates
+ * in one statement to share their ORDER BY, so quantiles of different columns are separate).
+ */
+export async function computeBaseProfile(warehouse: Warehouse): Promise<BaseProfile> {
+  const cf = warehouse.cfg.customer_features;
+  const t = table(warehouse.cfg, cf.table);
+  const col = (feature: string) => q(warehouse.cfg.features[feature]!);
+  const customers = await warehouse.countCustomers();
+  const quantiles = async (feature: string, where: string) => {
+    const result = await warehouse.run<Record<string, string | number | null>>(
+      `SELECT ${[0.2, 0.4, 0.6, 0.8].map((p, i) => `PERCENTILE_CONT(${p}) WITHIN GROUP (ORDER BY ${col(feature)}) AS q${i}`).join(', ')}
+       FROM ${t} WHERE ${where}`,
+    );
+    const row = result.rows[0] ?? {};
+    return [0, 1, 2, 3].map((i) => Number(row[`q${i}`] ?? 0));
+  };
+  const recency = col('days_since_last_transaction');
+  const quintiles = {
+    recency_days: await quantiles('days_since_last_transaction', `${recency} IS NOT NULL AND ${recency} <> 999`),
+    frequency: await quantiles('transaction_count_90d', `${col('transaction_count_90d')} IS NOT NULL`),
+    monetary: await quantiles('total_revenue_90d', `${col('total_revenue_90d')} IS NOT NULL`),
+  };
+  const commonValues: BaseProfile['commonValues'] = {};
+  for (const feature of FEATURES) {
+    const result = await warehouse.run<{ v: string | number | null; n: string }>(
+      `SELECT ${col(feature)} AS v, COUNT(*) AS n FROM ${t} GROUP BY ${col(feature)} ORDER BY n DESC LIMIT 5`,
+    );
+    commonValues[feature] = result.rows.map((r) => ({ value: r.v === null ? null : Number(r.v), share: customers ? Number(r.n) / customers : 0 }));
+  }
+  return { customers, quintiles, commonValues, computedAt: new Date().toISOString() };
+}

@@ -1,0 +1,79 @@
+import { z } from 'zod';
+import { LoyaltyError, NotFoundError, ValidationError } from '../errors';
+import type { BatchOutcome } from './service';
+import { NOT_FOUND } from './service';
+
+/**
+ * The prediction API's request schemas and response shapes, including the old system's contract
+ * (seed 001) that the admin UI still calls: `{"customer_id", "type"}` for one customer and
+ * `{"customer_ids": [...], "type"}` for a batch answered as type, mode, total, successful, failed,
+ * results and errors.
+ */
+const CustomerId = z
+  .string()
+  .trim()
+  .min(1, 'customer ids must not be empty')
+  .max(128, 'customer ids are at most 128 characters')
+  .regex(/^[\x21-\x7e]+$/, 'customer ids are printable ASCII without spaces');
+
+const PredictionTypeSchema = z.enum(['churn', 'nbo', 'rfm', 'all'], { error: 'type must be one of churn, nbo, rfm, all' });
+
+/** The most ids a batch may list before de-duplication (bounds the work of a bad request). */
+const MAX_LISTED_IDS = 1000;
+
+export const LegacyRequestSchema = z
+  .object({
+    customer_id: CustomerId.optional(),
+    customer_ids: z.array(CustomerId, { error: 'customer_ids must be an array of strings' }).max(MAX_LISTED_IDS).optional(),
+    type: PredictionTypeSchema,
+  })
+  .refine((b) => (b.customer_id === undefined) !== (b.customer_ids === undefined), {
+    message: 'send exactly one of customer_id (one customer) or customer_ids (a batch)',
+  });
+
+export const SingleRequestSchema = z.object({ customer_id: CustomerId, type: PredictionTypeSchema });
+
+export const BatchRequestSchema = z.object({
+  customer_ids: z.array(CustomerId, { error: 'customer_ids must be an array of strings' }).max(MAX_LISTED_IDS),
+  type: PredictionTypeSchema,
+});
+
+/** Refuses an empty batch or one with more distinct ids than allowed. */
+export function checkBatchSize(ids: string[], max: number): void {
+  const distinct = new Set(ids).size;
+  if (distinct === 0) throw new ValidationError(`customer_ids is empty; send 1 to ${max} customer ids`, { code: 'invalid_batch_size' });
+  if (distinct > max) {
+    throw new ValidationError(`customer_ids holds ${distinct} distinct ids; at most ${max} are allowed per request`, { code: 'invalid_batch_size' });
+  }
+}
+
+/** The seed's batch format, plus warnings and duplicates at the top. */
+export function batchResponse(outcome: BatchOutcome): Record<string, unknown> {
+  return {
+    type: outcome.type,
+    mode: 'batch',
+    total: outcome.ids.length,
+    successful: outcome.results.length,
+    failed: outcome.errors.length,
+    warnings: outcome.warnings,
+    duplicates: outcome.duplicates,
+    results: outcome.results,
+    errors: outcome.errors,
+  };
+}
+
+class GatewayTimeoutError extends LoyaltyError {
+  readonly status = 504;
+  readonly code = 'timeout';
+}
+
+/** One customer: the result's fields at the top level, or a 404/504 when it could not be scored. */
+export function singleResponse(outcome: BatchOutcome): Record<string, unknown> {
+  const result = outcome.results[0];
+  if (!result) {
+    const error = outcome.errors[0]?.error ?? NOT_FOUND;
+    if (error === NOT_FOUND) throw new NotFoundError(`${NOT_FOUND}: ${outcome.ids[0]}`, { code: 'customer_not_found' });
+    throw new GatewayTimeoutError(error);
+  }
+  return { type: outcome.type, mode: 'single', ...result.result, warnings: outcome.warnings };
+}

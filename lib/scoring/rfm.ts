@@ -1,0 +1,156 @@
+import rfmConfig from '../../models/rfm.json';
+import { ConfigError } from '../errors';
+
+/**
+ * RFM: recency, frequency and monetary value scored 1-5 against cut points (quintiles of the whole
+ * customer base, or fixed values), and mapped to a named segment by ordered rules. Pure functions.
+ */
+export interface RfmCutPoints {
+  /** Four increasing cut points per measure. */
+  recency_days: number[];
+  frequency: number[];
+  monetary: number[];
+  /** Where the cut points came from. */
+  basis: 'quintiles' | 'fixed';
+  /** Customers the quintiles were computed over (quintiles only). */
+  customers?: number;
+}
+
+export interface RfmSegmentRule {
+  name: string;
+  r: [number, number];
+  f: [number, number];
+  m: [number, number];
+}
+
+export interface RfmScores {
+  recency_days: number | null;
+  frequency: number | null;
+  monetary: number | null;
+  r_score: number;
+  f_score: number;
+  m_score: number;
+  rfm_score: string;
+  segment: string;
+}
+
+export const RFM_SEGMENTS = rfmConfig.segments as RfmSegmentRule[];
+export const FIXED_CUT_POINTS: RfmCutPoints = { ...rfmConfig.fixed_cut_points, basis: 'fixed' };
+/** The warehouse's old default for an unknown recency. */
+export const DEFAULTED_RECENCY = 999;
+
+/** The segment of a score cell: the first rule that contains it. Throws if none does (a config error). */
+export function segmentOf(r: number, f: number, m: number, rules: RfmSegmentRule[] = RFM_SEGMENTS): string {
+  for (const rule of rules) {
+    if (r >= rule.r[0] && r <= rule.r[1] && f >= rule.f[0] && f <= rule.f[1] && m >= rule.m[0] && m <= rule.m[1]) return rule.name;
+  }
+  throw new ConfigError(`No RFM segment rule covers R=${r} F=${f} M=${m}`);
+}
+
+/**
+ * Score 1-5 against four cut points. Higher values score higher, unless `lowerIsBetter`
+ * (recency: a recent purchase scores 5). A value equal to a cut point falls in the lower band.
+ */
+export function scoreAgainst(value: number, cuts: number[], lowerIsBetter: boolean): number {
+  let above = 0;
+  for (const c of cuts) if (value > c) above++;
+  return lowerIsBetter ? 5 - above : 1 + above;
+}
+
+/**
+ * Scores one customer. An unknown recency (empty, or the warehouse's 999 default) scores R=1, as a
+ * customer with no recent purchase; a missing frequency or monetary value counts as zero.
+ */
+export function scoreRfm(
+  measures: { recency_days: number | null; frequency: number | null; monetary: number | null },
+  cuts: RfmCutPoints,
+): RfmScores {
+  const recency = measures.recency_days;
+  const knownRecency = recency !== null && recency !== DEFAULTED_RECENCY && Number.isFinite(recency);
+  const r = knownRecency ? scoreAgainst(recency, cuts.recency_days, true) : 1;
+  const f = scoreAgainst(measures.frequency ?? 0, cuts.frequency, false);
+  const m = scoreAgainst(measures.monetary ?? 0, cuts.monetary, false);
+  return {
+    recency_days: recency,
+    frequency: measures.frequency,
+    monetary: measures.monetary,
+    r_score: r,
+    f_score: f,
+    m_score: m,
+    rfm_score: `${r}${f}${m}`,
+    segment: segmentOf(r, f, m),
+  };
+}
+
+/** The 20/40/60/80% quantiles (linear interpolation, as PERCENTILE_CONT) of sorted values. */
+export function quintileCuts(sorted: ArrayLike<number>): number[] {
+  return [0.2, 0.4, 0.6, 0.8].map((q) => percentileCont(sorted, q));
+}
+
+export function percentileCont(sorted: ArrayLike<number>, q: number): number {
+  if (sorted.length === 0) return 0;
+  const pos = q * (sorted.length - 1);
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
+}
+
+export interface Transaction {
+  customerId: string;
+  /** ISO date, YYYY-MM-DD. */
+  date: string;
+  amount: number;
+}
+
+export interface TransactionSummary {
+  customerId: string;
+  firstPurchase: string;
+  lastPurchase: string;
+  /** Distinct purchase days. */
+  purchaseDays: number;
+  /** Repeat purchase days: purchaseDays - 1. */
+  repeatPurchases: number;
+  /** Days from the last purchase to the as-of date. */
+  recencyDays: number;
+  /** Days from the first purchase to the as-of date. */
+  ageDays: number;
+  /** Days from first to last purchase. */
+  activeSpanDays: number;
+  monetaryTotal: number;
+  /** Mean spend per repeat purchase day (0 without repeats). */
+  monetaryMeanRepeat: number;
+}
+
+/**
+ * RFM measures from a raw purchase log, up to and including `asOf`: purchases on the same day
+ * count as one purchase (their amounts summed), as the RFM literature and the CDNOW summary do.
+ */
+export function summarizeTransactions(transactions: Iterable<Transaction>, asOf: string): Map<string, TransactionSummary> {
+  const days = new Map<string, Map<string, number>>();
+  for (const t of transactions) {
+    if (t.date > asOf) continue;
+    const perDay = days.get(t.customerId) ?? new Map<string, number>();
+    perDay.set(t.date, (perDay.get(t.date) ?? 0) + t.amount);
+    days.set(t.customerId, perDay);
+  }
+  const dayNumber = (d: string) => Date.parse(`${d}T00:00:00Z`) / 86_400_000;
+  const out = new Map<string, TransactionSummary>();
+  for (const [customerId, perDay] of days) {
+    const dates = [...perDay.keys()].sort();
+    const spend = dates.map((d) => perDay.get(d)!);
+    const repeat = spend.slice(1);
+    out.set(customerId, {
+      customerId,
+      firstPurchase: dates[0]!,
+      lastPurchase: dates[dates.length - 1]!,
+      purchaseDays: dates.length,
+      repeatPurchases: dates.length - 1,
+      recencyDays: dayNumber(asOf) - dayNumber(dates[dates.length - 1]!),
+      ageDays: dayNumber(asOf) - dayNumber(dates[0]!),
+      activeSpanDays: dayNumber(dates[dates.length - 1]!) - dayNumber(dates[0]!),
+      monetaryTotal: spend.reduce((a, b) => a + b, 0),
+      monetaryMeanRepeat: repeat.length ? repeat.reduce((a, b) => a + b, 0) / repeat.length : 0,
+    });
+  }
+  return out;
+}

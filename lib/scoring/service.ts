@@ -1,0 +1,195 @@
+import type { RefreshingValue } from '../cache';
+import type { BaseProfile, CustomerFeatureRow } from '../warehouse/index';
+import { FEATURES } from '../warehouse/schema';
+import { mockChurnProbability, mockOfferProbabilities, MOCK_OFFER_IDS } from './mock';
+import type { ModelHandle, ModelProvider } from './models';
+import {
+  churnResult,
+  nboResult,
+  type AllResult,
+  type ChurnResult,
+  type CustomerResult,
+  type NboResult,
+  type PredictionType,
+  type ResultSource,
+  type RfmResult,
+} from './results';
+import { FIXED_CUT_POINTS, scoreRfm, type RfmCutPoints } from './rfm';
+import { churnCollapseWarning, featureWarnings, nboCollapseWarning, type Warning } from './warnings';
+
+export const NOT_FOUND = 'Customer not found in warehouse';
+
+/** What the scoring service needs from the warehouse: one query for many customers. */
+export interface FeatureSource {
+  getFeatures(customerIds: readonly string[]): Promise<Map<string, CustomerFeatureRow>>;
+}
+
+export interface ScoringSettings {
+  churnRiskThresholds: [number, number];
+  rfmCutPoints: 'quintiles' | 'fixed';
+}
+
+export interface BatchOutcome {
+  type: PredictionType;
+  /** Distinct ids in request order. */
+  ids: string[];
+  results: { customer_id: string; result: CustomerResult }[];
+  errors: { customer_id: string; error: string }[];
+  warnings: Warning[];
+  /** Ids sent more than once (answered once). */
+  duplicates: string[];
+}
+
+class DeadlineExceeded extends Error {}
+
+/**
+ * Scores a batch of customers: one warehouse query for all of them, one ONNX run per model for the
+ * whole batch, RFM by rules. Customers the warehouse does not know are reported one by one; when the
+ * deadline passes, whatever has finished is returned and the rest are reported as timed out.
+ */
+export class ScoringService {
+  constructor(
+    private readonly deps: {
+      features: FeatureSource;
+      models: Pick<ModelProvider, 'get'>;
+      profile: Pick<RefreshingValue<BaseProfile>, 'get'>;
+      settings: ScoringSettings;
+    },
+  ) {}
+
+  async score(ids: string[], type: PredictionType, deadlineMs: number): Promise<BatchOutcome> {
+    const deadline = Date.now() + deadlineMs;
+    const distinct = [...new Set(ids)];
+    const duplicates = [...new Set(ids.filter((id, i) => ids.indexOf(id) !== i))];
+    const outcome: BatchOutcome = { type, ids: distinct, results: [], errors: [], warnings: [], duplicates };
+    const timedOut = (ids: string[], stage: string) => {
+      for (const id of ids) outcome.errors.push({ customer_id: id, error: `Timed out: not scored within ${Math.round(deadlineMs / 1000)} s (${stage})` });
+    };
+
+    const profilePromise = this.deps.profile.get().then(
+      (p) => ({ profile: p.value, stale: Boolean(p.staleBecause) }),
+      () => null,
+    );
+    let rows: Map<string, CustomerFeatureRow>;
+    try {
+      rows = await withDeadline(this.deps.features.getFeatures(distinct), deadline);
+    } catch (error) {
+      if (error instanceof DeadlineExceeded) {
+        timedOut(distinct, 'waiting for the warehouse');
+        return outcome;
+      }
+      throw error;
+    }
+    const found = distinct.filter((id) => rows.has(id));
+    const missing = distinct.filter((id) => !rows.has(id));
+    const features = found.map((id) => rows.get(id)!.features);
+
+    const parts: { churn?: ChurnResult[]; nbo?: NboResult[]; rfm?: RfmResult[] } = {};
+    const wanted = type === 'all' ? (['rfm', 'churn', 'nbo'] as const) : ([type] as const);
+    let profileInfo: Awaited<typeof profilePromise> = null;
+    try {
+      profileInfo = await withDeadline(profilePromise, deadline);
+      for (const part of wanted) {
+        if (found.length === 0) break;
+        if (part === 'rfm') parts.rfm = this.rfm(found, features, profileInfo, outcome.warnings);
+        else if (part === 'churn') parts.churn = await withDeadline(this.churn(found, features, outcome.warnings), deadline);
+        else parts.nbo = await withDeadline(this.nbo(found, features, outcome.warnings), deadline);
+      }
+    } catch (error) {
+      if (!(error instanceof DeadlineExceeded)) throw error;
+    }
+
+    const complete = wanted.every((p) => parts[p] !== undefined) || found.length === 0;
+    if (complete) {
+      found.forEach((id, i) => outcome.results.push({ customer_id: id, result: this.combine(type, id, parts, i) }));
+    } else {
+      timedOut(found, `${wanted.filter((p) => parts[p] === undefined).join(' and ')} not finished`);
+    }
+    for (const id of missing) outcome.errors.push({ customer_id: id, error: NOT_FOUND });
+    outcome.warnings.unshift(...featureWarnings(FEATURES, features, profileInfo?.profile ?? null));
+    return outcome;
+  }
+
+  private combine(type: PredictionType, id: string, parts: { churn?: ChurnResult[]; nbo?: NboResult[]; rfm?: RfmResult[] }, i: number): CustomerResult {
+    if (type === 'churn') return parts.churn![i]!;
+    if (type === 'nbo') return parts.nbo![i]!;
+    if (type === 'rfm') return parts.rfm![i]!;
+    return { customer_id: id, churn: parts.churn![i]!, nbo: parts.nbo![i]!, rfm: parts.rfm![i]! } satisfies AllResult;
+  }
+
+  private rfm(ids: string[], features: (number | null)[][], info: { profile: BaseProfile; stale: boolean } | null, warnings: Warning[]): RfmResult[] {
+    let cuts: RfmCutPoints = FIXED_CUT_POINTS;
+    if (this.deps.settings.rfmCutPoints === 'quintiles') {
+      if (info) cuts = { ...info.profile.quintiles, basis: 'quintiles', customers: info.profile.customers };
+      else warnings.push({ code: 'rfm_fixed_cut_points', message: 'customer-base quintiles are unavailable (warehouse statistics failed); RFM scores use the fixed cut points' });
+    }
+    const at = (name: string) => FEATURES.indexOf(name);
+    const source: ResultSource = { type: 'rules', name: 'rfm', cut_points: cuts.basis };
+    return ids.map((id, i) => {
+      const f = features[i]!;
+      const scores = scoreRfm(
+        { recency_days: f[at('days_since_last_transaction')] ?? null, frequency: f[at('transaction_count_90d')] ?? null, monetary: f[at('total_revenue_90d')] ?? null },
+        cuts,
+      );
+      return { customer_id: id, ...scores, source };
+    });
+  }
+
+  private async churn(ids: string[], features: (number | null)[][], warnings: Warning[]): Promise<ChurnResult[]> {
+    const { handle, warnings: modelWarnings } = await this.deps.models.get('churn');
+    warnings.push(...modelWarnings);
+    const thresholds = this.deps.settings.churnRiskThresholds;
+    let p: number[];
+    if (handle.kind === 'mock') p = features.map(mockChurnProbability);
+    else {
+      const P = await handle.runner.predictRecords(records(features));
+      const pos = handle.manifest.output.classes.indexOf(handle.manifest.output.positive_class!);
+      p = ids.map((_, i) => P[i * 2 + pos]!);
+    }
+    const collapse = churnCollapseWarning(p, 'churn');
+    if (collapse) warnings.push(collapse);
+    const source = sourceOf('churn', handle);
+    return ids.map((id, i) => churnResult(id, p[i]!, thresholds, source));
+  }
+
+  private async nbo(ids: string[], features: (number | null)[][], warnings: Warning[]): Promise<NboResult[]> {
+    const { handle, warnings: modelWarnings } = await this.deps.models.get('nbo');
+    warnings.push(...modelWarnings);
+    const source = sourceOf('nbo', handle);
+    let results: NboResult[];
+    if (handle.kind === 'mock') {
+      results = ids.map((id, i) => nboResult(id, MOCK_OFFER_IDS, mockOfferProbabilities(features[i]!), source));
+    } else {
+      const classes = handle.manifest.output.classes;
+      const P = await handle.runner.predictRecords(records(features));
+      results = ids.map((id, i) => nboResult(id, classes, P.subarray(i * classes.length, (i + 1) * classes.length), source));
+    }
+    const collapse = nboCollapseWarning(results, 'nbo');
+    if (collapse) warnings.push(collapse);
+    return results;
+  }
+}
+
+function records(features: (number | null)[][]): Record<string, unknown>[] {
+  return features.map((f) => Object.fromEntries(FEATURES.map((name, j) => [name, f[j]])));
+}
+
+function sourceOf(name: string, handle: ModelHandle): ResultSource {
+  return handle.kind === 'mock' ? { type: 'mock', name } : { type: 'model', name, version: handle.manifest.version, alias: handle.alias };
+}
+
+async function withDeadline<T>(promise: Promise<T>, deadline: number): Promise<T> {
+  const remaining = deadline - Date.now();
+  if (remaining <= 0) throw new DeadlineExceeded();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new DeadlineExceeded()), remaining);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

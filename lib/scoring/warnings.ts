@@ -1,0 +1,83 @@
+import type { BaseProfile } from '../warehouse/index';
+import { DEFAULTED_RECENCY } from './rfm';
+
+/**
+ * Warnings for the old system's silent failures, computed over one batch. Pure functions.
+ */
+export interface Warning {
+  code: string;
+  message: string;
+  feature?: string;
+  model?: string;
+}
+
+/** A pattern this unlikely in a random batch from the customer base is reported. */
+const SURPRISE = 1e-3;
+const MIN_BATCH_FOR_COLLAPSE = 10;
+
+/**
+ * Input features identical (or missing) for every customer of the batch, when that would be very
+ * unlikely for customers drawn from the base (the old "recency 999 for everyone" bug), and any
+ * customer whose recency is the warehouse's 999 default.
+ */
+export function featureWarnings(names: readonly string[], rows: (number | null)[][], profile: BaseProfile | null): Warning[] {
+  const warnings: Warning[] = [];
+  const n = rows.length;
+  if (n === 0) return warnings;
+  const recencyIndex = names.indexOf('days_since_last_transaction');
+  names.forEach((feature, j) => {
+    const first = rows[0]![j] ?? null;
+    if (n < 2 || !rows.every((r) => (r[j] ?? null) === first)) return;
+    const share = profile?.commonValues[feature]?.find((v) => v.value === first)?.share ?? 0;
+    if (Math.pow(share, n) >= SURPRISE) return;
+    const defaulted = j === recencyIndex && first === DEFAULTED_RECENCY;
+    warnings.push({
+      code: first === null ? 'missing_feature' : defaulted ? 'defaulted_feature' : 'constant_feature',
+      feature,
+      message:
+        first === null
+          ? `${feature} is missing for all ${n} customers in this batch; models see it as unknown`
+          : defaulted
+            ? `${feature} is ${DEFAULTED_RECENCY} (the warehouse default for "unknown") for all ${n} customers; recency-based scores are not informative`
+            : `${feature} is ${first} for all ${n} customers in this batch (${(share * 100).toFixed(1)}% of all customers have that value); check the warehouse load`,
+    });
+  });
+  if (recencyIndex >= 0 && !warnings.some((w) => w.code === 'defaulted_feature')) {
+    const defaulted = rows.filter((r) => r[recencyIndex] === DEFAULTED_RECENCY).length;
+    if (defaulted > 0) {
+      warnings.push({
+        code: 'defaulted_feature',
+        feature: 'days_since_last_transaction',
+        message: `${defaulted} of ${n} customers have days_since_last_transaction = ${DEFAULTED_RECENCY}, the warehouse default for "unknown"; their RFM recency scores 1`,
+      });
+    }
+  }
+  return warnings;
+}
+
+/** Churn probabilities that are nearly equal across a batch. */
+export function churnCollapseWarning(probabilities: number[], model: string): Warning | null {
+  const n = probabilities.length;
+  if (n < MIN_BATCH_FOR_COLLAPSE) return null;
+  const mean = probabilities.reduce((a, b) => a + b, 0) / n;
+  const std = Math.sqrt(probabilities.reduce((a, p) => a + (p - mean) ** 2, 0) / n);
+  if (std >= 0.005) return null;
+  return {
+    code: 'collapsed_predictions',
+    model,
+    message: `churn probabilities are nearly equal for all ${n} customers (${mean.toFixed(3)} ± ${std.toFixed(4)}); the model or its inputs may be degenerate`,
+  };
+}
+
+/** The same offer at near-100% confidence for everyone in a batch. */
+export function nboCollapseWarning(top: { offer_id: string; confidence: number }[], model: string): Warning | null {
+  const n = top.length;
+  if (n < MIN_BATCH_FOR_COLLAPSE) return null;
+  const first = top[0]!.offer_id;
+  if (!top.every((t) => t.offer_id === first && t.confidence >= 0.99)) return null;
+  return {
+    code: 'collapsed_predictions',
+    model,
+    message: `every one of the ${n} customers gets offer ${first} at 99%+ confidence; the model or its inputs may be degenerate`,
+  };
+}
