@@ -63,7 +63,8 @@ export class ScoringService {
     const duplicates = [...new Set(ids.filter((id, i) => ids.indexOf(id) !== i))];
     const outcome: BatchOutcome = { type, ids: distinct, results: [], errors: [], warnings: [], duplicates };
     const timedOut = (ids: string[], stage: string) => {
-      for (const id of ids) outcome.errors.push({ customer_id: id, error: `Timed out: not scored within ${Math.round(deadlineMs / 1000)} s (${stage})` });
+      const limit = deadlineMs >= 10_000 ? `${Math.round(deadlineMs / 1000)} s` : `${(deadlineMs / 1000).toFixed(1)} s`;
+      for (const id of ids) outcome.errors.push({ customer_id: id, error: `Timed out: not scored within ${limit} (${stage})` });
     };
 
     const profilePromise = this.deps.profile.get().then(

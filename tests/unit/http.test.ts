@@ -1,0 +1,132 @@
+import fc from 'fast-check';
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { setApp, type App } from '../../lib/app';
+import { ModelRegistry } from '../../lib/registry/index';
+import { batch, legacy, single } from '../../functions/predict';
+import { handler as modelsHandler } from '../../functions/models';
+import { customerFeatures, MemoryFeatures, testApp } from '../support/app';
+import { publishTiny } from '../support/models';
+import { tempFsStore } from '../support/registry';
+
+const context = { getRemainingTimeInMillis: () => 65_000, awsRequestId: 'req-1' } as unknown as Context;
+
+function event(body: string | undefined, headers: Record<string, string> = { 'content-type': 'application/json' }): APIGatewayProxyEventV2 {
+  return { version: '2.0', routeKey: 'POST /x', rawPath: '/x', rawQueryString: '', headers, body, isBase64Encoded: false, requestContext: {} } as unknown as APIGatewayProxyEventV2;
+}
+
+async function call(handler: typeof legacy, body: unknown, raw = false) {
+  const response = await handler(event(raw ? (body as string) : JSON.stringify(body)), context);
+  return { status: response.statusCode!, body: JSON.parse(response.body!) };
+}
+
+const ids = (n: number) => Array.from({ length: n }, (_, i) => `c${i + 1}`);
+let app: App;
+
+beforeAll(async () => {
+  const registry = new ModelRegistry(tempFsStore(), { actor: 'test' });
+  await publishTiny(registry, 'churn');
+  await publishTiny(registry, 'nbo');
+  app = testApp({ features: new MemoryFeatures(new Map(ids(150).map((id, i) => [id, customerFeatures(i + 1)]))), registry });
+  setApp(app);
+});
+
+afterAll(() => setApp(undefined));
+
+describe('the old contract (POST /config/ml/test/)', () => {
+  it('answers one customer with the result fields at the top', async () => {
+    const { status, body } = await call(legacy, { customer_id: 'c1', type: 'churn' });
+    expect(status).toBe(200);
+    expect(body).toMatchObject({ type: 'churn', mode: 'single', customer_id: 'c1', churn_risk: expect.stringMatching(/^(low|medium|high)$/), warnings: [] });
+    expect(body.churn_probability).toBeGreaterThanOrEqual(0);
+  });
+
+  it("answers a batch in exactly the seed's format", async () => {
+    const { status, body } = await call(legacy, { customer_ids: ['c1', 'c2', 'customer-uuid-3'], type: 'churn' });
+    expect(status).toBe(200);
+    expect(Object.keys(body).sort()).toEqual(['duplicates', 'errors', 'failed', 'mode', 'results', 'successful', 'total', 'type', 'warnings']);
+    expect(body).toMatchObject({ type: 'churn', mode: 'batch', total: 3, successful: 2, failed: 1 });
+    expect(body.results[0]).toEqual({ customer_id: 'c1', result: expect.objectContaining({ customer_id: 'c1', churn_probability: expect.any(Number), churn_risk: expect.any(String) }) });
+    expect(body.errors).toEqual([{ customer_id: 'customer-uuid-3', error: 'Customer not found in warehouse' }]);
+  });
+
+  it('refuses 101 distinct ids, and none, with a 400 saying so', async () => {
+    const tooMany = await call(legacy, { customer_ids: ids(101), type: 'rfm' });
+    expect(tooMany).toEqual({ status: 400, body: { error: { code: 'invalid_batch_size', message: expect.stringMatching(/101 distinct ids; at most 100/) } } });
+    const none = await call(batch, { customer_ids: [], type: 'rfm' });
+    expect(none.status).toBe(400);
+    expect(none.body.error.message).toMatch(/empty/);
+    const dupes = await call(batch, { customer_ids: [...ids(100), ...ids(20)], type: 'rfm' });
+    expect(dupes.status).toBe(200);
+    expect(dupes.body.total).toBe(100);
+    expect(dupes.body.duplicates).toHaveLength(20);
+  });
+});
+
+describe('bad input', () => {
+  it.each([
+    ['malformed JSON', '{"customer_id": "c1", ', 400, 'invalid_json'],
+    ['an empty body', '', 400, 'invalid_json'],
+    ['a JSON array', '[1,2]', 400, 'invalid_request'],
+    ['an unknown type', '{"customer_id": "c1", "type": "weather"}', 400, 'invalid_request'],
+    ['a numeric id', '{"customer_id": 7, "type": "churn"}', 400, 'invalid_request'],
+    ['both id fields', '{"customer_id": "c1", "customer_ids": ["c2"], "type": "rfm"}', 400, 'invalid_request'],
+    ['ids as a string', '{"customer_ids": "c1,c2", "type": "rfm"}', 400, 'invalid_request'],
+    ['a body over the size limit', JSON.stringify({ customer_ids: Array(5000).fill('x'.repeat(20)), type: 'rfm' }), 413, 'payload_too_large'],
+  ])('%s', async (_, raw, status, code) => {
+    const response = await call(legacy, raw, true);
+    expect(response.status).toBe(status);
+    expect(response.body.error.code).toBe(code);
+    expect(typeof response.body.error.message).toBe('string');
+  });
+
+  it('404s one unknown customer', async () => {
+    const { status, body } = await call(single, { customer_id: 'nobody', type: 'nbo' });
+    expect(status).toBe(404);
+    expect(body.error).toEqual({ code: 'customer_not_found', message: 'Customer not found in warehouse: nobody' });
+  });
+
+  it('never answers 5xx to thousands of random and malformed bodies', async () => {
+    const values = fc.oneof(
+      fc.jsonValue().map((v) => JSON.stringify(v)),
+      fc.string(),
+      fc.record({ customer_id: fc.oneof(fc.string(), fc.integer(), fc.constant(null)), type: fc.oneof(fc.constantFrom('churn', 'nbo', 'rfm', 'all'), fc.string()) }).map((v) => JSON.stringify(v)),
+      fc.record({ customer_ids: fc.oneof(fc.array(fc.oneof(fc.string(), fc.constantFrom('c1', 'c2', 'c3')), { maxLength: 120 }), fc.jsonValue()), type: fc.constantFrom('churn', 'nbo', 'rfm', 'all', 'x') }).map((v) => JSON.stringify(v)),
+      fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b).toString('latin1')),
+    );
+    await fc.assert(
+      fc.asyncProperty(values, fc.constantFrom(legacy, single, batch), async (raw, handler) => {
+        const response = await handler(event(raw), context);
+        expect(response.statusCode).toBeLessThan(500);
+        const body = JSON.parse(response.body!);
+        if (response.statusCode! >= 400) expect(Object.keys(body.error).sort()).toEqual(['code', 'message']);
+      }),
+      { numRuns: 2500 },
+    );
+  }, 120_000);
+});
+
+describe('faults', () => {
+  it('turns an unexpected failure into a bare 500 without internals', async () => {
+    const spy = vi.spyOn(app.scoring, 'score').mockRejectedValueOnce(new Error('password=hunter2 at /srv/secret.ts:12'));
+    const log = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const response = await call(single, { customer_id: 'c1', type: 'churn' });
+    spy.mockRestore();
+    log.mockRestore();
+    expect(response).toEqual({ status: 500, body: { error: { code: 'internal_error', message: 'Internal error' } } });
+  });
+});
+
+describe('GET /ml/models', () => {
+  it('reports production versions, checksums and what this instance has loaded', async () => {
+    await call(single, { customer_id: 'c1', type: 'churn' });
+    const response = await modelsHandler(event(undefined, {}), context);
+    const body = JSON.parse(response.body!);
+    expect(response.statusCode).toBe(200);
+    const churn = body.models.find((m: { name: string }) => m.name === 'churn');
+    expect(churn).toMatchObject({ mode: 'model', loaded: true, loaded_version: 1, production: { version: 1, file_exists: true, checksum_verified: true }, staging: null });
+    expect(churn.load_ms).toBeGreaterThan(0);
+    const nbo = body.models.find((m: { name: string }) => m.name === 'nbo');
+    expect(nbo).toMatchObject({ production: { version: 1, checksum_verified: true } });
+  });
+});

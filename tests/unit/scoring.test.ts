@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { ModelRegistry } from '../../lib/registry/index';
+import { ModelProvider } from '../../lib/scoring/models';
+import { NOT_FOUND, ScoringService, type FeatureSource } from '../../lib/scoring/service';
+import { churnCollapseWarning, featureWarnings, nboCollapseWarning } from '../../lib/scoring/warnings';
+import { FEATURES } from '../../lib/warehouse/schema';
+import { customerFeatures, MemoryFeatures, PROFILE, testApp } from '../support/app';
+import { publishTiny } from '../support/models';
+import { tempFsStore } from '../support/registry';
+
+const ids = (n: number, from = 1) => Array.from({ length: n }, (_, i) => `c${from + i}`);
+const warehouse = (n: number) => new MemoryFeatures(new Map(ids(n).map((id, i) => [id, customerFeatures(i + 1)])));
+
+async function servedApp(features: FeatureSource, options: { constant?: boolean } = {}) {
+  const registry = new ModelRegistry(tempFsStore(), { actor: 'test' });
+  await publishTiny(registry, 'churn', 'production', options);
+  await publishTiny(registry, 'nbo', 'production', options);
+  return testApp({ features, registry });
+}
+
+describe('batch scoring', () => {
+  it('answers a whole batch from one warehouse query, reporting unknown and duplicate ids', async () => {
+    const features = warehouse(30);
+    const app = await servedApp(features);
+
+    const outcome = await app.scoring.score([...ids(30), 'ghost', 'c1'], 'all', 5000);
+
+    expect(features.queries).toBe(1);
+    expect(outcome.results).toHaveLength(30);
+    expect(outcome.errors).toEqual([{ customer_id: 'ghost', error: NOT_FOUND }]);
+    expect(outcome.duplicates).toEqual(['c1']);
+    const first = outcome.results[0]!.result as { churn: { source: unknown; churn_risk: string }; nbo: { offers: unknown[] }; rfm: { segment: string } };
+    expect(first.churn.source).toEqual({ type: 'model', name: 'churn', version: 1, alias: 'production' });
+    expect(first.nbo.offers).toHaveLength(8);
+    expect(typeof first.rfm.segment).toBe('string');
+    expect(outcome.warnings).toEqual([]);
+  });
+
+  it('returns what finished by the deadline and lists the rest as timed out', async () => {
+    const stuck: FeatureSource = { getFeatures: () => new Promise(() => undefined) };
+    const app = await servedApp(stuck);
+
+    const started = Date.now();
+    const outcome = await app.scoring.score(ids(5), 'churn', 200);
+
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(outcome.results).toEqual([]);
+    expect(outcome.errors.map((e) => e.error)).toEqual(Array(5).fill('Timed out: not scored within 0.2 s (waiting for the warehouse)'));
+  });
+
+  it('keeps unknown customers separate from timed-out ones when a model is slow', async () => {
+    const features = warehouse(3);
+    const app = testApp({ features });
+    const slowModels = { get: () => new Promise<never>(() => undefined) } as unknown as ModelProvider;
+    const scoring = new ScoringService({ features, models: slowModels, profile: app.profile, settings: { churnRiskThresholds: [0.3, 0.6], rfmCutPoints: 'quintiles' } });
+
+    const outcome = await scoring.score(['c1', 'c2', 'nobody'], 'all', 300);
+
+    expect(outcome.results).toEqual([]);
+    expect(outcome.errors).toEqual([
+      { customer_id: 'c1', error: expect.stringMatching(/Timed out.*churn and nbo not finished/) },
+      { customer_id: 'c2', error: expect.stringMatching(/Timed out/) },
+      { customer_id: 'nobody', error: NOT_FOUND },
+    ]);
+  });
+
+  it('warns when a model gives everyone the same answer', async () => {
+    const app = await servedApp(warehouse(12), { constant: true });
+
+    const churn = await app.scoring.score(ids(12), 'churn', 5000);
+    const nbo = await app.scoring.score(ids(12), 'nbo', 5000);
+
+    expect(churn.warnings.map((w) => w.code)).toEqual(['collapsed_predictions']);
+    expect(nbo.warnings.map((w) => w.code)).toEqual(['collapsed_predictions']);
+  });
+
+  it('labels baseline answers as mock and says so at the top', async () => {
+    const app = testApp({ features: warehouse(3), mockMode: 'auto' });
+
+    const outcome = await app.scoring.score(ids(3), 'churn', 5000);
+
+    expect(outcome.results.every((r) => (r.result as { source: { type: string } }).source.type === 'mock')).toBe(true);
+    expect(outcome.warnings).toEqual([expect.objectContaining({ code: 'mock_predictions', model: 'churn' })]);
+  });
+});
+
+describe('warnings', () => {
+  const recency = FEATURES.indexOf('days_since_last_transaction');
+
+  it('flag recency 999 for everyone (the old warehouse bug) but not ordinary batches', () => {
+    const rows = Array.from({ length: 20 }, (_, i) => customerFeatures(i + 1));
+    expect(featureWarnings(FEATURES, rows, PROFILE)).toEqual([]);
+
+    const defaulted = rows.map((r) => r.map((v, j) => (j === recency ? 999 : v)));
+    const warnings = featureWarnings(FEATURES, defaulted, PROFILE);
+    expect(warnings).toEqual([expect.objectContaining({ code: 'defaulted_feature', feature: 'days_since_last_transaction' })]);
+  });
+
+  it('flag a feature missing for every customer, and one customer with a defaulted recency', () => {
+    const rows = Array.from({ length: 5 }, (_, i) => customerFeatures(i + 1).map((v, j) => (j === 5 ? null : v)));
+    expect(featureWarnings(FEATURES, rows, PROFILE).map((w) => [w.code, w.feature])).toEqual([['missing_feature', 'points_balance']]);
+
+    const one = [customerFeatures(1).map((v, j) => (j === recency ? 999 : v)), customerFeatures(2)];
+    expect(featureWarnings(FEATURES, one, PROFILE)[0]!.message).toMatch(/1 of 2 customers have days_since_last_transaction = 999/);
+  });
+
+  it('do not flag values that are common in the base (most customers have no complaints)', () => {
+    const rows = Array.from({ length: 5 }, (_, i) => customerFeatures(i + 1).map((v, j) => (j === FEATURES.indexOf('complaints_90d') ? 0 : v)));
+    expect(featureWarnings(FEATURES, rows, PROFILE)).toEqual([]);
+  });
+
+  it('flag collapsed churn and NBO predictions only in batches large enough to tell', () => {
+    expect(churnCollapseWarning(Array(10).fill(0.42), 'churn')?.code).toBe('collapsed_predictions');
+    expect(churnCollapseWarning(Array(9).fill(0.42), 'churn')).toBeNull();
+    expect(churnCollapseWarning(Array.from({ length: 10 }, (_, i) => i / 10), 'churn')).toBeNull();
+    expect(nboCollapseWarning(Array(10).fill({ offer_id: 'a', confidence: 0.995 }), 'nbo')?.code).toBe('collapsed_predictions');
+    expect(nboCollapseWarning(Array(10).fill({ offer_id: 'a', confidence: 0.6 }), 'nbo')).toBeNull();
+  });
+});
