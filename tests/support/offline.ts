@@ -1,0 +1,70 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+
+export interface Offline {
+  baseUrl: string;
+  lambdaEndpoint: string;
+  output: () => string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs the service through serverless-offline (`osls offline start`), as `npm start` does, on free
+ * ports with the given environment. Resolves once it reports "Server ready".
+ */
+export async function startOffline(env: Record<string, string>): Promise<Offline> {
+  const [port, lambdaPort] = [await freePort(), await freePort()];
+  const child: ChildProcess = spawn(resolve(ROOT, 'node_modules/.bin/osls'), ['offline', 'start', '--stage', 'local'], {
+    cwd: ROOT,
+    detached: true,
+    env: { ...process.env, STAGE: 'local', PORT: String(port), LAMBDA_PORT: String(lambdaPort), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  await new Promise<void>((ready, fail) => {
+    const timer = setTimeout(() => fail(new Error(`serverless-offline did not start in 90 s:\n${log}`)), 90_000);
+    const watch = (chunk: Buffer) => {
+      log += chunk.toString();
+      if (log.includes('Server ready')) {
+        clearTimeout(timer);
+        ready();
+      }
+    };
+    child.stdout!.on('data', watch);
+    child.stderr!.on('data', watch);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      fail(new Error(`serverless-offline exited with ${code}:\n${log}`));
+    });
+  });
+  return {
+    baseUrl: `http://localhost:${port}`,
+    lambdaEndpoint: `http://localhost:${lambdaPort}`,
+    output: () => log,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      try {
+        process.kill(-child.pid!, 'SIGTERM');
+      } catch {
+        return;
+      }
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    },
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => done(port));
+    });
+  });
+}
