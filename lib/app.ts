@@ -3,6 +3,7 @@ import { config, type Config } from './config';
 import { ModelRegistry } from './registry/index';
 import { ModelProvider } from './scoring/models';
 import { ScoringService } from './scoring/service';
+import { SegmentRunStore } from './segments/runs';
 import { openObjectStore } from './storage/index';
 import { computeBaseProfile, openWarehouse, type BaseProfile, type WarehouseHandle } from './warehouse/index';
 import { FEATURES } from './warehouse/schema';
@@ -18,11 +19,13 @@ export interface App {
   models: ModelProvider;
   profile: RefreshingValue<BaseProfile>;
   scoring: ScoringService;
+  runs: SegmentRunStore;
 }
 
 export async function createApp(cfg: Config = config()): Promise<App> {
-  const [store, warehouse] = await Promise.all([
+  const [store, resultsStore, warehouse] = await Promise.all([
     openObjectStore(cfg.modelRegistryUri),
+    openObjectStore(cfg.resultsUri),
     openWarehouse(cfg.warehouseUrl, { configPath: cfg.warehouseConfigPath }),
   ]);
   const registry = new ModelRegistry(store, { actor: cfg.actor });
@@ -40,7 +43,7 @@ export async function createApp(cfg: Config = config()): Promise<App> {
     profile,
     settings: { churnRiskThresholds: cfg.churnRiskThresholds, rfmCutPoints: cfg.rfmCutPoints },
   });
-  return { config: cfg, registry, warehouse, models, profile, scoring };
+  return { config: cfg, registry, warehouse, models, profile, scoring, runs: new SegmentRunStore(resultsStore) };
 }
 
 let instance: Promise<App> | undefined;

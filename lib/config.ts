@@ -34,6 +34,19 @@ export interface Config {
   rfmCutPoints: 'quintiles' | 'fixed';
   /** Largest accepted request body. */
   maxBodyBytes: number;
+  /** Where segment runs and statistics are kept (the registry's store by default, under segments/). */
+  resultsUri: string;
+  segments: {
+    chunkSize: number;
+    concurrency: number;
+    retries: number;
+    workerFunction: string;
+    plannerFunction: string;
+    /** Segments the nightly schedule scores. */
+    scheduled: string[];
+    /** Test hook (local and test stages only): injected worker faults, e.g. "fail-once:1,3;fail-always:2". */
+    faults: string | undefined;
+  };
 }
 
 export const DEFAULT_DATA_DIR = '.data';
@@ -73,6 +86,16 @@ export function loadConfig(env: Env = process.env): Config {
     churnRiskThresholds: riskThresholds(env),
     rfmCutPoints: oneOf(env, 'RFM_CUT_POINTS', ['quintiles', 'fixed'], 'quintiles'),
     maxBodyBytes: seconds(env, 'MAX_BODY_BYTES', 65_536, 1024, 6_000_000),
+    resultsUri: optional(env, 'RESULTS_URI') ?? registry,
+    segments: {
+      chunkSize: seconds(env, 'SEGMENT_CHUNK_SIZE', 1000, 1, 10_000),
+      concurrency: seconds(env, 'SEGMENT_CONCURRENCY', 4, 1, 1000),
+      retries: seconds(env, 'SEGMENT_CHUNK_RETRIES', 2, 0, 10),
+      workerFunction: optional(env, 'SEGMENT_WORKER_FUNCTION') ?? `loyalty-ml-${stage}-segmentWorker`,
+      plannerFunction: optional(env, 'SEGMENT_PLANNER_FUNCTION') ?? `loyalty-ml-${stage}-segmentPlanner`,
+      scheduled: (optional(env, 'SCHEDULED_SEGMENTS') ?? 'all').split(',').map((s) => s.trim()).filter(Boolean),
+      faults: stage === 'local' || stage === 'test' ? optional(env, 'SEGMENT_WORKER_FAULTS') : undefined,
+    },
   };
 }
 

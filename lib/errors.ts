@@ -92,6 +92,12 @@ export class ModelUnavailableError extends LoyaltyError {
   readonly code = 'model_unavailable';
 }
 
+/** A dependency (another function, a queue) did not accept work; try again later. */
+export class ServiceUnavailableError extends LoyaltyError {
+  readonly status = 503;
+  readonly code = 'service_unavailable';
+}
+
 /** The service's own configuration is invalid; raised at start-up with the variable's name. */
 export class ConfigError extends LoyaltyError {
   readonly status = 500;

@@ -74,6 +74,7 @@ async function main(): Promise<void> {
       ...process.env,
       STAGE: 'local',
       PORT: port,
+      AWS_ENDPOINT_URL_LAMBDA: `http://localhost:${process.env.LAMBDA_PORT ?? '3002'}`,
       WAREHOUSE_URL: server.url,
       MODEL_REGISTRY_URI: resolve(dataDir, 'registry'),
       ML_MOCK_MODE: process.env.ML_MOCK_MODE ?? 'auto',
@@ -104,6 +105,8 @@ loyalty-ml is running. Try:
   curl -s -X POST ${base}/ml/predict/batch -H 'content-type: application/json' \\
        -d '{"customer_ids": ["demo-000003", "demo-000004"], "type": "nbo"}'
   curl -s ${base}/ml/models
+  curl -s -X POST ${base}/segments/high-value/ml/predict/      # then GET the status_url it returns
+  curl -s ${base}/segments/high-value/ml/stats/
 
 Ctrl-C stops the API and the embedded warehouse.
 `;

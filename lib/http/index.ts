@@ -24,12 +24,12 @@ export interface HttpResult {
 type Handler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
 
 export function httpHandler<S extends z.ZodType>(
-  options: { schema?: S; maxBodyBytes: number },
+  options: { schema?: S; maxBodyBytes: number; optionalBody?: boolean },
   handle: (request: HttpRequest<z.infer<S>>) => Promise<HttpResult>,
 ): Handler {
   return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
     .use(errorResponses())
-    .use(jsonBody(options.maxBodyBytes, options.schema))
+    .use(jsonBody(options.maxBodyBytes, options.schema, options.optionalBody ?? false))
     .handler(async (event, context) => {
       const parsed = (event as unknown as { parsedBody: z.infer<S> }).parsedBody;
       const result = await handle({ body: parsed, event, context });
@@ -45,7 +45,7 @@ export function json(status: number, body: unknown, headers: Record<string, stri
   };
 }
 
-function jsonBody(maxBytes: number, schema: z.ZodType | undefined): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
+function jsonBody(maxBytes: number, schema: z.ZodType | undefined, optional: boolean): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
   return {
     name: 'jsonBody',
     before: (request) => {
@@ -55,6 +55,10 @@ function jsonBody(maxBytes: number, schema: z.ZodType | undefined): MiddlewareOb
       const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
       const bytes = Buffer.byteLength(text, 'utf8');
       if (bytes > maxBytes) throw new PayloadTooLargeError(`Request body is ${bytes} bytes; the limit is ${maxBytes}`);
+      if (text.trim() === '' && optional) {
+        (event as unknown as { parsedBody: unknown }).parsedBody = schema.parse({});
+        return;
+      }
       if (text.trim() === '') throw new ValidationError('Request body is empty; send a JSON object', { code: 'invalid_json' });
       const contentType = headerOf(event, 'content-type');
       if (contentType && !/json/i.test(contentType)) {

@@ -38,7 +38,11 @@ export interface BatchOutcome {
   warnings: Warning[];
   /** Ids sent more than once (answered once). */
   duplicates: string[];
+  /** The features each found customer was scored on (for segment statistics; not part of API answers). */
+  inputs: Map<string, (number | null)[]>;
 }
+
+export type ScorePart = 'churn' | 'nbo' | 'rfm';
 
 class DeadlineExceeded extends Error {}
 
@@ -57,11 +61,15 @@ export class ScoringService {
     },
   ) {}
 
-  async score(ids: string[], type: PredictionType, deadlineMs: number): Promise<BatchOutcome> {
+  /**
+   * Scores distinct customers. `parts` narrows `type: 'all'` to some of churn, nbo and rfm
+   * (segment runs score only the types asked for).
+   */
+  async score(ids: string[], type: PredictionType, deadlineMs: number, options: { parts?: ScorePart[] } = {}): Promise<BatchOutcome> {
     const deadline = Date.now() + deadlineMs;
     const distinct = [...new Set(ids)];
     const duplicates = [...new Set(ids.filter((id, i) => ids.indexOf(id) !== i))];
-    const outcome: BatchOutcome = { type, ids: distinct, results: [], errors: [], warnings: [], duplicates };
+    const outcome: BatchOutcome = { type, ids: distinct, results: [], errors: [], warnings: [], duplicates, inputs: new Map() };
     const timedOut = (ids: string[], stage: string) => {
       const limit = deadlineMs >= 10_000 ? `${Math.round(deadlineMs / 1000)} s` : `${(deadlineMs / 1000).toFixed(1)} s`;
       for (const id of ids) outcome.errors.push({ customer_id: id, error: `Timed out: not scored within ${limit} (${stage})` });
@@ -84,9 +92,10 @@ export class ScoringService {
     const found = distinct.filter((id) => rows.has(id));
     const missing = distinct.filter((id) => !rows.has(id));
     const features = found.map((id) => rows.get(id)!.features);
+    found.forEach((id, i) => outcome.inputs.set(id, features[i]!));
 
     const parts: { churn?: ChurnResult[]; nbo?: NboResult[]; rfm?: RfmResult[] } = {};
-    const wanted = type === 'all' ? (['rfm', 'churn', 'nbo'] as const) : ([type] as const);
+    const wanted: readonly ScorePart[] = type === 'all' ? (options.parts ?? ['rfm', 'churn', 'nbo']) : [type];
     let profileInfo: Awaited<typeof profilePromise> = null;
     try {
       profileInfo = await withDeadline(profilePromise, deadline);
@@ -115,7 +124,11 @@ export class ScoringService {
     if (type === 'churn') return parts.churn![i]!;
     if (type === 'nbo') return parts.nbo![i]!;
     if (type === 'rfm') return parts.rfm![i]!;
-    return { customer_id: id, churn: parts.churn![i]!, nbo: parts.nbo![i]!, rfm: parts.rfm![i]! } satisfies AllResult;
+    const all: Partial<AllResult> = { customer_id: id };
+    if (parts.churn) all.churn = parts.churn[i]!;
+    if (parts.nbo) all.nbo = parts.nbo[i]!;
+    if (parts.rfm) all.rfm = parts.rfm[i]!;
+    return all as AllResult;
   }
 
   private rfm(ids: string[], features: (number | null)[][], info: { profile: BaseProfile; stale: boolean } | null, warnings: Warning[]): RfmResult[] {

@@ -5,6 +5,7 @@ import { loadConfig } from '../../lib/config';
 import { ModelRegistry } from '../../lib/registry/index';
 import { ModelProvider } from '../../lib/scoring/models';
 import { ScoringService, type FeatureSource } from '../../lib/scoring/service';
+import { SegmentRunStore } from '../../lib/segments/runs';
 import type { BaseProfile, CustomerFeatureRow, WarehouseHandle } from '../../lib/warehouse/index';
 import { FEATURES } from '../../lib/warehouse/schema';
 import { tempFsStore } from './registry';
@@ -43,5 +44,5 @@ export function testApp(options: { features: FeatureSource; registry?: ModelRegi
   const models = new ModelProvider(registry, { alias: 'production', ttlMs: 60_000, mockMode: config.mockMode, columns: FEATURES, expectedKind: SERVED_MODELS });
   const profile = new RefreshingValue(async () => PROFILE, 60_000);
   const scoring = new ScoringService({ features: options.features, models, profile, settings: { churnRiskThresholds: config.churnRiskThresholds, rfmCutPoints: config.rfmCutPoints } });
-  return { config, registry, models, profile, scoring, warehouse: null as unknown as WarehouseHandle };
+  return { config, registry, models, profile, scoring, runs: new SegmentRunStore(tempFsStore()), warehouse: null as unknown as WarehouseHandle };
 }

@@ -1,0 +1,303 @@
+import offerCatalog from '../../models/offers.json';
+import { DEFAULTED_RECENCY } from '../scoring/rfm';
+import type { Warning } from '../scoring/warnings';
+
+/**
+ * Segment statistics as mergeable partial aggregates. Every figure is kept as integer counts
+ * (probabilities as micro-units: the API rounds them to 1e-6 anyway), so merging parts in any
+ * order gives exactly what one pass over all customers gives: the same counts, the same median
+ * and 90th percentile, the same histogram. Pure functions over plain JSON values.
+ */
+
+/** One scored customer as a segment run stores it. */
+export interface CompactResult {
+  id: string;
+  churn?: number;
+  risk?: 'low' | 'medium' | 'high';
+  offer?: string;
+  confidence?: number;
+  rfm?: string;
+  rfm_segment?: string;
+}
+
+export interface SegmentAggregate {
+  scored: number;
+  failed: number;
+  churn: { n: number; sumMicro: number; micro: Record<string, number>; risk: Record<string, number> };
+  nbo: { n: number; confidenceSumMicro: number; topOffer: Record<string, number>; nearCertain: number };
+  rfm: { n: number; segments: Record<string, number> };
+  /** "churn v3 (production)" → customers it scored. */
+  models: Record<string, number>;
+  features: FeatureAggregate;
+  /** Warning code → message, from the workers (mock predictions, stale models). */
+  workerWarnings: Record<string, string>;
+}
+
+export interface FeatureAggregate {
+  names: string[];
+  n: number;
+  missing: number[];
+  /** Per feature: the value every customer so far had, or "varies"; null before the first customer. */
+  constant: ({ value: number | null } | 'varies')[] | null;
+  defaultedRecency: number;
+}
+
+export function emptyAggregate(featureNames: readonly string[]): SegmentAggregate {
+  return {
+    scored: 0,
+    failed: 0,
+    churn: { n: 0, sumMicro: 0, micro: {}, risk: { low: 0, medium: 0, high: 0 } },
+    nbo: { n: 0, confidenceSumMicro: 0, topOffer: {}, nearCertain: 0 },
+    rfm: { n: 0, segments: {} },
+    models: {},
+    features: { names: [...featureNames], n: 0, missing: featureNames.map(() => 0), constant: null, defaultedRecency: 0 },
+    workerWarnings: {},
+  };
+}
+
+const micro = (p: number) => Math.round(p * 1e6);
+const inc = (counts: Record<string, number>, key: string, by = 1) => {
+  counts[key] = (counts[key] ?? 0) + by;
+};
+
+/** Adds one scored customer (and the features it was scored on). */
+export function addCustomer(agg: SegmentAggregate, result: CompactResult, features: (number | null)[] | undefined): void {
+  agg.scored++;
+  if (result.churn !== undefined) {
+    const m = micro(result.churn);
+    agg.churn.n++;
+    agg.churn.sumMicro += m;
+    inc(agg.churn.micro, String(m));
+    inc(agg.churn.risk, result.risk!);
+  }
+  if (result.offer !== undefined) {
+    const m = micro(result.confidence!);
+    agg.nbo.n++;
+    agg.nbo.confidenceSumMicro += m;
+    inc(agg.nbo.topOffer, result.offer);
+    if (m >= 990_000) agg.nbo.nearCertain++;
+  }
+  if (result.rfm_segment !== undefined) {
+    agg.rfm.n++;
+    inc(agg.rfm.segments, result.rfm_segment);
+  }
+  if (features) addFeatures(agg.features, features);
+}
+
+function addFeatures(f: FeatureAggregate, row: (number | null)[]): void {
+  f.n++;
+  const recency = f.names.indexOf('days_since_last_transaction');
+  row.forEach((v, j) => {
+    if (v === null) f.missing[j]!++;
+  });
+  if (recency >= 0 && row[recency] === DEFAULTED_RECENCY) f.defaultedRecency++;
+  if (f.constant === null) f.constant = row.map((value) => ({ value }));
+  else f.constant = f.constant.map((c, j) => (c !== 'varies' && c.value === row[j] ? c : 'varies'));
+}
+
+/** Merges b into a copy of a. Exact: counts add, constants stay constant only if equal. */
+export function mergeAggregates(a: SegmentAggregate, b: SegmentAggregate): SegmentAggregate {
+  const sumCounts = (x: Record<string, number>, y: Record<string, number>) => {
+    const out = { ...x };
+    for (const [k, v] of Object.entries(y)) out[k] = (out[k] ?? 0) + v;
+    return out;
+  };
+  const constant =
+    a.features.constant === null
+      ? b.features.constant
+      : b.features.constant === null
+        ? a.features.constant
+        : a.features.constant.map((c, j) => {
+            const d = b.features.constant![j]!;
+            return c !== 'varies' && d !== 'varies' && c.value === d.value ? c : 'varies';
+          });
+  return {
+    scored: a.scored + b.scored,
+    failed: a.failed + b.failed,
+    churn: {
+      n: a.churn.n + b.churn.n,
+      sumMicro: a.churn.sumMicro + b.churn.sumMicro,
+      micro: sumCounts(a.churn.micro, b.churn.micro),
+      risk: sumCounts(a.churn.risk, b.churn.risk),
+    },
+    nbo: {
+      n: a.nbo.n + b.nbo.n,
+      confidenceSumMicro: a.nbo.confidenceSumMicro + b.nbo.confidenceSumMicro,
+      topOffer: sumCounts(a.nbo.topOffer, b.nbo.topOffer),
+      nearCertain: a.nbo.nearCertain + b.nbo.nearCertain,
+    },
+    rfm: { n: a.rfm.n + b.rfm.n, segments: sumCounts(a.rfm.segments, b.rfm.segments) },
+    models: sumCounts(a.models, b.models),
+    features: {
+      names: a.features.names,
+      n: a.features.n + b.features.n,
+      missing: a.features.missing.map((m, j) => m + b.features.missing[j]!),
+      constant,
+      defaultedRecency: a.features.defaultedRecency + b.features.defaultedRecency,
+    },
+    workerWarnings: { ...a.workerWarnings, ...b.workerWarnings },
+  };
+}
+
+/** The reference distribution a model was trained with (its manifest's holdout fingerprint). */
+export interface DriftReference {
+  model: string;
+  version: number;
+  /** Counts of the primary score over 10 equal bins of [0, 1]. */
+  counts: number[];
+  /** NBO: share of holdout customers each offer was ranked first for. */
+  topClassShare: Record<string, number> | null;
+}
+
+export interface SegmentStatistics {
+  customers: { scored: number; failed: number };
+  churn: {
+    customers: number;
+    mean: number;
+    median: number;
+    p90: number;
+    std: number;
+    risk_bands: Record<string, number>;
+    histogram: { edges: number[]; counts: number[] };
+  } | null;
+  nbo: { customers: number; mean_confidence: number; top_offers: { offer_id: string; offer_name: string; customers: number; share: number }[] } | null;
+  rfm: { customers: number; segments: { segment: string; customers: number; share: number }[] } | null;
+  models: { model: string; customers: number }[];
+  warnings: Warning[];
+  drift: { model: string; reference_version: number; psi: number; level: 'stable' | 'moderate' | 'major'; reference: string }[];
+}
+
+const OFFER_NAMES = new Map(offerCatalog.offers.map((o) => [o.id, o.name]));
+const EDGES = Array.from({ length: 11 }, (_, i) => i / 10);
+
+/** Final statistics from a merged aggregate. */
+export function finalizeStatistics(agg: SegmentAggregate, references: DriftReference[] = []): SegmentStatistics {
+  const warnings: Warning[] = Object.entries(agg.workerWarnings).map(([code, message]) => ({ code, message }));
+  let churn: SegmentStatistics['churn'] = null;
+  let churnCounts: number[] | null = null;
+  if (agg.churn.n > 0) {
+    const values = Object.entries(agg.churn.micro)
+      .map(([m, c]) => [Number(m), c] as const)
+      .sort((x, y) => x[0] - y[0]);
+    const n = agg.churn.n;
+    const at = (rank: number): number => {
+      // The rank-th smallest value (1-based), walking the sorted counts.
+      let seen = 0;
+      for (const [m, c] of values) {
+        seen += c;
+        if (seen >= rank) return m;
+      }
+      return values[values.length - 1]![0];
+    };
+    const medianMicro = n % 2 ? at((n + 1) / 2) : (at(n / 2) + at(n / 2 + 1)) / 2;
+    const p90Micro = at(Math.ceil(0.9 * n));
+    const meanMicro = agg.churn.sumMicro / n;
+    let squares = 0;
+    for (const [m, c] of values) squares += c * (m - meanMicro) ** 2;
+    churnCounts = new Array<number>(10).fill(0);
+    for (const [m, c] of values) churnCounts[Math.min(9, Math.floor(m / 100_000))]! += c;
+    const std = Math.sqrt(squares / n) / 1e6;
+    churn = {
+      customers: n,
+      mean: meanMicro / 1e6,
+      median: medianMicro / 1e6,
+      p90: p90Micro / 1e6,
+      std,
+      risk_bands: { low: agg.churn.risk.low ?? 0, medium: agg.churn.risk.medium ?? 0, high: agg.churn.risk.high ?? 0 },
+      histogram: { edges: EDGES, counts: churnCounts },
+    };
+    if (n >= 10 && std < 0.005) {
+      warnings.push({ code: 'collapsed_predictions', model: 'churn', message: `churn probabilities are nearly equal for all ${n} customers (${churn.mean.toFixed(3)} ± ${std.toFixed(4)})` });
+    }
+  }
+  let nbo: SegmentStatistics['nbo'] = null;
+  if (agg.nbo.n > 0) {
+    const n = agg.nbo.n;
+    nbo = {
+      customers: n,
+      mean_confidence: agg.nbo.confidenceSumMicro / n / 1e6,
+      top_offers: Object.entries(agg.nbo.topOffer)
+        .sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]))
+        .map(([offer, c]) => ({ offer_id: offer, offer_name: OFFER_NAMES.get(offer) ?? offer, customers: c, share: c / n })),
+    };
+    const top = nbo.top_offers[0]!;
+    if (n >= 10 && top.customers === n && agg.nbo.nearCertain === n) {
+      warnings.push({ code: 'collapsed_predictions', model: 'nbo', message: `every one of the ${n} customers gets offer ${top.offer_id} at 99%+ confidence` });
+    }
+  }
+  const rfm: SegmentStatistics['rfm'] =
+    agg.rfm.n > 0
+      ? {
+          customers: agg.rfm.n,
+          segments: Object.entries(agg.rfm.segments)
+            .sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]))
+            .map(([segment, c]) => ({ segment, customers: c, share: c / agg.rfm.n })),
+        }
+      : null;
+  warnings.push(...featureWarnings(agg.features));
+
+  const drift: SegmentStatistics['drift'] = [];
+  for (const ref of references) {
+    if (ref.model === 'churn' && churnCounts) {
+      drift.push(driftEntry(ref, psi(churnCounts, ref.counts), `churn v${ref.version} holdout churn probabilities`));
+    } else if (ref.model === 'nbo' && nbo && ref.topClassShare) {
+      const offers = Object.keys(ref.topClassShare);
+      const actual = offers.map((o) => agg.nbo.topOffer[o] ?? 0);
+      const expected = offers.map((o) => ref.topClassShare![o]!);
+      drift.push(driftEntry(ref, psi(actual, expected), `nbo v${ref.version} holdout top-offer shares`));
+    }
+  }
+  // Drift is reported, not warned about: a segment is a sub-population and is expected to differ
+  // from the whole holdout; the trend across runs is what matters.
+  return {
+    customers: { scored: agg.scored, failed: agg.failed },
+    churn,
+    nbo,
+    rfm,
+    models: Object.entries(agg.models)
+      .sort()
+      .map(([model, customers]) => ({ model, customers })),
+    warnings,
+    drift,
+  };
+}
+
+function featureWarnings(f: FeatureAggregate): Warning[] {
+  const out: Warning[] = [];
+  if (f.n < 10 || f.constant === null) return out;
+  f.constant.forEach((c, j) => {
+    if (c === 'varies') return;
+    const feature = f.names[j]!;
+    out.push(
+      c.value === null
+        ? { code: 'missing_feature', feature, message: `${feature} is missing for all ${f.n} customers of the segment` }
+        : { code: 'constant_feature', feature, message: `${feature} is ${c.value} for all ${f.n} customers of the segment` },
+    );
+  });
+  if (f.defaultedRecency > 0) {
+    out.push({
+      code: 'defaulted_feature',
+      feature: 'days_since_last_transaction',
+      message: `${f.defaultedRecency} of ${f.n} customers have days_since_last_transaction = ${DEFAULTED_RECENCY}, the warehouse default for "unknown"`,
+    });
+  }
+  return out;
+}
+
+/** Population stability index between two count vectors (shares floored at 1e-4). */
+export function psi(actual: number[], expected: number[]): number {
+  const total = (xs: number[]) => xs.reduce((a, b) => a + b, 0) || 1;
+  const ta = total(actual);
+  const te = total(expected);
+  let value = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const a = Math.max(actual[i]! / ta, 1e-4);
+    const e = Math.max(expected[i]! / te, 1e-4);
+    value += (a - e) * Math.log(a / e);
+  }
+  return value;
+}
+
+function driftEntry(ref: DriftReference, value: number, reference: string): SegmentStatistics['drift'][number] {
+  return { model: ref.model, reference_version: ref.version, psi: value, level: value < 0.1 ? 'stable' : value < 0.25 ? 'moderate' : 'major', reference };
+}

@@ -1,0 +1,64 @@
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { WorkerInvoker } from './planner';
+import type { WorkerPayload, WorkerResult } from './worker';
+
+let defaultClient: LambdaClient | undefined;
+
+/**
+ * The process-wide Lambda client, built once. `AWS_ENDPOINT_URL_LAMBDA` points it elsewhere (the
+ * local invoke endpoint of serverless-offline). Retries are the planner's job, so the SDK makes one
+ * attempt, and a chunk may take up to the worker's own timeout.
+ */
+export function defaultLambdaClient(): LambdaClient {
+  const local = Boolean(process.env.AWS_ENDPOINT_URL_LAMBDA) && !process.env.AWS_ACCESS_KEY_ID;
+  defaultClient ??= new LambdaClient({
+    maxAttempts: 1,
+    // A local invoke endpoint (serverless-offline) checks no signature but the SDK insists on signing.
+    ...(local ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, region: process.env.AWS_REGION ?? 'us-east-1' } : {}),
+    requestHandler: new NodeHttpHandler({ requestTimeout: 900_000, connectionTimeout: 5_000 }),
+  });
+  return defaultClient;
+}
+
+/** Invokes the worker function synchronously; a function error or a transport failure throws. */
+export class LambdaWorkerInvoker implements WorkerInvoker {
+  constructor(
+    private readonly functionName: string,
+    private readonly client: LambdaClient = defaultLambdaClient(),
+  ) {}
+
+  async invoke(payload: WorkerPayload): Promise<WorkerResult> {
+    const out = await this.client.send(
+      new InvokeCommand({ FunctionName: this.functionName, InvocationType: 'RequestResponse', Payload: new TextEncoder().encode(JSON.stringify(payload)) }),
+    );
+    const text = out.Payload ? new TextDecoder().decode(out.Payload) : '';
+    if (out.FunctionError) {
+      let message = text;
+      try {
+        message = (JSON.parse(text) as { errorMessage?: string }).errorMessage ?? text;
+      } catch {
+        /* keep the raw text */
+      }
+      throw new Error(`worker failed: ${message.slice(0, 500)}`);
+    }
+    const result = JSON.parse(text) as WorkerResult;
+    if (typeof result?.scored !== 'number') throw new Error(`worker answered without a result: ${text.slice(0, 200)}`);
+    return result;
+  }
+}
+
+/** Starts a function asynchronously (InvocationType Event): the planner, from the HTTP function. */
+export async function invokeAsync(functionName: string, payload: unknown, client: LambdaClient = defaultLambdaClient()): Promise<void> {
+  const out = await client.send(new InvokeCommand({ FunctionName: functionName, InvocationType: 'Event', Payload: new TextEncoder().encode(JSON.stringify(payload)) }));
+  if (out.StatusCode !== 202) throw new Error(`asynchronous invocation of ${functionName} answered ${out.StatusCode}`);
+}
+
+/** Runs chunks in this process (the CLI and tests): the same worker code, no Lambda in between. */
+export class LocalWorkerInvoker implements WorkerInvoker {
+  constructor(private readonly run: (payload: WorkerPayload) => Promise<WorkerResult>) {}
+
+  invoke(payload: WorkerPayload): Promise<WorkerResult> {
+    return this.run(payload);
+  }
+}

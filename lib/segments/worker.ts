@@ -1,0 +1,103 @@
+import { z } from 'zod';
+import type { ScoringService } from '../scoring/service';
+import type { AllResult } from '../scoring/results';
+import { FEATURES } from '../warehouse/schema';
+import { addCustomer, emptyAggregate, type CompactResult } from './aggregates';
+import { SCORE_TYPES, SEGMENT_ID, RUN_ID, type ChunkPart, type SegmentRunStore } from './runs';
+
+export const WorkerPayloadSchema = z.object({
+  run_id: z.string().regex(RUN_ID),
+  segment_id: z.string().regex(SEGMENT_ID),
+  chunk: z.number().int().positive(),
+  attempt: z.number().int().positive(),
+  customer_ids: z.array(z.string().min(1).max(128)).min(1).max(10_000),
+  types: z.array(z.enum(SCORE_TYPES)).min(1),
+});
+
+export type WorkerPayload = z.infer<typeof WorkerPayloadSchema>;
+
+export interface WorkerResult {
+  chunk: number;
+  scored: number;
+  failed: number;
+}
+
+/** Test hook: chunks that fail on their first attempt, or on every attempt (local and test stages only). */
+export interface FaultPlan {
+  failOnce: number[];
+  failAlways: number[];
+}
+
+/** Parses SEGMENT_WORKER_FAULTS, e.g. "fail-once:1,3;fail-always:2". */
+export function parseFaultPlan(value: string | undefined): FaultPlan | null {
+  if (!value) return null;
+  const plan: FaultPlan = { failOnce: [], failAlways: [] };
+  for (const part of value.split(';')) {
+    const [kind, list] = part.split(':');
+    const chunks = (list ?? '').split(',').filter(Boolean).map(Number);
+    if (kind === 'fail-once') plan.failOnce.push(...chunks);
+    else if (kind === 'fail-always') plan.failAlways.push(...chunks);
+  }
+  return plan;
+}
+
+/**
+ * Scores one chunk of a segment with the same code as the batch API (one warehouse query, one
+ * ONNX run per model) and writes its part object: per-customer results and the partial aggregate.
+ * Customers the warehouse lacks are counted as failed; a timeout throws so the chunk is retried.
+ */
+export async function scoreChunk(
+  payload: WorkerPayload,
+  deps: { scoring: ScoringService; runs: SegmentRunStore; deadlineMs: number; faults?: FaultPlan | null },
+): Promise<WorkerResult> {
+  const faults = deps.faults;
+  if (faults && (faults.failAlways.includes(payload.chunk) || (faults.failOnce.includes(payload.chunk) && payload.attempt === 1))) {
+    throw new Error(`Injected fault for chunk ${payload.chunk}, attempt ${payload.attempt}`);
+  }
+  const outcome = await deps.scoring.score(payload.customer_ids, 'all', deps.deadlineMs, { parts: payload.types });
+  const timedOut = outcome.errors.filter((e) => e.error.startsWith('Timed out'));
+  if (timedOut.length) throw new Error(`${timedOut.length} customers of chunk ${payload.chunk} timed out`);
+
+  const aggregate = emptyAggregate(FEATURES);
+  const customers: CompactResult[] = [];
+  for (const { customer_id, result } of outcome.results) {
+    const r = result as Partial<AllResult>;
+    const compact: CompactResult = { id: customer_id };
+    if (r.churn) {
+      compact.churn = r.churn.churn_probability;
+      compact.risk = r.churn.churn_risk;
+      countModel(aggregate.models, r.churn.source);
+    }
+    if (r.nbo) {
+      compact.offer = r.nbo.offer_id;
+      compact.confidence = r.nbo.confidence;
+      countModel(aggregate.models, r.nbo.source);
+    }
+    if (r.rfm) {
+      compact.rfm = r.rfm.rfm_score;
+      compact.rfm_segment = r.rfm.segment;
+    }
+    customers.push(compact);
+    addCustomer(aggregate, compact, outcome.inputs.get(customer_id));
+  }
+  aggregate.failed = outcome.errors.length;
+  for (const w of outcome.warnings) {
+    if (['mock_predictions', 'stale_model', 'rfm_fixed_cut_points'].includes(w.code)) aggregate.workerWarnings[w.code] = w.message;
+  }
+  const part: ChunkPart = {
+    run_id: payload.run_id,
+    chunk: payload.chunk,
+    attempt: payload.attempt,
+    written_at: new Date().toISOString(),
+    customers,
+    failed: outcome.errors.map((e) => ({ customer_id: e.customer_id, error: e.error })),
+    aggregate,
+  };
+  await deps.runs.putPart(payload.segment_id, part);
+  return { chunk: payload.chunk, scored: customers.length, failed: outcome.errors.length };
+}
+
+function countModel(models: Record<string, number>, source: { type: string; name: string; version?: number; alias?: string }): void {
+  const key = source.type === 'model' ? `${source.name} v${source.version} (${source.alias})` : `${source.name} (${source.type})`;
+  models[key] = (models[key] ?? 0) + 1;
+}

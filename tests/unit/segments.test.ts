@@ -1,0 +1,163 @@
+import { describe, expect, it } from 'vitest';
+import { Rng } from '../../lib/random';
+import { ModelRegistry } from '../../lib/registry/index';
+import { addCustomer, emptyAggregate, finalizeStatistics, mergeAggregates, psi, type CompactResult } from '../../lib/segments/aggregates';
+import { LocalWorkerInvoker } from '../../lib/segments/invokers';
+import { newRun, runSegment, type MemberSource } from '../../lib/segments/planner';
+import { newRunId, SegmentRunStore } from '../../lib/segments/runs';
+import { scoreChunk, type FaultPlan } from '../../lib/segments/worker';
+import { FEATURES } from '../../lib/warehouse/schema';
+import { customerFeatures, MemoryFeatures, testApp } from '../support/app';
+import { publishTiny } from '../support/models';
+import { tempFsStore } from '../support/registry';
+
+const OFFERS = ['winback_20', 'double_points', 'vip_upgrade'];
+const SEGMENTS = ['Champions', 'Lost', 'At Risk'];
+
+function randomResults(n: number, seed: number): { results: CompactResult[]; features: (number | null)[][] } {
+  const rng = new Rng(seed);
+  const results: CompactResult[] = [];
+  const features: (number | null)[][] = [];
+  for (let i = 0; i < n; i++) {
+    const p = Math.round(rng.next() ** 2 * 1e6) / 1e6;
+    results.push({
+      id: `c${i}`,
+      churn: p,
+      risk: p >= 0.6 ? 'high' : p >= 0.3 ? 'medium' : 'low',
+      offer: OFFERS[Math.floor(rng.next() * 3)]!,
+      confidence: Math.round((0.3 + rng.next() * 0.6) * 1e6) / 1e6,
+      rfm: '345',
+      rfm_segment: SEGMENTS[Math.floor(rng.next() * 3)]!,
+    });
+    features.push(customerFeatures(i));
+  }
+  return { results, features };
+}
+
+describe('segment aggregates', () => {
+  it('merged from many parts equal the statistics computed in one pass', () => {
+    const { results, features } = randomResults(5003, 1);
+    const whole = emptyAggregate(FEATURES);
+    results.forEach((r, i) => addCustomer(whole, r, features[i]));
+
+    // Uneven parts, merged in a shuffled order.
+    const cuts = [0, 17, 900, 901, 2500, 4999, 5003];
+    const parts = cuts.slice(1).map((end, k) => {
+      const agg = emptyAggregate(FEATURES);
+      for (let i = cuts[k]!; i < end; i++) addCustomer(agg, results[i]!, features[i]);
+      return agg;
+    });
+    const order = [3, 0, 5, 1, 4, 2];
+    const merged = order.reduce((acc, k) => mergeAggregates(acc, parts[k]!), emptyAggregate(FEATURES));
+
+    const fromParts = finalizeStatistics(merged);
+    expect(fromParts).toEqual(finalizeStatistics(whole));
+
+    // And against a direct computation over the plain values.
+    const p = results.map((r) => r.churn!).sort((a, b) => a - b);
+    const n = p.length;
+    expect(fromParts.churn!.customers).toBe(n);
+    expect(fromParts.churn!.mean).toBeCloseTo(p.reduce((a, b) => a + b, 0) / n, 12);
+    expect(fromParts.churn!.median).toBe(p[(n - 1) / 2]);
+    expect(fromParts.churn!.p90).toBe(p[Math.ceil(0.9 * n) - 1]);
+    expect(fromParts.churn!.risk_bands).toEqual({
+      low: p.filter((x) => x < 0.3).length,
+      medium: p.filter((x) => x >= 0.3 && x < 0.6).length,
+      high: p.filter((x) => x >= 0.6).length,
+    });
+    expect(fromParts.churn!.histogram.counts.reduce((a, b) => a + b, 0)).toBe(n);
+    const offers = Object.fromEntries(fromParts.nbo!.top_offers.map((o) => [o.offer_id, o.customers]));
+    expect(offers).toEqual(Object.fromEntries(OFFERS.map((o) => [o, results.filter((r) => r.offer === o).length])));
+    expect(fromParts.rfm!.segments.reduce((a, s) => a + s.customers, 0)).toBe(n);
+  });
+
+  it('computes the median of an even count as the mean of the middle two', () => {
+    const agg = emptyAggregate(FEATURES);
+    for (const [i, p] of [0.1, 0.2, 0.4, 0.9].entries()) addCustomer(agg, { id: `c${i}`, churn: p, risk: 'low' }, undefined);
+    expect(finalizeStatistics(agg).churn).toMatchObject({ median: 0.3, p90: 0.9, mean: 0.4 });
+  });
+
+  it('reports collapsed predictions and constant inputs over the whole segment', () => {
+    const agg = emptyAggregate(FEATURES);
+    for (let i = 0; i < 20; i++) addCustomer(agg, { id: `c${i}`, churn: 0.5, risk: 'medium', offer: 'vip_upgrade', confidence: 0.995 }, [999, ...customerFeatures(1).slice(1)]);
+    const codes = finalizeStatistics(agg).warnings.map((w) => `${w.code}:${w.model ?? w.feature ?? ''}`);
+    expect(codes).toContain('collapsed_predictions:churn');
+    expect(codes).toContain('collapsed_predictions:nbo');
+    expect(codes).toContain('constant_feature:days_since_last_transaction');
+    expect(codes).toContain('defaulted_feature:days_since_last_transaction');
+  });
+
+  it('measures drift with the population stability index', () => {
+    expect(psi([10, 10, 10, 10], [10, 10, 10, 10])).toBe(0);
+    // Shares 0.5/0.5 against 0.9/0.1: (0.5-0.9)ln(0.5/0.9) + (0.5-0.1)ln(0.5/0.1)
+    expect(psi([5, 5], [9, 1])).toBeCloseTo(-0.4 * Math.log(0.5 / 0.9) + 0.4 * Math.log(5), 12);
+  });
+});
+
+describe('segment runs', () => {
+  const members = (n: number): MemberSource & { pages: number } => {
+    const ids = Array.from({ length: n }, (_, i) => `c${String(i + 1).padStart(5, '0')}`);
+    const source = {
+      pages: 0,
+      async segmentMembersPage(_segment: string, after: string | null, limit: number) {
+        source.pages++;
+        const start = after === null ? 0 : ids.indexOf(after) + 1;
+        return ids.slice(start, start + limit);
+      },
+    };
+    return source;
+  };
+
+  async function setup(n: number, faults: FaultPlan | null) {
+    const features = new MemoryFeatures(new Map(Array.from({ length: n }, (_, i) => [`c${String(i + 1).padStart(5, '0')}`, customerFeatures(i + 1)])));
+    const registry = new ModelRegistry(tempFsStore(), { actor: 'test' });
+    await publishTiny(registry, 'churn');
+    await publishTiny(registry, 'nbo');
+    const app = testApp({ features, registry });
+    const runs = new SegmentRunStore(tempFsStore());
+    const invoker = new LocalWorkerInvoker((payload) => scoreChunk(payload, { scoring: app.scoring, runs, deadlineMs: 10_000, faults }));
+    return { app, runs, invoker };
+  }
+
+  const settings = { chunkSize: 100, concurrency: 3, retries: 2, retryBackoffMs: 1 };
+
+  it('completes exactly when chunks fail on their first attempt', async () => {
+    const { runs, invoker } = await setup(1050, { failOnce: [1, 4, 11], failAlways: [] });
+    const source = members(1050);
+    const run = newRun(newRunId(), 'all', ['churn', 'nbo', 'rfm'], 'cli', settings);
+    await runs.createRun(run);
+
+    const { run: done, stats } = await runSegment(run, { members: source, runs, invoker, settings });
+
+    expect(done.status).toBe('completed');
+    expect(done.progress).toMatchObject({ chunks_planned: 11, chunks_done: 11, chunks_failed: 0, chunk_retries: 3, customers_scored: 1050, customers_failed: 0 });
+    expect(stats!.customers).toEqual({ scored: 1050, failed: 0 });
+    expect(stats!.churn!.customers).toBe(1050);
+    expect(source.pages).toBe(Math.ceil(1050 / 300) + 1);
+
+    // The same customers scored in one pass give the same statistics.
+    const clean = await setup(1050, null);
+    const once = newRun(newRunId(), 'all', ['churn', 'nbo', 'rfm'], 'cli', { ...settings, chunkSize: 1050 });
+    await clean.runs.createRun(once);
+    const direct = await runSegment(once, { members: members(1050), runs: clean.runs, invoker: clean.invoker, settings: { ...settings, chunkSize: 1050 } });
+    const strip = (s: typeof stats) => ({ ...s!, run_id: '', started_at: '', finished_at: '' });
+    expect(strip(stats)).toEqual(strip(direct.stats));
+    expect((await runs.history('all')).map((h) => h.run_id)).toEqual([run.run_id]);
+  });
+
+  it('ends partial, naming the failed chunk and its customers, when a worker always fails', async () => {
+    const { runs, invoker } = await setup(450, { failOnce: [], failAlways: [2] });
+    const run = newRun(newRunId(), 'all', ['churn'], 'cli', settings);
+    await runs.createRun(run);
+
+    const { run: done, stats } = await runSegment(run, { members: members(450), runs, invoker, settings });
+
+    expect(done.status).toBe('partial');
+    expect(done.failed_chunks).toEqual([{ chunk: 2, attempts: 3, error: 'Injected fault for chunk 2, attempt 3', customer_ids: expect.any(Array) }]);
+    expect(done.failed_chunks[0]!.customer_ids).toHaveLength(100);
+    expect(done.failed_chunks[0]!.customer_ids[0]).toBe('c00101');
+    expect(stats!.customers).toEqual({ scored: 350, failed: 100 });
+    expect(stats!.failed_chunks).toEqual([2]);
+    expect((await runs.getRun('all', run.run_id)).status).toBe('partial');
+  });
+});
