@@ -4,11 +4,12 @@ import { evaluate, predictCommand } from './commands/evaluate';
 import { list } from './commands/list';
 import { promote, rollback } from './commands/promote';
 import { publish } from './commands/publish';
+import { scoreSegment, segmentStats } from './commands/segments';
 import { show } from './commands/show';
 import { trainCommand } from './commands/train';
 
 /** Every verb, in the order `--help` lists them. */
-export const COMMANDS: Command[] = [demoData, trainCommand, evaluate, predictCommand, publish, list, show, promote, rollback];
+export const COMMANDS: Command[] = [demoData, trainCommand, evaluate, predictCommand, scoreSegment, segmentStats, publish, list, show, promote, rollback];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

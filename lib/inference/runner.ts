@@ -47,10 +47,40 @@ export class ModelRunner {
     return this.run(this.feeds((f, r) => records[r]![f], records.length), records.length);
   }
 
+  /**
+   * Probabilities for rows of numbers whose columns are named by `columns` (e.g. the warehouse's
+   * feature order): the fast path, with no per-row objects. Nulls are missing values.
+   */
+  async predictRows(rows: (number | null)[][], columns: readonly string[]): Promise<Float64Array> {
+    if (this.encodings || this.manifest.input.features.some((f) => f.type === 'string')) {
+      return this.predictRecords(rows.map((r) => Object.fromEntries(columns.map((c, j) => [c, r[j]]))));
+    }
+    const features = this.manifest.input.features;
+    const source = features.map((f) => columns.indexOf(f.name));
+    const cols = features.length;
+    const X = new Float64Array(rows.length * cols);
+    for (let r = 0; r < rows.length; r++) {
+      const row = rows[r]!;
+      for (let j = 0; j < cols; j++) {
+        const v = source[j]! >= 0 ? row[source[j]!] : undefined;
+        X[r * cols + j] = v === null || v === undefined ? NaN : v;
+      }
+    }
+    return this.predictEncoded(X, rows.length);
+  }
+
   /** Probabilities for rows already in feature order (row-major, NaN for missing). */
   async predictEncoded(X: Float64Array, rows: number): Promise<Float64Array> {
     const cols = this.manifest.input.features.length;
     if (X.length !== rows * cols) throw new RangeError(`expected ${rows} x ${cols} values, got ${X.length}`);
+    const tensors = this.manifest.input.tensors;
+    const inOrder = this.manifest.input.features.every((f, j) => f.column === j && f.tensor === tensors[0]!.name);
+    if (tensors.length === 1 && inOrder && (tensors[0]!.type === 'float32' || tensors[0]!.type === 'float64')) {
+      const t = tensors[0]!;
+      const dims = t.shape.length >= 2 ? [rows, cols] : [rows];
+      const tensor = t.type === 'float32' ? new ort.Tensor('float32', Float32Array.from(X), dims) : new ort.Tensor('float64', Float64Array.from(X), dims);
+      return this.run({ [t.name]: tensor }, rows);
+    }
     const names = this.manifest.input.features.map((f) => f.name);
     const index = new Map(names.map((n, i) => [n, i]));
     return this.run(this.feeds((f, r) => X[r * cols + index.get(f)!]!, rows), rows);

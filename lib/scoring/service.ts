@@ -68,7 +68,13 @@ export class ScoringService {
   async score(ids: string[], type: PredictionType, deadlineMs: number, options: { parts?: ScorePart[] } = {}): Promise<BatchOutcome> {
     const deadline = Date.now() + deadlineMs;
     const distinct = [...new Set(ids)];
-    const duplicates = [...new Set(ids.filter((id, i) => ids.indexOf(id) !== i))];
+    const duplicates: string[] = [];
+    if (distinct.length !== ids.length) {
+      const seen = new Set<string>();
+      const repeated = new Set<string>();
+      for (const id of ids) (seen.has(id) ? repeated : seen).add(id);
+      duplicates.push(...repeated);
+    }
     const outcome: BatchOutcome = { type, ids: distinct, results: [], errors: [], warnings: [], duplicates, inputs: new Map() };
     const timedOut = (ids: string[], stage: string) => {
       const limit = deadlineMs >= 10_000 ? `${Math.round(deadlineMs / 1000)} s` : `${(deadlineMs / 1000).toFixed(1)} s`;
@@ -156,7 +162,7 @@ export class ScoringService {
     let p: number[];
     if (handle.kind === 'mock') p = features.map(mockChurnProbability);
     else {
-      const P = await handle.runner.predictRecords(records(features));
+      const P = await handle.runner.predictRows(features, FEATURES);
       const pos = handle.manifest.output.classes.indexOf(handle.manifest.output.positive_class!);
       p = ids.map((_, i) => P[i * 2 + pos]!);
     }
@@ -175,17 +181,13 @@ export class ScoringService {
       results = ids.map((id, i) => nboResult(id, MOCK_OFFER_IDS, mockOfferProbabilities(features[i]!), source));
     } else {
       const classes = handle.manifest.output.classes;
-      const P = await handle.runner.predictRecords(records(features));
+      const P = await handle.runner.predictRows(features, FEATURES);
       results = ids.map((id, i) => nboResult(id, classes, P.subarray(i * classes.length, (i + 1) * classes.length), source));
     }
     const collapse = nboCollapseWarning(results, 'nbo');
     if (collapse) warnings.push(collapse);
     return results;
   }
-}
-
-function records(features: (number | null)[][]): Record<string, unknown>[] {
-  return features.map((f) => Object.fromEntries(FEATURES.map((name, j) => [name, f[j]])));
 }
 
 function sourceOf(name: string, handle: ModelHandle): ResultSource {

@@ -97,46 +97,44 @@ function addFeatures(f: FeatureAggregate, row: (number | null)[]): void {
 
 /** Merges b into a copy of a. Exact: counts add, constants stay constant only if equal. */
 export function mergeAggregates(a: SegmentAggregate, b: SegmentAggregate): SegmentAggregate {
-  const sumCounts = (x: Record<string, number>, y: Record<string, number>) => {
-    const out = { ...x };
-    for (const [k, v] of Object.entries(y)) out[k] = (out[k] ?? 0) + v;
-    return out;
+  return mergeInto(structuredClone(a), b);
+}
+
+/**
+ * Adds b into `target` in place (the planner's accumulator: copying a large count table for every
+ * part would make merging quadratic). Returns target.
+ */
+export function mergeInto(target: SegmentAggregate, b: SegmentAggregate): SegmentAggregate {
+  const add = (x: Record<string, number>, y: Record<string, number>) => {
+    for (const k in y) x[k] = (x[k] ?? 0) + y[k]!;
   };
-  const constant =
-    a.features.constant === null
-      ? b.features.constant
-      : b.features.constant === null
-        ? a.features.constant
-        : a.features.constant.map((c, j) => {
-            const d = b.features.constant![j]!;
-            return c !== 'varies' && d !== 'varies' && c.value === d.value ? c : 'varies';
-          });
-  return {
-    scored: a.scored + b.scored,
-    failed: a.failed + b.failed,
-    churn: {
-      n: a.churn.n + b.churn.n,
-      sumMicro: a.churn.sumMicro + b.churn.sumMicro,
-      micro: sumCounts(a.churn.micro, b.churn.micro),
-      risk: sumCounts(a.churn.risk, b.churn.risk),
-    },
-    nbo: {
-      n: a.nbo.n + b.nbo.n,
-      confidenceSumMicro: a.nbo.confidenceSumMicro + b.nbo.confidenceSumMicro,
-      topOffer: sumCounts(a.nbo.topOffer, b.nbo.topOffer),
-      nearCertain: a.nbo.nearCertain + b.nbo.nearCertain,
-    },
-    rfm: { n: a.rfm.n + b.rfm.n, segments: sumCounts(a.rfm.segments, b.rfm.segments) },
-    models: sumCounts(a.models, b.models),
-    features: {
-      names: a.features.names,
-      n: a.features.n + b.features.n,
-      missing: a.features.missing.map((m, j) => m + b.features.missing[j]!),
-      constant,
-      defaultedRecency: a.features.defaultedRecency + b.features.defaultedRecency,
-    },
-    workerWarnings: { ...a.workerWarnings, ...b.workerWarnings },
-  };
+  target.scored += b.scored;
+  target.failed += b.failed;
+  target.churn.n += b.churn.n;
+  target.churn.sumMicro += b.churn.sumMicro;
+  add(target.churn.micro, b.churn.micro);
+  add(target.churn.risk, b.churn.risk);
+  target.nbo.n += b.nbo.n;
+  target.nbo.confidenceSumMicro += b.nbo.confidenceSumMicro;
+  add(target.nbo.topOffer, b.nbo.topOffer);
+  target.nbo.nearCertain += b.nbo.nearCertain;
+  target.rfm.n += b.rfm.n;
+  add(target.rfm.segments, b.rfm.segments);
+  add(target.models, b.models);
+  const f = target.features;
+  const g = b.features;
+  if (f.constant === null) f.constant = g.constant;
+  else if (g.constant !== null) {
+    f.constant = f.constant.map((c, j) => {
+      const d = g.constant![j]!;
+      return c !== 'varies' && d !== 'varies' && c.value === d.value ? c : 'varies';
+    });
+  }
+  f.n += g.n;
+  f.missing = f.missing.map((m, j) => m + g.missing[j]!);
+  f.defaultedRecency += g.defaultedRecency;
+  Object.assign(target.workerWarnings, b.workerWarnings);
+  return target;
 }
 
 /** The reference distribution a model was trained with (its manifest's holdout fingerprint). */

@@ -1,6 +1,6 @@
 import { FEATURES } from '../warehouse/schema';
 import type { ModelRegistry } from '../registry/index';
-import { emptyAggregate, finalizeStatistics, mergeAggregates, type DriftReference, type SegmentAggregate } from './aggregates';
+import { emptyAggregate, finalizeStatistics, mergeInto, type DriftReference, type SegmentAggregate } from './aggregates';
 import type { SegmentRun, SegmentRunStore, StoredStatistics } from './runs';
 import type { WorkerPayload, WorkerResult } from './worker';
 
@@ -112,7 +112,7 @@ export async function runSegment(
   }
 
   // Merge exactly one part per successful chunk, in chunk order.
-  let merged: SegmentAggregate = emptyAggregate(FEATURES);
+  const merged: SegmentAggregate = emptyAggregate(FEATURES);
   for (const chunk of succeeded.sort((a, b) => a - b)) {
     const part = await deps.runs.getPart(run.segment_id, run.run_id, chunk);
     if (!part) {
@@ -120,7 +120,7 @@ export async function runSegment(
       run.progress.chunks_failed++;
       continue;
     }
-    merged = mergeAggregates(merged, part.aggregate);
+    mergeInto(merged, part.aggregate);
   }
   merged.failed += run.failed_chunks.reduce((n, c) => n + c.customer_ids.length, 0);
   const statistics = finalizeStatistics(merged, await driftReferences(merged, deps.registry));

@@ -47,11 +47,11 @@ export interface DemoProgress {
 export async function loadDemoData(
   pool: pg.Pool,
   cfg: WarehouseConfig,
-  options: { customers: number; seed: number; onProgress?: DemoProgress },
+  options: { customers: number; seed: number; history?: boolean; onProgress?: DemoProgress },
 ): Promise<DemoSummary> {
   const { customers, seed } = options;
-  if (!Number.isSafeInteger(customers) || customers < 1 || customers > 999_999) {
-    throw new ValidationError(`--customers must be a whole number from 1 to 999999, got ${customers}`);
+  if (!Number.isSafeInteger(customers) || customers < 1 || customers > 10_000_000) {
+    throw new ValidationError(`--customers must be a whole number from 1 to 10000000, got ${customers}`);
   }
   if (!Number.isSafeInteger(seed) || seed < 0 || seed > 0xffffffff) {
     throw new ValidationError(`--seed must be a whole number from 0 to 4294967295, got ${seed}`);
@@ -84,6 +84,10 @@ export async function loadDemoData(
     for (let from = 1; from <= customers; from += CHUNK) {
       const to = Math.min(customers, from + CHUNK - 1);
       const batch = generateDemoBatch(seed, from, to);
+      if (options.history === false) {
+        batch.churn = [];
+        batch.offers = [];
+      }
       await insertBatch(client, cfg, batch);
       for (const c of batch.customers) for (const seg of c.segments) segmentCounts[seg] = (segmentCounts[seg] ?? 0) + 1;
       churnRows += batch.churn.length;

@@ -1,0 +1,139 @@
+import { registryOption, warehouseOption } from '../../lib/cli/context';
+import { formatTable, intOption, parseCommandArgs, ProgressReporter, UsageError, type Command, type CommandIo } from '../../lib/cli/runtime';
+import { config } from '../../lib/config';
+import { createApp } from '../../lib/app';
+import { LambdaWorkerInvoker, LocalWorkerInvoker } from '../../lib/segments/invokers';
+import { newRun, runSegment } from '../../lib/segments/planner';
+import { assertSegmentId, newRunId, SCORE_TYPES, type ScoreType, type StoredStatistics } from '../../lib/segments/runs';
+import { scoreChunk } from '../../lib/segments/worker';
+
+export const scoreSegment: Command = {
+  name: 'score-segment',
+  summary: 'score every customer of a segment and print its statistics',
+  usage: `loyalty-ml score-segment SEGMENT [--types churn,nbo,rfm] [--chunk-size N] [--concurrency N] [--lambda] [--json]
+
+Runs a segment scoring run: pages the segment's members from the warehouse, scores them in chunks
+(in this process, or with --lambda through the worker Lambda function named by
+SEGMENT_WORKER_FUNCTION, e.g. against serverless-offline with AWS_ENDPOINT_URL_LAMBDA), shows
+progress, merges the statistics, stores them with the run in the results store (RESULTS_URI,
+default the registry) and prints them. Exit code 1 when the run ends partial or failed.`,
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(
+      args,
+      {
+        types: { type: 'string' },
+        'chunk-size': { type: 'string' },
+        concurrency: { type: 'string' },
+        retries: { type: 'string' },
+        lambda: { type: 'boolean' },
+        json: { type: 'boolean' },
+        ...registryOption,
+        ...warehouseOption,
+      },
+      { min: 1, max: 1, names: 'SEGMENT' },
+    );
+    const segmentId = positionals[0]!;
+    assertSegmentId(segmentId);
+    const types = parseTypes(values.types);
+    const base = config();
+    const settings = {
+      chunkSize: intOption(values['chunk-size'], '--chunk-size', base.segments.chunkSize, [1, 10_000]),
+      concurrency: intOption(values.concurrency, '--concurrency', base.segments.concurrency, [1, 1000]),
+      retries: intOption(values.retries, '--retries', base.segments.retries, [0, 10]),
+      retryBackoffMs: 500,
+    };
+    const app = await createApp({
+      ...base,
+      modelRegistryUri: values.registry ?? base.modelRegistryUri,
+      resultsUri: values.registry ?? base.resultsUri,
+      warehouseUrl: values.warehouse ?? base.warehouseUrl,
+    });
+    try {
+      const segment = await app.warehouse.warehouse.getSegment(segmentId);
+      const total = await app.warehouse.warehouse.countSegmentMembers(segmentId);
+      io.err(`score-segment: ${segment.name} (${segmentId}), ${total.toLocaleString('en-US')} customers, ${types.join('+')}, chunks of ${settings.chunkSize}, ${settings.concurrency} at a time`);
+      const run = newRun(newRunId(), segmentId, types, 'cli', settings);
+      await app.runs.createRun(run);
+      const invoker = values.lambda
+        ? new LambdaWorkerInvoker(base.segments.workerFunction)
+        : new LocalWorkerInvoker((payload) => scoreChunk(payload, { scoring: app.scoring, runs: app.runs, deadlineMs: base.batchDeadlineMs }));
+      const progress = new ProgressReporter(io, `score-segment ${segmentId}`);
+      const started = Date.now();
+      const { run: done, stats } = await runSegment(run, {
+        members: app.warehouse.warehouse,
+        runs: app.runs,
+        invoker,
+        registry: app.registry,
+        settings,
+        onProgress: (r) => progress.update(r.progress.customers_scored + r.progress.customers_failed, total, `${r.progress.chunks_done}/${r.progress.chunks_planned} chunks`),
+      });
+      const seconds = (Date.now() - started) / 1000;
+      if (values.json) io.out(JSON.stringify({ run: done, stats, seconds }, null, 2));
+      else {
+        io.out(`run ${done.run_id}: ${done.status} in ${seconds.toFixed(1)} s (${Math.round(done.progress.customers_scored / Math.max(seconds, 1e-3)).toLocaleString('en-US')} customers/s)`);
+        if (done.error) io.out(`error: ${done.error}`);
+        for (const c of done.failed_chunks) io.out(`failed chunk ${c.chunk} (${c.customer_ids.length} customers, ${c.attempts} attempts): ${c.error}`);
+        if (stats) printStatistics(io, stats);
+      }
+      return done.status === 'completed' ? 0 : 1;
+    } finally {
+      await app.warehouse.close();
+    }
+  },
+};
+
+export const segmentStats: Command = {
+  name: 'segment-stats',
+  summary: "show a segment's latest statistics and how they changed across runs",
+  usage: `loyalty-ml segment-stats SEGMENT [--run RUN_ID] [--json]`,
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(args, { run: { type: 'string' }, json: { type: 'boolean' }, ...registryOption }, { min: 1, max: 1, names: 'SEGMENT' });
+    const segmentId = positionals[0]!;
+    assertSegmentId(segmentId);
+    const { SegmentRunStore } = await import('../../lib/segments/runs');
+    const { openObjectStore } = await import('../../lib/storage/index');
+    const runs = new SegmentRunStore(await openObjectStore(values.registry ?? config().resultsUri));
+    const history = values.run ? [await runs.getStatistics(segmentId, values.run)] : await runs.history(segmentId);
+    if (!history.length) throw new UsageError(`Segment ${segmentId} has never been scored; run loyalty-ml score-segment ${segmentId}`);
+    if (values.json) {
+      io.out(JSON.stringify({ latest: history[0], history: history.slice(1) }, null, 2));
+      return 0;
+    }
+    printStatistics(io, history[0]!);
+    if (history.length > 1) {
+      io.out('\nhistory');
+      io.out(
+        formatTable(
+          ['run', 'status', 'customers', 'churn mean', 'churn p90', 'high risk', 'top offer'],
+          history.map((s) => [s.run_id, s.status, s.customers.scored, s.churn ? s.churn.mean.toFixed(4) : null, s.churn ? s.churn.p90.toFixed(4) : null, s.churn?.risk_bands.high ?? null, s.nbo?.top_offers[0]?.offer_id ?? null]),
+        ),
+      );
+    }
+    return 0;
+  },
+};
+
+function parseTypes(value: string | undefined): ScoreType[] {
+  if (value === undefined) return [...SCORE_TYPES];
+  const types = value.split(',').map((t) => t.trim());
+  const bad = types.filter((t) => !(SCORE_TYPES as readonly string[]).includes(t));
+  if (bad.length || !types.length) throw new UsageError(`--types takes a list of ${SCORE_TYPES.join(', ')}; got "${value}"`);
+  return [...new Set(types)] as ScoreType[];
+}
+
+function printStatistics(io: CommandIo, s: StoredStatistics): void {
+  io.out(`\n${s.segment_id}, run ${s.run_id} (${s.status}, finished ${s.finished_at}): ${s.customers.scored} scored, ${s.customers.failed} failed`);
+  if (s.churn) {
+    io.out(`churn: mean ${s.churn.mean.toFixed(4)}, median ${s.churn.median.toFixed(4)}, p90 ${s.churn.p90.toFixed(4)}; risk low ${s.churn.risk_bands.low}, medium ${s.churn.risk_bands.medium}, high ${s.churn.risk_bands.high}`);
+    io.out(`  histogram: ${s.churn.histogram.counts.map((c, i) => `${(i / 10).toFixed(1)}:${c}`).join(' ')}`);
+  }
+  if (s.nbo) {
+    io.out(`next best offer (mean confidence ${s.nbo.mean_confidence.toFixed(4)}):`);
+    io.out(formatTable(['offer', 'customers', 'share'], s.nbo.top_offers.map((o) => [o.offer_id, o.customers, `${(o.share * 100).toFixed(1)}%`])));
+  }
+  if (s.rfm) io.out(`RFM: ${s.rfm.segments.map((x) => `${x.segment} ${(x.share * 100).toFixed(1)}%`).join(', ')}`);
+  io.out(`models: ${s.models.map((m) => `${m.model} (${m.customers})`).join(', ') || 'none'}`);
+  for (const d of s.drift) io.out(`drift ${d.model}: PSI ${d.psi.toFixed(3)} (${d.level}) against ${d.reference}`);
+  for (const w of s.warnings) io.out(`warning ${w.code}: ${w.message}`);
+}
+
