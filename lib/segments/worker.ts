@@ -22,23 +22,29 @@ export interface WorkerResult {
   failed: number;
 }
 
-/** Test hook: chunks that fail on their first attempt, or on every attempt (local and test stages only). */
+/**
+ * Test hook: chunks that fail on their first attempt, or on every attempt (local and test stages
+ * only), optionally for one segment.
+ */
 export interface FaultPlan {
   failOnce: number[];
   failAlways: number[];
+  /** Only this segment's chunks fail (all segments when absent). */
+  segment?: string;
 }
 
-/** Parses SEGMENT_WORKER_FAULTS, e.g. "fail-once:1,3;fail-always:2". */
-export function parseFaultPlan(value: string | undefined): FaultPlan | null {
+/** Parses SEGMENT_WORKER_FAULTS, e.g. "fail-once:1,3;fail-always@new:2". */
+export function parseFaultPlan(value: string | undefined): FaultPlan[] | null {
   if (!value) return null;
-  const plan: FaultPlan = { failOnce: [], failAlways: [] };
-  for (const part of value.split(';')) {
-    const [kind, list] = part.split(':');
-    const chunks = (list ?? '').split(',').filter(Boolean).map(Number);
-    if (kind === 'fail-once') plan.failOnce.push(...chunks);
-    else if (kind === 'fail-always') plan.failAlways.push(...chunks);
-  }
-  return plan;
+  return value
+    .split(';')
+    .filter(Boolean)
+    .map((part) => {
+      const [head, list] = part.split(':');
+      const [kind, segment] = (head ?? '').split('@');
+      const chunks = (list ?? '').split(',').filter(Boolean).map(Number);
+      return { failOnce: kind === 'fail-once' ? chunks : [], failAlways: kind === 'fail-always' ? chunks : [], ...(segment ? { segment } : {}) };
+    });
 }
 
 /**
@@ -48,11 +54,14 @@ export function parseFaultPlan(value: string | undefined): FaultPlan | null {
  */
 export async function scoreChunk(
   payload: WorkerPayload,
-  deps: { scoring: ScoringService; runs: SegmentRunStore; deadlineMs: number; faults?: FaultPlan | null },
+  deps: { scoring: ScoringService; runs: SegmentRunStore; deadlineMs: number; faults?: FaultPlan[] | FaultPlan | null },
 ): Promise<WorkerResult> {
-  const faults = deps.faults;
-  if (faults && (faults.failAlways.includes(payload.chunk) || (faults.failOnce.includes(payload.chunk) && payload.attempt === 1))) {
-    throw new Error(`Injected fault for chunk ${payload.chunk}, attempt ${payload.attempt}`);
+  const plans = deps.faults ? (Array.isArray(deps.faults) ? deps.faults : [deps.faults]) : [];
+  for (const f of plans) {
+    if (f.segment !== undefined && f.segment !== payload.segment_id) continue;
+    if (f.failAlways.includes(payload.chunk) || (f.failOnce.includes(payload.chunk) && payload.attempt === 1)) {
+      throw new Error(`Injected fault for chunk ${payload.chunk}, attempt ${payload.attempt}`);
+    }
   }
   const outcome = await deps.scoring.score(payload.customer_ids, 'all', deps.deadlineMs, { parts: payload.types });
   const timedOut = outcome.errors.filter((e) => e.error.startsWith('Timed out'));

@@ -33,7 +33,17 @@ beforeAll(async () => {
     const outcome = await trainFromWarehouse(model, { registry, warehouse }, { promote: 'production' });
     expect(outcome.promoted).not.toBeNull();
   }
-  offline = await startOffline({ WAREHOUSE_URL: url, MODEL_REGISTRY_URI: registryDir, ML_MOCK_MODE: 'off', MODEL_ALIAS_TTL_SECONDS: '1' });
+  offline = await startOffline({
+    WAREHOUSE_URL: url,
+    MODEL_REGISTRY_URI: registryDir,
+    ML_MOCK_MODE: 'off',
+    MODEL_ALIAS_TTL_SECONDS: '1',
+    SEGMENT_CHUNK_SIZE: '50',
+    SEGMENT_CONCURRENCY: '3',
+    SEGMENT_CHUNK_RETRIES: '2',
+    // Injected worker faults: chunks 1 and 3 of every segment fail once; chunk 2 of "new" always fails.
+    SEGMENT_WORKER_FAULTS: 'fail-once:1,3;fail-always@new:2',
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -114,5 +124,93 @@ describe('the API through serverless-offline', () => {
     expect(((await response.json()) as any).error.code).toBe('invalid_json');
     const unknown = await post('/ml/predict', { customer_id: 'nobody', type: 'churn' });
     expect(unknown.status).toBe(404);
+  });
+});
+
+async function get(path: string): Promise<{ status: number; body: any }> {
+  const response = await fetch(`${offline.baseUrl}${API}${path}`);
+  return { status: response.status, body: await response.json() };
+}
+
+async function runToEnd(segment: string, body?: unknown): Promise<{ runId: string; run: any }> {
+  const started = await fetch(`${offline.baseUrl}${API}/segments/${segment}/ml/predict/`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  expect(started.status).toBe(202);
+  const { run_id, status_url } = (await started.json()) as { run_id: string; status_url: string };
+  expect(status_url).toBe(`${API}/segments/${segment}/ml/runs/${run_id}`);
+  for (let i = 0; i < 240; i++) {
+    const { body: run } = await get(`/segments/${segment}/ml/runs/${run_id}`);
+    if (['completed', 'partial', 'failed'].includes(run.status)) return { runId: run_id, run };
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`run ${run_id} did not finish`);
+}
+
+describe('segment scoring through serverless-offline and real Lambda invocations', () => {
+  it('runs a segment to completion despite workers failing once, with statistics equal to a direct computation', async () => {
+    const { runId, run } = await runToEnd('high-value');
+    expect(run.status).toBe('completed');
+    expect(run.progress.chunk_retries).toBeGreaterThanOrEqual(2);
+    expect(run.failed_chunks).toEqual([]);
+
+    const { rows } = await warehouse.pool.query<{ customer_id: string }>(`SELECT customer_id FROM segment_members WHERE segment_id = 'high-value' ORDER BY customer_id`);
+    const ids = rows.map((r) => r.customer_id);
+    const direct: any[] = [];
+    for (let i = 0; i < ids.length; i += 100) direct.push(...(await post('/ml/predict/batch', { customer_ids: ids.slice(i, i + 100), type: 'all' })).body.results.map((r: any) => r.result));
+    const p = direct.map((r) => r.churn.churn_probability).sort((a: number, b: number) => a - b);
+    const n = p.length;
+    const median = n % 2 ? p[(n - 1) / 2] : (p[n / 2 - 1] + p[n / 2]) / 2;
+    const count = (xs: string[]) => xs.reduce<Record<string, number>>((acc, x) => ((acc[x] = (acc[x] ?? 0) + 1), acc), {});
+
+    const { status, body: stats } = await get('/segments/high-value/ml/stats/');
+    expect(status).toBe(200);
+    expect(stats.run_id).toBe(runId);
+    expect(stats.customers).toEqual({ scored: ids.length, failed: 0 });
+    expect(stats.churn.customers).toBe(n);
+    expect(stats.churn.mean).toBeCloseTo(p.reduce((a: number, b: number) => a + b, 0) / n, 9);
+    expect(stats.churn.median).toBeCloseTo(median, 9);
+    expect(stats.churn.p90).toBe(p[Math.ceil(0.9 * n) - 1]);
+    expect(stats.churn.risk_bands).toEqual({ low: 0, medium: 0, high: 0, ...count(direct.map((r) => r.churn.churn_risk)) });
+    expect(Object.fromEntries(stats.nbo.top_offers.map((o: any) => [o.offer_id, o.customers]))).toEqual(count(direct.map((r) => r.nbo.offer_id)));
+    expect(Object.fromEntries(stats.rfm.segments.map((s: any) => [s.segment, s.customers]))).toEqual(count(direct.map((r) => r.rfm.segment)));
+    expect(stats.models).toEqual([
+      { model: 'churn v1 (production)', customers: n },
+      { model: 'nbo v1 (production)', customers: n },
+    ]);
+    expect(stats.drift.map((d: any) => d.model).sort()).toEqual(['churn', 'nbo']);
+  });
+
+  it('ends partial, naming the failed chunk and its customers, when a worker always fails', async () => {
+    const { run } = await runToEnd('new', { types: ['churn'] });
+    expect(run.status).toBe('partial');
+    expect(run.failed_chunks).toEqual([expect.objectContaining({ chunk: 2, attempts: 3, customers: 50 })]);
+    expect(run.failed_chunks[0].error).toMatch(/Injected fault for chunk 2/);
+    const { body: stats } = await get('/segments/new/ml/stats/');
+    expect(stats.status).toBe('partial');
+    expect(stats.failed_chunks).toEqual([2]);
+    expect(stats.customers.failed).toBe(50);
+    expect(stats.nbo).toBeNull();
+  });
+
+  it('keeps a history of runs and answers 404 for a segment never scored or unknown', async () => {
+    await runToEnd('high-value', { types: ['rfm'] });
+    const { body: stats } = await get('/segments/high-value/ml/stats/');
+    expect(stats.types).toEqual(['rfm']);
+    expect(stats.history.length).toBeGreaterThanOrEqual(1);
+    expect(stats.history[0].churn.mean).toBeGreaterThan(0);
+    const one = await get(`/segments/high-value/ml/stats/?run_id=${stats.history[0].run_id}`);
+    expect(one.body.run_id).toBe(stats.history[0].run_id);
+
+    const never = await get('/segments/dormant/ml/stats/');
+    expect(never.status).toBe(404);
+    expect(never.body.error.message).toMatch(/has never been scored/);
+    const unknown = await get('/segments/no-such-segment/ml/stats/');
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error.message).toMatch(/does not exist/);
+    const badStart = await fetch(`${offline.baseUrl}${API}/segments/no-such-segment/ml/predict/`, { method: 'POST' });
+    expect(badStart.status).toBe(404);
   });
 });

@@ -20,7 +20,7 @@ export async function startOffline(env: Record<string, string>): Promise<Offline
   const child: ChildProcess = spawn(resolve(ROOT, 'node_modules/.bin/osls'), ['offline', 'start', '--stage', 'local'], {
     cwd: ROOT,
     detached: true,
-    env: { ...process.env, STAGE: 'local', PORT: String(port), LAMBDA_PORT: String(lambdaPort), ...env },
+    env: { ...process.env, STAGE: 'local', PORT: String(port), LAMBDA_PORT: String(lambdaPort), AWS_ENDPOINT_URL_LAMBDA: `http://localhost:${lambdaPort}`, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
