@@ -113,14 +113,18 @@ export async function runSegment(
 
   // Merge exactly one part per successful chunk, in chunk order.
   const merged: SegmentAggregate = emptyAggregate(FEATURES);
-  for (const chunk of succeeded.sort((a, b) => a - b)) {
-    const part = await deps.runs.getPart(run.segment_id, run.run_id, chunk);
-    if (!part) {
-      run.failed_chunks.push({ chunk, attempts: 0, error: 'the worker reported success but wrote no part', customer_ids: [] });
-      run.progress.chunks_failed++;
-      continue;
-    }
-    mergeInto(merged, part.aggregate);
+  const ordered = succeeded.sort((a, b) => a - b);
+  const READS = 16;
+  for (let i = 0; i < ordered.length; i += READS) {
+    const batch = ordered.slice(i, i + READS);
+    const parts = await Promise.all(batch.map((chunk) => deps.runs.getPart(run.segment_id, run.run_id, chunk)));
+    parts.forEach((part, k) => {
+      if (part) mergeInto(merged, part.aggregate);
+      else {
+        run.failed_chunks.push({ chunk: batch[k]!, attempts: 0, error: 'the worker reported success but wrote no part', customer_ids: [] });
+        run.progress.chunks_failed++;
+      }
+    });
   }
   merged.failed += run.failed_chunks.reduce((n, c) => n + c.customer_ids.length, 0);
   const statistics = finalizeStatistics(merged, await driftReferences(merged, deps.registry));
