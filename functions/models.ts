@@ -1,4 +1,5 @@
-import { app, SERVED_MODELS } from '../lib/app';
+import { SERVED_MODELS } from '../lib/app';
+import { app } from '../lib/scoring-app';
 import { config } from '../lib/config';
 import { httpHandler } from '../lib/http/index';
 import { modelStatus } from '../lib/scoring/status';

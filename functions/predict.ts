@@ -1,4 +1,4 @@
-import { app } from '../lib/app';
+import { app } from '../lib/scoring-app';
 import { config } from '../lib/config';
 import { httpHandler } from '../lib/http/index';
 import { batchResponse, checkBatchSize, LegacyRequestSchema, singleResponse, SingleRequestSchema, BatchRequestSchema } from '../lib/scoring/api';

@@ -1,13 +1,12 @@
 import type { Context, ScheduledEvent } from 'aws-lambda';
 import { z } from 'zod';
-import { app } from '../lib/app';
+import { coreApp as app } from '../lib/app';
 import { config } from '../lib/config';
 import { NotFoundError, ServiceUnavailableError, ValidationError } from '../lib/errors';
 import { httpHandler } from '../lib/http/index';
 import { invokeAsync, LambdaWorkerInvoker } from '../lib/segments/invokers';
 import { newRun, runSegment } from '../lib/segments/planner';
 import { assertSegmentId, newRunId, SCORE_TYPES, type ScoreType } from '../lib/segments/runs';
-import { parseFaultPlan, scoreChunk, WorkerPayloadSchema, type WorkerPayload, type WorkerResult } from '../lib/segments/worker';
 
 const StartSchema = z.object({ types: z.array(z.enum(SCORE_TYPES, { error: 'types may hold churn, nbo and rfm' })).min(1).max(3).optional() });
 const PlannerEventSchema = z.object({ segment_id: z.string(), run_id: z.string() });
@@ -104,13 +103,6 @@ export async function planner(event: unknown, context?: Context): Promise<{ run_
   });
   void context;
   return { run_id, status: result.run.status };
-}
-
-/** The worker function: scores one chunk and writes its part (synchronous invocation by the planner). */
-export async function worker(event: unknown): Promise<WorkerResult> {
-  const payload: WorkerPayload = WorkerPayloadSchema.parse(event);
-  const { scoring, runs, config: cfg } = await app();
-  return scoreChunk(payload, { scoring, runs, deadlineMs: cfg.batchDeadlineMs, faults: parseFaultPlan(cfg.segments.faults) });
 }
 
 /** The nightly schedule: starts a run for every configured segment. */

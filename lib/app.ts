@@ -1,63 +1,54 @@
-import { RefreshingValue } from './cache';
 import { config, type Config } from './config';
 import { ModelRegistry } from './registry/index';
-import { ModelProvider } from './scoring/models';
-import { ScoringService } from './scoring/service';
 import { SegmentRunStore } from './segments/runs';
 import { openObjectStore } from './storage/index';
-import { computeBaseProfile, openWarehouse, type BaseProfile, type WarehouseHandle } from './warehouse/index';
-import { FEATURES } from './warehouse/schema';
+import { openWarehouse, type WarehouseHandle } from './warehouse/index';
 
 /** The models the API serves and the kind of output each must have. */
 export const SERVED_MODELS = { churn: 'binary', nbo: 'multiclass' } as const;
 
-/** Everything a function needs, built once per Lambda instance (cold start) and reused. */
-export interface App {
+/**
+ * What every function needs, built once per Lambda instance (cold start) and reused: the registry,
+ * the warehouse and the segment run store. Nothing here loads onnxruntime, so functions that do no
+ * inference (segment planning, run status, statistics) ship without it; scoring is added by
+ * lib/scoring-app.ts.
+ */
+export interface CoreApp {
   config: Config;
   registry: ModelRegistry;
   warehouse: WarehouseHandle;
-  models: ModelProvider;
-  profile: RefreshingValue<BaseProfile>;
-  scoring: ScoringService;
   runs: SegmentRunStore;
 }
 
-export async function createApp(cfg: Config = config()): Promise<App> {
-  const [store, resultsStore, warehouse] = await Promise.all([
+export async function createCoreApp(cfg: Config = config()): Promise<CoreApp> {
+  const [store, resultsStore, warehouseUrl] = await Promise.all([
     openObjectStore(cfg.modelRegistryUri),
     openObjectStore(cfg.resultsUri),
-    openWarehouse(cfg.warehouseUrl, { configPath: cfg.warehouseConfigPath }),
+    resolveWarehouseUrl(cfg),
   ]);
-  const registry = new ModelRegistry(store, { actor: cfg.actor });
-  const models = new ModelProvider(registry, {
-    alias: cfg.servingAlias,
-    ttlMs: cfg.aliasTtlMs,
-    mockMode: cfg.mockMode,
-    columns: FEATURES,
-    expectedKind: SERVED_MODELS,
-  });
-  const profile = new RefreshingValue(() => computeBaseProfile(warehouse.warehouse), cfg.profileTtlMs);
-  const scoring = new ScoringService({
-    features: warehouse.warehouse,
-    models,
-    profile,
-    settings: { churnRiskThresholds: cfg.churnRiskThresholds, rfmCutPoints: cfg.rfmCutPoints },
-  });
-  return { config: cfg, registry, warehouse, models, profile, scoring, runs: new SegmentRunStore(resultsStore) };
+  const warehouse = await openWarehouse(warehouseUrl, { configPath: cfg.warehouseConfigPath, ssl: cfg.warehouseSecretArn !== undefined });
+  return { config: cfg, registry: new ModelRegistry(store, { actor: cfg.actor }), warehouse, runs: new SegmentRunStore(resultsStore) };
 }
 
-let instance: Promise<App> | undefined;
+/** WAREHOUSE_URL, or (deployed) the connection held in the Secrets Manager secret WAREHOUSE_SECRET_ARN. */
+async function resolveWarehouseUrl(cfg: Config): Promise<string> {
+  if (cfg.warehouseSecretArn === undefined) return cfg.warehouseUrl;
+  const { warehouseUrlFromSecret } = await import('./warehouse/secret');
+  return warehouseUrlFromSecret(cfg.warehouseSecretArn);
+}
 
-/** The instance's app, created on first use. A failed creation is retried on the next call. */
-export function app(): Promise<App> {
-  instance ??= createApp().catch((error: unknown) => {
-    instance = undefined;
+let core: Promise<CoreApp> | undefined;
+
+/** The instance's core app, created on first use. A failed creation is retried on the next call. */
+export function coreApp(): Promise<CoreApp> {
+  core ??= createCoreApp().catch((error: unknown) => {
+    core = undefined;
     throw error;
   });
-  return instance;
+  return core;
 }
 
-/** Replaces the instance's app (tests inject one built on their own stores). */
-export function setApp(value: App | undefined): void {
-  instance = value ? Promise.resolve(value) : undefined;
+/** Replaces the instance's core app (tests inject one built on their own stores). */
+export function setCoreApp(value: CoreApp | undefined): void {
+  core = value ? Promise.resolve(value) : undefined;
 }

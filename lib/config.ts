@@ -10,6 +10,8 @@ export interface Config {
   modelRegistryUri: string;
   /** `postgres://…` for a real warehouse, or `pglite:<folder>` for the embedded one. */
   warehouseUrl: string;
+  /** Deployed stages: the Secrets Manager secret holding the warehouse connection (overrides WAREHOUSE_URL). */
+  warehouseSecretArn: string | undefined;
   /** JSON file naming the warehouse tables and columns; the bundled models/warehouse.json when unset. */
   warehouseConfigPath: string | undefined;
   /** Who is acting, recorded in manifests and alias history. */
@@ -74,6 +76,7 @@ export function loadConfig(env: Env = process.env): Config {
   return {
     modelRegistryUri: registry,
     warehouseUrl,
+    warehouseSecretArn: optional(env, 'WAREHOUSE_SECRET_ARN'),
     warehouseConfigPath: optional(env, 'WAREHOUSE_CONFIG'),
     actor: optional(env, 'LOYALTY_ML_ACTOR') ?? defaultActor(env),
     stage,

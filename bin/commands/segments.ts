@@ -1,7 +1,7 @@
 import { registryOption, warehouseOption } from '../../lib/cli/context';
 import { formatTable, intOption, parseCommandArgs, ProgressReporter, UsageError, type Command, type CommandIo } from '../../lib/cli/runtime';
 import { config } from '../../lib/config';
-import { createApp } from '../../lib/app';
+import { createApp } from '../../lib/scoring-app';
 import { LambdaWorkerInvoker, LocalWorkerInvoker } from '../../lib/segments/invokers';
 import { newRun, runSegment } from '../../lib/segments/planner';
 import { assertSegmentId, newRunId, SCORE_TYPES, type ScoreType, type StoredStatistics } from '../../lib/segments/runs';

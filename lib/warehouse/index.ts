@@ -154,7 +154,7 @@ export interface WarehouseHandle {
  */
 export async function openWarehouse(
   url: string,
-  options: { configPath?: string; maxConnections?: number; connectTimeoutMs?: number } = {},
+  options: { configPath?: string; maxConnections?: number; connectTimeoutMs?: number; ssl?: boolean } = {},
 ): Promise<WarehouseHandle> {
   const cfg = loadWarehouseConfig(options.configPath);
   let connectionString = url;
@@ -173,6 +173,8 @@ export async function openWarehouse(
     connectionString,
     max: options.maxConnections ?? (url.startsWith('pglite:') ? 1 : 4),
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+    // Deployed warehouses (Redshift, RDS) are reached over TLS with certificate checks.
+    ...(options.ssl ? { ssl: { rejectUnauthorized: true } } : {}),
     idleTimeoutMillis: 30_000,
   });
   // An idle client losing its connection must not crash the process; the next query reports it.

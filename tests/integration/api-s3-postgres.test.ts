@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createApp, type App } from '../../lib/app';
+import { createApp, type App } from '../../lib/scoring-app';
 import { loadConfig } from '../../lib/config';
 import { ModelRegistry } from '../../lib/registry/index';
 import { S3ObjectStore } from '../../lib/storage/s3';

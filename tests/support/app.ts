@@ -1,4 +1,4 @@
-import type { App } from '../../lib/app';
+import type { App } from '../../lib/scoring-app';
 import { SERVED_MODELS } from '../../lib/app';
 import { RefreshingValue } from '../../lib/cache';
 import { loadConfig } from '../../lib/config';

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { setApp, type App } from '../../lib/app';
+import { setApp, type App } from '../../lib/scoring-app';
 import { ModelRegistry } from '../../lib/registry/index';
 import { batch, legacy, single } from '../../functions/predict';
 import { handler as modelsHandler } from '../../functions/models';
