@@ -102,6 +102,30 @@ export async function planner(event: unknown, context?: Context): Promise<{ run_
     settings: { ...cfg.segments, retryBackoffMs: 1000 },
   });
   void context;
+  // CloudWatch embedded metric format: the FailedSegmentChunks alarm watches this metric.
+  console.log(
+    JSON.stringify({
+      _aws: {
+        Timestamp: Date.now(),
+        CloudWatchMetrics: [
+          {
+            Namespace: 'loyalty-ml',
+            Dimensions: [['Stage']],
+            Metrics: [
+              { Name: 'FailedSegmentChunks', Unit: 'Count' },
+              { Name: 'SegmentCustomersScored', Unit: 'Count' },
+            ],
+          },
+        ],
+      },
+      Stage: cfg.stage,
+      FailedSegmentChunks: result.run.progress.chunks_failed,
+      SegmentCustomersScored: result.run.progress.customers_scored,
+      segment_id,
+      run_id,
+      status: result.run.status,
+    }),
+  );
   return { run_id, status: result.run.status };
 }
 

@@ -10,9 +10,9 @@ import type { CompactResult, SegmentAggregate, SegmentStatistics } from './aggre
  * history of completed runs for trends.
  *
  *   segments/<segment>/runs/<run>/run.json
- *   segments/<segment>/runs/<run>/parts/<chunk>.json
  *   segments/<segment>/runs/<run>/stats.json
  *   segments/<segment>/history.json
+ *   segment-parts/<segment>/<run>/<chunk>.json   (bulky and short-lived: a lifecycle rule expires them)
  */
 export const SEGMENT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const RUN_ID = /^\d{8}T\d{9}Z-[0-9a-f]{6}$/;
@@ -170,7 +170,7 @@ export class SegmentRunStore {
   }
 
   private partKey(segmentId: string, runId: string, chunk: number): string {
-    return `${this.runPrefix(segmentId, runId)}parts/${String(chunk).padStart(6, '0')}.json`;
+    return `segment-parts/${segmentId}/${runId}/${String(chunk).padStart(6, '0')}.json`;
   }
 
   private historyKey(segmentId: string): string {

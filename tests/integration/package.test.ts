@@ -1,0 +1,165 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FIXTURES_DIR } from '../support/fixtures';
+import { tempDir } from '../support/registry';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const INFERENCE = ['predict', 'predictBatch', 'legacyTest', 'models', 'segmentWorker', 'train'];
+const NO_INFERENCE = ['segmentStart', 'segmentRunStatus', 'segmentStats', 'segmentPlanner', 'segmentNightly'];
+const MB = 1024 * 1024;
+
+let out: string;
+let template: { Resources: Record<string, { Type: string; Properties: any; Condition?: string }>; Outputs: Record<string, unknown> };
+
+const resources = (type: string) => Object.entries(template.Resources).filter(([, r]) => r.Type === type);
+const zipEntries = (fn: string) =>
+  execFileSync('unzip', ['-Z1', join(out, `${fn}.zip`)], { encoding: 'utf8' })
+    .trim()
+    .split('\n');
+const unzippedBytes = (fn: string) => Number(/(\d+)\s+\d+ files?$/m.exec(execFileSync('unzip', ['-l', join(out, `${fn}.zip`)], { encoding: 'utf8' }).trim())![1]);
+
+beforeAll(() => {
+  out = tempDir('loyalty-ml-package-');
+  // As an operator without AWS credentials would: no AWS_* variables at all.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_')));
+  const result = spawnSync(join(ROOT, 'node_modules/.bin/osls'), ['package', '--stage', 'ci', '--package', out], {
+    cwd: ROOT,
+    env: { ...env, ESBUILD_WORK_FOLDER: '.esbuild-package', ONNXRUNTIME_NODE_INSTALL: 'skip', HOME: process.env.HOME ?? '/root' },
+    encoding: 'utf8',
+  });
+  if (result.status !== 0) throw new Error(`osls package failed:\n${result.stdout}\n${result.stderr}`);
+  template = JSON.parse(readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8'));
+}, 300_000);
+
+describe('the generated CloudFormation template', () => {
+  it('has every route, each requiring IAM (SigV4) authentication', () => {
+    const routes = resources('AWS::ApiGatewayV2::Route').map(([, r]) => [r.Properties.RouteKey, r.Properties.AuthorizationType]);
+    expect(routes.sort()).toEqual(
+      [
+        'GET /api/loyalty/v1/ml/models',
+        'GET /api/loyalty/v1/segments/{id}/ml/runs/{run_id}',
+        'GET /api/loyalty/v1/segments/{id}/ml/stats/',
+        'POST /api/loyalty/v1/config/ml/test/',
+        'POST /api/loyalty/v1/ml/predict',
+        'POST /api/loyalty/v1/ml/predict/batch',
+        'POST /api/loyalty/v1/segments/{id}/ml/predict/',
+      ].map((k) => [k, 'AWS_IAM']),
+    );
+    const urls = resources('AWS::Lambda::Url');
+    expect(urls.map(([, u]) => [u.Properties.TargetFunctionArn['Fn::GetAtt'][0], u.Properties.AuthType])).toEqual([['PredictBatchLambdaFunction', 'AWS_IAM']]);
+  });
+
+  it('schedules nightly segment scoring and weekly training', () => {
+    const schedules = resources('AWS::Events::Rule').map(([, r]) => [r.Properties.ScheduleExpression, r.Properties.State]);
+    expect(schedules.sort()).toEqual([
+      ['cron(0 2 * * ? *)', 'ENABLED'],
+      ['cron(0 3 ? * SUN *)', 'ENABLED'],
+      ['cron(30 3 ? * SUN *)', 'ENABLED'],
+    ]);
+  });
+
+  it('runs every function on nodejs22.x x86_64 with its own least-privilege role and log retention', () => {
+    const functions = resources('AWS::Lambda::Function');
+    expect(functions).toHaveLength(11);
+    for (const [, f] of functions) {
+      expect(f.Properties.Runtime).toBe('nodejs22.x');
+      expect(f.Properties.Architectures).toEqual(['x86_64']);
+      expect(f.Properties.Role['Fn::GetAtt'][0]).toMatch(/Role$/);
+      expect(f.Properties.Environment.Variables.WAREHOUSE_URL).toBe('');
+      expect(f.Properties.Environment.Variables.WAREHOUSE_SECRET_ARN).toEqual({ Ref: 'WarehouseSecret' });
+    }
+    for (const [, g] of resources('AWS::Logs::LogGroup')) expect(g.Properties.RetentionInDays).toBe(30);
+  });
+
+  it('grants no wildcard actions or resources, and only the right roles write or invoke', () => {
+    const roles = Object.fromEntries(resources('AWS::IAM::Role').map(([name, r]) => [name, r.Properties.Policies[0].PolicyDocument.Statement as any[]]));
+    const grants = (role: string, action: string) =>
+      roles[role]!.filter((s) => [s.Action].flat().includes(action)).flatMap((s) => [s.Resource].flat().map((r: unknown) => JSON.stringify(r)));
+    for (const [name, statements] of Object.entries(roles)) {
+      for (const s of statements) {
+        for (const a of [s.Action].flat()) expect(a, name).not.toMatch(/\*/);
+        for (const r of [s.Resource].flat()) expect(JSON.stringify(r), name).not.toBe('"*"');
+      }
+    }
+    const writers = Object.keys(roles).filter((r) => grants(r, 's3:PutObject').some((g) => g.includes('/models/')));
+    expect(writers).toEqual(['TrainRole']);
+    const invokers = Object.keys(roles).filter((r) => grants(r, 'lambda:InvokeFunction').some((g) => g.includes('segmentWorker')));
+    expect(invokers).toEqual(['SegmentPlannerRole']);
+    expect(grants('PredictRole', 's3:PutObject')).toEqual([]);
+    expect(grants('SegmentReadRole', 's3:PutObject')).toEqual([]);
+    expect(grants('PredictRole', 's3:GetObject').every((g) => g.includes('/models/'))).toBe(true);
+    expect(grants('SegmentReadRole', 's3:GetObject').every((g) => g.includes('/segments/'))).toBe(true);
+  });
+
+  it('creates a versioned, encrypted, private, TLS-only registry bucket with lifecycle rules', () => {
+    const bucket = template.Resources.RegistryBucket!.Properties;
+    expect(bucket.VersioningConfiguration).toEqual({ Status: 'Enabled' });
+    expect(bucket.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault.SSEAlgorithm).toBe('AES256');
+    expect(bucket.PublicAccessBlockConfiguration).toEqual({ BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true });
+    const parts = bucket.LifecycleConfiguration.Rules.find((r: any) => r.Prefix === 'segment-parts/');
+    expect(parts.ExpirationInDays).toBe(30);
+    const policy = template.Resources.RegistryBucketPolicy!.Properties.PolicyDocument.Statement[0];
+    expect(policy).toMatchObject({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } });
+  });
+
+  it('alarms on errors, throttles and durations of every function, failed chunks and failed async invocations', () => {
+    const alarms = resources('AWS::CloudWatch::Alarm').map(([name]) => name);
+    for (const fn of [...INFERENCE, ...NO_INFERENCE]) {
+      const id = fn.charAt(0).toUpperCase() + fn.slice(1);
+      expect(alarms).toEqual(expect.arrayContaining([`${id}ErrorsAlarm`, `${id}ThrottlesAlarm`, `${id}DurationAlarm`]));
+    }
+    expect(alarms).toEqual(expect.arrayContaining(['FailedSegmentChunksAlarm', 'AsyncFailuresAlarm']));
+    const destinations = resources('AWS::Lambda::EventInvokeConfig').map(([, c]) => [c.Properties.FunctionName.Ref, c.Properties.DestinationConfig.OnFailure.Destination['Fn::GetAtt'][0]]);
+    expect(destinations.sort()).toEqual([
+      ['SegmentNightlyLambdaFunction', 'AsyncFailureQueue'],
+      ['SegmentPlannerLambdaFunction', 'AsyncFailureQueue'],
+      ['TrainLambdaFunction', 'AsyncFailureQueue'],
+    ]);
+    expect(Object.keys(template.Outputs)).toEqual(expect.arrayContaining(['RegistryBucketName', 'HttpApiUrl', 'PredictBatchLambdaFunctionUrl', 'ApiCallerPolicyArn', 'WarehouseSecretArn']));
+  });
+});
+
+describe('the function artifacts', () => {
+  it('keep inference zips under 25 MB with only the linux/x64 onnxruntime binary', () => {
+    for (const fn of INFERENCE) {
+      const zipped = statSync(join(out, `${fn}.zip`)).size;
+      expect(zipped, fn).toBeLessThan(25 * MB);
+      expect(unzippedBytes(fn), fn).toBeLessThan(100 * MB);
+      const entries = zipEntries(fn);
+      expect(entries).toContain('node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1');
+      expect(entries.filter((e) => /napi-v6\/(darwin|win32|linux\/arm64)/.test(e))).toEqual([]);
+      expect(entries.some((e) => e.includes('@electric-sql/pglite'))).toBe(false);
+    }
+  });
+
+  it('ship functions that do no inference without onnxruntime', () => {
+    for (const fn of NO_INFERENCE) {
+      expect(statSync(join(out, `${fn}.zip`)).size, fn).toBeLessThan(5 * MB);
+      expect(zipEntries(fn).some((e) => e.includes('onnxruntime')), fn).toBe(false);
+    }
+  });
+
+  it('load and run onnxruntime from the packaged predict function', () => {
+    const dir = tempDir('loyalty-ml-artifact-');
+    execFileSync('unzip', ['-q', join(out, 'predict.zip'), '-d', dir]);
+    const script = `
+      require('./functions/predict.cjs');
+      const ort = require('onnxruntime-node');
+      const bytes = require('fs').readFileSync(${JSON.stringify(join(FIXTURES_DIR, 'onnx/keras_bank_churn_mlp/model.onnx'))});
+      ort.InferenceSession.create(bytes).then(async (s) => {
+        const out = await s.run({ input_layer: new ort.Tensor('float32', new Float32Array(11), [1, 11]) });
+        console.log(JSON.stringify({ handler: typeof require('./functions/predict.cjs').batch, p: out.output_0.data[0] }));
+      });`;
+    const result = execFileSync(join(ROOT, 'node_modules/.bin/node'), ['-e', script], {
+      cwd: dir,
+      env: { PATH: process.env.PATH, STAGE: 'ci', MODEL_REGISTRY_URI: dir, WAREHOUSE_URL: 'postgres://127.0.0.1:9/none' },
+      encoding: 'utf8',
+    });
+    const parsed = JSON.parse(result.trim().split('\n').pop()!);
+    expect(parsed.handler).toBe('function');
+    expect(parsed.p).toBeGreaterThan(0);
+    expect(parsed.p).toBeLessThan(1);
+  });
+});
