@@ -40,6 +40,17 @@ export interface BatchOutcome {
   duplicates: string[];
   /** The features each found customer was scored on (for segment statistics; not part of API answers). */
   inputs: Map<string, (number | null)[]>;
+  /** Milliseconds spent per stage (warehouse_ms, churn_ms, nbo_ms, rfm_ms, total_ms). */
+  timings: Record<string, number>;
+}
+
+function emptyOutcome(type: PredictionType, ids: string[], duplicates: string[]): BatchOutcome {
+  return { type, ids, results: [], errors: [], warnings: [], duplicates, inputs: new Map(), timings: {} };
+}
+
+function timedOut(outcome: BatchOutcome, ids: string[], stage: string, deadlineMs: number): void {
+  const limit = deadlineMs >= 10_000 ? `${Math.round(deadlineMs / 1000)} s` : `${(deadlineMs / 1000).toFixed(1)} s`;
+  for (const id of ids) outcome.errors.push({ customer_id: id, error: `Timed out: not scored within ${limit} (${stage})` });
 }
 
 export type ScorePart = 'churn' | 'nbo' | 'rfm';
@@ -75,55 +86,84 @@ export class ScoringService {
       for (const id of ids) (seen.has(id) ? repeated : seen).add(id);
       duplicates.push(...repeated);
     }
-    const outcome: BatchOutcome = { type, ids: distinct, results: [], errors: [], warnings: [], duplicates, inputs: new Map() };
-    const timedOut = (ids: string[], stage: string) => {
-      const limit = deadlineMs >= 10_000 ? `${Math.round(deadlineMs / 1000)} s` : `${(deadlineMs / 1000).toFixed(1)} s`;
-      for (const id of ids) outcome.errors.push({ customer_id: id, error: `Timed out: not scored within ${limit} (${stage})` });
-    };
+    const outcome = emptyOutcome(type, distinct, duplicates);
 
-    const profilePromise = this.deps.profile.get().then(
-      (p) => ({ profile: p.value, stale: Boolean(p.staleBecause) }),
-      () => null,
-    );
+    const started = performance.now();
+    const profilePromise = this.profileInfo();
     let rows: Map<string, CustomerFeatureRow>;
     try {
       rows = await withDeadline(this.deps.features.getFeatures(distinct), deadline);
     } catch (error) {
       if (error instanceof DeadlineExceeded) {
-        timedOut(distinct, 'waiting for the warehouse');
+        timedOut(outcome, distinct, 'waiting for the warehouse', deadlineMs);
         return outcome;
       }
       throw error;
     }
+    outcome.timings.warehouse_ms = performance.now() - started;
     const found = distinct.filter((id) => rows.has(id));
-    const missing = distinct.filter((id) => !rows.has(id));
-    const features = found.map((id) => rows.get(id)!.features);
-    found.forEach((id, i) => outcome.inputs.set(id, features[i]!));
+    for (const id of distinct) if (!rows.has(id)) outcome.errors.push({ customer_id: id, error: NOT_FOUND });
+    await this.scoreFound(outcome, found, found.map((id) => rows.get(id)!.features), profilePromise, deadline, deadlineMs, options.parts);
+    outcome.timings.total_ms = performance.now() - started;
+    return outcome;
+  }
 
+  /**
+   * Scores customers whose features are already at hand (the part of `score` after the warehouse
+   * query): what segment workers and benchmarks measure as the in-process scoring path.
+   */
+  async scoreFeatures(ids: string[], features: (number | null)[][], type: PredictionType, options: { parts?: ScorePart[]; deadlineMs?: number } = {}): Promise<BatchOutcome> {
+    const deadlineMs = options.deadlineMs ?? 60_000;
+    const outcome = emptyOutcome(type, ids, []);
+    const started = performance.now();
+    await this.scoreFound(outcome, ids, features, this.profileInfo(), Date.now() + deadlineMs, deadlineMs, options.parts);
+    outcome.timings.total_ms = performance.now() - started;
+    return outcome;
+  }
+
+  private profileInfo(): Promise<{ profile: BaseProfile; stale: boolean } | null> {
+    return this.deps.profile.get().then(
+      (p) => ({ profile: p.value, stale: Boolean(p.staleBecause) }),
+      () => null,
+    );
+  }
+
+  private async scoreFound(
+    outcome: BatchOutcome,
+    found: string[],
+    features: (number | null)[][],
+    profilePromise: Promise<{ profile: BaseProfile; stale: boolean } | null>,
+    deadline: number,
+    deadlineMs: number,
+    only: ScorePart[] | undefined,
+  ): Promise<void> {
+    const type = outcome.type;
+    found.forEach((id, i) => outcome.inputs.set(id, features[i]!));
     const parts: { churn?: ChurnResult[]; nbo?: NboResult[]; rfm?: RfmResult[] } = {};
-    const wanted: readonly ScorePart[] = type === 'all' ? (options.parts ?? ['rfm', 'churn', 'nbo']) : [type];
+    const wanted: readonly ScorePart[] = type === 'all' ? (only ?? ['rfm', 'churn', 'nbo']) : [type];
     let profileInfo: Awaited<typeof profilePromise> = null;
     try {
       profileInfo = await withDeadline(profilePromise, deadline);
       for (const part of wanted) {
         if (found.length === 0) break;
+        const t0 = performance.now();
         if (part === 'rfm') parts.rfm = this.rfm(found, features, profileInfo, outcome.warnings);
         else if (part === 'churn') parts.churn = await withDeadline(this.churn(found, features, outcome.warnings), deadline);
         else parts.nbo = await withDeadline(this.nbo(found, features, outcome.warnings), deadline);
+        outcome.timings[`${part}_ms`] = performance.now() - t0;
       }
     } catch (error) {
       if (!(error instanceof DeadlineExceeded)) throw error;
     }
-
     const complete = wanted.every((p) => parts[p] !== undefined) || found.length === 0;
     if (complete) {
       found.forEach((id, i) => outcome.results.push({ customer_id: id, result: this.combine(type, id, parts, i) }));
     } else {
-      timedOut(found, `${wanted.filter((p) => parts[p] === undefined).join(' and ')} not finished`);
+      timedOut(outcome, found, `${wanted.filter((p) => parts[p] === undefined).join(' and ')} not finished`, deadlineMs);
     }
-    for (const id of missing) outcome.errors.push({ customer_id: id, error: NOT_FOUND });
+    // Not-found errors were listed first; keep scored-but-timed-out customers before them as before.
+    outcome.errors.sort((a, b) => Number(a.error === NOT_FOUND) - Number(b.error === NOT_FOUND));
     outcome.warnings.unshift(...featureWarnings(FEATURES, features, profileInfo?.profile ?? null));
-    return outcome;
   }
 
   private combine(type: PredictionType, id: string, parts: { churn?: ChurnResult[]; nbo?: NboResult[]; rfm?: RfmResult[] }, i: number): CustomerResult {
