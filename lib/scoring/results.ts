@@ -60,12 +60,80 @@ export function churnResult(customerId: string, p: number, thresholds: [number, 
 
 /** Ranks offers by probability (ties by catalog order) and names them from the catalog. */
 export function nboResult(customerId: string, offerIds: string[], probabilities: ArrayLike<number>, source: ResultSource): NboResult {
-  const ranked = offerIds
-    .map((id, i) => ({ id, p: probabilities[i]!, i }))
-    .sort((a, b) => b.p - a.p || a.i - b.i)
-    .map((o, rank) => ({ rank: rank + 1, offer_id: o.id, offer_name: OFFER_NAMES.get(o.id) ?? o.id, probability: round(o.p) }));
-  const top = ranked[0]!;
-  return { customer_id: customerId, offer_id: top.offer_id, offer_name: top.offer_name, confidence: top.probability, offers: ranked, source };
+  return nboResults([customerId], offerIds, probabilities, source)[0]!;
+}
+
+/**
+ * The same for a whole batch from one probability matrix [customers][offers]. The ranking of each
+ * customer's offers is kept as indices into the batch's matrix, and the 8 ranked offer objects are
+ * built only when a caller reads `offers` or the answer is serialised: segment workers need only
+ * the top offer, and a batch of 10,000 would otherwise allocate 80,000 objects that live through
+ * garbage collection.
+ */
+export function nboResults(customerIds: string[], offerIds: string[], P: ArrayLike<number>, source: ResultSource): NboResult[] {
+  const k = offerIds.length;
+  const batch: NboBatch = { offerIds, names: offerIds.map((id) => OFFER_NAMES.get(id) ?? id), P, order: new Uint8Array(customerIds.length * k), k };
+  const out = new Array<NboResult>(customerIds.length);
+  const order = batch.order;
+  for (let r = 0; r < customerIds.length; r++) {
+    const base = r * k;
+    // Insertion sort of k (8) indices by probability, descending; ties keep catalog order.
+    for (let c = 0; c < k; c++) {
+      let j = c;
+      const p = P[base + c]!;
+      while (j > 0 && P[base + order[base + j - 1]!]! < p) {
+        order[base + j] = order[base + j - 1]!;
+        j--;
+      }
+      order[base + j] = c;
+    }
+    out[r] = new NboAnswer(customerIds[r]!, batch, r, source);
+  }
+  return out;
+}
+
+interface NboBatch {
+  offerIds: string[];
+  names: string[];
+  P: ArrayLike<number>;
+  /** Per customer, offer indices best first. */
+  order: Uint8Array;
+  k: number;
+}
+
+class NboAnswer implements NboResult {
+  readonly offer_id: string;
+  readonly offer_name: string;
+  readonly confidence: number;
+  private ranked: RankedOffer[] | undefined;
+
+  constructor(
+    readonly customer_id: string,
+    private readonly batch: NboBatch,
+    private readonly row: number,
+    readonly source: ResultSource,
+  ) {
+    const top = batch.order[row * batch.k]!;
+    this.offer_id = batch.offerIds[top]!;
+    this.offer_name = batch.names[top]!;
+    this.confidence = round(batch.P[row * batch.k + top]!);
+  }
+
+  get offers(): RankedOffer[] {
+    if (!this.ranked) {
+      const { k, order, offerIds, names, P } = this.batch;
+      const base = this.row * k;
+      this.ranked = Array.from({ length: k }, (_, rank) => {
+        const c = order[base + rank]!;
+        return { rank: rank + 1, offer_id: offerIds[c]!, offer_name: names[c]!, probability: round(P[base + c]!) };
+      });
+    }
+    return this.ranked;
+  }
+
+  toJSON(): Omit<NboResult, never> {
+    return { customer_id: this.customer_id, offer_id: this.offer_id, offer_name: this.offer_name, confidence: this.confidence, offers: this.offers, source: this.source };
+  }
 }
 
 function round(v: number): number {

@@ -5,7 +5,7 @@ import { mockChurnProbability, mockOfferProbabilities, MOCK_OFFER_IDS } from './
 import type { ModelHandle, ModelProvider } from './models';
 import {
   churnResult,
-  nboResult,
+  nboResults,
   type AllResult,
   type ChurnResult,
   type CustomerResult,
@@ -218,11 +218,9 @@ export class ScoringService {
     const source = sourceOf('nbo', handle);
     let results: NboResult[];
     if (handle.kind === 'mock') {
-      results = ids.map((id, i) => nboResult(id, MOCK_OFFER_IDS, mockOfferProbabilities(features[i]!), source));
+      results = nboResults(ids, MOCK_OFFER_IDS, features.flatMap(mockOfferProbabilities), source);
     } else {
-      const classes = handle.manifest.output.classes;
-      const P = await handle.runner.predictRows(features, FEATURES);
-      results = ids.map((id, i) => nboResult(id, classes, P.subarray(i * classes.length, (i + 1) * classes.length), source));
+      results = nboResults(ids, handle.manifest.output.classes, await handle.runner.predictRows(features, FEATURES), source);
     }
     const collapse = nboCollapseWarning(results, 'nbo');
     if (collapse) warnings.push(collapse);

@@ -1,0 +1,407 @@
+/**
+ * `npm run bench [-- --quick]`: how fast loyalty-ml is, beside its peers and its limits, measured
+ * in one run on this machine. Writes bench/results/latest.json and the tables of BENCHMARKS.md.
+ * Starts its own PostgreSQL (as the tests do) and its own serverless-offline.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { build } from 'esbuild';
+import { loadConfig } from '../lib/config';
+import { createSession, ort } from '../lib/inference/session';
+import { ModelRegistry } from '../lib/registry/index';
+import { createApp } from '../lib/scoring-app';
+import { LocalWorkerInvoker } from '../lib/segments/invokers';
+import { newRun, runSegment } from '../lib/segments/planner';
+import { newRunId, SegmentRunStore } from '../lib/segments/runs';
+import { scoreChunk } from '../lib/segments/worker';
+import { FsObjectStore } from '../lib/storage/fs';
+import { trainFromWarehouse } from '../lib/training/run';
+import { loadDemoData } from '../lib/warehouse/demo-load';
+import { openWarehouse, type WarehouseHandle } from '../lib/warehouse/index';
+import { FEATURES } from '../lib/warehouse/schema';
+import { startOffline, type Offline } from '../tests/support/offline';
+import { createTestDatabase, startTestPostgres } from '../tests/support/postgres';
+import { tempDir } from '../tests/support/registry';
+import { machine, markdown, measure, summarize, table, type BenchRow } from './harness';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const quick = process.argv.includes('--quick');
+const rows: BenchRow[] = [];
+const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
+const S = {
+  scoring: '1. Scoring path: in-process scoring of fetched features vs bare onnxruntime',
+  batch: '2. One batch of 100 vs 100 single predictions',
+  e2e: '3. End-to-end batch of 100 over HTTP, warehouse on PostgreSQL',
+  cold: '4. Cold start: new process to first prediction (local registry)',
+  segment: '5. Segment scoring throughput from PostgreSQL',
+  training: '6. Training time',
+  artifacts: '7. Function artifact sizes',
+};
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const pg = await startTestPostgres();
+  const cleanups: (() => Promise<void> | void)[] = [() => pg.stop()];
+  try {
+    const pgVersion = execFileSync('psql', ['--version'], { encoding: 'utf8' }).trim();
+    const baseCustomers = quick ? 3000 : 50_000;
+    const url = await createTestDatabase(pg.url, 'bench_main');
+    const wh = await openWarehouse(url);
+    cleanups.push(() => wh.close());
+    log(`loading ${baseCustomers.toLocaleString('en-US')} demo customers with history into PostgreSQL`);
+    await loadDemoData(wh.pool, wh.warehouse.cfg, { customers: baseCustomers, seed: 42 });
+
+    const registryDir = tempDir('loyalty-ml-bench-');
+    const registry = new ModelRegistry(new FsObjectStore(registryDir), { actor: 'bench' });
+    await trainingSection(registry, wh, baseCustomers);
+
+    const app = await createApp(loadConfig({ STAGE: 'bench', MODEL_REGISTRY_URI: registryDir, WAREHOUSE_URL: url, ML_MOCK_MODE: 'off' }));
+    cleanups.push(() => app.warehouse.close());
+    await scoringSection(app, wh, registry);
+    await inProcessBatchSection(app);
+
+    const offline = await startOffline({ WAREHOUSE_URL: url, MODEL_REGISTRY_URI: registryDir, ML_MOCK_MODE: 'off', ESBUILD_WORK_FOLDER: '.esbuild-bench' });
+    cleanups.push(() => offline.stop());
+    await httpSections(offline);
+    await coldStartSection(registryDir, url);
+    await segmentSection(pg.url, registryDir);
+    if (!quick) {
+      await largeTrainingSection(pg.url);
+      artifactSection();
+    }
+
+    const result = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine: { ...machine(), postgres: pgVersion }, seconds: (Date.now() - started) / 1000, rows };
+    mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+    writeFileSync(join(ROOT, `bench/results/${quick ? 'quick' : 'latest'}.json`), `${JSON.stringify(result, null, 2)}\n`);
+    if (!quick) writeBenchmarksMd(result);
+    process.stdout.write(`\n${table(rows)}\n\n${rows.filter((r) => r.target && !r.target.met).length} targets missed; ${(result.seconds).toFixed(0)} s (${result.mode})\n`);
+  } finally {
+    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+  }
+}
+
+/** 6 (part): churn and NBO training on the main demo base; also provides the served models. */
+async function trainingSection(registry: ModelRegistry, wh: WarehouseHandle, customers: number): Promise<void> {
+  for (const model of ['churn', 'nbo'] as const) {
+    log(`training ${model} on ${customers.toLocaleString('en-US')} customers`);
+    const t0 = performance.now();
+    const outcome = await trainFromWarehouse(model, { registry, warehouse: wh }, { promote: 'production' });
+    const seconds = (performance.now() - t0) / 1000;
+    const fit = outcome.candidates.reduce((a, c) => a + c.seconds, 0);
+    rows.push({
+      section: S.training,
+      metric: `${model}, ${customers.toLocaleString('en-US')} customers (${outcome.manifest.lineage.rows?.toLocaleString('en-US')} rows, ${outcome.candidates.map((c) => c.family).join(' + ')})`,
+      ours: seconds,
+      unit: 's',
+      peer: { label: 'of which fitting', value: fit },
+      ratio: null,
+      target: model === 'churn' && customers >= 50_000 ? { text: '< 60 s', met: seconds < 60 } : null,
+    });
+  }
+}
+
+/** 1: the scoring code on features already fetched, against a bare session.run on the same tensor. */
+async function scoringSection(app: Awaited<ReturnType<typeof createApp>>, wh: WarehouseHandle, registry: ModelRegistry): Promise<void> {
+  const ids = Array.from({ length: 3000 }, (_, i) => `demo-${String(i + 1).padStart(6, '0')}`);
+  const fetched = await wh.warehouse.getFeatures(ids);
+  const known = ids.filter((id) => fetched.has(id));
+  const sizes = [1, 100, 10_000];
+  const allIds = Array.from({ length: 10_000 }, (_, i) => `c${i}`);
+  const allFeatures = allIds.map((_, i) => fetched.get(known[i % known.length]!)!.features);
+  for (const model of ['churn', 'nbo'] as const) {
+    const { bytes, manifest } = await registry.readModel(model, 'production');
+    const session = await createSession(bytes);
+    for (const n of sizes) {
+      const reps = quick ? (n >= 10_000 ? 10 : 50) : n >= 10_000 ? 60 : n >= 100 ? 500 : 2000;
+      const X = new Float32Array(n * FEATURES.length);
+      allFeatures.slice(0, n).forEach((f, r) => f.forEach((v, j) => (X[r * FEATURES.length + j] = v ?? NaN)));
+      const tensor = new ort.Tensor('float32', X, [n, FEATURES.length]);
+      const bare = await measure(() => session.run({ [manifest.input.tensors[0]!.name]: tensor }), { reps });
+      const ours = await measure(() => app.scoring.scoreFeatures(allIds.slice(0, n), allFeatures.slice(0, n), model), { reps });
+      const rate = (ms: number) => (n / ms) * 1000;
+      rows.push({
+        section: S.scoring,
+        metric: `${model} (${manifest.lineage.family}), ${n.toLocaleString('en-US')} customers`,
+        ours: rate(ours.median),
+        unit: 'customers/s',
+        peer: { label: 'bare session.run', value: rate(bare.median) },
+        ratio: ours.median / bare.median,
+        target: n === 10_000 ? { text: '>= 1,000,000/s and within 5x', met: rate(ours.median) >= 1_000_000 && ours.median / bare.median <= 5 } : null,
+      });
+      log(`scoring ${model} x${n}: ${rate(ours.median).toFixed(0)}/s vs bare ${rate(bare.median).toFixed(0)}/s`);
+    }
+    await session.release();
+  }
+}
+
+/** 2 (in process): one batch of 100 against 100 single predictions, warehouse on PostgreSQL. */
+async function inProcessBatchSection(app: Awaited<ReturnType<typeof createApp>>): Promise<void> {
+  const ids = Array.from({ length: 100 }, (_, i) => `demo-${String(i * 7 + 1).padStart(6, '0')}`);
+  const reps = quick ? 10 : 50;
+  const batch = await measure(() => app.scoring.score(ids, 'churn', 60_000), { reps });
+  const singles = await measure(async () => {
+    for (const id of ids) await app.scoring.score([id], 'churn', 60_000);
+  }, { reps: quick ? 3 : 10 });
+  rows.push({
+    section: S.batch,
+    metric: 'in process, churn, PostgreSQL',
+    ours: batch.median,
+    unit: 'ms',
+    peer: { label: '100 singles', value: singles.median },
+    ratio: singles.median / batch.median,
+    target: { text: 'batch >= 20x faster', met: singles.median / batch.median >= 20 },
+    note: 'ratio = how many times faster the batch is',
+  });
+}
+
+/** 2 (over HTTP) and 3: through serverless-offline, as a client sees it. */
+async function httpSections(offline: Offline): Promise<void> {
+  const api = `${offline.baseUrl}/api/loyalty/v1`;
+  const ids = Array.from({ length: 100 }, (_, i) => `demo-${String(i * 7 + 1).padStart(6, '0')}`);
+  const post = async (path: string, body: unknown) => {
+    const response = await fetch(`${api}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const text = await response.text();
+    if (response.status !== 200) throw new Error(`${path} answered ${response.status}: ${text.slice(0, 200)}`);
+    return { text, timing: response.headers.get('server-timing') ?? '' };
+  };
+  const batch = await measure(() => post('/ml/predict/batch', { customer_ids: ids, type: 'churn' }), { reps: quick ? 10 : 50, warmup: 5 });
+  const singles = await measure(async () => {
+    for (const id of ids) await post('/ml/predict', { customer_id: id, type: 'churn' });
+  }, { reps: quick ? 2 : 5, warmup: 1 });
+  rows.push({
+    section: S.batch,
+    metric: 'over HTTP (serverless-offline), churn',
+    ours: batch.median,
+    unit: 'ms',
+    peer: { label: '100 single requests', value: singles.median },
+    ratio: singles.median / batch.median,
+    target: { text: 'batch >= 20x faster', met: singles.median / batch.median >= 20 },
+    note: 'ratio = how many times faster the batch is',
+  });
+
+  for (const type of ['churn', 'all'] as const) {
+    const latencies: number[] = [];
+    const stages: Record<string, number[]> = {};
+    const serialise: number[] = [];
+    for (let i = 0; i < (quick ? 30 : 300) + 10; i++) {
+      const t0 = performance.now();
+      const { text, timing } = await post('/config/ml/test/', { customer_ids: ids, type });
+      const elapsed = performance.now() - t0;
+      if (i < 10) continue;
+      latencies.push(elapsed);
+      for (const part of timing.split(',')) {
+        const m = /\s*(\w+);dur=([\d.]+)/.exec(part);
+        if (m) (stages[m[1]!] ??= []).push(Number(m[2]));
+      }
+      const body = JSON.parse(text);
+      const s0 = performance.now();
+      JSON.stringify(body);
+      serialise.push(performance.now() - s0);
+    }
+    const lat = summarize(latencies);
+    const med = (k: string) => (stages[k] ? summarize(stages[k]!).median : 0);
+    const inference = med('churn') + med('nbo') + med('rfm');
+    const handler = med('total');
+    const framework = Math.max(0, lat.median - handler - summarize(serialise).median);
+    rows.push({
+      section: S.e2e,
+      metric: `p50, type ${type}`,
+      ours: lat.median,
+      unit: 'ms',
+      peer: { label: 'scoring inside the handler', value: handler },
+      ratio: lat.median / Math.max(handler, 1e-6),
+      target: { text: 'p50 < 30 ms', met: lat.median < 30 },
+      note: `p99 ${lat.p99.toFixed(1)} ms; warehouse ${med('warehouse').toFixed(2)} ms, inference ${inference.toFixed(2)} ms, serialisation ${summarize(serialise).median.toFixed(2)} ms, framework and HTTP ${framework.toFixed(2)} ms`,
+    });
+    rows.push({ section: S.e2e, metric: `p99, type ${type}`, ours: lat.p99, unit: 'ms', peer: null, ratio: null, target: null });
+  }
+}
+
+/** 4: a new process to its first prediction, against bare Node and bare onnxruntime cold starts. */
+async function coldStartSection(registryDir: string, warehouseUrl: string): Promise<void> {
+  const dir = join(ROOT, '.bench-build');
+  mkdirSync(dir, { recursive: true });
+  await build({
+    entryPoints: [join(ROOT, 'functions/predict.ts')],
+    bundle: true,
+    platform: 'node',
+    target: 'node22',
+    format: 'cjs',
+    minify: true,
+    outfile: join(dir, 'predict.cjs'),
+    external: ['onnxruntime-node', 'pg-native', '@electric-sql/pglite', '@electric-sql/pglite-socket'],
+    logLevel: 'silent',
+  });
+  const event = { version: '2.0', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ customer_id: 'demo-000001', type: 'all' }), isBase64Encoded: false, requestContext: {} };
+  const driver = join(dir, 'cold-start.cjs');
+  writeFileSync(
+    driver,
+    `const t0 = performance.now();
+const h = require('./predict.cjs');
+const loaded = performance.now();
+h.single(${JSON.stringify(event)}, { getRemainingTimeInMillis: () => 29000, awsRequestId: 'cold' }).then((r) => {
+  if (r.statusCode !== 200) { console.error(r.body); process.exit(1); }
+  console.log(JSON.stringify({ import_ms: loaded - t0, first_prediction_ms: performance.now() - loaded, since_process_start_ms: performance.now() }));
+  process.exit(0);
+});`,
+  );
+  const bareOrt = join(dir, 'bare-ort.cjs');
+  const model = join(registryDir, 'models/churn/versions/1/model.onnx');
+  writeFileSync(
+    bareOrt,
+    `const ort = require('onnxruntime-node');
+ort.InferenceSession.create(require('fs').readFileSync(${JSON.stringify(model)})).then(async (s) => {
+  await s.run({ features: new ort.Tensor('float32', new Float32Array(10), [1, 10]) });
+  process.exit(0);
+});`,
+  );
+  const node = join(ROOT, 'node_modules/.bin/node');
+  const env = { PATH: process.env.PATH, STAGE: 'bench', MODEL_REGISTRY_URI: registryDir, WAREHOUSE_URL: warehouseUrl, ML_MOCK_MODE: 'off' };
+  const wall = (args: string[]) => {
+    const t0 = performance.now();
+    const r = spawnSync(node, args, { cwd: dir, env, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`cold start failed: ${r.stderr}`);
+    return { ms: performance.now() - t0, out: r.stdout };
+  };
+  const reps = quick ? 3 : 15;
+  const ours: number[] = [];
+  const inside: { import_ms: number; first_prediction_ms: number }[] = [];
+  const bareNode: number[] = [];
+  const bareOnnx: number[] = [];
+  wall([driver]);
+  for (let i = 0; i < reps; i++) {
+    const r = wall([driver]);
+    ours.push(r.ms);
+    inside.push(JSON.parse(r.out.trim().split('\n').pop()!));
+    bareNode.push(wall(['-e', '0']).ms);
+    bareOnnx.push(wall([bareOrt]).ms);
+  }
+  const o = summarize(ours);
+  const imp = summarize(inside.map((x) => x.import_ms)).median;
+  const first = summarize(inside.map((x) => x.first_prediction_ms)).median;
+  rows.push({
+    section: S.cold,
+    metric: 'predict (type all): process start to first answer',
+    ours: o.median,
+    unit: 'ms',
+    peer: { label: 'bare onnxruntime: process, load, one run', value: summarize(bareOnnx).median },
+    ratio: o.median / summarize(bareOnnx).median,
+    target: { text: '< 400 ms', met: o.median < 400 },
+    note: `Node itself starts in ${summarize(bareNode).median.toFixed(0)} ms; loading the bundle ${imp.toFixed(0)} ms; first prediction (registry, checksum, sessions, warehouse) ${first.toFixed(0)} ms`,
+  });
+}
+
+/** 5: segment throughput, against reading the same customers' features without scoring. */
+async function segmentSection(serverUrl: string, registryDir: string): Promise<void> {
+  for (const customers of quick ? [20_000] : [100_000, 1_000_000]) {
+    const url = await createTestDatabase(serverUrl, `bench_segment_${customers}`);
+    const loader = await openWarehouse(url);
+    log(`segment: loading ${customers.toLocaleString('en-US')} customers (no history)`);
+    await loadDemoData(loader.pool, loader.warehouse.cfg, { customers, seed: 7, history: false });
+    await loader.close();
+    const app = await createApp(loadConfig({ STAGE: 'bench', MODEL_REGISTRY_URI: registryDir, WAREHOUSE_URL: url, ML_MOCK_MODE: 'off', RESULTS_URI: tempDir('loyalty-ml-bench-runs-') }));
+    try {
+      const settings = { chunkSize: 1000, concurrency: 4, retries: 2, retryBackoffMs: 100 };
+      // The limit: paging the members and fetching their features, chunk by chunk, nothing else.
+      const t0 = performance.now();
+      let after: string | null = null;
+      for (;;) {
+        const page: string[] = await app.warehouse.warehouse.segmentMembersPage('all', after, 4000);
+        if (!page.length) break;
+        after = page[page.length - 1]!;
+        await Promise.all([0, 1, 2, 3].map((k) => app.warehouse.warehouse.getFeatures(page.slice(k * 1000, (k + 1) * 1000))));
+      }
+      const readSeconds = (performance.now() - t0) / 1000;
+      const runs = new SegmentRunStore(new FsObjectStore(tempDir('loyalty-ml-bench-runs-')));
+      const run = newRun(newRunId(), 'all', ['churn', 'nbo', 'rfm'], 'cli', settings);
+      await runs.createRun(run);
+      const invoker = new LocalWorkerInvoker((p) => scoreChunk(p, { scoring: app.scoring, runs, deadlineMs: 60_000 }));
+      const t1 = performance.now();
+      const { run: done } = await runSegment(run, { members: app.warehouse.warehouse, runs, invoker, registry: app.registry, settings });
+      const seconds = (performance.now() - t1) / 1000;
+      if (done.status !== 'completed') throw new Error(`segment run ended ${done.status}`);
+      rows.push({
+        section: S.segment,
+        metric: `${customers.toLocaleString('en-US')} customers, churn + nbo + rfm, in-process workers`,
+        ours: done.progress.customers_scored / seconds,
+        unit: 'customers/s',
+        peer: { label: 'reading the features alone', value: customers / readSeconds },
+        ratio: seconds / readSeconds,
+        target: { text: '>= 50,000/s', met: done.progress.customers_scored / seconds >= 50_000 },
+        note: `${seconds.toFixed(1)} s`,
+      });
+      log(`segment ${customers}: ${(customers / seconds).toFixed(0)}/s (features alone ${(customers / readSeconds).toFixed(0)}/s)`);
+    } finally {
+      await app.warehouse.close();
+    }
+  }
+}
+
+/** 6 (large): churn and NBO on 500,000 customers. */
+async function largeTrainingSection(serverUrl: string): Promise<void> {
+  const url = await createTestDatabase(serverUrl, 'bench_train_500k');
+  const wh = await openWarehouse(url);
+  try {
+    log('training: loading 500,000 customers with history');
+    await loadDemoData(wh.pool, wh.warehouse.cfg, { customers: 500_000, seed: 42 });
+    await trainingSection(new ModelRegistry(new FsObjectStore(tempDir('loyalty-ml-bench-')), { actor: 'bench' }), wh, 500_000);
+  } finally {
+    await wh.close();
+  }
+}
+
+/** 7: `osls package` zip sizes per function, against Lambda's limits and the 25 MB target. */
+function artifactSection(): void {
+  const out = tempDir('loyalty-ml-bench-package-');
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_')));
+  const r = spawnSync(join(ROOT, 'node_modules/.bin/osls'), ['package', '--stage', 'bench', '--package', out], {
+    cwd: ROOT,
+    env: { ...env, ESBUILD_WORK_FOLDER: '.esbuild-bench-package', ONNXRUNTIME_NODE_INSTALL: 'skip' },
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`osls package failed: ${r.stderr}`);
+  for (const file of readdirSync(out).filter((f) => f.endsWith('.zip')).sort()) {
+    const zipped = statSync(join(out, file)).size / 2 ** 20;
+    const listing = execFileSync('unzip', ['-l', join(out, file)], { encoding: 'utf8' }).trim().split('\n').pop()!;
+    const unzipped = Number(/^\s*(\d+)/.exec(listing)![1]) / 2 ** 20;
+    const inference = /predict|legacy|models|Worker|train/i.test(file);
+    rows.push({
+      section: S.artifacts,
+      metric: `${file.replace('.zip', '')}${inference ? ' (inference)' : ''}, unzipped ${unzipped.toFixed(1)} MB`,
+      ours: zipped,
+      unit: 'MB',
+      peer: { label: 'Lambda limit, zipped', value: 50 },
+      ratio: null,
+      target: inference ? { text: '< 25 MB', met: zipped < 25 } : { text: 'no onnxruntime', met: !execFileSync('unzip', ['-Z1', join(out, file)], { encoding: 'utf8' }).includes('onnxruntime') },
+    });
+  }
+}
+
+function writeBenchmarksMd(result: { date: string; machine: Record<string, unknown>; seconds: number; rows: BenchRow[] }): void {
+  const path = join(ROOT, 'BENCHMARKS.md');
+  const previous = (() => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      return '';
+    }
+  })();
+  const notes = previous.includes('<!-- notes -->') ? previous.slice(previous.indexOf('<!-- notes -->')) : '<!-- notes -->\n';
+  const m = result.machine;
+  const text = `# Benchmarks
+
+Measured by \`npm run bench\` on ${result.date.slice(0, 10)} (${result.seconds.toFixed(0)} s), on ${m.cpu} (${m.cores} cores), ${m.memory_gib} GiB,
+Node ${m.node}, ${m.postgres}. Medians of repeated runs after a warm-up; every figure stands beside
+a peer or a limit measured in the same run, and the ratio between them. The machine is shared and
+noisy: compare ratios, not absolute numbers, across runs. Raw figures: \`bench/results/latest.json\`.
+
+${markdown(result.rows)}
+${notes}`;
+  writeFileSync(path, text);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench: failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});
