@@ -7,7 +7,9 @@
 export type ColumnEncoding =
   | { column: string; kind: 'numeric' }
   | { column: string; kind: 'boolean'; true_values: string[]; false_values: string[] }
-  | { column: string; kind: 'one_hot'; categories: string[] };
+  | { column: string; kind: 'one_hot'; categories: string[] }
+  /** One number per category (its index in `categories`); unseen or missing values are NaN. Trees use it. */
+  | { column: string; kind: 'ordinal'; categories: string[] };
 
 export const MISSING_TOKENS = new Set(['', 'na', 'n/a', 'nan', 'null', 'none', '?', '-']);
 
@@ -51,6 +53,11 @@ function encodeInto(encodings: ColumnEncoding[], record: Record<string, unknown>
         const text = isMissing(raw) ? null : String(raw).trim();
         // An unseen or missing category is all zeros: no category's effect applies.
         for (const c of e.categories) out[j++] = text === c ? 1 : 0;
+        break;
+      }
+      case 'ordinal': {
+        const index = isMissing(raw) ? -1 : e.categories.indexOf(String(raw).trim());
+        out[j++] = index < 0 ? NaN : index;
         break;
       }
     }

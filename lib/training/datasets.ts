@@ -94,11 +94,13 @@ export async function csvTrainingSpec(options: CsvTrainingOptions): Promise<{ sp
   let X = trainPart.X;
   let y = trainPart.y;
   let rows = trainPart.rows;
+  let records: Record<string, unknown>[] = trainPart.keep.map((i) => table.records[i]!);
   let splits: Splits;
   if (options.testFile) {
     const testTable = parseCsv(await readText(options.testFile), options.testFile);
     const testPart = encodeCsv(testTable, encodings, options.label, positive);
     X = concat(trainPart.X, testPart.X);
+    records = [...records, ...testPart.keep.map((i) => testTable.records[i]!)];
     y = Int32Array.from([...trainPart.y, ...testPart.y]);
     rows = trainPart.rows + testPart.rows;
     const inner = stratifiedSplit(trainPart.y, [0.85, 0.15], options.seed);
@@ -122,6 +124,7 @@ export async function csvTrainingSpec(options: CsvTrainingOptions): Promise<{ sp
       X,
       y,
       rows,
+      records,
       splits,
       lineage: { data_source: `csv:${basename(options.file)}${options.testFile ? ` + ${basename(options.testFile)}` : ''}`, time_window: null, notes: `label ${options.label} = ${positive}` },
     },

@@ -1,6 +1,7 @@
 import { ModelRejectedError } from '../errors';
 import { createSession, ort } from '../inference/session';
 import { OnnxGraphBuilder } from '../onnx/writer';
+import type { GbtModel } from './gbt';
 import { predict, type DenseNet } from './nn';
 import { transform, transformedWidth, type Preprocessor } from './preprocess';
 
@@ -122,4 +123,67 @@ export async function verifyExport(
   } finally {
     await session.release();
   }
+}
+
+/**
+ * Writes boosted trees as one ai.onnx.ml TreeEnsembleClassifier (tensor outputs only: `label` and
+ * `probabilities` [N, classes]), laid out as skl2onnx and onnxmltools write theirs. Missing values
+ * follow each split's learned side (`nodes_missing_value_tracks_true`), so the graph takes raw
+ * features with NaN for missing values, like the network graphs.
+ */
+export function exportGbt(model: GbtModel, classLabels: string[], meta: { name: string; producerVersion: string; metadata?: Record<string, string> }): Uint8Array {
+  const g = new OnnxGraphBuilder(meta.name);
+  const x = g.input(INPUT_NAME, 'float32', ['N', model.features]);
+  const n = { treeids: [] as number[], nodeids: [] as number[], featureids: [] as number[], modes: [] as string[], values: [] as number[], trueids: [] as number[], falseids: [] as number[], missing: [] as number[] };
+  const c = { treeids: [] as number[], nodeids: [] as number[], ids: [] as number[], weights: [] as number[] };
+  model.trees.forEach((tree, t) => {
+    tree.nodes.forEach((node, id) => {
+      n.treeids.push(t);
+      n.nodeids.push(id);
+      if (node.feature < 0) {
+        n.featureids.push(0);
+        n.modes.push('LEAF');
+        n.values.push(0);
+        n.trueids.push(0);
+        n.falseids.push(0);
+        n.missing.push(0);
+        c.treeids.push(t);
+        c.nodeids.push(id);
+        c.ids.push(tree.output);
+        c.weights.push(node.value);
+      } else {
+        n.featureids.push(node.feature);
+        n.modes.push('BRANCH_LEQ');
+        n.values.push(node.threshold);
+        n.trueids.push(node.left);
+        n.falseids.push(node.right);
+        n.missing.push(node.missingLeft ? 1 : 0);
+      }
+    });
+  });
+  g.node('TreeEnsembleClassifier', [x], {
+    outputs: ['label', OUTPUT_NAME],
+    domain: 'ai.onnx.ml',
+    opset: 1,
+    attributes: {
+      base_values: { floats: model.base },
+      class_ids: { ints: c.ids },
+      class_nodeids: { ints: c.nodeids },
+      class_treeids: { ints: c.treeids },
+      class_weights: { floats: c.weights },
+      classlabels_strings: { strings: classLabels },
+      nodes_falsenodeids: { ints: n.falseids },
+      nodes_featureids: { ints: n.featureids },
+      nodes_missing_value_tracks_true: { ints: n.missing },
+      nodes_modes: { strings: n.modes },
+      nodes_nodeids: { ints: n.nodeids },
+      nodes_treeids: { ints: n.treeids },
+      nodes_truenodeids: { ints: n.trueids },
+      nodes_values: { floats: n.values },
+      post_transform: { string: model.classes === 2 ? 'LOGISTIC' : 'SOFTMAX' },
+    },
+  });
+  g.output('label', 'string', ['N']);
+  g.output(OUTPUT_NAME, 'float32', ['N', model.classes]);
+  return g.build({ producerVersion: meta.producerVersion, metadata: meta.metadata });
 }

@@ -7,12 +7,11 @@ import { prepareModel } from '../inference/validate';
 import type { AliasRecord, GateResult, ModelManifest, ModelRegistry } from '../registry/index';
 import { evaluateGates, type GateThresholds } from './gates';
 import { binaryMetrics, multiclassMetrics, scoreFingerprint } from './metrics';
-import { initNet, predict, train, type TrainReport } from './nn';
-import { exportNet, netProbabilities, toFloat32, verifyExport, type NetModel } from './export';
-import { describePreprocessor, fitPreprocessor, transform } from './preprocess';
+import { OUTPUT_NAME, verifyExport } from './export';
+import type { GbtParams } from './gbt';
+import { pickRows, trainGbtCandidate, trainNetCandidate, treeDesign, type CandidateReport, type Design, type Family, type TrainedCandidate } from './candidates';
 
-export type Family = 'logistic' | 'mlp';
-export const FAMILIES: Family[] = ['logistic', 'mlp'];
+export { FAMILIES, type CandidateReport, type Family } from './candidates';
 
 /** Row indices of the three splits. */
 export interface Splits {
@@ -36,27 +35,22 @@ export interface TrainingSpec {
   X: Float64Array;
   y: Int32Array;
   rows: number;
+  /** CSV data: the raw records behind the rows (trees encode text columns their own way). */
+  records?: Record<string, unknown>[];
   splits: Splits;
   lineage: { data_source: string; time_window: { from: string | null; to: string | null } | null; notes: string | null };
 }
 
 export interface TrainingOptions {
   families?: Family[];
+  /** Overrides of the boosted-trees parameters (models/training.json holds the defaults). */
+  gbt?: Partial<GbtParams>;
   seed?: number;
   maxEpochs?: number;
   promote?: string | null;
   thresholds?: Partial<GateThresholds>;
   codeVersion?: string;
   onProgress?: (message: string) => void;
-}
-
-export interface CandidateReport {
-  family: Family;
-  epochs: number;
-  best_epoch: number;
-  validation_loss: number;
-  validation_metric: { name: string; value: number };
-  seconds: number;
 }
 
 export interface TrainingOutcome {
@@ -84,82 +78,34 @@ export async function trainAndPublish(registry: ModelRegistry, spec: TrainingSpe
   const families = options.families ?? (trainingDefaults.families as Family[]);
   const thresholds = { ...DEFAULT_THRESHOLDS, ...options.thresholds };
   const k = spec.classes.length;
-  const cols = spec.featureNames.length;
   checkSplits(spec);
+  log(`splits: ${spec.splits.train.length} train, ${spec.splits.validation.length} validation, ${spec.splits.test.length} holdout (${spec.splits.description})`);
 
-  const pick = (idx: Uint32Array) => {
-    const X = new Float64Array(idx.length * cols);
-    const y = new Int32Array(idx.length);
-    idx.forEach((r, i) => {
-      X.set(spec.X.subarray(r * cols, (r + 1) * cols), i * cols);
-      y[i] = spec.y[r]!;
-    });
-    return { X, y, rows: idx.length };
-  };
-  const trainSet = pick(spec.splits.train);
-  const valSet = pick(spec.splits.validation);
-  const testSet = pick(spec.splits.test);
-  log(`splits: ${trainSet.rows} train, ${valSet.rows} validation, ${testSet.rows} holdout (${spec.splits.description})`);
-
-  const preprocessor = fitPreprocessor(trainSet.X, trainSet.rows, cols, spec.featureNames);
-  const Xtrain = transform(preprocessor, trainSet.X, trainSet.rows);
-  const Xval = transform(preprocessor, valSet.X, valSet.rows);
-  const width = Xtrain.length / Math.max(1, trainSet.rows);
-  const counts = new Array<number>(k).fill(0);
-  for (const label of trainSet.y) counts[label]!++;
-  const classWeight = counts.map((c) => (c > 0 ? trainSet.rows / (k * c) : 0));
-  const weightsOf = (y: Int32Array) => Float64Array.from(y, (label) => classWeight[label]!);
-
-  const candidates: { report: CandidateReport; model: NetModel }[] = [];
+  const base: Design = { X: spec.X, cols: spec.featureNames.length, featureNames: spec.featureNames, encodings: spec.encodings };
+  const input = (design: Design) => ({ design, y: spec.y, train: spec.splits.train, validation: spec.splits.validation, classes: spec.classes, seed, maxEpochs: options.maxEpochs, log });
+  const candidates: TrainedCandidate[] = [];
   for (const family of families) {
-    const t0 = Date.now();
-    const net = initNet(width, family === 'mlp' ? trainingDefaults.mlp_hidden : [], k, seed);
-    const report: TrainReport = train(
-      net,
-      { X: Xtrain, rows: trainSet.rows, cols: width, y: trainSet.y, weights: weightsOf(trainSet.y) },
-      { X: Xval, rows: valSet.rows, cols: width, y: valSet.y, weights: weightsOf(valSet.y) },
-      {
-        maxEpochs: options.maxEpochs ?? trainingDefaults.max_epochs,
-        batchSize: trainingDefaults.batch_size,
-        learningRate: trainingDefaults.learning_rate[family],
-        l2: trainingDefaults.l2,
-        patience: trainingDefaults.patience,
-        seed,
-        onEpoch: (e) =>
-          log(`${family}: epoch ${e.epoch} train loss ${e.trainLoss.toFixed(4)} validation loss ${e.validationLoss.toFixed(4)}${e.best ? ' (best)' : ''}`),
-      },
-    );
-    correctForClassWeights(net, classWeight);
-    const model: NetModel = { kind: 'net', preprocessor, net, classes: k };
-    const valProbs = predict(net, Xval, valSet.rows);
-    const metric =
-      k === 2
-        ? { name: 'auc', value: binaryMetrics(valProbs, valSet.y).auc }
-        : { name: 'log_loss', value: multiclassMetrics(valProbs, valSet.y, spec.classes).log_loss };
-    candidates.push({
-      model,
-      report: {
-        family,
-        epochs: report.epochs,
-        best_epoch: report.bestEpoch,
-        validation_loss: report.bestValidationLoss,
-        validation_metric: metric,
-        seconds: (Date.now() - t0) / 1000,
-      },
-    });
-    log(`${family}: validation ${metric.name} ${metric.value.toFixed(4)} after ${report.epochs} epochs (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
+    const candidate =
+      family === 'gbt'
+        ? trainGbtCandidate(input(treeDesign(base, spec.records, spec.y, spec.splits.train)), options.gbt)
+        : trainNetCandidate(family, input(base));
+    candidates.push(candidate);
+    const r = candidate.report;
+    log(`${family}: validation ${r.validation_metric.name} ${r.validation_metric.value.toFixed(4)} after ${r.epochs} ${family === 'gbt' ? 'rounds' : 'epochs'} (${r.seconds.toFixed(1)}s)`);
   }
   const better = (a: CandidateReport, b: CandidateReport) =>
     a.validation_metric.name === 'auc' ? a.validation_metric.value > b.validation_metric.value : a.validation_metric.value < b.validation_metric.value;
   const chosen = candidates.reduce((best, c) => (better(c.report, best.report) ? c : best));
-  log(`chose ${chosen.report.family}`);
+  log(`chose ${chosen.family}`);
 
-  // Everything from here on uses the float32 model: the one that is exported and served.
-  const model = toFloat32(chosen.model);
+  const design = chosen.design;
+  const testSet = pickRows(design, spec.y, spec.splits.test);
   const Xtest = Float64Array.from(testSet.X, Math.fround);
-  const testProbs = netProbabilities(model, Xtest, testSet.rows);
-  const prior = counts.map((c) => c / trainSet.rows);
-  const evaluation = await evaluateHoldout(registry, spec, testProbs, testSet, prior);
+  const testProbs = chosen.probabilities(Xtest, testSet.rows);
+  const counts = new Array<number>(k).fill(0);
+  for (const r of spec.splits.train) counts[spec.y[r]!]!++;
+  const prior = counts.map((c) => c / spec.splits.train.length);
+  const evaluation = await evaluateHoldout(registry, spec, testProbs, testSet.y, prior);
   const gates = evaluateGates(
     k === 2
       ? {
@@ -187,23 +133,21 @@ export async function trainAndPublish(registry: ModelRegistry, spec: TrainingSpe
   for (const g of gates.results) log(`gate ${g.gate}: ${g.passed ? 'passed' : 'FAILED'}: ${g.reason}`);
 
   const codeVersion = options.codeVersion ?? `loyalty-ml ${process.env.npm_package_version ?? '0.1.0'}`;
-  const bytes = exportNet(model, { name: spec.name, producerVersion: codeVersion, metadata: { family: chosen.report.family } });
-  const exportCheck = await verifyExport(bytes, Xtest, testSet.rows, cols, testProbs);
+  const bytes = chosen.export({ name: spec.name, producerVersion: codeVersion, metadata: { family: chosen.family } });
+  const exportCheck = await verifyExport(bytes, Xtest, testSet.rows, design.cols, testProbs);
   log(`export verified: onnxruntime matches the trainer within ${exportCheck.maxAbsDiff.toExponential(2)} on ${exportCheck.rows} holdout rows`);
-  const prepared = await prepareModel(bytes, spec.featureNames, { classes: spec.classes, positiveClass: k === 2 ? spec.classes[1] : undefined });
+  const prepared = await prepareModel(bytes, design.featureNames, {
+    classes: spec.classes,
+    positiveClass: k === 2 ? spec.classes[1] : undefined,
+    probabilityOutput: OUTPUT_NAME,
+  });
 
   const refusal = gates.results.filter((g) => !g.passed).map((g) => g.reason);
   const manifest = await registry.publish(spec.name, prepared.bytes, {
     status: refusal.length ? 'refused' : 'ready',
     refusal_reasons: refusal,
     model: { producer: prepared.producer, opsets: prepared.opsets, rewrites: [] },
-    input: {
-      ...prepared.input,
-      preprocessing: {
-        applied_in: spec.encodings ? 'serving' : 'graph',
-        steps: [...(spec.encodings ? [{ step: 'encode', columns: spec.encodings }] : []), ...describePreprocessor(model.preprocessor).map((s) => ({ ...s, in_graph: true }))],
-      },
-    },
+    input: { ...prepared.input, preprocessing: chosen.preprocessing },
     output: prepared.output,
     lineage: {
       origin: 'trained',
@@ -212,18 +156,8 @@ export async function trainAndPublish(registry: ModelRegistry, spec: TrainingSpe
       time_window: spec.lineage.time_window,
       data_fingerprint: fingerprint(spec),
       seed,
-      family: chosen.report.family,
-      hyperparameters: {
-        hidden_layers: chosen.report.family === 'mlp' ? trainingDefaults.mlp_hidden : [],
-        learning_rate: trainingDefaults.learning_rate[chosen.report.family],
-        l2: trainingDefaults.l2,
-        batch_size: trainingDefaults.batch_size,
-        max_epochs: options.maxEpochs ?? trainingDefaults.max_epochs,
-        patience: trainingDefaults.patience,
-        class_weight: Object.fromEntries(spec.classes.map((c, i) => [c, classWeight[i]])),
-        split: spec.splits.description,
-        candidates: candidates.map((c) => c.report),
-      },
+      family: chosen.family,
+      hyperparameters: { ...chosen.hyperparameters, split: spec.splits.description, candidates: candidates.map((c) => c.report) },
       code_version: codeVersion,
       notes: spec.lineage.notes,
     },
@@ -231,7 +165,8 @@ export async function trainAndPublish(registry: ModelRegistry, spec: TrainingSpe
       holdout: evaluation.metrics,
       baseline_prior: evaluation.baseline,
       production: evaluation.production,
-      validation: Object.fromEntries(candidates.map((c) => [c.report.family, c.report.validation_metric])),
+      validation: Object.fromEntries(candidates.map((c) => [c.family, c.report.validation_metric])),
+      chosen_family: chosen.family,
       export_max_abs_diff: exportCheck.maxAbsDiff,
     },
     holdout_fingerprint: {
@@ -248,7 +183,7 @@ export async function trainAndPublish(registry: ModelRegistry, spec: TrainingSpe
     promoted = await registry.promote(spec.name, options.promote, manifest.version, `trained; gates passed`);
     log(`promoted ${spec.name}@${options.promote} -> v${manifest.version}`);
   }
-  return { manifest, candidates: candidates.map((c) => c.report), chosen: chosen.report.family, promoted, exportCheck, seconds: (Date.now() - started) / 1000 };
+  return { manifest, candidates: candidates.map((c) => c.report), chosen: chosen.family, promoted, exportCheck, seconds: (Date.now() - started) / 1000 };
 }
 
 interface HoldoutEvaluation {
@@ -261,14 +196,14 @@ async function evaluateHoldout(
   registry: ModelRegistry,
   spec: TrainingSpec,
   probs: Float64Array,
-  test: { X: Float64Array; y: Int32Array; rows: number },
+  y: Int32Array,
   prior: number[],
 ): Promise<HoldoutEvaluation> {
   const k = spec.classes.length;
   const metricsOf = (P: Float64Array): Record<string, unknown> =>
-    k === 2 ? { ...binaryMetrics(column(P, 2, 1), test.y) } : { ...multiclassMetrics(P, test.y, spec.classes) };
-  const priorMatrix = new Float64Array(test.rows * k);
-  for (let r = 0; r < test.rows; r++) priorMatrix.set(prior, r * k);
+    k === 2 ? { ...binaryMetrics(column(P, 2, 1), y) } : { ...multiclassMetrics(P, y, spec.classes) };
+  const priorMatrix = new Float64Array(y.length * k);
+  for (let r = 0; r < y.length; r++) priorMatrix.set(prior, r * k);
   // The prior ranks classes by training frequency, so its top-1 is "always the most frequent class".
   const baseline = metricsOf(priorMatrix);
   const metrics = metricsOf(probs);
@@ -280,37 +215,29 @@ async function evaluateHoldout(
   });
   if (current) {
     const loaded = await registry.readModel(spec.name, current.version);
-    const comparable = sameInputs(loaded.manifest, spec) && JSON.stringify(loaded.manifest.output.classes) === JSON.stringify(spec.classes);
-    if (!comparable) {
-      production = { version: current.version, comparable: false, reason: 'production takes other inputs or classes', metrics: null };
-    } else {
-      const runner = await ModelRunner.create(loaded.manifest, loaded.bytes);
-      try {
-        production = { version: current.version, comparable: true, reason: null, metrics: metricsOf(await runner.predictEncoded(test.X, test.rows)) };
-      } finally {
-        await runner.release();
-      }
+    const records = holdoutRecords(spec);
+    const runner = await ModelRunner.create(loaded.manifest, loaded.bytes);
+    try {
+      const lacking = runner.rawColumns.filter((c) => !(c in (records[0] ?? {})));
+      const sameClasses = JSON.stringify(loaded.manifest.output.classes) === JSON.stringify(spec.classes);
+      production =
+        lacking.length || !sameClasses
+          ? { version: current.version, comparable: false, reason: lacking.length ? `production needs columns the holdout lacks: ${lacking.join(', ')}` : 'production predicts other classes', metrics: null }
+          : { version: current.version, comparable: true, reason: null, metrics: metricsOf(await runner.predictRecords(records)) };
+    } finally {
+      await runner.release();
     }
   }
   return { metrics, baseline, production };
 }
 
-function sameInputs(manifest: ModelManifest, spec: TrainingSpec): boolean {
-  const names = manifest.input.features.map((f) => f.name);
-  if (JSON.stringify(names) !== JSON.stringify(spec.featureNames)) return false;
-  const encode = manifest.input.preprocessing.steps.find((s) => s.step === 'encode');
-  return JSON.stringify(encode?.columns ?? null) === JSON.stringify(spec.encodings);
+/** The holdout rows as raw records: the CSV's own, or the features by name. */
+function holdoutRecords(spec: TrainingSpec): Record<string, unknown>[] {
+  if (spec.records) return Array.from(spec.splits.test, (r) => spec.records![r]!);
+  const cols = spec.featureNames.length;
+  return Array.from(spec.splits.test, (r) => Object.fromEntries(spec.featureNames.map((f, j) => [f, spec.X[r * cols + j]])));
 }
 
-/**
- * Class weighting shifts the learned log-odds by log(weight); subtracting it from the output bias
- * restores probabilities calibrated to the real class frequencies (exact for a well-fitted model).
- */
-function correctForClassWeights(net: NetModel['net'], classWeight: number[]): void {
-  const out = net.layers[net.layers.length - 1]!;
-  if (net.output === 'sigmoid') out.b[0] = out.b[0]! - Math.log(classWeight[1]! / classWeight[0]!);
-  else for (let c = 0; c < out.outputs; c++) out.b[c] = out.b[c]! - Math.log(classWeight[c]!);
-}
 
 function checkSplits(spec: TrainingSpec): void {
   const k = spec.classes.length;

@@ -51,7 +51,8 @@ describe('training on warehouse history', () => {
     expect(m.holdout_fingerprint!.rows).toBe(churn.splits.test.length);
     expect(m.input.features.map((f) => f.name)).toEqual(churn.featureNames);
     expect(m.output).toMatchObject({ kind: 'binary', classes: ['0', '1'], positive_class: '1' });
-    expect(outcome.candidates.map((c) => c.family)).toEqual(['logistic', 'mlp']);
+    expect(outcome.candidates.map((c) => c.family)).toEqual(['logistic', 'mlp', 'gbt']);
+    expect(m.metrics).toMatchObject({ chosen_family: outcome.chosen, validation: { logistic: expect.any(Object), mlp: expect.any(Object), gbt: expect.any(Object) } });
     expect(outcome.exportCheck.maxAbsDiff).toBeLessThanOrEqual(1e-5);
 
     // A second model is compared with production on the same holdout.
@@ -185,5 +186,68 @@ describe('the training function', () => {
       process.env = before;
       resetConfig();
     }
+  });
+});
+
+describe('boosted trees end to end', () => {
+  it('train on the demo warehouse, publish, and serve through the scoring path like any version', async () => {
+    const { createApp } = await import('../../lib/scoring-app');
+    const { loadConfig } = await import('../../lib/config');
+    const reg = registry();
+    const churnOutcome = await trainAndPublish(reg, churn, { families: ['gbt'], promote: 'production' });
+    const nboOutcome = await trainAndPublish(reg, nbo, { families: ['gbt'], promote: 'production' });
+    expect(churnOutcome.manifest).toMatchObject({ status: 'ready', lineage: { family: 'gbt' }, output: { label_tensor: 'label', probability_tensor: 'probabilities' } });
+    expect((churnOutcome.manifest.metrics as { holdout: { auc: number } }).holdout.auc).toBeGreaterThan(0.8);
+    expect(nboOutcome.manifest.output.classes).toHaveLength(8);
+    expect(churnOutcome.exportCheck.maxAbsDiff).toBeLessThanOrEqual(1e-5);
+
+    const app = await createApp(loadConfig({ STAGE: 'test', MODEL_REGISTRY_URI: reg.location, WAREHOUSE_URL: handle.pool.options.connectionString!, ML_MOCK_MODE: 'off' }));
+    try {
+      const outcome = await app.scoring.score(['demo-000001', 'demo-000002', 'demo-000003'], 'all', 10_000);
+      expect(outcome.results).toHaveLength(3);
+      const r = outcome.results[0]!.result as { churn: { source: unknown; churn_probability: number }; nbo: { offers: unknown[] } };
+      expect(r.churn.source).toEqual({ type: 'model', name: 'churn', version: churnOutcome.manifest.version, alias: 'production' });
+      expect(r.nbo.offers).toHaveLength(8);
+    } finally {
+      await app.warehouse.close();
+    }
+  });
+
+  it('take a text column as one ordinal column from a CSV, and score unseen categories', async () => {
+    const rng = new Rng(5);
+    const plans = Array.from({ length: 12 }, (_, i) => `plan-${String.fromCharCode(97 + i)}`);
+    const lines = ['id,plan,monthly_charges,autopay,churn'];
+    for (let i = 0; i < 4000; i++) {
+      const p = Math.floor(rng.next() * plans.length);
+      const charges = 20 + rng.next() * 100;
+      const autopay = rng.next() < 0.5;
+      const z = -1.5 + (p % 3 === 0 ? 2 : 0) + (charges > 90 ? 1 : 0) - (autopay ? 1 : 0);
+      const churned = rng.next() < 1 / (1 + Math.exp(-z));
+      lines.push([`c${i}`, plans[p], rng.next() < 0.05 ? '' : charges.toFixed(2), autopay ? 'Yes' : 'No', churned ? 'Yes' : 'No'].join(','));
+    }
+    const dir = tempDir();
+    const csv = join(dir, 'plans.csv');
+    writeFileSync(csv, `${lines.join('\n')}\n`);
+    const env = { MODEL_REGISTRY_URI: join(dir, 'registry') };
+
+    const trained = await runCli(['train', 'plans', '--csv', csv, '--label', 'churn', '--family', 'gbt', '--json'], env);
+    expect(trained.code).toBe(0);
+    const manifest = trained.json().manifest;
+    expect(manifest.lineage.family).toBe('gbt');
+    expect(manifest.input.features.map((f: { name: string }) => f.name)).toEqual(['plan', 'monthly_charges', 'autopay']);
+    const plan = manifest.input.preprocessing.steps[0].columns.find((c: { column: string }) => c.column === 'plan');
+    expect(plan).toMatchObject({ kind: 'ordinal' });
+    expect(plan.categories).toHaveLength(12);
+    expect(manifest.metrics.holdout.auc).toBeGreaterThan(0.7);
+
+    const input = join(dir, 'new.csv');
+    writeFileSync(input, 'id,plan,monthly_charges,autopay\nn1,plan-a,95,No\nn2,plan-zzz,30,Yes\nn3,,,\n');
+    const out = join(dir, 'scored.csv');
+    const predicted = await runCli(['predict', 'plans', 'latest', '--csv', input, '--out', out], env);
+    expect(predicted.code).toBe(0);
+    const rows = readFileSync(out, 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
+    expect(rows.map((r) => r[0])).toEqual(['n1', 'n2', 'n3']);
+    for (const r of rows) expect(Number(r[1])).toBeGreaterThan(0);
+    expect(Number(rows[0]![1])).toBeGreaterThan(Number(rows[1]![1]));
   });
 });
