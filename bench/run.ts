@@ -36,6 +36,7 @@ const S = {
   cold: '4. Cold start: new process to first prediction (local registry)',
   segment: '5. Segment scoring throughput from PostgreSQL',
   training: '6. Training time',
+  gbt: '8. Boosted trees: training speed, and serving beside the MLP',
   artifacts: '7. Function artifact sizes',
 };
 
@@ -59,6 +60,8 @@ async function main(): Promise<void> {
     const app = await createApp(loadConfig({ STAGE: 'bench', MODEL_REGISTRY_URI: registryDir, WAREHOUSE_URL: url, ML_MOCK_MODE: 'off' }));
     cleanups.push(() => app.warehouse.close());
     await scoringSection(app, wh, registry);
+    await familyServingSection(wh, url);
+    await gbtTrainingSection(wh, quick ? 5_000 : 50_000);
     await inProcessBatchSection(app);
 
     const offline = await startOffline({ WAREHOUSE_URL: url, MODEL_REGISTRY_URI: registryDir, ML_MOCK_MODE: 'off', ESBUILD_WORK_FOLDER: '.esbuild-bench' });
@@ -133,6 +136,75 @@ async function scoringSection(app: Awaited<ReturnType<typeof createApp>>, wh: Wa
     }
     await session.release();
   }
+}
+
+/** 8 (serving): churn scoring of 10,000 customers with an MLP and with boosted trees. */
+async function familyServingSection(wh: WarehouseHandle, url: string): Promise<void> {
+  const ids = Array.from({ length: 3000 }, (_, i) => `demo-${String(i + 1).padStart(6, '0')}`);
+  const fetched = await wh.warehouse.getFeatures(ids);
+  const known = ids.filter((id) => fetched.has(id));
+  const n = 10_000;
+  const allIds = Array.from({ length: n }, (_, i) => `c${i}`);
+  const features = allIds.map((_, i) => fetched.get(known[i % known.length]!)!.features);
+  const X = new Float32Array(n * FEATURES.length);
+  features.forEach((f, r) => f.forEach((v, j) => (X[r * FEATURES.length + j] = v ?? NaN)));
+  const tensor = new ort.Tensor('float32', X, [n, FEATURES.length]);
+  const medians: Record<string, number> = {};
+  for (const family of ['mlp', 'gbt'] as const) {
+    const dir = tempDir('loyalty-ml-bench-family-');
+    const registry = new ModelRegistry(new FsObjectStore(dir), { actor: 'bench' });
+    log(`training churn with ${family} only, for serving`);
+    await trainFromWarehouse('churn', { registry, warehouse: wh }, { promote: 'production', families: [family] });
+    const app = await createApp(loadConfig({ STAGE: 'bench', MODEL_REGISTRY_URI: dir, WAREHOUSE_URL: url, ML_MOCK_MODE: 'off' }));
+    try {
+      const { bytes } = await registry.readModel('churn', 'production');
+      const session = await createSession(bytes);
+      const reps = quick ? 10 : 60;
+      const bare = await measure(() => session.run({ features: tensor }), { reps });
+      const ours = await measure(() => app.scoring.scoreFeatures(allIds, features, 'churn'), { reps });
+      medians[family] = ours.median;
+      rows.push({
+        section: S.gbt,
+        metric: `serving churn (${family}), 10,000 customers`,
+        ours: (n / ours.median) * 1000,
+        unit: 'customers/s',
+        peer: { label: 'bare session.run', value: (n / bare.median) * 1000 },
+        ratio: ours.median / bare.median,
+        target: null,
+        note: family === 'gbt' && medians.mlp ? `${(medians.mlp / ours.median).toFixed(2)}x the MLP's rate` : undefined,
+      });
+      await session.release();
+    } finally {
+      await app.warehouse.close();
+    }
+  }
+}
+
+/** 8 (training): the boosted-trees trainer alone, 300 rounds without early stopping, on churn history rows. */
+async function gbtTrainingSection(wh: WarehouseHandle, rowsWanted: number): Promise<void> {
+  const { readChurnHistory } = await import('../lib/warehouse/history');
+  const { trainGbt, DEFAULT_GBT } = await import('../lib/training/gbt');
+  const history = await readChurnHistory(wh.warehouse);
+  const n = Math.min(rowsWanted, history.rows);
+  const cols = FEATURES.length;
+  const data = { X: history.X.subarray(0, n * cols), rows: n, cols, y: Int32Array.from(history.labels.slice(0, n) as number[]) };
+  const valRows = Math.min(5000, history.rows - n);
+  const val = { X: history.X.subarray(n * cols, (n + valRows) * cols), rows: valRows, cols, y: Int32Array.from(history.labels.slice(n, n + valRows) as number[]) };
+  const rounds = quick ? 50 : 300;
+  const t0 = performance.now();
+  const { report } = trainGbt(data, val, 2, { ...DEFAULT_GBT, maxRounds: rounds, earlyStoppingRounds: rounds + 1 });
+  const seconds = (performance.now() - t0) / 1000;
+  const limit = n >= 500_000 ? 300 : 30;
+  rows.push({
+    section: S.gbt,
+    metric: `training ${n.toLocaleString('en-US')} rows x ${cols} features, ${report.rounds} rounds`,
+    ours: seconds,
+    unit: 's',
+    peer: { label: 'limit', value: limit },
+    ratio: seconds / limit,
+    target: n >= 50_000 ? { text: `< ${limit} s`, met: seconds < limit } : null,
+  });
+  log(`gbt training ${n} rows: ${seconds.toFixed(1)} s`);
 }
 
 /** 2 (in process): one batch of 100 against 100 single predictions, warehouse on PostgreSQL. */
@@ -346,6 +418,7 @@ async function largeTrainingSection(serverUrl: string): Promise<void> {
     log('training: loading 500,000 customers with history');
     await loadDemoData(wh.pool, wh.warehouse.cfg, { customers: 500_000, seed: 42 });
     await trainingSection(new ModelRegistry(new FsObjectStore(tempDir('loyalty-ml-bench-')), { actor: 'bench' }), wh, 500_000);
+    await gbtTrainingSection(wh, 500_000);
   } finally {
     await wh.close();
   }

@@ -12,8 +12,8 @@ export const trainCommand: Command = {
   usage: `loyalty-ml train churn|nbo [options]
 loyalty-ml train NAME --csv FILE --label COLUMN [--positive VALUE] [options]
 
-Trains logistic regression and an MLP (inputs -> 32 -> 16 -> outputs), keeps the one that does
-best on the validation split, evaluates it on a holdout beside the class prior and the current
+Trains logistic regression, an MLP (inputs -> 32 -> 16 -> outputs) and gradient-boosted trees,
+keeps the one that does best on the validation split, evaluates it on a holdout beside the class prior and the current
 production version, applies the quality gates, exports ONNX (verified against the trainer's own
 forward pass) and publishes a new version. A model that fails a gate is stored as a refused
 version with the reasons, and never promoted.
@@ -28,7 +28,7 @@ Options:
   --features a,b,…       CSV feature columns (default: every column but the label and an id column)
   --id-column COLUMN     the CSV's id column, never a feature (default: one named id/customer_id)
   --test-csv FILE        evaluate on this file instead of a 20% stratified holdout
-  --family F             logistic, mlp or auto (default auto: try both, keep the better)
+  --family F             logistic, mlp, gbt or auto (default auto: try all three, keep the best)
   --promote ALIAS        promote to ALIAS (e.g. staging, production) if every gate passes
   --seed N               random seed (default 42); the same seed gives the same model
   --max-epochs N         upper bound on epochs (default 60; early stopping usually ends sooner)
