@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import trainingDefaults from '../../models/training.json';
 import { NotFoundError, ValidationError } from '../errors';
-import { encodedNames, type ColumnEncoding } from '../inference/encoding';
+import type { ColumnEncoding } from '../inference/encoding';
 import { ModelRunner } from '../inference/runner';
 import { prepareModel } from '../inference/validate';
 import type { AliasRecord, GateResult, ModelManifest, ModelRegistry } from '../registry/index';
@@ -273,6 +273,4 @@ function fingerprint(spec: TrainingSpec): string {
   return `sha256:${h.digest('hex')}`;
 }
 
-/** Names of the encoded features for a set of encodings (re-exported for CLI messages). */
-export { encodedNames };
 export type { GateResult };
