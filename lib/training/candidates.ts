@@ -74,6 +74,10 @@ function validationMetric(P: Float64Array, y: Int32Array, classes: string[]): { 
   return { name: 'log_loss', value: multiclassMetrics(P, y, classes).log_loss };
 }
 
+function candidateReport(family: Family, epochs: number, best: number, loss: number, metric: { name: string; value: number }, started: number): CandidateReport {
+  return { family, epochs, best_epoch: best, validation_loss: loss, validation_metric: metric, seconds: (Date.now() - started) / 1000 };
+}
+
 function encodingSteps(design: Design): Record<string, unknown>[] {
   return design.encodings ? [{ step: 'encode', columns: design.encodings }] : [];
 }
@@ -118,14 +122,7 @@ export function trainNetCandidate(family: 'logistic' | 'mlp', input: CandidateIn
   return {
     family,
     design,
-    report: {
-      family,
-      epochs: report.epochs,
-      best_epoch: report.bestEpoch,
-      validation_loss: report.bestValidationLoss,
-      validation_metric: validationMetric(probabilities(va.X, va.rows), va.y, classes),
-      seconds: (Date.now() - t0) / 1000,
-    },
+    report: candidateReport(family, report.epochs, report.bestEpoch, report.bestValidationLoss, validationMetric(probabilities(va.X, va.rows), va.y, classes), t0),
     probabilities,
     export: (meta) => exportNet(model, meta),
     preprocessing: {
@@ -158,14 +155,7 @@ export function trainGbtCandidate(input: CandidateInput, overrides: Partial<GbtP
   return {
     family: 'gbt',
     design,
-    report: {
-      family: 'gbt',
-      epochs: report.rounds,
-      best_epoch: report.bestRound,
-      validation_loss: report.bestValidationLoss,
-      validation_metric: validationMetric(probabilities(va.X, va.rows), va.y, classes),
-      seconds: (Date.now() - t0) / 1000,
-    },
+    report: candidateReport('gbt', report.rounds, report.bestRound, report.bestValidationLoss, validationMetric(probabilities(va.X, va.rows), va.y, classes), t0),
     probabilities,
     export: (meta) => exportGbt(model, classes, meta),
     preprocessing: {

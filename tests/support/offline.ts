@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { resolve } from 'node:path';
+import { freePort } from './postgres';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -55,16 +55,4 @@ export async function startOffline(env: Record<string, string>): Promise<Offline
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
     },
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => done(port));
-    });
-  });
 }
