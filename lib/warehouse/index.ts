@@ -15,7 +15,6 @@ export interface SqlClient {
 export interface CustomerFeatureRow {
   customerId: string;
   features: (number | null)[];
-  updatedAt: Date | null;
 }
 
 export interface Segment {
@@ -51,7 +50,7 @@ export class Warehouse {
       const ids = customerIds.slice(start, start + IN_LIST_LIMIT);
       const placeholders = ids.map((_, i) => `$${i + 1}`).join(', ');
       const result = await this.run<Record<string, unknown>>(
-        `SELECT ${q(cf.customer_id)} AS customer_id, ${this.featureSelect}, ${q(cf.updated_at)} AS updated_at
+        `SELECT ${q(cf.customer_id)} AS customer_id, ${this.featureSelect}
          FROM ${table(this.cfg, cf.table)} WHERE ${q(cf.customer_id)} IN (${placeholders})`,
         ids,
       );
@@ -60,7 +59,6 @@ export class Warehouse {
         out.set(id, {
           customerId: id,
           features: FEATURES.map((f) => toNumber(row[this.cfg.features[f]!])),
-          updatedAt: row.updated_at instanceof Date ? row.updated_at : null,
         });
       }
     }
@@ -218,17 +216,19 @@ export async function computeBaseProfile(warehouse: Warehouse): Promise<BaseProf
     return [0, 1, 2, 3].map((i) => Number(row[`q${i}`] ?? 0));
   };
   const recency = col('days_since_last_transaction');
-  const quintiles = {
-    recency_days: await quantiles('days_since_last_transaction', `${recency} IS NOT NULL AND ${recency} <> 999`),
-    frequency: await quantiles('transaction_count_90d', `${col('transaction_count_90d')} IS NOT NULL`),
-    monetary: await quantiles('total_revenue_90d', `${col('total_revenue_90d')} IS NOT NULL`),
-  };
+  // Independent statements: run them side by side on the pool's connections.
+  const [recencyCuts, frequencyCuts, monetaryCuts, ...common] = await Promise.all([
+    quantiles('days_since_last_transaction', `${recency} IS NOT NULL AND ${recency} <> 999`),
+    quantiles('transaction_count_90d', `${col('transaction_count_90d')} IS NOT NULL`),
+    quantiles('total_revenue_90d', `${col('total_revenue_90d')} IS NOT NULL`),
+    ...FEATURES.map((feature) =>
+      warehouse.run<{ v: string | number | null; n: string }>(`SELECT ${col(feature)} AS v, COUNT(*) AS n FROM ${t} GROUP BY ${col(feature)} ORDER BY n DESC LIMIT 5`),
+    ),
+  ]);
   const commonValues: BaseProfile['commonValues'] = {};
-  for (const feature of FEATURES) {
-    const result = await warehouse.run<{ v: string | number | null; n: string }>(
-      `SELECT ${col(feature)} AS v, COUNT(*) AS n FROM ${t} GROUP BY ${col(feature)} ORDER BY n DESC LIMIT 5`,
-    );
+  FEATURES.forEach((feature, i) => {
+    const result = common[i] as pg.QueryResult<{ v: string | number | null; n: string }>;
     commonValues[feature] = result.rows.map((r) => ({ value: r.v === null ? null : Number(r.v), share: customers ? Number(r.n) / customers : 0 }));
-  }
-  return { customers, quintiles, commonValues, computedAt: new Date().toISOString() };
+  });
+  return { customers, quintiles: { recency_days: recencyCuts as number[], frequency: frequencyCuts as number[], monetary: monetaryCuts as number[] }, commonValues, computedAt: new Date().toISOString() };
 }

@@ -19,7 +19,7 @@ export class MemoryFeatures implements FeatureSource {
     const out = new Map<string, CustomerFeatureRow>();
     for (const id of ids) {
       const f = this.rows.get(id);
-      if (f) out.set(id, { customerId: id, features: f, updatedAt: null });
+      if (f) out.set(id, { customerId: id, features: f });
     }
     return out;
   }
