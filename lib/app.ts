@@ -47,8 +47,3 @@ export function coreApp(): Promise<CoreApp> {
   });
   return core;
 }
-
-/** Replaces the instance's core app (tests inject one built on their own stores). */
-export function setCoreApp(value: CoreApp | undefined): void {
-  core = value ? Promise.resolve(value) : undefined;
-}

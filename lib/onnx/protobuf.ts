@@ -186,10 +186,6 @@ export function asInt64(value: bigint): bigint {
   return value >= 1n << 63n ? value - (1n << 64n) : value;
 }
 
-export function fieldsOf(fields: Field[], no: number): Field[] {
-  return fields.filter((f) => f.no === no);
-}
-
 export function getBytes(fields: Field[], no: number): Uint8Array | undefined {
   let last: Uint8Array | undefined;
   for (const f of fields) if (f.no === no && f.wire === Wire.Bytes) last = f.value as Uint8Array;
@@ -222,17 +218,6 @@ export function getInts(fields: Field[], no: number): number[] {
     }
   }
   return out;
-}
-
-export function getFloat(fields: Field[], no: number): number | undefined {
-  let last: number | undefined;
-  for (const f of fields) {
-    if (f.no === no && f.wire === Wire.Fixed32) {
-      const b = f.value as Uint8Array;
-      last = new DataView(b.buffer, b.byteOffset, 4).getFloat32(0, true);
-    }
-  }
-  return last;
 }
 
 /** Repeated float, packed or not. */

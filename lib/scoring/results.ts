@@ -58,13 +58,9 @@ export function churnResult(customerId: string, p: number, thresholds: [number, 
   return { customer_id: customerId, churn_probability: rounded, churn_risk: churnRisk(p, thresholds), source };
 }
 
-/** Ranks offers by probability (ties by catalog order) and names them from the catalog. */
-export function nboResult(customerId: string, offerIds: string[], probabilities: ArrayLike<number>, source: ResultSource): NboResult {
-  return nboResults([customerId], offerIds, probabilities, source)[0]!;
-}
-
 /**
- * The same for a whole batch from one probability matrix [customers][offers]. The ranking of each
+ * Ranks offers by probability (ties by catalog order) and names them from the catalog, for a whole
+ * batch from one probability matrix [customers][offers]. The ranking of each
  * customer's offers is kept as indices into the batch's matrix, and the 8 ranked offer objects are
  * built only when a caller reads `offers` or the answer is serialised: segment workers need only
  * the top offer, and a batch of 10,000 would otherwise allocate 80,000 objects that live through

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
 import { ConflictError, IntegrityError, NotFoundError, PreconditionFailedError, ValidationError } from '../errors';
 import type { ObjectStore } from '../storage/index';
 import type { CompactResult, SegmentAggregate, SegmentStatistics } from './aggregates';
@@ -20,8 +19,7 @@ export const SCORE_TYPES = ['churn', 'nbo', 'rfm'] as const;
 export type ScoreType = (typeof SCORE_TYPES)[number];
 const HISTORY_LIMIT = 100;
 
-export const RunStatusSchema = z.enum(['queued', 'running', 'completed', 'partial', 'failed']);
-export type RunStatus = z.infer<typeof RunStatusSchema>;
+export type RunStatus = 'queued' | 'running' | 'completed' | 'partial' | 'failed';
 
 export interface FailedChunk {
   chunk: number;

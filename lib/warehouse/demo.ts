@@ -16,7 +16,6 @@ import { hash32, Rng } from '../random';
 
 export const OFFER_IDS = offerCatalog.offers.map((o) => o.id);
 export const DEMO_AS_OF = '2026-11-01';
-export const HISTORY_SNAPSHOTS = 12;
 /** Months back of the first and last churn snapshot; the last one's 90-day window ends before as-of. */
 const FIRST_SNAPSHOT_BACK = 15;
 const LAST_SNAPSHOT_BACK = 4;
