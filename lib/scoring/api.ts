@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { LoyaltyError, NotFoundError, ValidationError } from '../errors';
+import { plainResult } from './results';
 import type { BatchOutcome } from './service';
 import { NOT_FOUND } from './service';
 
@@ -75,5 +76,5 @@ export function singleResponse(outcome: BatchOutcome): Record<string, unknown> {
     if (error === NOT_FOUND) throw new NotFoundError(`${NOT_FOUND}: ${outcome.ids[0]}`, { code: 'customer_not_found' });
     throw new GatewayTimeoutError(error);
   }
-  return { type: outcome.type, mode: 'single', ...result.result, warnings: outcome.warnings };
+  return { type: outcome.type, mode: 'single', ...plainResult(result.result), warnings: outcome.warnings };
 }

@@ -101,14 +101,19 @@ class NboAnswer implements NboResult {
   readonly offer_id: string;
   readonly offer_name: string;
   readonly confidence: number;
-  private ranked: RankedOffer[] | undefined;
+  // Private fields: spreading or inspecting an answer never exposes the batch behind it.
+  readonly #batch: NboBatch;
+  readonly #row: number;
+  #ranked: RankedOffer[] | undefined;
 
   constructor(
     readonly customer_id: string,
-    private readonly batch: NboBatch,
-    private readonly row: number,
+    batch: NboBatch,
+    row: number,
     readonly source: ResultSource,
   ) {
+    this.#batch = batch;
+    this.#row = row;
     const top = batch.order[row * batch.k]!;
     this.offer_id = batch.offerIds[top]!;
     this.offer_name = batch.names[top]!;
@@ -116,20 +121,26 @@ class NboAnswer implements NboResult {
   }
 
   get offers(): RankedOffer[] {
-    if (!this.ranked) {
-      const { k, order, offerIds, names, P } = this.batch;
-      const base = this.row * k;
-      this.ranked = Array.from({ length: k }, (_, rank) => {
+    if (!this.#ranked) {
+      const { k, order, offerIds, names, P } = this.#batch;
+      const base = this.#row * k;
+      this.#ranked = Array.from({ length: k }, (_, rank) => {
         const c = order[base + rank]!;
         return { rank: rank + 1, offer_id: offerIds[c]!, offer_name: names[c]!, probability: round(P[base + c]!) };
       });
     }
-    return this.ranked;
+    return this.#ranked;
   }
 
-  toJSON(): Omit<NboResult, never> {
+  toJSON(): NboResult {
     return { customer_id: this.customer_id, offer_id: this.offer_id, offer_name: this.offer_name, confidence: this.confidence, offers: this.offers, source: this.source };
   }
+}
+
+/** A result as a plain object (answers that build parts lazily expose them through toJSON). */
+export function plainResult<T extends object>(result: T): T {
+  const withJson = result as T & { toJSON?: () => T };
+  return typeof withJson.toJSON === 'function' ? withJson.toJSON() : result;
 }
 
 function round(v: number): number {

@@ -36,7 +36,9 @@ async function startServer(dataDir: string, port: number): Promise<EmbeddedServe
   ]);
   await fsp.mkdir(dirname(dataDir), { recursive: true });
   const db = await PGlite.create({ dataDir });
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port, maxConnections: 8 });
+  // Every local function (one worker thread each) keeps its own pool: allow plenty of connections;
+  // PGlite runs their queries one at a time anyway.
+  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port, maxConnections: 100 });
   await server.start();
   const actualPort = Number(server.getServerConn().split(':').pop());
   const file = serverFile(dataDir);

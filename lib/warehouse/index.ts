@@ -115,12 +115,19 @@ export class Warehouse {
     return Number(result.rows[0]?.n ?? 0);
   }
 
-  /** Runs a statement, turning connection and SQL failures into WarehouseUnavailableError. */
+  /**
+   * Runs a read, turning connection and SQL failures into WarehouseUnavailableError. A read whose
+   * connection broke (a pooled connection the server closed, a failover) is tried once more on a
+   * fresh connection: reads are safe to repeat.
+   */
   async run<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
-    try {
-      return await this.db.query<R>(text, values);
-    } catch (error) {
-      throw new WarehouseUnavailableError(`Warehouse query failed (${this.location}): ${describePgError(error)}`, { cause: error });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.db.query<R>(text, values);
+      } catch (error) {
+        if (attempt === 1 && isConnectionLost(error)) continue;
+        throw new WarehouseUnavailableError(`Warehouse query failed (${this.location}): ${describePgError(error)}`, { cause: error });
+      }
     }
   }
 }
@@ -129,6 +136,12 @@ function toNumber(value: unknown): number | null {
   if (value === null || value === undefined) return null;
   const n = typeof value === 'number' ? value : Number(value);
   return Number.isFinite(n) ? n : null;
+}
+
+function isConnectionLost(error: unknown): boolean {
+  const code = (error as { code?: string } | null)?.code;
+  const message = error instanceof Error ? error.message : '';
+  return code === 'ECONNRESET' || code === 'EPIPE' || /Connection terminated|connection.*closed/i.test(message);
 }
 
 export function describePgError(error: unknown): string {

@@ -84,6 +84,13 @@ describe('the API through serverless-offline', () => {
     expect(body.warnings).toEqual([]);
   });
 
+  it('answers one customer with every offer ranked', async () => {
+    const { status, body } = await post('/ml/predict', { customer_id: demo(5), type: 'nbo' });
+    expect(status).toBe(200);
+    expect(body.offers.map((o: { rank: number }) => o.rank)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(body).not.toHaveProperty('batch');
+  });
+
   it('refuses a batch of 101 with a 400 saying so', async () => {
     const { status, body } = await post('/ml/predict/batch', { customer_ids: Array.from({ length: 101 }, (_, i) => demo(i + 1)), type: 'rfm' });
     expect(status).toBe(400);

@@ -41,6 +41,16 @@ describe('the old contract (POST /config/ml/test/)', () => {
     expect(body.churn_probability).toBeGreaterThanOrEqual(0);
   });
 
+  it('answers one customer with all 8 ranked offers for nbo, and nothing internal', async () => {
+    const nbo = await call(legacy, { customer_id: 'c3', type: 'nbo' });
+    expect(Object.keys(nbo.body).sort()).toEqual(['confidence', 'customer_id', 'mode', 'offer_id', 'offer_name', 'offers', 'source', 'type', 'warnings']);
+    expect(nbo.body.offers.map((o: { rank: number }) => o.rank)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(nbo.body.offer_id).toBe(nbo.body.offers[0].offer_id);
+    const all = await call(single, { customer_id: 'c3', type: 'all' });
+    expect(Object.keys(all.body.nbo).sort()).toEqual(['confidence', 'customer_id', 'offer_id', 'offer_name', 'offers', 'source']);
+    expect(all.body.nbo.offers).toHaveLength(8);
+  });
+
   it("answers a batch in exactly the seed's format", async () => {
     const { status, body } = await call(legacy, { customer_ids: ['c1', 'c2', 'customer-uuid-3'], type: 'churn' });
     expect(status).toBe(200);
