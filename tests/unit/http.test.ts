@@ -137,6 +137,21 @@ describe('GET /ml/models', () => {
     expect(churn).toMatchObject({ mode: 'model', loaded: true, loaded_version: 1, production: { version: 1, file_exists: true, checksum_verified: true }, staging: null });
     expect(churn.load_ms).toBeGreaterThan(0);
     const nbo = body.models.find((m: { name: string }) => m.name === 'nbo');
-    expect(nbo).toMatchObject({ production: { version: 1, checksum_verified: true } });
+    expect(nbo).toMatchObject({ loaded: true, error: null, production: { version: 1, checksum_verified: true } });
+  });
+
+  it('says plainly when a model is not published (mock mode off)', async () => {
+    const registry = new ModelRegistry(tempFsStore(), { actor: 'test' });
+    await publishTiny(registry, 'churn');
+    setApp(testApp({ features: new MemoryFeatures(new Map()), registry, mockMode: 'off' }));
+    try {
+      const body = JSON.parse((await modelsHandler(event(undefined, {}), context)).body!);
+      const nbo = body.models.find((m: { name: string }) => m.name === 'nbo');
+      expect(nbo).toMatchObject({ mode: 'unavailable', loaded: false, production: null });
+      expect(nbo.error).toMatch(/no production version.*loyalty-ml train nbo --promote production/);
+      expect(body.models.find((m: { name: string }) => m.name === 'churn')).toMatchObject({ mode: 'model', loaded: true, error: null });
+    } finally {
+      setApp(app);
+    }
   });
 });
