@@ -139,7 +139,7 @@ function printOutcome(io: CommandIo, outcome: TrainingOutcome, achievable: strin
   io.out(`${m.name} v${m.version}: ${m.status === 'ready' ? 'ready' : 'REFUSED'} (${outcome.chosen}, ${outcome.seconds.toFixed(1)}s)`);
   io.out(
     formatTable(
-      ['candidate', 'epochs', 'validation', 'seconds'],
+      ['candidate', 'epochs/rounds', 'validation', 'seconds'],
       outcome.candidates.map((c) => [c.family + (c.family === outcome.chosen ? ' *' : ''), c.epochs, `${c.validation_metric.name} ${num(c.validation_metric.value)}`, c.seconds.toFixed(1)]),
     ),
   );

@@ -84,6 +84,7 @@ export function formatTable(headers: string[], rows: (string | number | null)[][
 export class ProgressReporter {
   private readonly started = Date.now();
   private lastDecile = -1;
+  private finished = false;
 
   constructor(
     private readonly io: CommandIo,
@@ -91,6 +92,8 @@ export class ProgressReporter {
   ) {}
 
   update(done: number, total: number, detail = ''): void {
+    if (this.finished) return;
+    if (done >= total) this.finished = true;
     const pct = total > 0 ? Math.floor((done / total) * 100) : 100;
     const elapsed = ((Date.now() - this.started) / 1000).toFixed(1);
     const line = `${this.label}: ${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')} (${pct}%) ${elapsed}s${detail ? ` ${detail}` : ''}`;
