@@ -107,7 +107,10 @@ function validateFeatureNames(names: string[]): void {
   if (names.length === 0) throw new ValidationError('The feature list is empty');
   const seen = new Set<string>();
   for (const name of names) {
-    if (!/^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/.test(name)) throw new ValidationError(`Invalid feature name "${name}"`);
+    // Any printable text: CSV headers such as "Total day minutes" or "Balance (EUR)" are feature names.
+    if (name.trim() === '' || name.length > 128 || /[\x00-\x1f\x7f]/.test(name)) {
+      throw new ValidationError(`Invalid feature name ${JSON.stringify(name)}: 1-128 printable characters`);
+    }
     if (seen.has(name)) throw new ValidationError(`Feature "${name}" is listed twice`);
     seen.add(name);
   }

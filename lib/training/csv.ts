@@ -5,7 +5,8 @@ import { encodedNames, encodeRecords, isMissing, type ColumnEncoding } from '../
 
 const TRUE_WORDS = ['yes', 'y', 'true', 't'];
 const FALSE_WORDS = ['no', 'n', 'false', 'f'];
-const MAX_CATEGORIES = 30;
+/** Text columns with more distinct values than this are free text (names, addresses), not categories. */
+const MAX_CATEGORIES = 64;
 
 export interface InferredSchema {
   encodings: ColumnEncoding[];
@@ -15,7 +16,7 @@ export interface InferredSchema {
 
 /**
  * Decides how to encode each feature column from the training records: numbers stay numbers,
- * yes/no columns become 0/1, text with at most 30 distinct values is one-hot encoded. Identifier
+ * yes/no columns become 0/1, text with at most 64 distinct values is one-hot encoded. Identifier
  * columns (unique values with an id-like name) and free text are left out and reported.
  */
 export function inferEncodings(table: CsvTable, options: { label: string; idColumn?: string; features?: string[] }): InferredSchema {
@@ -90,7 +91,8 @@ export function positiveLabel(table: CsvTable, label: string, given?: string): {
     if (!values.includes(given)) throw new ValidationError(`--positive "${given}" is not a value of "${label}" (values: ${values.join(', ')})`);
     return { positive: given, negative: values.find((v) => v !== given)! };
   }
-  const inferred = values.find((v) => ['yes', 'true', '1', 'y', 't'].includes(v.toLowerCase()));
+  // "True.", " yes", "Y": compare letters and digits only.
+  const inferred = values.find((v) => ['yes', 'true', '1', 'y', 't'].includes(v.toLowerCase().replace(/[^a-z0-9]/g, '')));
   if (!inferred) throw new ValidationError(`Cannot tell which value of "${label}" is positive (${values.join(', ')}); give --positive VALUE`);
   return { positive: inferred, negative: values.find((v) => v !== inferred)! };
 }

@@ -129,6 +129,12 @@ describe('models that must be refused', () => {
     await expect(prepareModel(bytes, ['a', 'b'])).rejects.toThrow(message);
   });
 
+  it('a feature name with control characters, but not one with spaces or parentheses', async () => {
+    await expect(prepareModel(logreg.bytes, ['Sepal width (cm)', 'Petal width (cm)'])).resolves.toMatchObject({ input: { features: [{ name: 'Sepal width (cm)' }, { name: 'Petal width (cm)' }] } });
+    await expect(prepareModel(logreg.bytes, ['a\nb', 'c'])).rejects.toThrow(/Invalid feature name/);
+    await expect(prepareModel(logreg.bytes, ['a', 'a'])).rejects.toThrow(/listed twice/);
+  });
+
   it('a feature list of the wrong length, naming both counts', async () => {
     await expect(prepareModel(logreg.bytes, ['a', 'b', 'c'])).rejects.toThrow(/takes 2 features .* has 3/);
   });

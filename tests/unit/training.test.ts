@@ -136,3 +136,18 @@ describe('stratifiedSplit', () => {
     for (const p of parts) expect([...p].filter((i) => y[i] === 1).length / p.length).toBeCloseTo(0.1, 2);
   });
 });
+
+describe('CSV labels and categories', () => {
+  it('infers the positive label through punctuation and case ("True." / "False.")', () => {
+    const table = parseCsv('x,Churn\n1,False.\n2,True.\n3,False.\n');
+    expect(positiveLabel(table, 'Churn')).toEqual({ positive: 'True.', negative: 'False.' });
+  });
+
+  it('treats a column of 51 US states as a category, and 500 names as free text', () => {
+    const states = Array.from({ length: 51 }, (_, i) => `S${i}`);
+    const rows = Array.from({ length: 1000 }, (_, i) => `${states[i % 51]},name${i % 500},${i % 2 ? 'yes' : 'no'}`);
+    const { encodings, skipped } = inferEncodings(parseCsv(`state,name,label\n${rows.join('\n')}\n`), { label: 'label' });
+    expect(encodings.map((e) => [e.column, e.kind])).toEqual([['state', 'one_hot']]);
+    expect(skipped).toEqual([{ column: 'name', reason: 'free text (500 distinct values)' }]);
+  });
+});
