@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES_DIR } from '../support/fixtures';
 import { tempDir } from '../support/registry';
 
@@ -32,6 +32,12 @@ beforeAll(() => {
   if (result.status !== 0) throw new Error(`osls package failed:\n${result.stdout}\n${result.stderr}`);
   template = JSON.parse(readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8'));
 }, 300_000);
+
+// The zips and their unpacked copy take a few hundred megabytes of temporary space.
+const scratch: string[] = [];
+afterAll(() => {
+  for (const dir of [out, ...scratch]) if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('the generated CloudFormation template', () => {
   it('has every route, each requiring IAM (SigV4) authentication', () => {
@@ -143,6 +149,7 @@ describe('the function artifacts', () => {
 
   it('load and run onnxruntime from the packaged predict function', () => {
     const dir = tempDir('loyalty-ml-artifact-');
+    scratch.push(dir);
     execFileSync('unzip', ['-q', join(out, 'predict.zip'), '-d', dir]);
     const script = `
       require('./functions/predict.cjs');
