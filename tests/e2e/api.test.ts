@@ -1,3 +1,4 @@
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ModelRegistry } from '../../lib/registry/index';
 import { FsObjectStore } from '../../lib/storage/fs';
@@ -200,6 +201,22 @@ describe('segment scoring through serverless-offline and real Lambda invocations
     expect(stats.failed_chunks).toEqual([2]);
     expect(stats.customers.failed).toBe(50);
     expect(stats.nbo).toBeNull();
+  });
+
+  it('starts the configured segments when the nightly schedule fires (invoked through the Lambda API)', async () => {
+    const lambda = new LambdaClient({ endpoint: offline.lambdaEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } });
+    const out = await lambda.send(new InvokeCommand({ FunctionName: 'loyalty-ml-local-segmentNightly', Payload: new TextEncoder().encode('{}') }));
+    expect(out.FunctionError).toBeUndefined();
+    const result = JSON.parse(new TextDecoder().decode(out.Payload));
+    expect(result.failed).toEqual([]);
+    expect(result.started.map((s: { segment_id: string }) => s.segment_id)).toEqual(['all']);
+    const runId = result.started[0].run_id;
+    for (let i = 0; i < 240; i++) {
+      const { body: run } = await get(`/segments/all/ml/runs/${runId}`);
+      if (run.status === 'completed') return;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error('the nightly run did not complete');
   });
 
   it('keeps a history of runs and answers 404 for a segment never scored or unknown', async () => {
