@@ -26,7 +26,7 @@ beforeAll(() => {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_')));
   const result = spawnSync(join(ROOT, 'node_modules/.bin/osls'), ['package', '--stage', 'ci', '--package', out], {
     cwd: ROOT,
-    env: { ...env, ESBUILD_WORK_FOLDER: '.esbuild-package', ONNXRUNTIME_NODE_INSTALL: 'skip', HOME: process.env.HOME ?? '/root' },
+    env: { ...env, ESBUILD_WORK_FOLDER: '.esbuild-package', ONNXRUNTIME_NODE_INSTALL: 'skip' },
     encoding: 'utf8',
   });
   if (result.status !== 0) throw new Error(`osls package failed:\n${result.stdout}\n${result.stderr}`);
