@@ -47,11 +47,17 @@ export async function runSegment(
   await deps.runs.saveRun(run);
 
   let lastSaved = 0;
+  /**
+   * Saves progress at most once a second. A failed progress save is skipped (the next one carries
+   * the same figures); only the final save (`force`) must succeed.
+   */
   const report = async (force = false) => {
     deps.onProgress?.(run);
     if (force || Date.now() - lastSaved > 1000) {
       lastSaved = Date.now();
-      await deps.runs.saveRun(run);
+      const saving = deps.runs.saveRun(run);
+      if (force) await saving;
+      else await saving.catch(() => undefined);
     }
   };
 
@@ -64,17 +70,20 @@ export async function runSegment(
         run.progress.chunk_retries++;
         await sleep(settings.retryBackoffMs * (attempt - 1));
       }
+      let result: WorkerResult;
       try {
-        const result = await deps.invoker.invoke({ run_id: run.run_id, segment_id: run.segment_id, chunk, attempt, customer_ids: ids, types: run.types });
-        succeeded.push(chunk);
-        run.progress.chunks_done++;
-        run.progress.customers_scored += result.scored;
-        run.progress.customers_failed += result.failed;
-        await report();
-        return;
+        result = await deps.invoker.invoke({ run_id: run.run_id, segment_id: run.segment_id, chunk, attempt, customer_ids: ids, types: run.types });
       } catch (error) {
         lastError = error instanceof Error ? error.message : String(error);
+        continue;
       }
+      // Only the invocation is retried: once it succeeded, the chunk is counted exactly once.
+      succeeded.push(chunk);
+      run.progress.chunks_done++;
+      run.progress.customers_scored += result.scored;
+      run.progress.customers_failed += result.failed;
+      await report();
+      return;
     }
     run.progress.chunks_failed++;
     run.progress.customers_failed += ids.length;

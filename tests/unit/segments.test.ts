@@ -9,7 +9,8 @@ import { scoreChunk, type FaultPlan } from '../../lib/segments/worker';
 import { FEATURES } from '../../lib/warehouse/schema';
 import { customerFeatures, MemoryFeatures, testApp } from '../support/app';
 import { publishTiny } from '../support/models';
-import { tempFsStore } from '../support/registry';
+import { FaultyStore, tempFsStore } from '../support/registry';
+import { StoreUnavailableError } from '../../lib/errors';
 
 const OFFERS = ['winback_20', 'double_points', 'vip_upgrade'];
 const SEGMENTS = ['Champions', 'Lost', 'At Risk'];
@@ -143,6 +144,24 @@ describe('segment runs', () => {
     const strip = (s: typeof stats) => ({ ...s!, run_id: '', started_at: '', finished_at: '' });
     expect(strip(stats)).toEqual(strip(direct.stats));
     expect((await runs.history('all')).map((h) => h.run_id)).toEqual([run.run_id]);
+  });
+
+  it('counts a chunk once when saving progress fails right after it succeeded', async () => {
+    const { runs: healthy, invoker } = await setup(500, null);
+    let runSaves = 0;
+    const faulty = new FaultyStore(healthy.store, () => new StoreUnavailableError('throttled'));
+    // run.json writes: create, "running", then the first progress save, which fails.
+    faulty.failPut = (key) => key.endsWith('run.json') && ++runSaves === 3;
+    const runs = new SegmentRunStore(faulty);
+    const run = newRun(newRunId(), 'all', ['churn'], 'cli', settings);
+    await runs.createRun(run);
+
+    const { run: done, stats } = await runSegment(run, { members: members(500), runs, invoker, settings });
+
+    expect(runSaves).toBeGreaterThan(3);
+    expect(done.status).toBe('completed');
+    expect(done.progress).toMatchObject({ chunks_done: 5, chunk_retries: 0, customers_scored: 500 });
+    expect(stats!.customers).toEqual({ scored: 500, failed: 0 });
   });
 
   it('ends partial, naming the failed chunk and its customers, when a worker always fails', async () => {
