@@ -38,22 +38,34 @@ export interface BatchOutcome {
   warnings: Warning[];
   /** Ids sent more than once (answered once). */
   duplicates: string[];
-  /** The features each found customer was scored on (for segment statistics; not part of API answers). */
+  /** Ids listed in `errors` because the deadline passed (worth retrying, unlike unknown customers). */
+  timedOut: string[];
+  /** With `keepInputs`: the features each found customer was scored on (segment statistics). */
   inputs: Map<string, (number | null)[]>;
   /** Milliseconds spent per stage (warehouse_ms, churn_ms, nbo_ms, rfm_ms, total_ms). */
   timings: Record<string, number>;
 }
 
 function emptyOutcome(type: PredictionType, ids: string[], duplicates: string[]): BatchOutcome {
-  return { type, ids, results: [], errors: [], warnings: [], duplicates, inputs: new Map(), timings: {} };
+  return { type, ids, results: [], errors: [], warnings: [], duplicates, timedOut: [], inputs: new Map(), timings: {} };
 }
 
 function timedOut(outcome: BatchOutcome, ids: string[], stage: string, deadlineMs: number): void {
   const limit = deadlineMs >= 10_000 ? `${Math.round(deadlineMs / 1000)} s` : `${(deadlineMs / 1000).toFixed(1)} s`;
   for (const id of ids) outcome.errors.push({ customer_id: id, error: `Timed out: not scored within ${limit} (${stage})` });
+  outcome.timedOut.push(...ids);
 }
 
 export type ScorePart = 'churn' | 'nbo' | 'rfm';
+
+export interface ScoreOptions {
+  parts?: ScorePart[];
+  keepInputs?: boolean;
+}
+
+const RECENCY = FEATURES.indexOf('days_since_last_transaction');
+const FREQUENCY = FEATURES.indexOf('transaction_count_90d');
+const MONETARY = FEATURES.indexOf('total_revenue_90d');
 
 class DeadlineExceeded extends Error {}
 
@@ -74,9 +86,9 @@ export class ScoringService {
 
   /**
    * Scores distinct customers. `parts` narrows `type: 'all'` to some of churn, nbo and rfm
-   * (segment runs score only the types asked for).
+   * (segment runs score only the types asked for); `keepInputs` keeps each customer's features.
    */
-  async score(ids: string[], type: PredictionType, deadlineMs: number, options: { parts?: ScorePart[] } = {}): Promise<BatchOutcome> {
+  async score(ids: string[], type: PredictionType, deadlineMs: number, options: ScoreOptions = {}): Promise<BatchOutcome> {
     const deadline = Date.now() + deadlineMs;
     const distinct = [...new Set(ids)];
     const duplicates: string[] = [];
@@ -89,7 +101,7 @@ export class ScoringService {
     const outcome = emptyOutcome(type, distinct, duplicates);
 
     const started = performance.now();
-    const profilePromise = this.profileInfo();
+    const profilePromise = this.profile();
     let rows: Map<string, CustomerFeatureRow>;
     try {
       rows = await withDeadline(this.deps.features.getFeatures(distinct), deadline);
@@ -102,8 +114,8 @@ export class ScoringService {
     }
     outcome.timings.warehouse_ms = performance.now() - started;
     const found = distinct.filter((id) => rows.has(id));
+    await this.scoreFound(outcome, found, found.map((id) => rows.get(id)!.features), profilePromise, deadline, deadlineMs, options);
     for (const id of distinct) if (!rows.has(id)) outcome.errors.push({ customer_id: id, error: NOT_FOUND });
-    await this.scoreFound(outcome, found, found.map((id) => rows.get(id)!.features), profilePromise, deadline, deadlineMs, options.parts);
     outcome.timings.total_ms = performance.now() - started;
     return outcome;
   }
@@ -112,18 +124,19 @@ export class ScoringService {
    * Scores customers whose features are already at hand (the part of `score` after the warehouse
    * query): what segment workers and benchmarks measure as the in-process scoring path.
    */
-  async scoreFeatures(ids: string[], features: (number | null)[][], type: PredictionType, options: { parts?: ScorePart[]; deadlineMs?: number } = {}): Promise<BatchOutcome> {
+  async scoreFeatures(ids: string[], features: (number | null)[][], type: PredictionType, options: ScoreOptions & { deadlineMs?: number } = {}): Promise<BatchOutcome> {
     const deadlineMs = options.deadlineMs ?? 60_000;
     const outcome = emptyOutcome(type, ids, []);
     const started = performance.now();
-    await this.scoreFound(outcome, ids, features, this.profileInfo(), Date.now() + deadlineMs, deadlineMs, options.parts);
+    await this.scoreFound(outcome, ids, features, this.profile(), Date.now() + deadlineMs, deadlineMs, options);
     outcome.timings.total_ms = performance.now() - started;
     return outcome;
   }
 
-  private profileInfo(): Promise<{ profile: BaseProfile; stale: boolean } | null> {
+  /** The base profile, or null when it cannot be had (RFM then falls back to fixed cut points). */
+  private profile(): Promise<BaseProfile | null> {
     return this.deps.profile.get().then(
-      (p) => ({ profile: p.value, stale: Boolean(p.staleBecause) }),
+      (p) => p.value,
       () => null,
     );
   }
@@ -132,22 +145,22 @@ export class ScoringService {
     outcome: BatchOutcome,
     found: string[],
     features: (number | null)[][],
-    profilePromise: Promise<{ profile: BaseProfile; stale: boolean } | null>,
+    profilePromise: Promise<BaseProfile | null>,
     deadline: number,
     deadlineMs: number,
-    only: ScorePart[] | undefined,
+    options: ScoreOptions,
   ): Promise<void> {
     const type = outcome.type;
-    found.forEach((id, i) => outcome.inputs.set(id, features[i]!));
+    if (options.keepInputs) found.forEach((id, i) => outcome.inputs.set(id, features[i]!));
     const parts: { churn?: ChurnResult[]; nbo?: NboResult[]; rfm?: RfmResult[] } = {};
-    const wanted: readonly ScorePart[] = type === 'all' ? (only ?? ['rfm', 'churn', 'nbo']) : [type];
-    let profileInfo: Awaited<typeof profilePromise> = null;
+    const wanted: readonly ScorePart[] = type === 'all' ? (options.parts ?? ['rfm', 'churn', 'nbo']) : [type];
+    let profile: BaseProfile | null = null;
     try {
-      profileInfo = await withDeadline(profilePromise, deadline);
+      profile = await withDeadline(profilePromise, deadline);
       for (const part of wanted) {
         if (found.length === 0) break;
         const t0 = performance.now();
-        if (part === 'rfm') parts.rfm = this.rfm(found, features, profileInfo, outcome.warnings);
+        if (part === 'rfm') parts.rfm = this.rfm(found, features, profile, outcome.warnings);
         else if (part === 'churn') parts.churn = await withDeadline(this.churn(found, features, outcome.warnings), deadline);
         else parts.nbo = await withDeadline(this.nbo(found, features, outcome.warnings), deadline);
         outcome.timings[`${part}_ms`] = performance.now() - t0;
@@ -161,9 +174,7 @@ export class ScoringService {
     } else {
       timedOut(outcome, found, `${wanted.filter((p) => parts[p] === undefined).join(' and ')} not finished`, deadlineMs);
     }
-    // Not-found errors were listed first; keep scored-but-timed-out customers before them as before.
-    outcome.errors.sort((a, b) => Number(a.error === NOT_FOUND) - Number(b.error === NOT_FOUND));
-    outcome.warnings.unshift(...featureWarnings(FEATURES, features, profileInfo?.profile ?? null));
+    outcome.warnings.unshift(...featureWarnings(FEATURES, features, profile));
   }
 
   private combine(type: PredictionType, id: string, parts: { churn?: ChurnResult[]; nbo?: NboResult[]; rfm?: RfmResult[] }, i: number): CustomerResult {
@@ -177,20 +188,16 @@ export class ScoringService {
     return all as AllResult;
   }
 
-  private rfm(ids: string[], features: (number | null)[][], info: { profile: BaseProfile; stale: boolean } | null, warnings: Warning[]): RfmResult[] {
+  private rfm(ids: string[], features: (number | null)[][], profile: BaseProfile | null, warnings: Warning[]): RfmResult[] {
     let cuts: RfmCutPoints = FIXED_CUT_POINTS;
     if (this.deps.settings.rfmCutPoints === 'quintiles') {
-      if (info) cuts = { ...info.profile.quintiles, basis: 'quintiles', customers: info.profile.customers };
+      if (profile) cuts = { ...profile.quintiles, basis: 'quintiles', customers: profile.customers };
       else warnings.push({ code: 'rfm_fixed_cut_points', message: 'customer-base quintiles are unavailable (warehouse statistics failed); RFM scores use the fixed cut points' });
     }
-    const at = (name: string) => FEATURES.indexOf(name);
     const source: ResultSource = { type: 'rules', name: 'rfm', cut_points: cuts.basis };
     return ids.map((id, i) => {
       const f = features[i]!;
-      const scores = scoreRfm(
-        { recency_days: f[at('days_since_last_transaction')] ?? null, frequency: f[at('transaction_count_90d')] ?? null, monetary: f[at('total_revenue_90d')] ?? null },
-        cuts,
-      );
+      const scores = scoreRfm({ recency_days: f[RECENCY] ?? null, frequency: f[FREQUENCY] ?? null, monetary: f[MONETARY] ?? null }, cuts);
       return { customer_id: id, ...scores, source };
     });
   }

@@ -54,18 +54,16 @@ export function parseFaultPlan(value: string | undefined): FaultPlan[] | null {
  */
 export async function scoreChunk(
   payload: WorkerPayload,
-  deps: { scoring: ScoringService; runs: SegmentRunStore; deadlineMs: number; faults?: FaultPlan[] | FaultPlan | null },
+  deps: { scoring: ScoringService; runs: SegmentRunStore; deadlineMs: number; faults?: FaultPlan[] | null },
 ): Promise<WorkerResult> {
-  const plans = deps.faults ? (Array.isArray(deps.faults) ? deps.faults : [deps.faults]) : [];
-  for (const f of plans) {
+  for (const f of deps.faults ?? []) {
     if (f.segment !== undefined && f.segment !== payload.segment_id) continue;
     if (f.failAlways.includes(payload.chunk) || (f.failOnce.includes(payload.chunk) && payload.attempt === 1)) {
       throw new Error(`Injected fault for chunk ${payload.chunk}, attempt ${payload.attempt}`);
     }
   }
-  const outcome = await deps.scoring.score(payload.customer_ids, 'all', deps.deadlineMs, { parts: payload.types });
-  const timedOut = outcome.errors.filter((e) => e.error.startsWith('Timed out'));
-  if (timedOut.length) throw new Error(`${timedOut.length} customers of chunk ${payload.chunk} timed out`);
+  const outcome = await deps.scoring.score(payload.customer_ids, 'all', deps.deadlineMs, { parts: payload.types, keepInputs: true });
+  if (outcome.timedOut.length) throw new Error(`${outcome.timedOut.length} customers of chunk ${payload.chunk} timed out`);
 
   const aggregate = emptyAggregate(FEATURES);
   const customers: CompactResult[] = [];

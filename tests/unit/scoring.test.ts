@@ -62,6 +62,7 @@ describe('batch scoring', () => {
       { customer_id: 'c2', error: expect.stringMatching(/Timed out/) },
       { customer_id: 'nobody', error: NOT_FOUND },
     ]);
+    expect(outcome.timedOut).toEqual(['c1', 'c2']);
   });
 
   it('warns when a model gives everyone the same answer', async () => {

@@ -109,7 +109,7 @@ describe('segment runs', () => {
     return source;
   };
 
-  async function setup(n: number, faults: FaultPlan | null) {
+  async function setup(n: number, faults: FaultPlan[] | null) {
     const features = new MemoryFeatures(new Map(Array.from({ length: n }, (_, i) => [`c${String(i + 1).padStart(5, '0')}`, customerFeatures(i + 1)])));
     const registry = new ModelRegistry(tempFsStore(), { actor: 'test' });
     await publishTiny(registry, 'churn');
@@ -123,7 +123,7 @@ describe('segment runs', () => {
   const settings = { chunkSize: 100, concurrency: 3, retries: 2, retryBackoffMs: 1 };
 
   it('completes exactly when chunks fail on their first attempt', async () => {
-    const { runs, invoker } = await setup(1050, { failOnce: [1, 4, 11], failAlways: [] });
+    const { runs, invoker } = await setup(1050, [{ failOnce: [1, 4, 11], failAlways: [] }]);
     const source = members(1050);
     const run = newRun(newRunId(), 'all', ['churn', 'nbo', 'rfm'], 'cli', settings);
     await runs.createRun(run);
@@ -165,7 +165,7 @@ describe('segment runs', () => {
   });
 
   it('ends partial, naming the failed chunk and its customers, when a worker always fails', async () => {
-    const { runs, invoker } = await setup(450, { failOnce: [], failAlways: [2] });
+    const { runs, invoker } = await setup(450, [{ failOnce: [], failAlways: [2] }]);
     const run = newRun(newRunId(), 'all', ['churn'], 'cli', settings);
     await runs.createRun(run);
 
