@@ -5,7 +5,7 @@
  * share one fetch.
  */
 export class RefreshingValue<T> {
-  private value: { data: T; fetchedAt: number } | null = null;
+  private value: { data: T } | null = null;
   private lastError: unknown = null;
   private nextCheck = 0;
   private inflight: Promise<void> | null = null;
@@ -17,7 +17,7 @@ export class RefreshingValue<T> {
   ) {}
 
   /** The current value and, when it is stale because a refresh failed, that failure. */
-  async get(): Promise<{ value: T; staleBecause: unknown; fetchedAt: number }> {
+  async get(): Promise<{ value: T; staleBecause: unknown }> {
     const now = this.now();
     if (!this.value || now >= this.nextCheck) {
       this.inflight ??= this.refresh().finally(() => {
@@ -26,7 +26,7 @@ export class RefreshingValue<T> {
       await this.inflight;
     }
     if (!this.value) throw this.lastError;
-    return { value: this.value.data, staleBecause: this.lastError, fetchedAt: this.value.fetchedAt };
+    return { value: this.value.data, staleBecause: this.lastError };
   }
 
   /** The value held now, without fetching (null before the first successful fetch). */
@@ -34,17 +34,10 @@ export class RefreshingValue<T> {
     return this.value?.data ?? null;
   }
 
-  /** Forget everything (tests, or a forced reload). */
-  clear(): void {
-    this.value = null;
-    this.lastError = null;
-    this.nextCheck = 0;
-  }
-
   private async refresh(): Promise<void> {
     try {
       const data = await this.fetch(this.value?.data ?? null);
-      this.value = { data, fetchedAt: this.now() };
+      this.value = { data };
       this.lastError = null;
       this.nextCheck = this.now() + this.ttlMs;
     } catch (error) {

@@ -66,10 +66,14 @@ export class PreconditionFailedError extends LoyaltyError {
   readonly code = 'precondition_failed';
 }
 
-/** Stored bytes do not match their recorded checksum, or a stored document is malformed. */
+/** Stored bytes do not match their recorded checksum, are missing, or a stored document is malformed. */
 export class IntegrityError extends LoyaltyError {
   readonly status = 503;
-  readonly code = 'integrity_check_failed';
+  readonly code: string;
+  constructor(message: string, options?: { cause?: unknown; code?: string }) {
+    super(message, options);
+    this.code = options?.code ?? 'integrity_check_failed';
+  }
 }
 
 /** The object store (S3 or the local registry folder) could not be reached or failed. */

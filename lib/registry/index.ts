@@ -144,7 +144,7 @@ export class ModelRegistry {
     const manifest = await this.resolve(name, ref);
     const stored = await this.store.get(modelKey(name, manifest.version));
     if (!stored) {
-      throw new IntegrityError(`Model "${name}" v${manifest.version}: the manifest exists but model.onnx is missing`);
+      throw new IntegrityError(`Model "${name}" v${manifest.version}: the manifest exists but model.onnx is missing`, { code: 'model_file_missing' });
     }
     const sha = sha256(stored.body);
     if (sha !== manifest.model.sha256 || stored.body.byteLength !== manifest.model.size_bytes) {

@@ -31,7 +31,6 @@ export interface ModelStatus {
   name: string;
   mode: 'model' | 'mock' | 'unavailable';
   serving: { version: number; alias: string; loaded_at: string; load_ms: number; sha256: string } | null;
-  error: string | null;
 }
 
 /**
@@ -90,23 +89,13 @@ export class ModelProvider {
   /** What this instance serves for a model, without loading anything. */
   status(name: string): ModelStatus {
     const held = this.entries.get(name)?.peek() ?? null;
-    if (!held) return { name, mode: this.options.mockMode === 'on' ? 'mock' : 'unavailable', serving: null, error: null };
-    if (held.kind === 'mock') return { name, mode: 'mock', serving: null, error: null };
+    if (!held) return { name, mode: this.options.mockMode === 'on' ? 'mock' : 'unavailable', serving: null };
+    if (held.kind === 'mock') return { name, mode: 'mock', serving: null };
     return {
       name,
       mode: 'model',
       serving: { version: held.manifest.version, alias: held.alias, loaded_at: held.loadedAt, load_ms: held.loadMs, sha256: held.manifest.model.sha256 },
-      error: null,
     };
-  }
-
-  /** Drops every cached session (tests; a forced reload). */
-  async clear(): Promise<void> {
-    for (const entry of this.entries.values()) {
-      const held = entry.peek();
-      if (held?.kind === 'model') await held.runner.release();
-    }
-    this.entries.clear();
   }
 
   private async load(name: string, previous: ModelHandle | null): Promise<ModelHandle> {

@@ -1,4 +1,4 @@
-import { LoyaltyError, NotFoundError } from '../errors';
+import { IntegrityError, NotFoundError } from '../errors';
 import type { ModelRegistry } from '../registry/index';
 import type { ModelProvider } from './models';
 
@@ -73,18 +73,17 @@ async function aliasStatus(registry: ModelRegistry, name: string, alias: string,
     const { manifest } = await registry.readModel(name, record.version);
     status = { version: record.version, created_at: manifest.created_at, sha256: manifest.model.sha256, file_exists: true, checksum_verified: true, problem: null };
   } catch (error) {
-    if (!(error instanceof LoyaltyError) || error.status < 400) throw error;
+    // An unreachable registry is the caller's failure; a broken version is a finding to report.
+    if (!(error instanceof IntegrityError || error instanceof NotFoundError)) throw error;
     const manifest = await registry.getManifest(name, record.version).catch(() => null);
-    const message = error instanceof NotFoundError || !error.expose ? error.code : error.message;
     status = {
       version: record.version,
       created_at: manifest?.created_at ?? '',
       sha256: manifest?.model.sha256 ?? '',
-      file_exists: !/missing/.test(error.message),
+      file_exists: error.code !== 'model_file_missing',
       checksum_verified: false,
-      problem: message,
+      problem: error.expose ? error.message : error.code,
     };
-    if (error.code === 'registry_unavailable') throw error;
   }
   verified.set(key, { at: Date.now(), status });
   return status;

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { setApp, type App } from '../../lib/scoring-app';
-import { ModelRegistry } from '../../lib/registry/index';
+import { ModelRegistry, modelKey } from '../../lib/registry/index';
 import { batch, legacy, single } from '../../functions/predict';
 import { handler as modelsHandler } from '../../functions/models';
 import { customerFeatures, MemoryFeatures, testApp } from '../support/app';
@@ -138,6 +138,28 @@ describe('GET /ml/models', () => {
     expect(churn.load_ms).toBeGreaterThan(0);
     const nbo = body.models.find((m: { name: string }) => m.name === 'nbo');
     expect(nbo).toMatchObject({ loaded: true, error: null, production: { version: 1, checksum_verified: true } });
+  });
+
+  it('reports a corrupt or missing production file without failing the status route', async () => {
+    const store = tempFsStore();
+    const registry = new ModelRegistry(store, { actor: 'test' });
+    await publishTiny(registry, 'churn');
+    await publishTiny(registry, 'nbo');
+    await store.put(modelKey('churn', 1), new TextEncoder().encode('not the model'));
+    await store.delete(modelKey('nbo', 1));
+    setApp(testApp({ features: new MemoryFeatures(new Map()), registry, mockMode: 'off' }));
+    try {
+      const response = await modelsHandler(event(undefined, {}), context);
+      const body = JSON.parse(response.body!);
+      expect(response.statusCode).toBe(200);
+      const churn = body.models.find((m: { name: string }) => m.name === 'churn');
+      const nbo = body.models.find((m: { name: string }) => m.name === 'nbo');
+      expect(churn.production).toMatchObject({ file_exists: true, checksum_verified: false, problem: expect.stringMatching(/does not match its manifest/) });
+      expect(nbo.production).toMatchObject({ file_exists: false, checksum_verified: false, problem: expect.stringMatching(/model.onnx is missing/) });
+      expect(churn).toMatchObject({ mode: 'unavailable', loaded: false });
+    } finally {
+      setApp(app);
+    }
   });
 
   it('says plainly when a model is not published (mock mode off)', async () => {
