@@ -10,11 +10,19 @@ import { makeTensor } from './validate';
  * returns a probability matrix [rows][classes] in the manifest's class order.
  */
 export class ModelRunner {
+  /** Set when the model takes all features as one numeric [N, features] tensor in feature order. */
+  private readonly direct: { name: string; type: 'float32' | 'float64'; rank: number } | null;
+
   private constructor(
     readonly manifest: ModelManifest,
     private readonly session: InferenceSession,
     private readonly encodings: ColumnEncoding[] | null,
-  ) {}
+  ) {
+    const tensors = manifest.input.tensors;
+    const t = tensors[0]!;
+    const inOrder = manifest.input.features.every((f, j) => f.column === j && f.tensor === t.name);
+    this.direct = tensors.length === 1 && inOrder && (t.type === 'float32' || t.type === 'float64') ? { name: t.name, type: t.type, rank: t.shape.length } : null;
+  }
 
   static async create(manifest: ModelManifest, bytes: Uint8Array, options: { threads?: number } = {}): Promise<ModelRunner> {
     const session = await createSession(bytes, options);
@@ -73,12 +81,10 @@ export class ModelRunner {
   async predictEncoded(X: Float64Array, rows: number): Promise<Float64Array> {
     const cols = this.manifest.input.features.length;
     if (X.length !== rows * cols) throw new RangeError(`expected ${rows} x ${cols} values, got ${X.length}`);
-    const tensors = this.manifest.input.tensors;
-    const inOrder = this.manifest.input.features.every((f, j) => f.column === j && f.tensor === tensors[0]!.name);
-    if (tensors.length === 1 && inOrder && (tensors[0]!.type === 'float32' || tensors[0]!.type === 'float64')) {
-      const t = tensors[0]!;
-      const dims = t.shape.length >= 2 ? [rows, cols] : [rows];
-      const tensor = t.type === 'float32' ? new ort.Tensor('float32', Float32Array.from(X), dims) : new ort.Tensor('float64', Float64Array.from(X), dims);
+    const t = this.direct;
+    if (t) {
+      const dims = t.rank >= 2 ? [rows, cols] : [rows];
+      const tensor = t.type === 'float32' ? new ort.Tensor('float32', Float32Array.from(X), dims) : new ort.Tensor('float64', X, dims);
       return this.run({ [t.name]: tensor }, rows);
     }
     const names = this.manifest.input.features.map((f) => f.name);
