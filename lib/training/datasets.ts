@@ -24,7 +24,6 @@ export async function churnTrainingSpec(warehouse: Warehouse, onProgress?: (mess
   const validation = dates[dates.length - 2]!;
   return {
     name: 'churn',
-    task: 'binary',
     classes: ['0', '1'],
     featureNames: [...FEATURES],
     encodings: null,
@@ -52,7 +51,6 @@ export async function nboTrainingSpec(warehouse: Warehouse, onProgress?: (messag
   const validationFrom = months[months.length - 4]!;
   return {
     name: 'nbo',
-    task: 'multiclass',
     classes: OFFER_IDS,
     featureNames: [...FEATURES],
     encodings: null,
@@ -117,7 +115,6 @@ export async function csvTrainingSpec(options: CsvTrainingOptions): Promise<{ sp
   return {
     spec: {
       name: options.name,
-      task: 'binary',
       classes: [negative, positive],
       featureNames: trainPart.names,
       encodings,

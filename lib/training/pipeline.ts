@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
+import packageJson from '../../package.json';
 import trainingDefaults from '../../models/training.json';
 import { NotFoundError, ValidationError } from '../errors';
 import type { ColumnEncoding } from '../inference/encoding';
 import { ModelRunner } from '../inference/runner';
 import { prepareModel } from '../inference/validate';
-import type { AliasRecord, GateResult, ModelManifest, ModelRegistry } from '../registry/index';
+import type { AliasRecord, ModelManifest, ModelRegistry } from '../registry/index';
 import { evaluateGates, type GateThresholds } from './gates';
 import { binaryMetrics, multiclassMetrics, scoreFingerprint } from './metrics';
 import { OUTPUT_NAME, verifyExport } from './export';
@@ -25,8 +26,7 @@ export interface Splits {
 /** Everything the trainer needs: data, labels, splits and what to record about them. */
 export interface TrainingSpec {
   name: string;
-  task: 'binary' | 'multiclass';
-  /** Class labels in output order; binary: [negative, positive]. */
+  /** Class labels in output order; binary: [negative, positive]. Two classes make a binary model. */
   classes: string[];
   /** Feature names of the matrix columns (the model's inputs). */
   featureNames: string[];
@@ -132,7 +132,7 @@ export async function trainAndPublish(registry: ModelRegistry, spec: TrainingSpe
   );
   for (const g of gates.results) log(`gate ${g.gate}: ${g.passed ? 'passed' : 'FAILED'}: ${g.reason}`);
 
-  const codeVersion = options.codeVersion ?? `loyalty-ml ${process.env.npm_package_version ?? '0.1.0'}`;
+  const codeVersion = options.codeVersion ?? `loyalty-ml ${packageJson.version}`;
   const bytes = chosen.export({ name: spec.name, producerVersion: codeVersion, metadata: { family: chosen.family } });
   const exportCheck = await verifyExport(bytes, Xtest, testSet.rows, design.cols, testProbs);
   log(`export verified: onnxruntime matches the trainer within ${exportCheck.maxAbsDiff.toExponential(2)} on ${exportCheck.rows} holdout rows`);
@@ -273,4 +273,3 @@ function fingerprint(spec: TrainingSpec): string {
   return `sha256:${h.digest('hex')}`;
 }
 
-export type { GateResult };

@@ -41,17 +41,16 @@ export async function readChurnHistory(
   return finish(out);
 }
 
-/** Reads the offer history (accepted offers only, by default) one calendar month at a time. */
+/** Reads the accepted offers of the offer history, one calendar month at a time. */
 export async function readOfferHistory(
   warehouse: Warehouse,
-  options: { acceptedOnly?: boolean; onProgress?: (done: number, total: number, rows: number) => void } = {},
+  options: { onProgress?: (done: number, total: number, rows: number) => void } = {},
 ): Promise<HistoryColumns> {
   const oh = warehouse.cfg.offer_history;
   const t = table(warehouse.cfg, oh.table);
-  const where = options.acceptedOnly === false ? '' : `WHERE ${q(oh.accepted)}`;
   const range = (
     await warehouse.run<{ lo: Date | string | null; hi: Date | string | null }>(
-      `SELECT MIN(${q(oh.offered_at)}) AS lo, MAX(${q(oh.offered_at)}) AS hi FROM ${t} ${where}`,
+      `SELECT MIN(${q(oh.offered_at)}) AS lo, MAX(${q(oh.offered_at)}) AS hi FROM ${t} WHERE ${q(oh.accepted)}`,
     )
   ).rows[0];
   const out = emptyColumns();
@@ -62,7 +61,7 @@ export async function readOfferHistory(
     const to = new Date(Date.UTC(from.getUTCFullYear(), from.getUTCMonth() + 1, 1));
     const result = await warehouse.run<Record<string, unknown>>(
       `SELECT ${q(oh.customer_id)} AS customer_id, ${featureSelect(warehouse)}, ${q(oh.offered_at)} AS at, ${q(oh.offer_id)} AS label
-       FROM ${t} WHERE ${where ? `${q(oh.accepted)} AND ` : ''}${q(oh.offered_at)} >= $1 AND ${q(oh.offered_at)} < $2`,
+       FROM ${t} WHERE ${q(oh.accepted)} AND ${q(oh.offered_at)} >= $1 AND ${q(oh.offered_at)} < $2`,
       [from.toISOString(), to.toISOString()],
     );
     append(out, result.rows, (row) => new Date(row.at as string).toISOString(), (row) => String(row.label));
