@@ -2,31 +2,38 @@
  * Evaluation metrics over plain arrays. Pure functions: scores and labels in, numbers out.
  */
 
+/** Rows sorted by score and grouped by equal score: each group's size and number of positives. */
+function tieGroups(scores: ArrayLike<number>, labels: ArrayLike<number | boolean>, descending: boolean): { size: number; positives: number }[] {
+  const n = scores.length;
+  if (labels.length !== n) throw new RangeError('scores and labels differ in length');
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (descending ? scores[b]! - scores[a]! : scores[a]! - scores[b]!));
+  const groups: { size: number; positives: number }[] = [];
+  for (let i = 0; i < n; i++) {
+    const row = order[i]!;
+    const last = groups[groups.length - 1];
+    if (last && scores[row] === scores[order[i - 1]!]) last.size++;
+    else groups.push({ size: 1, positives: 0 });
+    if (labels[row]) groups[groups.length - 1]!.positives++;
+  }
+  return groups;
+}
+
 /**
  * Area under the ROC curve: the probability that a random positive scores above a random negative,
  * ties counting one half (the Mann-Whitney statistic, computed with mid-ranks). NaN when only one
  * class is present.
  */
 export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number | boolean>): number {
-  const n = scores.length;
-  if (labels.length !== n) throw new RangeError('scores and labels differ in length');
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a]! - scores[b]!);
   let positives = 0;
   let rankSum = 0;
-  let i = 0;
-  while (i < n) {
-    let j = i;
-    while (j + 1 < n && scores[order[j + 1]!] === scores[order[i]!]) j++;
-    const midRank = (i + j) / 2 + 1;
-    for (let k = i; k <= j; k++) {
-      if (labels[order[k]!]) {
-        positives++;
-        rankSum += midRank;
-      }
-    }
-    i = j + 1;
+  let before = 0;
+  for (const g of tieGroups(scores, labels, false)) {
+    // The group occupies ranks before+1 .. before+size; every member gets their mean.
+    rankSum += g.positives * (before + (g.size + 1) / 2);
+    positives += g.positives;
+    before += g.size;
   }
-  const negatives = n - positives;
+  const negatives = scores.length - positives;
   if (positives === 0 || negatives === 0) return NaN;
   return (rankSum - (positives * (positives + 1)) / 2) / (positives * negatives);
 }
@@ -39,24 +46,16 @@ const EPS = 1e-15;
  * form one threshold.
  */
 export function averagePrecision(scores: ArrayLike<number>, labels: ArrayLike<number | boolean>): number {
-  const n = scores.length;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[b]! - scores[a]!);
-  let positives = 0;
-  for (let i = 0; i < n; i++) if (labels[i]) positives++;
+  const groups = tieGroups(scores, labels, true);
+  const positives = groups.reduce((n, g) => n + g.positives, 0);
   if (positives === 0) return NaN;
   let tp = 0;
   let seen = 0;
   let ap = 0;
-  let i = 0;
-  while (i < n) {
-    let j = i;
-    while (j + 1 < n && scores[order[j + 1]!] === scores[order[i]!]) j++;
-    let groupTp = 0;
-    for (let k = i; k <= j; k++) if (labels[order[k]!]) groupTp++;
-    tp += groupTp;
-    seen += j - i + 1;
-    ap += (groupTp / positives) * (tp / seen);
-    i = j + 1;
+  for (const g of groups) {
+    tp += g.positives;
+    seen += g.size;
+    ap += (g.positives / positives) * (tp / seen);
   }
   return ap;
 }
@@ -85,23 +84,16 @@ export function brierScore(p: ArrayLike<number>, y: ArrayLike<number | boolean>)
 export function liftAt(scores: ArrayLike<number>, labels: ArrayLike<number | boolean>, fraction = 0.1): number {
   const n = scores.length;
   const k = Math.max(1, Math.round(n * fraction));
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[b]! - scores[a]!);
-  let total = 0;
-  for (let i = 0; i < n; i++) if (labels[i]) total++;
+  const groups = tieGroups(scores, labels, true);
+  const total = groups.reduce((t, g) => t + g.positives, 0);
   if (total === 0) return NaN;
   let taken = 0;
   let hits = 0;
-  let i = 0;
-  while (i < n && taken < k) {
-    let j = i;
-    while (j + 1 < n && scores[order[j + 1]!] === scores[order[i]!]) j++;
-    const size = j - i + 1;
-    let groupHits = 0;
-    for (let t = i; t <= j; t++) if (labels[order[t]!]) groupHits++;
-    const share = Math.min(1, (k - taken) / size);
-    hits += groupHits * share;
-    taken += size * share;
-    i = j + 1;
+  for (const g of groups) {
+    if (taken >= k) break;
+    const share = Math.min(1, (k - taken) / g.size);
+    hits += g.positives * share;
+    taken += g.size * share;
   }
   return hits / k / (total / n);
 }
