@@ -1,4 +1,4 @@
-import type { Context, ScheduledEvent } from 'aws-lambda';
+import type { ScheduledEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { coreApp as app } from '../lib/app';
 import { config } from '../lib/config';
@@ -6,7 +6,7 @@ import { NotFoundError, ServiceUnavailableError, ValidationError } from '../lib/
 import { httpHandler } from '../lib/http/index';
 import { invokeAsync, LambdaWorkerInvoker } from '../lib/segments/invokers';
 import { newRun, runSegment } from '../lib/segments/planner';
-import { assertSegmentId, newRunId, SCORE_TYPES, type ScoreType } from '../lib/segments/runs';
+import { assertSegmentId, newRunId, SCORE_TYPES, type ScoreType, type StoredStatistics } from '../lib/segments/runs';
 
 const StartSchema = z.object({ types: z.array(z.enum(SCORE_TYPES, { error: 'types may hold churn, nbo and rfm' })).min(1).max(3).optional() });
 const PlannerEventSchema = z.object({ segment_id: z.string(), run_id: z.string() });
@@ -22,7 +22,7 @@ async function startRun(segmentId: string, types: ScoreType[], trigger: 'api' | 
   const { warehouse, runs, config: cfg } = await app();
   assertSegmentId(segmentId);
   await warehouse.warehouse.getSegment(segmentId);
-  const run = newRun(newRunId(), segmentId, [...new Set(types)], trigger, { ...cfg.segments, retryBackoffMs: 1000 });
+  const run = newRun(newRunId(), segmentId, [...new Set(types)], trigger, cfg.segments);
   await runs.createRun(run);
   try {
     await invokeAsync(cfg.segments.plannerFunction, { segment_id: segmentId, run_id: run.run_id });
@@ -74,7 +74,7 @@ export const stats = httpHandler({ maxBodyBytes: config().maxBodyBytes }, async 
 });
 
 /** The figures of an earlier run that a trend needs. */
-function trend(s: Awaited<ReturnType<Awaited<ReturnType<typeof app>>['runs']['history']>>[number]) {
+function trend(s: StoredStatistics) {
   return {
     run_id: s.run_id,
     finished_at: s.finished_at,
@@ -89,7 +89,7 @@ function trend(s: Awaited<ReturnType<Awaited<ReturnType<typeof app>>['runs']['hi
 }
 
 /** The planner function: runs one queued segment run to the end (asynchronous invocation). */
-export async function planner(event: unknown, context?: Context): Promise<{ run_id: string; status: string }> {
+export async function planner(event: unknown): Promise<{ run_id: string; status: string }> {
   const { segment_id, run_id } = PlannerEventSchema.parse(event);
   const { runs, warehouse, registry, config: cfg } = await app();
   const run = await runs.getRun(segment_id, run_id);
@@ -99,9 +99,8 @@ export async function planner(event: unknown, context?: Context): Promise<{ run_
     runs,
     registry,
     invoker: new LambdaWorkerInvoker(cfg.segments.workerFunction),
-    settings: { ...cfg.segments, retryBackoffMs: 1000 },
+    settings: cfg.segments,
   });
-  void context;
   // CloudWatch embedded metric format: the FailedSegmentChunks alarm watches this metric.
   console.log(
     JSON.stringify({

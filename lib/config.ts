@@ -42,6 +42,8 @@ export interface Config {
     chunkSize: number;
     concurrency: number;
     retries: number;
+    /** Pause before retry n of a chunk is n times this. */
+    retryBackoffMs: number;
     workerFunction: string;
     plannerFunction: string;
     /** Segments the nightly schedule scores. */
@@ -94,6 +96,7 @@ export function loadConfig(env: Env = process.env): Config {
       chunkSize: seconds(env, 'SEGMENT_CHUNK_SIZE', 1000, 1, 10_000),
       concurrency: seconds(env, 'SEGMENT_CONCURRENCY', 4, 1, 1000),
       retries: seconds(env, 'SEGMENT_CHUNK_RETRIES', 2, 0, 10),
+      retryBackoffMs: seconds(env, 'SEGMENT_RETRY_BACKOFF_MS', 1000, 0, 60_000),
       workerFunction: optional(env, 'SEGMENT_WORKER_FUNCTION') ?? `loyalty-ml-${stage}-segmentWorker`,
       plannerFunction: optional(env, 'SEGMENT_PLANNER_FUNCTION') ?? `loyalty-ml-${stage}-segmentPlanner`,
       scheduled: (optional(env, 'SCHEDULED_SEGMENTS') ?? 'all').split(',').map((s) => s.trim()).filter(Boolean),

@@ -40,7 +40,7 @@ default the registry) and prints them. Exit code 1 when the run ends partial or 
       chunkSize: intOption(values['chunk-size'], '--chunk-size', base.segments.chunkSize, [1, 10_000]),
       concurrency: intOption(values.concurrency, '--concurrency', base.segments.concurrency, [1, 1000]),
       retries: intOption(values.retries, '--retries', base.segments.retries, [0, 10]),
-      retryBackoffMs: 500,
+      retryBackoffMs: base.segments.retryBackoffMs,
     };
     const app = await createApp({
       ...base,

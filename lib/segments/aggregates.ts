@@ -95,14 +95,9 @@ function addFeatures(f: FeatureAggregate, row: (number | null)[]): void {
   else f.constant = f.constant.map((c, j) => (c !== 'varies' && c.value === row[j] ? c : 'varies'));
 }
 
-/** Merges b into a copy of a. Exact: counts add, constants stay constant only if equal. */
-export function mergeAggregates(a: SegmentAggregate, b: SegmentAggregate): SegmentAggregate {
-  return mergeInto(structuredClone(a), b);
-}
-
 /**
- * Adds b into `target` in place (the planner's accumulator: copying a large count table for every
- * part would make merging quadratic). Returns target.
+ * Adds b into `target` in place (copying a large count table for every part would make merging
+ * quadratic). Exact: counts add; a feature stays constant only if equal on both sides. Returns target.
  */
 export function mergeInto(target: SegmentAggregate, b: SegmentAggregate): SegmentAggregate {
   const add = (x: Record<string, number>, y: Record<string, number>) => {

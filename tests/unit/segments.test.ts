@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../lib/random';
 import { ModelRegistry } from '../../lib/registry/index';
-import { addCustomer, emptyAggregate, finalizeStatistics, mergeAggregates, psi, type CompactResult } from '../../lib/segments/aggregates';
+import { addCustomer, emptyAggregate, finalizeStatistics, mergeInto, psi, type CompactResult } from '../../lib/segments/aggregates';
 import { LocalWorkerInvoker } from '../../lib/segments/invokers';
 import { newRun, runSegment, type MemberSource } from '../../lib/segments/planner';
 import { newRunId, SegmentRunStore } from '../../lib/segments/runs';
@@ -49,7 +49,7 @@ describe('segment aggregates', () => {
       return agg;
     });
     const order = [3, 0, 5, 1, 4, 2];
-    const merged = order.reduce((acc, k) => mergeAggregates(acc, parts[k]!), emptyAggregate(FEATURES));
+    const merged = order.reduce((acc, k) => mergeInto(acc, parts[k]!), emptyAggregate(FEATURES));
 
     const fromParts = finalizeStatistics(merged);
     expect(fromParts).toEqual(finalizeStatistics(whole));
