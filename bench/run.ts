@@ -106,20 +106,14 @@ async function trainingSection(registry: ModelRegistry, wh: WarehouseHandle, cus
 
 /** 1: the scoring code on features already fetched, against a bare session.run on the same tensor. */
 async function scoringSection(app: Awaited<ReturnType<typeof createApp>>, wh: WarehouseHandle, registry: ModelRegistry): Promise<void> {
-  const ids = Array.from({ length: 3000 }, (_, i) => `demo-${String(i + 1).padStart(6, '0')}`);
-  const fetched = await wh.warehouse.getFeatures(ids);
-  const known = ids.filter((id) => fetched.has(id));
   const sizes = [1, 100, 10_000];
-  const allIds = Array.from({ length: 10_000 }, (_, i) => `c${i}`);
-  const allFeatures = allIds.map((_, i) => fetched.get(known[i % known.length]!)!.features);
+  const { ids: allIds, features: allFeatures } = await sampleCustomers(wh, 10_000);
   for (const model of ['churn', 'nbo'] as const) {
     const { bytes, manifest } = await registry.readModel(model, 'production');
     const session = await createSession(bytes);
     for (const n of sizes) {
       const reps = quick ? (n >= 10_000 ? 10 : 50) : n >= 10_000 ? 60 : n >= 100 ? 500 : 2000;
-      const X = new Float32Array(n * FEATURES.length);
-      allFeatures.slice(0, n).forEach((f, r) => f.forEach((v, j) => (X[r * FEATURES.length + j] = v ?? NaN)));
-      const tensor = new ort.Tensor('float32', X, [n, FEATURES.length]);
+      const tensor = featureTensor(allFeatures.slice(0, n));
       const bare = await measure(() => session.run({ [manifest.input.tensors[0]!.name]: tensor }), { reps });
       const ours = await measure(() => app.scoring.scoreFeatures(allIds.slice(0, n), allFeatures.slice(0, n), model), { reps });
       const rate = (ms: number) => (n / ms) * 1000;
@@ -140,15 +134,9 @@ async function scoringSection(app: Awaited<ReturnType<typeof createApp>>, wh: Wa
 
 /** 8 (serving): churn scoring of 10,000 customers with an MLP and with boosted trees. */
 async function familyServingSection(wh: WarehouseHandle, url: string): Promise<void> {
-  const ids = Array.from({ length: 3000 }, (_, i) => `demo-${String(i + 1).padStart(6, '0')}`);
-  const fetched = await wh.warehouse.getFeatures(ids);
-  const known = ids.filter((id) => fetched.has(id));
   const n = 10_000;
-  const allIds = Array.from({ length: n }, (_, i) => `c${i}`);
-  const features = allIds.map((_, i) => fetched.get(known[i % known.length]!)!.features);
-  const X = new Float32Array(n * FEATURES.length);
-  features.forEach((f, r) => f.forEach((v, j) => (X[r * FEATURES.length + j] = v ?? NaN)));
-  const tensor = new ort.Tensor('float32', X, [n, FEATURES.length]);
+  const { ids: allIds, features } = await sampleCustomers(wh, n);
+  const tensor = featureTensor(features);
   const medians: Record<string, number> = {};
   for (const family of ['mlp', 'gbt'] as const) {
     const dir = tempDir('loyalty-ml-bench-family-');
@@ -205,6 +193,22 @@ async function gbtTrainingSection(wh: WarehouseHandle, rowsWanted: number): Prom
     target: n >= 50_000 ? { text: `< ${limit} s`, met: seconds < limit } : null,
   });
   log(`gbt training ${n} rows: ${seconds.toFixed(1)} s`);
+}
+
+/** n customers for the in-process measurements: the first 3,000 demo customers' real features, repeated. */
+async function sampleCustomers(wh: WarehouseHandle, n: number): Promise<{ ids: string[]; features: (number | null)[][] }> {
+  const demo = Array.from({ length: 3000 }, (_, i) => `demo-${String(i + 1).padStart(6, '0')}`);
+  const fetched = await wh.warehouse.getFeatures(demo);
+  const known = demo.filter((id) => fetched.has(id));
+  const ids = Array.from({ length: n }, (_, i) => `c${i}`);
+  return { ids, features: ids.map((_, i) => fetched.get(known[i % known.length]!)!.features) };
+}
+
+/** The float32 [rows, features] tensor a bare session.run gets (NaN for missing). */
+function featureTensor(features: (number | null)[][]): ort.Tensor {
+  const X = new Float32Array(features.length * FEATURES.length);
+  features.forEach((f, r) => f.forEach((v, j) => (X[r * FEATURES.length + j] = v ?? NaN)));
+  return new ort.Tensor('float32', X, [features.length, FEATURES.length]);
 }
 
 /** 2 (in process): one batch of 100 against 100 single predictions, warehouse on PostgreSQL. */
