@@ -52,7 +52,7 @@ function expectedMatrix(v: TensorVector, classes: string[]): number[] {
   return v.data as number[];
 }
 
-describe('foreign ONNX models from ../shared/fixtures/onnx', () => {
+describe('foreign ONNX models from tests/fixtures/onnx', () => {
   const fixtures = onnxFixtures();
 
   it('covers every fixture folder', () => {

@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-/** The shared fixtures folder (beside the repository), or LOYALTY_FIXTURES_DIR. */
-export const FIXTURES_DIR = process.env.LOYALTY_FIXTURES_DIR ?? resolve(import.meta.dirname, '../../../shared/fixtures');
+/** Real material nobody here wrote (foreign ONNX models, the CDNOW purchase log), copied into the repository. */
+export const FIXTURES_DIR = resolve(import.meta.dirname, '../fixtures');
 
 export interface TensorVector {
   type: string;
