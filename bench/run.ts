@@ -19,7 +19,7 @@ import { FsObjectStore } from '../lib/storage/fs';
 import { trainFromWarehouse } from '../lib/training/run';
 import { loadDemoData } from '../lib/warehouse/demo-load';
 import { openWarehouse, type WarehouseHandle } from '../lib/warehouse/index';
-import { FEATURES } from '../lib/warehouse/schema';
+import { FEATURES } from '../lib/catalog';
 import { startOffline, type Offline } from '../tests/support/offline';
 import { createTestDatabase, startTestPostgres } from '../tests/support/postgres';
 import { tempDir } from '../tests/support/registry';

@@ -1,4 +1,4 @@
-import { SERVED_MODELS } from '../lib/app';
+import { SERVED_MODELS } from '../lib/catalog';
 import { config } from '../lib/config';
 import { LoyaltyError } from '../lib/errors';
 import { httpHandler } from '../lib/http/index';

@@ -4,8 +4,6 @@ import { SegmentRunStore } from './segments/runs';
 import { openObjectStore } from './storage/index';
 import { openWarehouse, type WarehouseHandle } from './warehouse/index';
 
-/** The models the API serves and the kind of output each must have. */
-export const SERVED_MODELS = { churn: 'binary', nbo: 'multiclass' } as const;
 
 /**
  * What every function needs, built once per Lambda instance (cold start) and reused: the registry,

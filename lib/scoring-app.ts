@@ -1,10 +1,11 @@
-import { coreApp, createCoreApp, SERVED_MODELS, type CoreApp } from './app';
+import { coreApp, createCoreApp, type CoreApp } from './app';
+import { SERVED_MODELS } from './catalog';
 import { RefreshingValue } from './cache';
 import { config, type Config } from './config';
 import { ModelProvider } from './scoring/models';
 import { ScoringService } from './scoring/service';
 import { computeBaseProfile, type BaseProfile } from './warehouse/index';
-import { FEATURES } from './warehouse/schema';
+import { FEATURES } from './catalog';
 
 /** The core app plus what scoring needs: served models (onnxruntime), the base profile, the service. */
 export interface App extends CoreApp {

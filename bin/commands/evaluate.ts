@@ -6,7 +6,8 @@ import { isMissing } from '../../lib/inference/encoding';
 import { ModelRunner } from '../../lib/inference/runner';
 import { predictCsv } from '../../lib/inference/csv-predict';
 import type { ModelManifest } from '../../lib/registry/index';
-import { churnTrainingSpec, nboTrainingSpec, OFFER_IDS } from '../../lib/training/datasets';
+import { OFFER_IDS } from '../../lib/catalog';
+import { churnTrainingSpec, nboTrainingSpec } from '../../lib/training/datasets';
 import { evaluateVersion, type EvaluationData } from '../../lib/training/evaluate';
 
 export const evaluate: Command = {

@@ -1,8 +1,7 @@
 import { IntegrityError } from '../errors';
 import type { ModelManifest } from '../registry/manifest';
 import { encodeRecords, toNumber, type ColumnEncoding } from './encoding';
-import { createSession, ort, type InferenceSession } from './session';
-import { makeTensor } from './validate';
+import { createSession, makeTensor, ort, type InferenceSession } from './session';
 
 /**
  * Runs one registry version: turns raw rows into the model's input tensors as its manifest says

@@ -1,3 +1,4 @@
+import { ValidationError } from '../errors';
 import * as ort from 'onnxruntime-node';
 
 ort.env.logLevel = 'error';
@@ -33,4 +34,23 @@ export function sessionIo(session: ort.InferenceSession): SessionIo {
     inputs: session.inputMetadata.map(describe),
     outputs: session.outputMetadata.map(describe),
   };
+}
+
+/** A tensor of an ONNX input type from plain values. */
+export function makeTensor(type: string, values: ArrayLike<number | string>, dims: number[]): ort.Tensor {
+  const n = values.length;
+  switch (type) {
+    case 'float32':
+      return new ort.Tensor('float32', Float32Array.from({ length: n }, (_, i) => Number(values[i])), dims);
+    case 'float64':
+      return new ort.Tensor('float64', Float64Array.from({ length: n }, (_, i) => Number(values[i])), dims);
+    case 'int32':
+      return new ort.Tensor('int32', Int32Array.from({ length: n }, (_, i) => Math.trunc(Number(values[i]))), dims);
+    case 'int64':
+      return new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(Math.trunc(Number(values[i])))), dims);
+    case 'string':
+      return new ort.Tensor('string', Array.from({ length: n }, (_, i) => String(values[i])), dims);
+    default:
+      throw new ValidationError(`Unsupported input type ${type}`);
+  }
 }

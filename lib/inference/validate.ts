@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { ModelRejectedError, ValidationError } from '../errors';
 import { inspectOnnx, OnnxFormatError, opsetVersion, removeZipMap, type OnnxModelInfo, type ZipMapRewrite } from '../onnx/model';
 import type { FeatureSpec, InputSchema, OutputSchema } from '../registry/manifest';
-import { createSession, ort, sessionIo, type SessionIo } from './session';
+import { createSession, makeTensor, ort, sessionIo, type SessionIo } from './session';
 
 /** The oldest default-domain opset onnxruntime runs. */
 const MIN_OPSET = 7;
@@ -218,23 +218,6 @@ function probeValues(n: number): number[] {
 }
 
 /** Builds an onnxruntime tensor of a given element type from numbers (strings from their text). */
-export function makeTensor(type: string, values: ArrayLike<number | string>, dims: number[]): ort.Tensor {
-  const n = values.length;
-  switch (type) {
-    case 'float32':
-      return new ort.Tensor('float32', Float32Array.from({ length: n }, (_, i) => Number(values[i])), dims);
-    case 'float64':
-      return new ort.Tensor('float64', Float64Array.from({ length: n }, (_, i) => Number(values[i])), dims);
-    case 'int32':
-      return new ort.Tensor('int32', Int32Array.from({ length: n }, (_, i) => Math.trunc(Number(values[i]))), dims);
-    case 'int64':
-      return new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt(Math.trunc(Number(values[i])))), dims);
-    case 'string':
-      return new ort.Tensor('string', Array.from({ length: n }, (_, i) => String(values[i])), dims);
-    default:
-      throw new ValidationError(`Unsupported input type ${type}`);
-  }
-}
 
 function describeOutput(
   info: OnnxModelInfo,

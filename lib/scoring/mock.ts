@@ -1,14 +1,12 @@
-import offerCatalog from '../../models/offers.json';
-import { FEATURES } from '../warehouse/schema';
+import { FEATURE_INDEX, OFFER_IDS, type FeatureName } from '../catalog';
 
 /**
  * The rule-based baseline used when a model has no published version and ML_MOCK_MODE allows it.
  * Deterministic, plausible and labelled `mock` everywhere it appears: it exists so a fresh
  * installation answers something honest, never to pass for a trained model.
  */
-export const MOCK_OFFER_IDS = offerCatalog.offers.map((o) => o.id);
 
-const at = (name: string) => FEATURES.indexOf(name);
+const at = (name: FeatureName) => FEATURE_INDEX[name];
 const I = {
   recency: at('days_since_last_transaction'),
   count: at('transaction_count_90d'),
@@ -40,7 +38,7 @@ export function mockOfferProbabilities(f: (number | null)[]): number[] {
     service_recovery: (f[I.complaints] ?? 0) > 0 ? 2 : 0,
     cross_sell_bundle: (f[I.trend] ?? 0) > 0.2 ? 1 : 0,
   };
-  const exp = MOCK_OFFER_IDS.map((id) => Math.exp(scores[id] ?? 0));
+  const exp = OFFER_IDS.map((id) => Math.exp(scores[id] ?? 0));
   const sum = exp.reduce((a, b) => a + b, 0);
   return exp.map((e) => e / sum);
 }

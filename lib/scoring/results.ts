@@ -1,4 +1,4 @@
-import offerCatalog from '../../models/offers.json';
+import { OFFERS } from '../catalog';
 import type { RfmScores } from './rfm';
 
 /** Where an answer came from: a registry version, the RFM rules, or the mock baseline. */
@@ -47,7 +47,7 @@ export interface AllResult {
 export type PredictionType = 'churn' | 'nbo' | 'rfm' | 'all';
 export type CustomerResult = ChurnResult | NboResult | RfmResult | AllResult;
 
-const OFFER_NAMES = new Map(offerCatalog.offers.map((o) => [o.id, o.name]));
+const OFFER_NAMES = new Map(OFFERS.map((o) => [o.id, o.name]));
 
 export function churnRisk(p: number, thresholds: [number, number]): ChurnRisk {
   return p >= thresholds[1] ? 'high' : p >= thresholds[0] ? 'medium' : 'low';
@@ -66,7 +66,7 @@ export function churnResult(customerId: string, p: number, thresholds: [number, 
  * the top offer, and a batch of 10,000 would otherwise allocate 80,000 objects that live through
  * garbage collection.
  */
-export function nboResults(customerIds: string[], offerIds: string[], P: ArrayLike<number>, source: ResultSource): NboResult[] {
+export function nboResults(customerIds: string[], offerIds: readonly string[], P: ArrayLike<number>, source: ResultSource): NboResult[] {
   const k = offerIds.length;
   const batch: NboBatch = { offerIds, names: offerIds.map((id) => OFFER_NAMES.get(id) ?? id), P, order: new Uint8Array(customerIds.length * k), k };
   const out = new Array<NboResult>(customerIds.length);
@@ -89,7 +89,7 @@ export function nboResults(customerIds: string[], offerIds: string[], P: ArrayLi
 }
 
 interface NboBatch {
-  offerIds: string[];
+  offerIds: readonly string[];
   names: string[];
   P: ArrayLike<number>;
   /** Per customer, offer indices best first. */

@@ -1,5 +1,6 @@
 import rfmConfig from '../../models/rfm.json';
 import { ConfigError } from '../errors';
+import { DEFAULTED_RECENCY } from '../catalog';
 
 /**
  * RFM: recency, frequency and monetary value scored 1-5 against cut points (quintiles of the whole
@@ -36,8 +37,6 @@ export interface RfmScores {
 
 export const RFM_SEGMENTS = rfmConfig.segments as RfmSegmentRule[];
 export const FIXED_CUT_POINTS: RfmCutPoints = { ...rfmConfig.fixed_cut_points, basis: 'fixed' };
-/** The warehouse's old default for an unknown recency. */
-export const DEFAULTED_RECENCY = 999;
 
 /** The segment of a score cell: the first rule that contains it. Throws if none does (a config error). */
 export function segmentOf(r: number, f: number, m: number, rules: RfmSegmentRule[] = RFM_SEGMENTS): string {

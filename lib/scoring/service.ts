@@ -1,7 +1,8 @@
 import type { RefreshingValue } from '../cache';
 import type { BaseProfile, CustomerFeatureRow } from '../warehouse/index';
-import { FEATURES } from '../warehouse/schema';
-import { mockChurnProbability, mockOfferProbabilities, MOCK_OFFER_IDS } from './mock';
+import { FEATURES } from '../catalog';
+import { OFFER_IDS } from '../catalog';
+import { mockChurnProbability, mockOfferProbabilities } from './mock';
 import type { ModelHandle, ModelProvider } from './models';
 import {
   churnResult,
@@ -225,7 +226,7 @@ export class ScoringService {
     const source = sourceOf('nbo', handle);
     let results: NboResult[];
     if (handle.kind === 'mock') {
-      results = nboResults(ids, MOCK_OFFER_IDS, features.flatMap(mockOfferProbabilities), source);
+      results = nboResults(ids, OFFER_IDS, features.flatMap(mockOfferProbabilities), source);
     } else {
       results = nboResults(ids, handle.manifest.output.classes, await handle.runner.predictRows(features, FEATURES), source);
     }

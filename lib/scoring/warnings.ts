@@ -1,5 +1,5 @@
 import type { BaseProfile } from '../warehouse/index';
-import { DEFAULTED_RECENCY } from './rfm';
+import { DEFAULTED_RECENCY } from '../catalog';
 
 /**
  * Warnings for the old system's silent failures, computed over one batch. Pure functions.

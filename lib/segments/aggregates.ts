@@ -1,5 +1,4 @@
-import offerCatalog from '../../models/offers.json';
-import { DEFAULTED_RECENCY } from '../scoring/rfm';
+import { DEFAULTED_RECENCY, OFFERS } from '../catalog';
 import type { Warning } from '../scoring/warnings';
 
 /**
@@ -160,7 +159,7 @@ export interface SegmentStatistics {
   drift: { model: string; reference_version: number; psi: number; level: 'stable' | 'moderate' | 'major'; reference: string }[];
 }
 
-const OFFER_NAMES = new Map(offerCatalog.offers.map((o) => [o.id, o.name]));
+const OFFER_NAMES = new Map(OFFERS.map((o) => [o.id, o.name]));
 const EDGES = Array.from({ length: 11 }, (_, i) => i / 10);
 
 /** Final statistics from a merged aggregate. */

@@ -1,4 +1,4 @@
-import { FEATURES } from '../warehouse/schema';
+import { FEATURES } from '../catalog';
 import type { ModelRegistry } from '../registry/index';
 import { emptyAggregate, finalizeStatistics, mergeInto, type DriftReference, type SegmentAggregate } from './aggregates';
 import type { SegmentRun, SegmentRunStore, StoredStatistics } from './runs';

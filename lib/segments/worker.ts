@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { ScoringService } from '../scoring/service';
 import type { AllResult } from '../scoring/results';
-import { FEATURES } from '../warehouse/schema';
+import { FEATURES } from '../catalog';
 import { addCustomer, emptyAggregate, type CompactResult } from './aggregates';
 import { SCORE_TYPES, SEGMENT_ID, RUN_ID, type ChunkPart, type SegmentRunStore } from './runs';
 

@@ -2,7 +2,7 @@ import trainingDefaults from '../../models/training.json';
 import { encodedNames, encodeRecords, type ColumnEncoding } from '../inference/encoding';
 import { exportGbt, exportNet, netProbabilities, toFloat32, type NetModel } from './export';
 import { DEFAULT_GBT, gbtProbabilities, trainGbt, type GbtModel, type GbtParams } from './gbt';
-import { binaryMetrics, multiclassMetrics } from './metrics';
+import { binaryMetrics, multiclassMetrics } from '../metrics';
 import { initNet, train } from './nn';
 import { describePreprocessor, fitPreprocessor, transform } from './preprocess';
 

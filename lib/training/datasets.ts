@@ -1,15 +1,12 @@
 import { readFile } from 'node:fs/promises';
-import offerCatalog from '../../models/offers.json';
 import { ValidationError } from '../errors';
 import { Rng, shuffledIndices } from '../random';
 import type { Warehouse } from '../warehouse/index';
 import { readChurnHistory, readOfferHistory } from '../warehouse/history';
-import { FEATURES } from '../warehouse/schema';
+import { FEATURES, OFFER_IDS } from '../catalog';
 import { parseCsv } from '../csv';
 import { encodeCsv, inferEncodings, positiveLabel } from './csv';
 import type { Splits, TrainingSpec } from './pipeline';
-
-export const OFFER_IDS = offerCatalog.offers.map((o) => o.id);
 
 /**
  * Churn training data from `customer_churn_history`: train on the earlier snapshots, validate on
@@ -51,7 +48,7 @@ export async function nboTrainingSpec(warehouse: Warehouse, onProgress?: (messag
   const validationFrom = months[months.length - 4]!;
   return {
     name: 'nbo',
-    classes: OFFER_IDS,
+    classes: [...OFFER_IDS],
     featureNames: [...FEATURES],
     encodings: null,
     X: history.X,

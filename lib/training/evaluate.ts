@@ -1,7 +1,7 @@
 import { ValidationError } from '../errors';
 import { ModelRunner } from '../inference/runner';
 import type { ModelManifest, ModelRegistry, VersionRef } from '../registry/index';
-import { binaryMetrics, multiclassMetrics } from './metrics';
+import { binaryMetrics, multiclassMetrics } from '../metrics';
 
 /** Labelled rows to evaluate on: raw records keyed by column, and class-index labels. */
 export interface EvaluationData {

@@ -7,7 +7,7 @@ import { ModelRunner } from '../inference/runner';
 import { prepareModel } from '../inference/validate';
 import type { AliasRecord, ModelManifest, ModelRegistry } from '../registry/index';
 import { evaluateGates, type GateThresholds } from './gates';
-import { binaryMetrics, multiclassMetrics, scoreFingerprint } from './metrics';
+import { binaryMetrics, multiclassMetrics, scoreFingerprint } from '../metrics';
 import { OUTPUT_NAME, verifyExport } from './export';
 import type { GbtParams } from './gbt';
 import { pickRows, trainGbtCandidate, trainNetCandidate, treeDesign, type CandidateReport, type Design, type Family, type TrainedCandidate } from './candidates';

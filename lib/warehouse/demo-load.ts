@@ -1,17 +1,18 @@
 import type pg from 'pg';
 import { ValidationError, WarehouseUnavailableError } from '../errors';
-import { rocAuc } from '../training/metrics';
+import { OFFER_IDS } from '../catalog';
+import { rocAuc } from '../metrics';
 import {
   DEMO_AS_OF,
   DEMO_SEGMENTS,
   generateDemoBatch,
-  OFFER_IDS,
   type ChurnSnapshotRow,
   type DemoBatch,
   type OfferRow,
 } from './demo';
 import { describePgError } from './index';
-import { createTablesSql, FEATURES, q, table, truncateTablesSql, type WarehouseConfig } from './schema';
+import { FEATURES } from '../catalog';
+import { createTablesSql, q, table, truncateTablesSql, type WarehouseConfig } from './schema';
 
 export const DEMO_METADATA_TABLE = 'loyalty_ml_demo_metadata';
 const CHUNK = 1000;

@@ -1,4 +1,4 @@
-import offerCatalog from '../../models/offers.json';
+import { DEFAULTED_RECENCY, OFFER_IDS } from '../catalog';
 import { hash32, Rng } from '../random';
 
 /**
@@ -14,13 +14,11 @@ import { hash32, Rng } from '../random';
  * `acceptanceProbability(offer, features)`.
  */
 
-export const OFFER_IDS = offerCatalog.offers.map((o) => o.id);
 export const DEMO_AS_OF = '2026-11-01';
 /** Months back of the first and last churn snapshot; the last one's 90-day window ends before as-of. */
 const FIRST_SNAPSHOT_BACK = 15;
 const LAST_SNAPSHOT_BACK = 4;
 const OFFER_MONTHS_BACK = 12;
-const DEFAULTED_RECENCY = 999;
 const DEFAULTED_RECENCY_RATE = 0.005;
 const NEVER_BOUGHT_RATE = 0.04;
 const NOT_ENROLLED_RATE = 0.06;

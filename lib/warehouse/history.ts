@@ -1,5 +1,6 @@
 import type { Warehouse } from './index';
-import { FEATURES, q, table } from './schema';
+import { FEATURES } from '../catalog';
+import { q, table } from './schema';
 
 /** Rows of a history table as columns: raw features (NaN = missing), labels and timestamps. */
 export interface HistoryColumns {

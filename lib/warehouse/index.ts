@@ -2,9 +2,10 @@ import pg from 'pg';
 import { redactUrl } from '../config';
 import { NotFoundError, ValidationError, WarehouseUnavailableError } from '../errors';
 import { openEmbeddedWarehouse } from './embedded';
-import { FEATURES, loadWarehouseConfig, q, table, type WarehouseConfig } from './schema';
+import { FEATURES } from '../catalog';
+import { loadWarehouseConfig, q, table, type WarehouseConfig } from './schema';
 
-export { FEATURES, loadWarehouseConfig, type WarehouseConfig } from './schema';
+export { loadWarehouseConfig, type WarehouseConfig } from './schema';
 
 /** What loyalty-ml needs from a SQL connection: pg's Pool and Client both fit. */
 export interface SqlClient {

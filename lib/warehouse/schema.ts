@@ -1,12 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import defaults from '../../models/warehouse.json';
-import featureCatalog from '../../models/features.json';
+import { FEATURES } from '../catalog';
 import { ConfigError } from '../errors';
 
-/** The 10 model features, in the order every model takes them. */
-export const FEATURES = featureCatalog.features.map((f) => f.name) as readonly string[];
-export type FeatureName = (typeof FEATURES)[number];
 
 const ident = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'must be a plain SQL identifier');
 

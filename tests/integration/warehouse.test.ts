@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { WarehouseUnavailableError } from '../../lib/errors';
 import { loadDemoData, readDemoSummary } from '../../lib/warehouse/demo-load';
-import { FEATURES, openWarehouse, type WarehouseHandle } from '../../lib/warehouse/index';
+import { openWarehouse, type WarehouseHandle } from '../../lib/warehouse/index';
+import { FEATURES } from '../../lib/catalog';
 import { createTestDatabase } from '../support/postgres';
 import { tempDir } from '../support/registry';
 

@@ -1,5 +1,5 @@
 import type { App } from '../../lib/scoring-app';
-import { SERVED_MODELS } from '../../lib/app';
+import { SERVED_MODELS } from '../../lib/catalog';
 import { RefreshingValue } from '../../lib/cache';
 import { loadConfig } from '../../lib/config';
 import { ModelRegistry } from '../../lib/registry/index';
@@ -7,7 +7,7 @@ import { ModelProvider } from '../../lib/scoring/models';
 import { ScoringService, type FeatureSource } from '../../lib/scoring/service';
 import { SegmentRunStore } from '../../lib/segments/runs';
 import type { BaseProfile, CustomerFeatureRow, WarehouseHandle } from '../../lib/warehouse/index';
-import { FEATURES } from '../../lib/warehouse/schema';
+import { FEATURES } from '../../lib/catalog';
 import { tempFsStore } from './registry';
 
 /** An in-memory feature source that counts its queries. */

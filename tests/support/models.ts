@@ -4,8 +4,8 @@ import { externalLineage } from '../../lib/registry/index';
 import { exportNet, toFloat32 } from '../../lib/training/export';
 import { initNet } from '../../lib/training/nn';
 import { fitPreprocessor } from '../../lib/training/preprocess';
-import { FEATURES } from '../../lib/warehouse/schema';
-import { OFFER_IDS } from '../../lib/training/datasets';
+import { FEATURES } from '../../lib/catalog';
+import { OFFER_IDS } from '../../lib/catalog';
 
 /**
  * Small real ONNX models over the 10 warehouse features, built with the project's own exporter
@@ -25,7 +25,7 @@ export async function tinyModel(kind: 'churn' | 'nbo', options: { seed?: number;
     out.b[0] = 8; // one class (or a high churn logit) for everyone, at ~100% confidence
   }
   const bytes = exportNet(toFloat32({ kind: 'net', preprocessor: pp, net, classes }), { name: kind, producerVersion: 'test' });
-  const labels = kind === 'churn' ? ['0', '1'] : OFFER_IDS;
+  const labels = kind === 'churn' ? ['0', '1'] : [...OFFER_IDS];
   const prepared = await prepareModel(bytes, [...FEATURES], { classes: labels, positiveClass: kind === 'churn' ? '1' : undefined });
   return {
     bytes: prepared.bytes,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { rocAuc } from '../../lib/training/metrics';
-import { churnProbability, demoCustomerId, generateDemoBatch, OFFER_IDS } from '../../lib/warehouse/demo';
+import { rocAuc } from '../../lib/metrics';
+import { OFFER_IDS } from '../../lib/catalog';
+import { churnProbability, demoCustomerId, generateDemoBatch } from '../../lib/warehouse/demo';
 
 describe('demo customer base', () => {
   it('is the same for a seed however it is chunked, and differs across seeds', () => {

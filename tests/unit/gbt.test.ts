@@ -4,7 +4,7 @@ import { prepareModel } from '../../lib/inference/validate';
 import { Rng } from '../../lib/random';
 import { exportGbt, verifyExport } from '../../lib/training/export';
 import { bestSplit, binData, DEFAULT_GBT, fitBinning, gbtProbabilities, trainGbt, type GbtData } from '../../lib/training/gbt';
-import { rocAuc } from '../../lib/training/metrics';
+import { rocAuc } from '../../lib/metrics';
 
 const params = { l2: 1, minSamplesLeaf: 1, minHessianLeaf: 0 };
 /** A histogram of one feature: bins [missing, v1, v2, ...] of (gradient, hessian, count). */

@@ -8,7 +8,7 @@ import {
   liftAt,
   multiclassMetrics,
   rocAuc,
-} from '../../lib/training/metrics';
+} from '../../lib/metrics';
 
 describe('rocAuc', () => {
   it('is 1 for a perfect ranking and 0 for a reversed one', () => {

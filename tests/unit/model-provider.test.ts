@@ -8,7 +8,7 @@ import { ModelUnavailableError } from '../../lib/errors';
 import { ModelRegistry, aliasKey, manifestKey, modelKey } from '../../lib/registry/index';
 import { ModelProvider } from '../../lib/scoring/models';
 import { S3ObjectStore } from '../../lib/storage/s3';
-import { FEATURES } from '../../lib/warehouse/schema';
+import { FEATURES } from '../../lib/catalog';
 import { tinyModel } from '../support/models';
 
 const s3 = mockClient(S3Client);

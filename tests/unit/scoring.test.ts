@@ -3,7 +3,7 @@ import { ModelRegistry } from '../../lib/registry/index';
 import { ModelProvider } from '../../lib/scoring/models';
 import { NOT_FOUND, ScoringService, type FeatureSource } from '../../lib/scoring/service';
 import { churnCollapseWarning, featureWarnings, nboCollapseWarning } from '../../lib/scoring/warnings';
-import { FEATURES } from '../../lib/warehouse/schema';
+import { FEATURES } from '../../lib/catalog';
 import { customerFeatures, MemoryFeatures, PROFILE, testApp } from '../support/app';
 import { publishTiny } from '../support/models';
 import { tempFsStore } from '../support/registry';

@@ -6,7 +6,7 @@ import { LocalWorkerInvoker } from '../../lib/segments/invokers';
 import { newRun, runSegment, type MemberSource } from '../../lib/segments/planner';
 import { newRunId, SegmentRunStore } from '../../lib/segments/runs';
 import { scoreChunk, type FaultPlan } from '../../lib/segments/worker';
-import { FEATURES } from '../../lib/warehouse/schema';
+import { FEATURES } from '../../lib/catalog';
 import { customerFeatures, MemoryFeatures, testApp } from '../support/app';
 import { publishTiny } from '../support/models';
 import { FaultyStore, tempFsStore } from '../support/registry';

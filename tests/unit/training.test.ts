@@ -4,7 +4,7 @@ import { encodedNames, encodeRecords } from '../../lib/inference/encoding';
 import { Rng } from '../../lib/random';
 import { inferEncodings, positiveLabel } from '../../lib/training/csv';
 import { stratifiedSplit } from '../../lib/training/datasets';
-import { rocAuc } from '../../lib/training/metrics';
+import { rocAuc } from '../../lib/metrics';
 import { initNet, predict, train } from '../../lib/training/nn';
 import { fitPreprocessor, transform } from '../../lib/training/preprocess';
 
