@@ -1,6 +1,6 @@
 import { SERVED_MODELS } from '../lib/catalog';
 import { config } from '../lib/config';
-import { LoyaltyError } from '../lib/errors';
+import { reportableMessage } from '../lib/errors';
 import { httpHandler } from '../lib/http/index';
 import { app } from '../lib/scoring-app';
 import { modelStatus } from '../lib/scoring/status';
@@ -17,7 +17,7 @@ export const handler = httpHandler({ maxBodyBytes: config().maxBodyBytes }, asyn
   await Promise.all(
     names.map((name) =>
       models.get(name).catch((error: unknown) => {
-        errors[name] = error instanceof LoyaltyError && error.expose ? error.message : 'could not be loaded';
+        errors[name] = reportableMessage(error);
       }),
     ),
   );

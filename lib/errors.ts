@@ -1,17 +1,27 @@
 /**
  * The error hierarchy. Every error the service raises on purpose is a LoyaltyError: it carries an
- * HTTP status, a stable machine-readable code, and `expose`, which says whether its message is safe
- * to show to a caller. Anything that is not a LoyaltyError is a bug and is reported as a bare 500.
+ * HTTP status, a stable machine-readable code and its cause. Its message is shown to an API caller
+ * only below 500 (the caller's own mistake, which the message explains); from 500 up the caller
+ * gets a fixed sentence per code and the message goes to the log. CLI users are operators and see
+ * every message. Anything that is not a LoyaltyError is a bug and is reported as a bare 500.
  */
 export abstract class LoyaltyError extends Error {
   abstract readonly status: number;
   abstract readonly code: string;
-  /** Whether the message may be shown to an API caller or CLI user as it is. */
-  readonly expose: boolean = true;
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
+  }
+
+  /** Whether the message may be shown to an API caller as it is: only for the caller's own mistakes. */
+  get expose(): boolean {
+    return this.status < 500;
+  }
+
+  /** Whether the command line should call this bad input (exit 2) rather than a failure (exit 1). */
+  get userFault(): boolean {
+    return this.status >= 400 && this.status < 500;
   }
 }
 
@@ -58,6 +68,27 @@ export class ConflictError extends LoyaltyError {
 }
 
 /**
+ * Writers kept overwriting each other: the retries of a compare-and-swap were spent. Nothing the
+ * caller sent is wrong, so the command line exits 1, not 2; trying again later is the remedy.
+ */
+export class ContentionError extends LoyaltyError {
+  readonly status = 409;
+  readonly code = 'write_contention';
+  override get userFault(): boolean {
+    return false;
+  }
+}
+
+/**
+ * A store that does not honour conditional writes (If-None-Match / If-Match) would let racing
+ * writers silently replace each other; the registry refuses to write to it.
+ */
+export class UnsafeStoreError extends LoyaltyError {
+  readonly status = 503;
+  readonly code = 'store_unsafe';
+}
+
+/**
  * A conditional write found the object in another state than expected (exists already, or changed).
  * Internal: callers in the registry retry or turn it into a ConflictError.
  */
@@ -80,14 +111,12 @@ export class IntegrityError extends LoyaltyError {
 export class StoreUnavailableError extends LoyaltyError {
   readonly status = 503;
   readonly code = 'registry_unavailable';
-  override readonly expose = false;
 }
 
 /** The data warehouse could not be reached or failed. */
 export class WarehouseUnavailableError extends LoyaltyError {
   readonly status = 503;
   readonly code = 'warehouse_unavailable';
-  override readonly expose = false;
 }
 
 /** No usable model is available to answer (none published, or none could be loaded). */
@@ -106,13 +135,18 @@ export class ServiceUnavailableError extends LoyaltyError {
 export class ConfigError extends LoyaltyError {
   readonly status = 500;
   readonly code = 'configuration_error';
-  override readonly expose = false;
 }
 
-/** The message that is safe to show for any thrown value. */
+/** The answer took longer than the caller's deadline allows. */
+export class DeadlineExceededError extends LoyaltyError {
+  readonly status = 504;
+  readonly code = 'timeout';
+}
+
+/** The message that is safe to show an API caller for any thrown value. */
 export function publicMessage(error: unknown): string {
   if (error instanceof LoyaltyError && error.expose) return error.message;
-  if (error instanceof LoyaltyError) return defaultMessages[error.code] ?? 'Internal error';
+  if (error instanceof LoyaltyError) return defaultMessages[error.code] ?? 'The service could not answer; try again later';
   return 'Internal error';
 }
 
@@ -120,4 +154,20 @@ const defaultMessages: Record<string, string> = {
   registry_unavailable: 'The model registry is unavailable; try again later',
   warehouse_unavailable: 'The data warehouse is unavailable; try again later',
   configuration_error: 'The service is misconfigured',
+  model_unavailable: 'No usable model is available to answer; the operators have been alerted by the logs',
+  integrity_check_failed: 'A stored model or document failed its integrity check; try again later',
+  model_file_missing: 'A stored model file is missing; try again later',
+  service_unavailable: 'A dependency did not accept the work; try again later',
+  store_unsafe: 'The model store is not safe for writes',
+  timeout: 'The answer was not ready within the deadline; try again or send fewer customers',
 };
+
+/**
+ * How a problem is described inside a successful answer (model status, stale-model warnings):
+ * findings about stored models (integrity, availability) keep their message, which names only the
+ * model, its version and checksums; anything else is described by its public message.
+ */
+export function reportableMessage(error: unknown): string {
+  if (error instanceof IntegrityError || error instanceof ModelUnavailableError) return error.message;
+  return publicMessage(error);
+}

@@ -63,7 +63,7 @@ export function reportError(error: unknown, io: CommandIo): number {
   if (error instanceof LoyaltyError) {
     io.err(`error: ${error.message}`);
     if (error instanceof UsageError) io.err('Run with --help for usage.');
-    return error.status >= 400 && error.status < 500 ? EXIT.usage : EXIT.failure;
+    return error.userFault ? EXIT.usage : EXIT.failure;
   }
   io.err(`error: unexpected failure: ${error instanceof Error ? error.message : String(error)}`);
   if (process.env.LOYALTY_ML_DEBUG && error instanceof Error) io.err(error.stack ?? '');

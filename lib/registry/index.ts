@@ -2,9 +2,11 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import {
   ConflictError,
+  ContentionError,
   IntegrityError,
   NotFoundError,
   PreconditionFailedError,
+  UnsafeStoreError,
   ValidationError,
 } from '../errors';
 import type { ObjectStore } from '../storage/index';
@@ -165,6 +167,7 @@ export class ModelRegistry {
   async publish(name: string, bytes: Uint8Array, draft: ManifestDraft): Promise<ModelManifest> {
     assertName('model', name);
     if (bytes.byteLength === 0) throw new ValidationError('The model file is empty');
+    await this.assertSafeStore('publish');
     const sha = sha256(bytes);
     for (let attempt = 0; attempt < MAX_PUBLISH_ATTEMPTS; attempt++) {
       const taken = await this.versionNumbers(name, false);
@@ -198,7 +201,9 @@ export class ModelRegistry {
       }
       return manifest;
     }
-    throw new ConflictError(`Could not claim a version number for "${name}" after ${MAX_PUBLISH_ATTEMPTS} attempts`);
+    throw new ContentionError(
+      `Could not claim a version number for "${name}" after ${MAX_PUBLISH_ATTEMPTS} attempts: other writers took every number tried (or the store keeps refusing create-only writes); nothing was published`,
+    );
   }
 
   async getAlias(name: string, alias: string): Promise<AliasRecord | null> {
@@ -222,6 +227,7 @@ export class ModelRegistry {
    */
   async promote(name: string, alias: string, ref: VersionRef, reason: string | null = null): Promise<AliasRecord> {
     assertName('alias', alias);
+    await this.assertSafeStore('promote');
     const version = await this.resolveVersion(name, ref);
     await this.assertPromotable(name, version);
     return this.moveAlias(name, alias, async () => version, 'promote', reason);
@@ -233,6 +239,7 @@ export class ModelRegistry {
    */
   async rollback(name: string, alias: string, to: number | null = null, reason: string | null = null): Promise<AliasRecord> {
     assertName('alias', alias);
+    await this.assertSafeStore('roll back');
     return this.moveAlias(
       name,
       alias,
@@ -301,7 +308,22 @@ export class ModelRegistry {
         throw error;
       }
     }
-    throw new ConflictError(`Alias "${alias}" of "${name}" kept changing; try again`);
+    throw new ContentionError(
+      `Alias "${alias}" of "${name}" kept changing: ${MAX_ALIAS_ATTEMPTS} compare-and-swap attempts lost to other writers (or the store keeps refusing If-Match); the alias was not moved, try again`,
+    );
+  }
+
+  /**
+   * Refuses to write to a store that ignores conditional writes: there, racing publishers would
+   * get the same version number and overwrite each other, and alias history would lose entries.
+   */
+  private async assertSafeStore(what: string): Promise<void> {
+    const support = await this.store.checkConditionalWrites('models/');
+    if (support.ok) return;
+    throw new UnsafeStoreError(
+      `Refusing to ${what} on ${this.store.location}: this store ${support.problems.join('; it ')}. ` +
+        'Concurrent writers would silently replace each other there. Use Amazon S3, or an S3-compatible store that honours If-None-Match and If-Match.',
+    );
   }
 
   /**

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LoyaltyError, NotFoundError, ValidationError } from '../errors';
+import { DeadlineExceededError, NotFoundError, ValidationError } from '../errors';
 import { plainResult } from './results';
 import type { BatchOutcome } from './service';
 import { NOT_FOUND } from './service';
@@ -63,18 +63,13 @@ export function batchResponse(outcome: BatchOutcome): Record<string, unknown> {
   };
 }
 
-class GatewayTimeoutError extends LoyaltyError {
-  readonly status = 504;
-  readonly code = 'timeout';
-}
-
 /** One customer: the result's fields at the top level, or a 404/504 when it could not be scored. */
 export function singleResponse(outcome: BatchOutcome): Record<string, unknown> {
   const result = outcome.results[0];
   if (!result) {
-    const error = outcome.errors[0]?.error ?? NOT_FOUND;
-    if (error === NOT_FOUND) throw new NotFoundError(`${NOT_FOUND}: ${outcome.ids[0]}`, { code: 'customer_not_found' });
-    throw new GatewayTimeoutError(error);
+    const id = outcome.ids[0]!;
+    if (outcome.timedOut.includes(id)) throw new DeadlineExceededError(outcome.errors[0]?.error ?? `Customer ${id} was not scored in time`);
+    throw new NotFoundError(`${NOT_FOUND}: ${id}`, { code: 'customer_not_found' });
   }
   return { type: outcome.type, mode: 'single', ...plainResult(result.result), warnings: outcome.warnings };
 }

@@ -1,5 +1,5 @@
 import { RefreshingValue } from '../cache';
-import { IntegrityError, LoyaltyError, ModelUnavailableError, NotFoundError } from '../errors';
+import { IntegrityError, LoyaltyError, ModelUnavailableError, NotFoundError, reportableMessage } from '../errors';
 import { ModelRunner } from '../inference/runner';
 import type { ModelManifest, ModelRegistry } from '../registry/index';
 
@@ -154,6 +154,6 @@ function mockWarning(name: string, reason: string): ModelWarning {
 }
 
 function describe(error: unknown): string {
-  if (error instanceof LoyaltyError) return error.expose ? error.message : error.code;
+  if (error instanceof LoyaltyError) return reportableMessage(error);
   return 'unexpected error';
 }

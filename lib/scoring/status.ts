@@ -1,4 +1,4 @@
-import { IntegrityError, NotFoundError } from '../errors';
+import { IntegrityError, NotFoundError, reportableMessage } from '../errors';
 import type { ModelRegistry } from '../registry/index';
 import type { ModelProvider } from './models';
 
@@ -82,7 +82,7 @@ async function aliasStatus(registry: ModelRegistry, name: string, alias: string,
       sha256: manifest?.model.sha256 ?? '',
       file_exists: error.code !== 'model_file_missing',
       checksum_verified: false,
-      problem: error.expose ? error.message : error.code,
+      problem: reportableMessage(error),
     };
   }
   verified.set(key, { at: Date.now(), status });

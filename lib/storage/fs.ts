@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { PreconditionFailedError, StoreUnavailableError } from '../errors';
-import { assertValidKey, type ListResult, type ObjectStore, type PutOptions, type StoredObject } from './index';
+import { assertValidKey, type ConditionalWriteSupport, type ListResult, type ObjectStore, type PutOptions, type StoredObject } from './index';
 
 const LOCK_STALE_MS = 30_000;
 const LOCK_WAIT_MS = 10_000;
@@ -21,6 +21,11 @@ export class FsObjectStore implements ObjectStore {
   constructor(root: string) {
     this.root = resolve(root);
     this.location = this.root;
+  }
+
+  /** link(2) and the lock file give both guarantees on any local file system. */
+  async checkConditionalWrites(): Promise<ConditionalWriteSupport> {
+    return { ok: true, problems: [] };
   }
 
   async get(key: string): Promise<StoredObject | null> {

@@ -38,6 +38,19 @@ export interface ObjectStore {
   list(prefix: string, options?: { delimiter?: string }): Promise<ListResult>;
   /** Deletes an object; deleting a missing object is not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Whether this store honours create-only and compare-and-swap writes, checked (once per store)
+   * with probe objects below `prefix`. The registry's guarantees rest on them: a store that
+   * ignores them would let racing writers silently replace each other's versions and aliases.
+   */
+  checkConditionalWrites(prefix: string): Promise<ConditionalWriteSupport>;
+}
+
+/** The outcome of a conditional-write probe: what the store got wrong, if anything. */
+export interface ConditionalWriteSupport {
+  ok: boolean;
+  /** One sentence per failed check, e.g. "ignores If-None-Match: * (a second create-only write replaced the object)". */
+  problems: string[];
 }
 
 const SEGMENT = /^[A-Za-z0-9._=+-]+$/;

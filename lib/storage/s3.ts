@@ -6,8 +6,9 @@ import {
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
+import { randomUUID } from 'node:crypto';
 import { PreconditionFailedError, StoreUnavailableError, ValidationError } from '../errors';
-import { assertValidKey, type ListResult, type ObjectStore, type PutOptions, type StoredObject } from './index';
+import { assertValidKey, type ConditionalWriteSupport, type ListResult, type ObjectStore, type PutOptions, type StoredObject } from './index';
 
 let defaultClient: S3Client | undefined;
 
@@ -52,6 +53,7 @@ export class S3ObjectStore implements ObjectStore {
   private readonly bucket: string;
   private readonly prefix: string;
   private readonly client: S3Client;
+  private readonly probes = new Map<string, Promise<ConditionalWriteSupport>>();
 
   constructor(options: { bucket: string; prefix?: string; client?: S3Client }) {
     this.bucket = options.bucket;
@@ -99,6 +101,71 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * Probes, once per prefix and store, that the store answers conditional writes as S3 does:
+   * a create-only write of a new key succeeds and a second one is refused, and If-Match accepts the
+   * ETag the store itself returned and refuses a wrong one. Some S3-compatible stores ignore these
+   * headers (and would silently lose racing writes) or refuse their own quoted ETags. A store that
+   * cannot be reached, or refuses the probe for permissions, fails with StoreUnavailableError and
+   * is probed again next time.
+   */
+  checkConditionalWrites(prefix: string): Promise<ConditionalWriteSupport> {
+    let probe = this.probes.get(prefix);
+    if (!probe) {
+      probe = this.probe(prefix).catch((error: unknown) => {
+        this.probes.delete(prefix);
+        throw error;
+      });
+      this.probes.set(prefix, probe);
+    }
+    return probe;
+  }
+
+  private async probe(prefix: string): Promise<ConditionalWriteSupport> {
+    const key = `${prefix}_probe/${randomUUID()}`;
+    assertValidKey(key);
+    const problems: string[] = [];
+    try {
+      const created = await this.conditionalPut(key, { IfNoneMatch: '*' });
+      if (!created.ok) {
+        problems.push(`refuses a create-only write (If-None-Match: *) of a new key (answered ${created.answer})`);
+        return { ok: false, problems };
+      }
+      let etag = created.etag;
+      const again = await this.conditionalPut(key, { IfNoneMatch: '*' });
+      if (again.ok) {
+        problems.push('ignores If-None-Match: * (a second create-only write replaced the object)');
+        etag = again.etag;
+      } else if (!again.precondition) problems.push(`answers a second create-only write with ${again.answer} instead of 412 Precondition Failed`);
+      const swapped = await this.conditionalPut(key, { IfMatch: etag });
+      if (!swapped.ok) problems.push(`refuses a write with the ETag it returned itself in If-Match (answered ${swapped.answer})`);
+      const stale = await this.conditionalPut(key, { IfMatch: '"0123456789abcdef0123456789abcdef"' });
+      if (stale.ok) problems.push('ignores If-Match (a write with a wrong ETag replaced the object)');
+      return { ok: problems.length === 0, problems };
+    } finally {
+      await this.delete(key).catch(() => undefined);
+    }
+  }
+
+  /** One conditional PutObject; an answer other than success says how the store answered. */
+  private async conditionalPut(
+    key: string,
+    condition: { IfNoneMatch?: string; IfMatch?: string },
+  ): Promise<{ ok: true; etag: string } | { ok: false; precondition: boolean; answer: string }> {
+    try {
+      const body = new TextEncoder().encode(`loyalty-ml conditional write probe ${new Date().toISOString()}`);
+      const out = await this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: this.prefix + key, Body: body, ContentLength: body.byteLength, ContentType: 'text/plain', ...condition }),
+      );
+      return { ok: true, etag: out.ETag ?? '' };
+    } catch (error) {
+      const status = statusOf(error);
+      // No status (network), a permission refusal or a server error: the store is not usable now.
+      if (status === undefined || status === 403 || status >= 500) throw this.unavailable(`probe conditional writes at ${key}`, error);
+      return { ok: false, precondition: status === 412 || status === 409, answer: `${status} ${errorName(error) ?? ''}`.trim() };
+    }
+  }
+
   async list(prefix: string, options: { delimiter?: string } = {}): Promise<ListResult> {
     const keys: string[] = [];
     const prefixes: string[] = [];
@@ -139,10 +206,13 @@ export class S3ObjectStore implements ObjectStore {
   }
 }
 
+function statusOf(error: unknown): number | undefined {
+  if (error instanceof S3ServiceException) return error.$metadata?.httpStatusCode;
+  return (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
+}
+
 function isStatus(error: unknown, status: number): boolean {
-  if (error instanceof S3ServiceException) return error.$metadata?.httpStatusCode === status;
-  const meta = (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata;
-  return meta?.httpStatusCode === status;
+  return statusOf(error) === status;
 }
 
 function errorName(error: unknown): string | undefined {

@@ -1,14 +1,11 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { tempDir } from '../../devkit/temp';
 import type { ManifestDraft } from '../../lib/registry/index';
 import { externalLineage } from '../../lib/registry/index';
 import { FsObjectStore } from '../../lib/storage/fs';
 import type { ObjectStore, PutOptions } from '../../lib/storage/index';
 
-export function tempDir(prefix = 'loyalty-ml-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
+
+export { tempDir };
 
 export function tempFsStore(): FsObjectStore {
   return new FsObjectStore(tempDir());
@@ -71,5 +68,8 @@ export class FaultyStore implements ObjectStore {
   }
   delete(key: string) {
     return this.inner.delete(key);
+  }
+  checkConditionalWrites(prefix: string) {
+    return this.inner.checkConditionalWrites(prefix);
   }
 }

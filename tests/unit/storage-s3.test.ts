@@ -10,7 +10,7 @@ import { sdkStreamMixin } from '@smithy/util-stream';
 import { mockClient } from 'aws-sdk-client-mock';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PreconditionFailedError, StoreUnavailableError } from '../../lib/errors';
+import { ContentionError, PreconditionFailedError, StoreUnavailableError, UnsafeStoreError } from '../../lib/errors';
 import { ModelRegistry } from '../../lib/registry/index';
 import { S3ObjectStore } from '../../lib/storage/s3';
 import { draft } from '../support/registry';
@@ -28,6 +28,29 @@ function body(text: string) {
 
 beforeEach(() => s3.reset());
 afterEach(() => s3.reset());
+
+type PutInput = { Key?: string; IfNoneMatch?: string; IfMatch?: string };
+
+/**
+ * PutObject answered as S3 answers conditional writes for the probe's keys (create-only refused
+ * the second time, If-Match compared with the stored ETag), and by `others` for every other key.
+ * `store` lets a test play an S3-compatible store that gets them wrong.
+ */
+function putObjects(others: (input: PutInput) => unknown, store: { ignoreIfNoneMatch?: boolean; ignoreIfMatch?: boolean; refuseOwnEtag?: boolean } = {}) {
+  const etags = new Map<string, string>();
+  let n = 0;
+  s3.on(PutObjectCommand).callsFake((input: PutInput) => {
+    const key = input.Key ?? '';
+    if (!key.includes('/_probe/')) return others(input);
+    const current = etags.get(key);
+    if (input.IfNoneMatch === '*' && current && !store.ignoreIfNoneMatch) throw serviceError('PreconditionFailed', 412);
+    if (input.IfMatch !== undefined && !store.ignoreIfMatch && (input.IfMatch !== current || store.refuseOwnEtag)) throw serviceError('PreconditionFailed', 412);
+    const etag = `"probe-${++n}"`;
+    etags.set(key, etag);
+    return { ETag: etag };
+  });
+  s3.on(DeleteObjectCommand).resolves({});
+}
 
 describe('S3ObjectStore', () => {
   const store = () => new S3ObjectStore({ bucket: 'models-bucket', prefix: 'loyalty', client });
@@ -87,14 +110,19 @@ describe('ModelRegistry over S3 conditional writes', () => {
     s3.on(ListObjectsV2Command)
       .resolvesOnce({ Contents: [], IsTruncated: false })
       .resolves({ Contents: [{ Key: 'loyalty/models/churn/versions/1/model.onnx' }], IsTruncated: false });
-    s3.on(PutObjectCommand).resolves({ ETag: '"e"' });
-    s3.on(PutObjectCommand, { Key: 'loyalty/models/churn/versions/1/model.onnx' }).rejects(serviceError('PreconditionFailed', 412));
+    putObjects((input) => {
+      if (input.Key === 'loyalty/models/churn/versions/1/model.onnx') throw serviceError('PreconditionFailed', 412);
+      return { ETag: '"e"' };
+    });
     const registry = new ModelRegistry(new S3ObjectStore({ bucket: 'b', prefix: 'loyalty', client }), { actor: 'test' });
 
     const manifest = await registry.publish('churn', new Uint8Array([1, 2, 3]), draft());
 
     expect(manifest.version).toBe(2);
-    const puts = s3.commandCalls(PutObjectCommand).map((c) => [c.args[0].input.Key, c.args[0].input.IfNoneMatch]);
+    const puts = s3
+      .commandCalls(PutObjectCommand)
+      .map((c) => [c.args[0].input.Key, c.args[0].input.IfNoneMatch])
+      .filter(([key]) => !key!.includes('/_probe/'));
     expect(puts).toEqual([
       ['loyalty/models/churn/versions/1/model.onnx', '*'],
       ['loyalty/models/churn/versions/2/model.onnx', '*'],
@@ -104,14 +132,16 @@ describe('ModelRegistry over S3 conditional writes', () => {
 
   it('removes the claimed model file when the manifest write fails', async () => {
     s3.on(ListObjectsV2Command).resolves({ Contents: [], IsTruncated: false });
-    s3.on(PutObjectCommand).resolves({ ETag: '"e"' });
-    s3.on(PutObjectCommand, { Key: 'loyalty/models/churn/versions/1/manifest.json' }).rejects(serviceError('InternalError', 500));
-    s3.on(DeleteObjectCommand).resolves({});
+    putObjects((input) => {
+      if (input.Key === 'loyalty/models/churn/versions/1/manifest.json') throw serviceError('InternalError', 500);
+      return { ETag: '"e"' };
+    });
     const registry = new ModelRegistry(new S3ObjectStore({ bucket: 'b', prefix: 'loyalty', client }), { actor: 'test' });
 
     await expect(registry.publish('churn', new Uint8Array([1]), draft())).rejects.toBeInstanceOf(StoreUnavailableError);
 
-    expect(s3.commandCalls(DeleteObjectCommand).map((c) => c.args[0].input.Key)).toEqual(['loyalty/models/churn/versions/1/model.onnx']);
+    const deleted = s3.commandCalls(DeleteObjectCommand).map((c) => c.args[0].input.Key!);
+    expect(deleted.filter((k) => !k.includes('/_probe/'))).toEqual(['loyalty/models/churn/versions/1/model.onnx']);
   });
 
   it('retries an alias move that lost the compare-and-swap (412 on If-Match) against the new state', async () => {
@@ -131,8 +161,10 @@ describe('ModelRegistry over S3 conditional writes', () => {
     s3.on(GetObjectCommand, { Key: 'loyalty/models/churn/aliases/production.json' })
       .callsFakeOnce(() => ({ Body: body(alias(1, 1)), ETag: '"v1"' }))
       .callsFake(() => ({ Body: body(alias(3, 3)), ETag: '"v3"' }));
-    s3.on(PutObjectCommand, { IfMatch: '"v1"' }).rejects(serviceError('PreconditionFailed', 412));
-    s3.on(PutObjectCommand, { IfMatch: '"v3"' }).resolves({ ETag: '"v4"' });
+    putObjects((input) => {
+      if (input.IfMatch === '"v3"') return { ETag: '"v4"' };
+      throw serviceError('PreconditionFailed', 412);
+    });
     const registry = new ModelRegistry(new S3ObjectStore({ bucket: 'b', prefix: 'loyalty', client }), { actor: 'test' });
 
     const record = await registry.promote('churn', 'production', 2);
@@ -141,4 +173,48 @@ describe('ModelRegistry over S3 conditional writes', () => {
     expect(record.history.at(-1)).toMatchObject({ from: 3, to: 2 });
     expect(record.history).toHaveLength(4);
   });
+});
+
+describe('stores that do not honour conditional writes', () => {
+  const registry = () => new ModelRegistry(new S3ObjectStore({ bucket: 'compatible', prefix: 'loyalty', client }), { actor: 'test' });
+
+  it('refuses to publish to a store that ignores If-None-Match, naming the store and what it ignored', async () => {
+    s3.on(ListObjectsV2Command).resolves({ Contents: [], IsTruncated: false });
+    putObjects(() => ({ ETag: '"e"' }), { ignoreIfNoneMatch: true });
+
+    const error = await registry().publish('churn', new Uint8Array([1]), draft()).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(UnsafeStoreError);
+    expect((error as Error).message).toMatch(/^Refusing to publish on s3:\/\/compatible\/loyalty\/: this store ignores If-None-Match/);
+    expect((error as UnsafeStoreError).userFault).toBe(false);
+    const written = s3.commandCalls(PutObjectCommand).map((c) => c.args[0].input.Key!);
+    expect(written.every((k) => k.includes('/_probe/'))).toBe(true);
+  });
+
+  it('refuses to promote on a store that refuses its own ETag in If-Match (as Ceph RGW 16 does with quoted ETags)', async () => {
+    putObjects(() => ({ ETag: '"e"' }), { refuseOwnEtag: true });
+
+    await expect(registry().promote('churn', 'production', 1)).rejects.toThrow(/refuses a write with the ETag it returned itself in If-Match \(answered 412 PreconditionFailed\)/);
+  });
+
+  it('refuses a store that ignores If-Match', async () => {
+    putObjects(() => ({ ETag: '"e"' }), { ignoreIfMatch: true });
+
+    const support = await new S3ObjectStore({ bucket: 'compatible', client }).checkConditionalWrites('models/');
+
+    expect(support).toEqual({ ok: false, problems: ['ignores If-Match (a write with a wrong ETag replaced the object)'] });
+  });
+
+  it('reports contention that outlasts the retries as a failure (exit 1), not as bad input', async () => {
+    s3.on(ListObjectsV2Command).resolves({ Contents: [], IsTruncated: false });
+    putObjects(() => {
+      throw serviceError('PreconditionFailed', 412);
+    });
+
+    const error = await registry().publish('churn', new Uint8Array([1]), draft()).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(ContentionError);
+    expect((error as ContentionError).userFault).toBe(false);
+    expect((error as Error).message).toMatch(/nothing was published/);
+  }, 30_000);
 });
