@@ -20,9 +20,9 @@ import { trainFromWarehouse } from '../lib/training/run';
 import { loadDemoData } from '../lib/warehouse/demo-load';
 import { openWarehouse, type WarehouseHandle } from '../lib/warehouse/index';
 import { FEATURES } from '../lib/catalog';
-import { startOffline, type Offline } from '../tests/support/offline';
-import { createTestDatabase, startTestPostgres } from '../tests/support/postgres';
-import { tempDir } from '../tests/support/registry';
+import { startOffline, type Offline } from '../devkit/offline';
+import { createTestDatabase, startTestPostgres } from '../devkit/postgres';
+import { tempDir } from '../devkit/temp';
 import { machine, markdown, measure, summarize, table, type BenchRow } from './harness';
 
 const ROOT = resolve(import.meta.dirname, '..');

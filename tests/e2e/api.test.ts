@@ -6,8 +6,8 @@ import { trainFromWarehouse } from '../../lib/training/run';
 import { loadDemoData } from '../../lib/warehouse/demo-load';
 import { openWarehouse, type WarehouseHandle } from '../../lib/warehouse/index';
 import { publishTiny } from '../support/models';
-import { startOffline, type Offline } from '../support/offline';
-import { createTestDatabase } from '../support/postgres';
+import { startOffline, type Offline } from '../../devkit/offline';
+import { createTestDatabase } from '../../devkit/postgres';
 import { tempDir } from '../support/registry';
 
 let offline: Offline;

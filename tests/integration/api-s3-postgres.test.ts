@@ -6,28 +6,27 @@ import { S3ObjectStore } from '../../lib/storage/s3';
 import { loadDemoData } from '../../lib/warehouse/demo-load';
 import { openWarehouse } from '../../lib/warehouse/index';
 import { publishTiny } from '../support/models';
-import { createTestDatabase } from '../support/postgres';
-import { startS3rver, type TestS3 } from '../support/s3rver';
+import { createTestDatabase } from '../../devkit/postgres';
+import { testBucket, type TestBucket } from '../support/s3';
 
-let s3: TestS3;
+let s3: TestBucket;
 let app: App;
 
 beforeAll(async () => {
-  s3 = await startS3rver('models');
+  s3 = await testBucket({ versioned: true });
   const url = await createTestDatabase(inject('postgresUrl'), 'api_s3');
   const loader = await openWarehouse(url);
   await loadDemoData(loader.pool, loader.warehouse.cfg, { customers: 500, seed: 4 });
   await loader.close();
-  const registry = new ModelRegistry(new S3ObjectStore({ bucket: 'models', prefix: 'prod', client: s3.client }), { actor: 'test' });
+  const registry = new ModelRegistry(new S3ObjectStore({ bucket: s3.bucket, prefix: 'prod', client: s3.client }), { actor: 'test' });
   await publishTiny(registry, 'churn');
   await publishTiny(registry, 'nbo');
-  Object.assign(process.env, { AWS_ENDPOINT_URL_S3: s3.endpoint, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' });
-  app = await createApp(loadConfig({ MODEL_REGISTRY_URI: 's3://models/prod', WAREHOUSE_URL: url, STAGE: 'test', ML_MOCK_MODE: 'off' }));
+  Object.assign(process.env, s3.env);
+  app = await createApp(loadConfig({ MODEL_REGISTRY_URI: `s3://${s3.bucket}/prod`, WAREHOUSE_URL: url, STAGE: 'test', ML_MOCK_MODE: 'off' }));
 });
 
 afterAll(async () => {
   await app?.warehouse.close();
-  await s3?.stop();
 });
 
 describe('scoring with the registry on S3 and the warehouse on PostgreSQL', () => {

@@ -1,8 +1,8 @@
 import { describe, expect, inject, it } from 'vitest';
 import { runCli } from '../support/cli';
 import { FIXTURES_DIR } from '../support/fixtures';
-import { startS3rver } from '../support/s3rver';
-import { createTestDatabase } from '../support/postgres';
+import { testBucket } from '../support/s3';
+import { createTestDatabase } from '../../devkit/postgres';
 import { tempDir } from '../support/registry';
 
 const fixture = (name: string, file = 'model.onnx') => `${FIXTURES_DIR}/onnx/${name}/${file}`;
@@ -87,23 +87,13 @@ describe('loyalty-ml CLI', () => {
   });
 
   it('works against S3 with the usual credential chain, and says so plainly when S3 is down', async () => {
-    const s3 = await startS3rver('cli-bucket');
-    try {
-      const env = {
-        MODEL_REGISTRY_URI: 's3://cli-bucket/registry',
-        AWS_ENDPOINT_URL_S3: s3.endpoint,
-        AWS_ACCESS_KEY_ID: 'S3RVER',
-        AWS_SECRET_ACCESS_KEY: 'S3RVER',
-        AWS_REGION: 'us-east-1',
-      };
-      const published = await runCli(['publish', 'titanic', '--model', fixture('sklearn_titanic_pipeline_zipmap'), '--features', 'pclass,sex,age,fare,embarked', '--json'], env);
-      expect(published.code).toBe(0);
-      expect(published.json().manifest.model.rewrites[0]).toMatchObject({ kind: 'zipmap_removed', output: 'output_probability' });
-      const shown = await runCli(['show', 'titanic', '1', '--json'], env);
-      expect(shown.json().integrity.ok).toBe(true);
-    } finally {
-      await s3.stop();
-    }
+    const s3 = await testBucket({ versioned: true });
+    const env = { MODEL_REGISTRY_URI: `s3://${s3.bucket}/registry`, ...s3.env };
+    const published = await runCli(['publish', 'titanic', '--model', fixture('sklearn_titanic_pipeline_zipmap'), '--features', 'pclass,sex,age,fare,embarked', '--json'], env);
+    expect(published.code).toBe(0);
+    expect(published.json().manifest.model.rewrites[0]).toMatchObject({ kind: 'zipmap_removed', output: 'output_probability' });
+    const shown = await runCli(['show', 'titanic', '1', '--json'], env);
+    expect(shown.json().integrity.ok).toBe(true);
     const down = await runCli(['list'], {
       MODEL_REGISTRY_URI: 's3://cli-bucket/registry',
       AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9',

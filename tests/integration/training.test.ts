@@ -13,7 +13,7 @@ import { loadDemoData } from '../../lib/warehouse/demo-load';
 import { openWarehouse, type WarehouseHandle } from '../../lib/warehouse/index';
 import { cdnowChurnCsv } from '../support/cdnow';
 import { runCli } from '../support/cli';
-import { createTestDatabase } from '../support/postgres';
+import { createTestDatabase } from '../../devkit/postgres';
 import { tempDir, tempFsStore } from '../support/registry';
 
 let handle: WarehouseHandle;

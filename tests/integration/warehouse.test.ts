@@ -3,7 +3,7 @@ import { WarehouseUnavailableError } from '../../lib/errors';
 import { loadDemoData, readDemoSummary } from '../../lib/warehouse/demo-load';
 import { openWarehouse, type WarehouseHandle } from '../../lib/warehouse/index';
 import { FEATURES } from '../../lib/catalog';
-import { createTestDatabase } from '../support/postgres';
+import { createTestDatabase } from '../../devkit/postgres';
 import { tempDir } from '../support/registry';
 
 const CUSTOMERS = 3000;
