@@ -1,6 +1,6 @@
 import { openCommandWarehouse, openRegistry, registryOption, warehouseOption } from '../../lib/cli/context';
 import { formatTable, intOption, parseCommandArgs, ProgressReporter, UsageError, type Command, type CommandIo } from '../../lib/cli/runtime';
-import { assertName } from '../../lib/registry/index';
+import { assertName, binaryMetricsOf, multiclassMetricsOf } from '../../lib/registry/index';
 import { csvTrainingSpec } from '../../lib/training/datasets';
 import { trainFromWarehouse } from '../../lib/training/run';
 import type { GateThresholds } from '../../lib/training/gates';
@@ -131,11 +131,8 @@ function parseFamily(value: string | undefined): Family[] | undefined {
 
 function printOutcome(io: CommandIo, outcome: TrainingOutcome, achievable: string | null, promote: string | undefined): void {
   const m = outcome.manifest;
-  const metrics = m.metrics as { holdout: Record<string, unknown>; baseline_prior: Record<string, unknown>; production: { version: number; comparable: boolean; metrics: Record<string, unknown> | null } | null };
-  const binary = m.output.kind === 'binary';
-  const keys = binary ? ['auc', 'pr_auc', 'log_loss', 'brier', 'top_decile_lift', 'ece'] : ['top1_accuracy', 'top3_accuracy', 'log_loss'];
-  const prod = metrics.production?.comparable ? metrics.production : null;
-  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(4) : '-');
+  const metrics = m.metrics;
+  const num = (v: number | null | undefined) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(4) : '-');
   io.out(`${m.name} v${m.version}: ${m.status === 'ready' ? 'ready' : 'REFUSED'} (${outcome.chosen}, ${outcome.seconds.toFixed(1)}s)`);
   io.out(
     formatTable(
@@ -143,22 +140,25 @@ function printOutcome(io: CommandIo, outcome: TrainingOutcome, achievable: strin
       outcome.candidates.map((c) => [c.family + (c.family === outcome.chosen ? ' *' : ''), c.epochs, `${c.validation_metric.name} ${num(c.validation_metric.value)}`, c.seconds.toFixed(1)]),
     ),
   );
-  io.out('');
-  io.out(
-    formatTable(
-      ['holdout metric', 'model', 'class prior', ...(prod ? [`production v${prod.version}`] : [])],
-      keys.map((k) => [k, num(metrics.holdout[k]), num(metrics.baseline_prior[k]), ...(prod ? [num(prod.metrics![k])] : [])]),
-    ),
-  );
-  if (binary) {
-    const table = metrics.holdout.calibration as { lower: number; upper: number; count: number; mean_predicted: number | null; observed_rate: number | null }[];
+  if (metrics) {
+    const prod = metrics.production?.comparable ? metrics.production : null;
+    const headers = ['holdout metric', 'model', 'class prior', ...(prod?.metrics ? [`production v${prod.version}`] : [])];
     io.out('');
-    io.out(formatTable(['calibration bin', 'rows', 'mean predicted', 'observed'], table.filter((b) => b.count).map((b) => [`${b.lower.toFixed(1)}-${b.upper.toFixed(1)}`, b.count, num(b.mean_predicted), num(b.observed_rate)])));
-  } else {
-    io.out('');
-    const share = metrics.holdout.top_class_share as Record<string, number>;
-    const recall = metrics.holdout.per_class_recall as Record<string, number | null>;
-    io.out(formatTable(['offer', 'ranked first', 'recall'], m.output.classes.map((c) => [c, `${((share[c] ?? 0) * 100).toFixed(1)}%`, num(recall[c])])));
+    if (m.output.kind === 'binary') {
+      const sets = [metrics.holdout, metrics.baseline_prior, ...(prod?.metrics ? [prod.metrics] : [])].map(binaryMetricsOf);
+      const keys = ['auc', 'pr_auc', 'log_loss', 'brier', 'top_decile_lift', 'ece'] as const;
+      io.out(formatTable(headers, keys.map((k) => [k, ...sets.map((set) => num(set[k]))])));
+      io.out('');
+      const bins = sets[0]!.calibration.filter((b) => b.count);
+      io.out(formatTable(['calibration bin', 'rows', 'mean predicted', 'observed'], bins.map((b) => [`${b.lower.toFixed(1)}-${b.upper.toFixed(1)}`, b.count, num(b.mean_predicted), num(b.observed_rate)])));
+    } else {
+      const sets = [metrics.holdout, metrics.baseline_prior, ...(prod?.metrics ? [prod.metrics] : [])].map(multiclassMetricsOf);
+      const keys = ['top1_accuracy', 'top3_accuracy', 'log_loss'] as const;
+      io.out(formatTable(headers, keys.map((k) => [k, ...sets.map((set) => num(set[k]))])));
+      io.out('');
+      const holdout = sets[0]!;
+      io.out(formatTable(['offer', 'ranked first', 'recall'], m.output.classes.map((c) => [c, `${((holdout.top_class_share[c] ?? 0) * 100).toFixed(1)}%`, num(holdout.per_class_recall[c])])));
+    }
   }
   if (achievable) io.out(`\n${achievable}`);
   io.out('');

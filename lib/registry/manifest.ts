@@ -54,6 +54,53 @@ export const GateResultSchema = z.object({
   reason: z.string(),
 });
 
+/** JSON has no NaN: a metric that is undefined on the data (AUC of one class) is stored as null. */
+const metric = z.number().nullable();
+
+export const CalibrationBinSchema = z.object({
+  lower: z.number(),
+  upper: z.number(),
+  count: z.number().int().nonnegative(),
+  mean_predicted: metric,
+  observed_rate: metric,
+});
+
+export const BinaryMetricsSchema = z.object({
+  rows: z.number().int().nonnegative(),
+  positives: z.number().int().nonnegative(),
+  auc: metric,
+  pr_auc: metric,
+  log_loss: metric,
+  brier: metric,
+  top_decile_lift: metric,
+  ece: metric,
+  calibration: z.array(CalibrationBinSchema),
+});
+
+export const MulticlassMetricsSchema = z.object({
+  rows: z.number().int().nonnegative(),
+  top1_accuracy: metric,
+  top3_accuracy: metric,
+  log_loss: metric,
+  per_class_recall: z.record(z.string(), metric),
+  top_class_share: z.record(z.string(), z.number()),
+});
+
+export const MetricSetSchema = z.union([BinaryMetricsSchema, MulticlassMetricsSchema]);
+
+/** What training measured: the holdout beside the class prior and the production version of the time. */
+export const TrainingMetricsSchema = z.looseObject({
+  holdout: MetricSetSchema,
+  baseline_prior: MetricSetSchema,
+  production: z
+    .object({ version: z.number().int().positive(), comparable: z.boolean(), reason: z.string().nullable(), metrics: MetricSetSchema.nullable() })
+    .nullable()
+    .describe('the production version on the same holdout, when there was one'),
+  validation: z.record(z.string(), z.object({ name: z.string(), value: metric })).describe('each candidate family on the validation split'),
+  chosen_family: z.string(),
+  export_max_abs_diff: z.number(),
+});
+
 export const ManifestSchema = z.object({
   schema_version: z.literal(1),
   name: z.string().min(1),
@@ -87,7 +134,7 @@ export const ManifestSchema = z.object({
     code_version: z.string().nullable(),
     notes: z.string().nullable(),
   }),
-  metrics: z.record(z.string(), z.unknown()).nullable().describe('holdout metrics, beside their baselines'),
+  metrics: TrainingMetricsSchema.nullable().describe('holdout metrics, beside their baselines (null for external models)'),
   holdout_fingerprint: z
     .object({
       rows: z.number().int().nonnegative(),
@@ -108,6 +155,28 @@ export type OutputSchema = z.infer<typeof OutputSchemaSchema>;
 export type FeatureSpec = z.infer<typeof FeatureSpecSchema>;
 export type Lineage = ModelManifest['lineage'];
 export type GateResult = z.infer<typeof GateResultSchema>;
+export type TrainingMetrics = z.infer<typeof TrainingMetricsSchema>;
+export type MetricSet = z.infer<typeof MetricSetSchema>;
+export type BinaryMetricSet = z.infer<typeof BinaryMetricsSchema>;
+
+export type MulticlassMetricSet = z.infer<typeof MulticlassMetricsSchema>;
+
+/** Narrows a metric set to the binary kind (it has an AUC). */
+export function isBinaryMetrics(m: MetricSet): m is BinaryMetricSet {
+  return 'auc' in m;
+}
+
+/** The metric set as binary metrics; a multiclass set here is a programming error. */
+export function binaryMetricsOf(m: MetricSet): BinaryMetricSet {
+  if (!isBinaryMetrics(m)) throw new TypeError('expected binary metrics, found multiclass ones');
+  return m;
+}
+
+/** The metric set as multiclass metrics; a binary set here is a programming error. */
+export function multiclassMetricsOf(m: MetricSet): MulticlassMetricSet {
+  if (isBinaryMetrics(m)) throw new TypeError('expected multiclass metrics, found binary ones');
+  return m;
+}
 
 /** What a publisher supplies; the registry fills in name, version, time, author and checksum. */
 export type ManifestDraft = Omit<ModelManifest, 'schema_version' | 'name' | 'version' | 'created_at' | 'created_by' | 'model'> & {

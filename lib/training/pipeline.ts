@@ -5,7 +5,7 @@ import { NotFoundError, ValidationError } from '../errors';
 import type { ColumnEncoding } from '../inference/encoding';
 import { ModelRunner } from '../inference/runner';
 import { prepareModel } from '../inference/validate';
-import type { AliasRecord, ModelManifest, ModelRegistry } from '../registry/index';
+import { binaryMetricsOf, isBinaryMetrics, multiclassMetricsOf, type AliasRecord, type MetricSet, type ModelManifest, type ModelRegistry, type TrainingMetrics } from '../registry/index';
 import { evaluateGates, type GateThresholds } from './gates';
 import { binaryMetrics, multiclassMetrics, scoreFingerprint } from '../metrics';
 import { OUTPUT_NAME, verifyExport } from './export';
@@ -111,22 +111,26 @@ export async function trainAndPublish(registry: ModelRegistry, spec: TrainingSpe
       ? {
           kind: 'binary',
           probabilities: column(testProbs, 2, 1),
-          auc: evaluation.metrics.auc as number,
-          logLoss: evaluation.metrics.log_loss as number,
-          baselineLogLoss: evaluation.baseline.log_loss as number,
-          production: evaluation.production?.comparable ? { version: evaluation.production.version, auc: evaluation.production.metrics!.auc as number } : null,
+          auc: binaryMetricsOf(evaluation.metrics).auc ?? Number.NaN,
+          logLoss: evaluation.metrics.log_loss ?? Number.NaN,
+          baselineLogLoss: evaluation.baseline.log_loss ?? Number.NaN,
+          production:
+            evaluation.production?.comparable && evaluation.production.metrics
+              ? { version: evaluation.production.version, auc: binaryMetricsOf(evaluation.production.metrics).auc ?? Number.NaN }
+              : null,
         }
       : {
           kind: 'multiclass',
           probabilities: testProbs,
           classes: spec.classes,
-          top1: evaluation.metrics.top1_accuracy as number,
-          baselineTop1: evaluation.baseline.top1_accuracy as number,
-          logLoss: evaluation.metrics.log_loss as number,
-          baselineLogLoss: evaluation.baseline.log_loss as number,
-          production: evaluation.production?.comparable
-            ? { version: evaluation.production.version, top1: evaluation.production.metrics!.top1_accuracy as number }
-            : null,
+          top1: multiclassMetricsOf(evaluation.metrics).top1_accuracy ?? Number.NaN,
+          baselineTop1: multiclassMetricsOf(evaluation.baseline).top1_accuracy ?? Number.NaN,
+          logLoss: evaluation.metrics.log_loss ?? Number.NaN,
+          baselineLogLoss: evaluation.baseline.log_loss ?? Number.NaN,
+          production:
+            evaluation.production?.comparable && evaluation.production.metrics
+              ? { version: evaluation.production.version, top1: multiclassMetricsOf(evaluation.production.metrics).top1_accuracy ?? Number.NaN }
+              : null,
         },
     thresholds,
   );
@@ -172,7 +176,7 @@ export async function trainAndPublish(registry: ModelRegistry, spec: TrainingSpe
     holdout_fingerprint: {
       rows: testSet.rows,
       ...scoreFingerprint(k === 2 ? column(testProbs, 2, 1) : rowMax(testProbs, k)),
-      top_class_share: k === 2 ? null : (evaluation.metrics.top_class_share as Record<string, number>),
+      top_class_share: isBinaryMetrics(evaluation.metrics) ? null : evaluation.metrics.top_class_share,
     },
     gates,
   });
@@ -187,9 +191,9 @@ export async function trainAndPublish(registry: ModelRegistry, spec: TrainingSpe
 }
 
 interface HoldoutEvaluation {
-  metrics: Record<string, unknown>;
-  baseline: Record<string, unknown>;
-  production: { version: number; comparable: boolean; reason: string | null; metrics: Record<string, unknown> | null } | null;
+  metrics: MetricSet;
+  baseline: MetricSet;
+  production: TrainingMetrics['production'];
 }
 
 async function evaluateHoldout(
@@ -200,8 +204,7 @@ async function evaluateHoldout(
   prior: number[],
 ): Promise<HoldoutEvaluation> {
   const k = spec.classes.length;
-  const metricsOf = (P: Float64Array): Record<string, unknown> =>
-    k === 2 ? { ...binaryMetrics(column(P, 2, 1), y) } : { ...multiclassMetrics(P, y, spec.classes) };
+  const metricsOf = (P: Float64Array): MetricSet => (k === 2 ? binaryMetrics(column(P, 2, 1), y) : multiclassMetrics(P, y, spec.classes));
   const priorMatrix = new Float64Array(y.length * k);
   for (let r = 0; r < y.length; r++) priorMatrix.set(prior, r * k);
   // The prior ranks classes by training frequency, so its top-1 is "always the most frequent class".

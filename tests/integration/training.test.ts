@@ -1,3 +1,4 @@
+import { binaryMetricsOf, multiclassMetricsOf } from '../../lib/registry/index';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -42,9 +43,9 @@ describe('training on warehouse history', () => {
     const m = outcome.manifest;
     expect(m.status).toBe('ready');
     expect(outcome.promoted?.version).toBe(m.version);
-    const holdout = (m.metrics as { holdout: Record<string, number> }).holdout;
+    const holdout = binaryMetricsOf(m.metrics!.holdout);
     expect(holdout.auc).toBeGreaterThan(0.8);
-    expect(holdout.log_loss).toBeLessThan((m.metrics as { baseline_prior: Record<string, number> }).baseline_prior.log_loss!);
+    expect(holdout.log_loss).toBeLessThan(m.metrics!.baseline_prior.log_loss!);
     expect(m.lineage).toMatchObject({ origin: 'trained', rows: churn.rows, data_source: 'warehouse:customer_churn_history', seed: 42 });
     expect(m.lineage.time_window!.to).toBe(churn.lineage.time_window!.to);
     expect(m.lineage.data_fingerprint).toMatch(/^sha256:[0-9a-f]{64}$/);
@@ -57,9 +58,9 @@ describe('training on warehouse history', () => {
 
     // A second model is compared with production on the same holdout.
     const second = await trainAndPublish(reg, churn, { families: ['logistic'], seed: 7 });
-    const production = (second.manifest.metrics as { production: { version: number; comparable: boolean; metrics: { auc: number } } }).production;
+    const production = second.manifest.metrics!.production!;
     expect(production).toMatchObject({ version: m.version, comparable: true });
-    expect(production.metrics.auc).toBeCloseTo(holdout.auc!, 4); // onnxruntime float32 vs the trainer: ties may differ
+    expect(binaryMetricsOf(production.metrics!).auc!).toBeCloseTo(holdout.auc!, 4); // onnxruntime float32 vs the trainer: ties may differ
   });
 
   it('trains next best offer over the 8 offers, with top offers spread over several of them', async () => {
@@ -68,9 +69,9 @@ describe('training on warehouse history', () => {
     const m = outcome.manifest;
     expect(m.status).toBe('ready');
     expect(m.output.classes).toHaveLength(8);
-    const holdout = (m.metrics as { holdout: { top1_accuracy: number; top_class_share: Record<string, number> } }).holdout;
-    const baseline = (m.metrics as { baseline_prior: { top1_accuracy: number } }).baseline_prior;
-    expect(holdout.top1_accuracy).toBeGreaterThan(baseline.top1_accuracy);
+    const holdout = multiclassMetricsOf(m.metrics!.holdout);
+    const baseline = multiclassMetricsOf(m.metrics!.baseline_prior);
+    expect(holdout.top1_accuracy!).toBeGreaterThan(baseline.top1_accuracy!);
     const ranked = Object.values(holdout.top_class_share).filter((share) => share > 0.03);
     expect(ranked.length).toBeGreaterThanOrEqual(4);
   });
@@ -197,7 +198,7 @@ describe('boosted trees end to end', () => {
     const churnOutcome = await trainAndPublish(reg, churn, { families: ['gbt'], promote: 'production' });
     const nboOutcome = await trainAndPublish(reg, nbo, { families: ['gbt'], promote: 'production' });
     expect(churnOutcome.manifest).toMatchObject({ status: 'ready', lineage: { family: 'gbt' }, output: { label_tensor: 'label', probability_tensor: 'probabilities' } });
-    expect((churnOutcome.manifest.metrics as { holdout: { auc: number } }).holdout.auc).toBeGreaterThan(0.8);
+    expect(binaryMetricsOf(churnOutcome.manifest.metrics!.holdout).auc).toBeGreaterThan(0.8);
     expect(nboOutcome.manifest.output.classes).toHaveLength(8);
     expect(churnOutcome.exportCheck.maxAbsDiff).toBeLessThanOrEqual(1e-5);
 
