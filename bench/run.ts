@@ -10,11 +10,8 @@ import { build } from 'esbuild';
 import { loadConfig } from '../lib/config';
 import { createSession, ort } from '../lib/inference/session';
 import { ModelRegistry } from '../lib/registry/index';
-import { createApp } from '../lib/scoring-app';
+import { createScoringApp, type ScoringApp } from '../lib/app/scoring';
 import { LocalWorkerInvoker } from '../lib/segments/invokers';
-import { newRun, runSegment } from '../lib/segments/planner';
-import { newRunId, SegmentRunStore } from '../lib/segments/runs';
-import { scoreChunk } from '../lib/segments/worker';
 import { FsObjectStore } from '../lib/storage/fs';
 import { trainFromWarehouse } from '../lib/training/run';
 import { loadDemoData } from '../lib/warehouse/demo-load';
@@ -57,8 +54,8 @@ async function main(): Promise<void> {
     const registry = new ModelRegistry(new FsObjectStore(registryDir), { actor: 'bench' });
     await trainingSection(registry, wh, baseCustomers);
 
-    const app = await createApp(loadConfig({ STAGE: 'bench', MODEL_REGISTRY_URI: registryDir, WAREHOUSE_URL: url, ML_MOCK_MODE: 'off' }));
-    cleanups.push(() => app.warehouse.close());
+    const app = await createScoringApp(loadConfig({ STAGE: 'bench', MODEL_REGISTRY_URI: registryDir, WAREHOUSE_URL: url, ML_MOCK_MODE: 'off' }));
+    cleanups.push(() => app.close());
     await scoringSection(app, wh, registry);
     await familyServingSection(wh, url);
     await gbtTrainingSection(wh, quick ? 5_000 : 50_000);
@@ -105,7 +102,7 @@ async function trainingSection(registry: ModelRegistry, wh: WarehouseHandle, cus
 }
 
 /** 1: the scoring code on features already fetched, against a bare session.run on the same tensor. */
-async function scoringSection(app: Awaited<ReturnType<typeof createApp>>, wh: WarehouseHandle, registry: ModelRegistry): Promise<void> {
+async function scoringSection(app: ScoringApp, wh: WarehouseHandle, registry: ModelRegistry): Promise<void> {
   const sizes = [1, 100, 10_000];
   const { ids: allIds, features: allFeatures } = await sampleCustomers(wh, 10_000);
   for (const model of ['churn', 'nbo'] as const) {
@@ -143,7 +140,7 @@ async function familyServingSection(wh: WarehouseHandle, url: string): Promise<v
     const registry = new ModelRegistry(new FsObjectStore(dir), { actor: 'bench' });
     log(`training churn with ${family} only, for serving`);
     await trainFromWarehouse('churn', { registry, warehouse: wh }, { promote: 'production', families: [family] });
-    const app = await createApp(loadConfig({ STAGE: 'bench', MODEL_REGISTRY_URI: dir, WAREHOUSE_URL: url, ML_MOCK_MODE: 'off' }));
+    const app = await createScoringApp(loadConfig({ STAGE: 'bench', MODEL_REGISTRY_URI: dir, WAREHOUSE_URL: url, ML_MOCK_MODE: 'off' }));
     try {
       const { bytes } = await registry.readModel('churn', 'production');
       const session = await createSession(bytes);
@@ -163,7 +160,7 @@ async function familyServingSection(wh: WarehouseHandle, url: string): Promise<v
       });
       await session.release();
     } finally {
-      await app.warehouse.close();
+      await app.close();
     }
   }
 }
@@ -212,7 +209,7 @@ function featureTensor(features: (number | null)[][]): ort.Tensor {
 }
 
 /** 2 (in process): one batch of 100 against 100 single predictions, warehouse on PostgreSQL. */
-async function inProcessBatchSection(app: Awaited<ReturnType<typeof createApp>>): Promise<void> {
+async function inProcessBatchSection(app: ScoringApp): Promise<void> {
   const ids = Array.from({ length: 100 }, (_, i) => `demo-${String(i * 7 + 1).padStart(6, '0')}`);
   const reps = quick ? 10 : 50;
   const batch = await measure(() => app.scoring.score(ids, 'churn', 60_000), { reps });
@@ -371,28 +368,26 @@ async function segmentSection(serverUrl: string, registryDir: string): Promise<v
     log(`segment: loading ${customers.toLocaleString('en-US')} customers (no history)`);
     await loadDemoData(loader.pool, loader.warehouse.cfg, { customers, seed: 7, history: false });
     await loader.close();
-    const app = await createApp(loadConfig({ STAGE: 'bench', MODEL_REGISTRY_URI: registryDir, WAREHOUSE_URL: url, ML_MOCK_MODE: 'off', RESULTS_URI: tempDir('loyalty-ml-bench-runs-') }));
+    const app = await createScoringApp(loadConfig({ STAGE: 'bench', MODEL_REGISTRY_URI: registryDir, WAREHOUSE_URL: url, ML_MOCK_MODE: 'off', RESULTS_URI: tempDir('loyalty-ml-bench-runs-') }));
     try {
       const settings = { chunkSize: 1000, concurrency: 4, retries: 2, retryBackoffMs: 100 };
       // The limit: paging the members and fetching their features, chunk by chunk, nothing else.
+      const { warehouse } = await app.warehouse();
       const t0 = performance.now();
       let after: string | null = null;
       for (;;) {
-        const page: string[] = await app.warehouse.warehouse.segmentMembersPage('all', after, 4000);
+        const page: string[] = await warehouse.segmentMembersPage('all', after, 4000);
         if (!page.length) break;
         after = page[page.length - 1]!;
-        await Promise.all([0, 1, 2, 3].map((k) => app.warehouse.warehouse.getFeatures(page.slice(k * 1000, (k + 1) * 1000))));
+        await Promise.all([0, 1, 2, 3].map((k) => warehouse.getFeatures(page.slice(k * 1000, (k + 1) * 1000))));
       }
       const readSeconds = (performance.now() - t0) / 1000;
       // The first run pays for a cold process (profile queries, model loading, JIT); a second run
       // on the same instance shows the warm rate, as a warm Lambda worker would see.
       for (const pass of customers <= 100_000 ? ['cold', 'warm'] : ['cold']) {
-        const runs = new SegmentRunStore(new FsObjectStore(tempDir('loyalty-ml-bench-runs-')));
-        const run = newRun(newRunId(), 'all', ['churn', 'nbo', 'rfm'], 'cli', settings);
-        await runs.createRun(run);
-        const invoker = new LocalWorkerInvoker((p) => scoreChunk(p, { scoring: app.scoring, runs, deadlineMs: 60_000 }));
+        const invoker = new LocalWorkerInvoker((p) => app.chunks.score(p));
         const t1 = performance.now();
-        const { run: done } = await runSegment(run, { members: app.warehouse.warehouse, runs, invoker, registry: app.registry, settings });
+        const { run: done } = await app.segments.runHere('all', ['churn', 'nbo', 'rfm'], { settings, invoker, owner: 'bench' });
         const seconds = (performance.now() - t1) / 1000;
         if (done.status !== 'completed') throw new Error(`segment run ended ${done.status}`);
         rows.push({
@@ -408,7 +403,7 @@ async function segmentSection(serverUrl: string, registryDir: string): Promise<v
         log(`segment ${customers} (${pass}): ${(customers / seconds).toFixed(0)}/s (features alone ${(customers / readSeconds).toFixed(0)}/s)`);
       }
     } finally {
-      await app.warehouse.close();
+      await app.close();
     }
   }
 }

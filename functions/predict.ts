@@ -1,43 +1,31 @@
-import { app } from '../lib/scoring-app';
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
+import { scoringApp } from '../lib/app/scoring';
 import { config } from '../lib/config';
-import { httpHandler } from '../lib/http/index';
-import type { BatchOutcome } from '../lib/scoring/service';
-import { batchResponse, checkBatchSize, LegacyRequestSchema, singleResponse, SingleRequestSchema, BatchRequestSchema } from '../lib/scoring/api';
+import { callerDeadlineMs, httpHandler } from '../lib/http/index';
+import { batchResponse, BatchRequestSchema, LegacyRequestSchema, serverTiming, singleResponse, SingleRequestSchema } from '../lib/scoring/api';
 
-/** Where the time went, for clients and benchmarks (the standard Server-Timing header). */
-function serverTiming(outcome: BatchOutcome): Record<string, string> {
-  const parts = Object.entries(outcome.timings).map(([k, v]) => `${k.replace(/_ms$/, '')};dur=${v.toFixed(2)}`);
-  return parts.length ? { 'server-timing': parts.join(', ') } : {};
-}
-
-/** The batch deadline: the configured one, never past the Lambda's remaining time. */
-function deadline(remainingMs: number): number {
-  return Math.max(100, Math.min(config().batchDeadlineMs, remainingMs - 1000));
-}
+// Read at cold start: an invalid configuration fails the instance with the variable's name.
+const { maxBodyBytes, batchDeadlineMs, httpApiDeadlineMs } = config();
+const deadline = (event: APIGatewayProxyEventV2, context: Context) => callerDeadlineMs(event, context, { batchMs: batchDeadlineMs, httpApiMs: httpApiDeadlineMs });
 
 /** POST /api/loyalty/v1/ml/predict: one customer. */
-export const single = httpHandler({ schema: SingleRequestSchema, maxBodyBytes: config().maxBodyBytes }, async ({ body, context }) => {
-  const { scoring } = await app();
-  const outcome = await scoring.score([body.customer_id], body.type, deadline(context.getRemainingTimeInMillis()));
+export const single = httpHandler({ schema: SingleRequestSchema, maxBodyBytes }, async ({ body, event, context }) => {
+  const { predictions } = await scoringApp();
+  const outcome = await predictions.predict({ customerIds: [body.customer_id], type: body.type, batch: false, deadlineMs: deadline(event, context) });
   return { body: singleResponse(outcome), headers: serverTiming(outcome) };
 });
 
-/** POST /api/loyalty/v1/ml/predict/batch: up to 100 customers, partial success. */
-export const batch = httpHandler({ schema: BatchRequestSchema, maxBodyBytes: config().maxBodyBytes }, async ({ body, context }) => {
-  const { scoring, config: cfg } = await app();
-  checkBatchSize(body.customer_ids, cfg.batchMaxCustomers);
-  const outcome = await scoring.score(body.customer_ids, body.type, deadline(context.getRemainingTimeInMillis()));
+/** POST /api/loyalty/v1/ml/predict/batch (and its function URL): up to 100 customers, partial success. */
+export const batch = httpHandler({ schema: BatchRequestSchema, maxBodyBytes }, async ({ body, event, context }) => {
+  const { predictions } = await scoringApp();
+  const outcome = await predictions.predict({ customerIds: body.customer_ids, type: body.type, batch: true, deadlineMs: deadline(event, context) });
   return { body: batchResponse(outcome), headers: serverTiming(outcome) };
 });
 
 /** POST /api/loyalty/v1/config/ml/test/: the old contract, one customer or a batch. */
-export const legacy = httpHandler({ schema: LegacyRequestSchema, maxBodyBytes: config().maxBodyBytes }, async ({ body, context }) => {
-  const { scoring, config: cfg } = await app();
-  if (body.customer_ids !== undefined) {
-    checkBatchSize(body.customer_ids, cfg.batchMaxCustomers);
-    const outcome = await scoring.score(body.customer_ids, body.type, deadline(context.getRemainingTimeInMillis()));
-    return { body: batchResponse(outcome), headers: serverTiming(outcome) };
-  }
-  const outcome = await scoring.score([body.customer_id!], body.type, deadline(context.getRemainingTimeInMillis()));
-  return { body: singleResponse(outcome), headers: serverTiming(outcome) };
+export const legacy = httpHandler({ schema: LegacyRequestSchema, maxBodyBytes }, async ({ body, event, context }) => {
+  const { predictions } = await scoringApp();
+  const isBatch = body.customer_ids !== undefined;
+  const outcome = await predictions.predict({ customerIds: body.customer_ids ?? [body.customer_id!], type: body.type, batch: isBatch, deadlineMs: deadline(event, context) });
+  return { body: isBatch ? batchResponse(outcome) : singleResponse(outcome), headers: serverTiming(outcome) };
 });

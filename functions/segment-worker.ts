@@ -1,10 +1,10 @@
-import { app } from '../lib/scoring-app';
-import { parseFaultPlan, scoreChunk, WorkerPayloadSchema, type WorkerPayload, type WorkerResult } from '../lib/segments/worker';
+import { scoringApp } from '../lib/app/scoring';
+import { observed } from '../lib/observability';
+import { WorkerPayloadSchema, type WorkerResult } from '../lib/segments/worker';
 
 /** The worker function: scores one chunk and writes its part (synchronous invocation by the planner). */
-export async function handler(event: unknown): Promise<WorkerResult> {
-  const payload: WorkerPayload = WorkerPayloadSchema.parse(event);
-  const { scoring, runs, config: cfg } = await app();
-  return scoreChunk(payload, { scoring, runs, deadlineMs: cfg.batchDeadlineMs, faults: parseFaultPlan(cfg.segments.faults) });
-}
-
+export const handler = observed(async (event: unknown): Promise<WorkerResult> => {
+  const payload = WorkerPayloadSchema.parse(event);
+  const { chunks } = await scoringApp();
+  return chunks.score(payload);
+});

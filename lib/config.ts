@@ -8,10 +8,10 @@ import { ConfigError } from './errors';
 export interface Config {
   /** Where models live: `s3://bucket/prefix` or a local folder. */
   modelRegistryUri: string;
-  /** `postgres://…` for a real warehouse, or `pglite:<folder>` for the embedded one. */
-  warehouseUrl: string;
-  /** Deployed stages: the Secrets Manager secret holding the warehouse connection (overrides WAREHOUSE_URL). */
-  warehouseSecretArn: string | undefined;
+  /** Where the warehouse connection comes from: a URL, or (deployed stages) a Secrets Manager secret. */
+  warehouse: WarehouseSource;
+  /** Connections each instance's warehouse pool may open (the connection budget is per instance). */
+  warehousePoolSize: number;
   /** JSON file naming the warehouse tables and columns; the bundled models/warehouse.json when unset. */
   warehouseConfigPath: string | undefined;
   /** Who is acting, recorded in manifests and alias history. */
@@ -28,6 +28,8 @@ export interface Config {
   profileTtlMs: number;
   /** Batch deadline; never more than the Lambda's remaining time. */
   batchDeadlineMs: number;
+  /** Deadline for requests that came through API Gateway's HTTP API, which cuts integrations at 30 s. */
+  httpApiDeadlineMs: number;
   /** Most distinct customers in one batch request. */
   batchMaxCustomers: number;
   /** Churn risk bands: below the first is low, from the second on high. */
@@ -44,6 +46,10 @@ export interface Config {
     retries: number;
     /** Pause before retry n of a chunk is n times this. */
     retryBackoffMs: number;
+    /** How long a planner's claim on a run lasts without a heartbeat; after it a sweeper resumes the run. */
+    leaseMs: number;
+    /** A run whose planner died (crash, timeout, out of memory) this many times is marked failed instead of resumed. */
+    maxPlannerFailures: number;
     workerFunction: string;
     plannerFunction: string;
     /** Segments the nightly schedule scores. */
@@ -53,7 +59,16 @@ export interface Config {
   };
 }
 
+/**
+ * The warehouse connection's origin. A secret (deployed stages) holds the connection and is always
+ * reached over TLS with certificate checks; a URL is used as given (sslmode in the URL).
+ */
+export type WarehouseSource = { kind: 'secret'; secretArn: string } | { kind: 'url'; url: string };
+
 export const DEFAULT_DATA_DIR = '.data';
+
+/** Stages for development on one machine: the embedded warehouse, mock answers and fault hooks are allowed. */
+export const LOCAL_STAGES: readonly string[] = ['local', 'test'];
 
 type Env = Record<string, string | undefined>;
 
@@ -68,17 +83,13 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(`MODEL_REGISTRY_URI must be s3://bucket/prefix or a local folder, got ${registry}`);
   }
 
-  const warehouseUrl = optional(env, 'WAREHOUSE_URL') ?? `pglite:${DEFAULT_DATA_DIR}/warehouse`;
-  if (!/^(postgres|postgresql):\/\//.test(warehouseUrl) && !warehouseUrl.startsWith('pglite:')) {
-    throw new ConfigError(`WAREHOUSE_URL must be postgres://… or pglite:<folder>, got ${redactUrl(warehouseUrl)}`);
-  }
-
   const stage = optional(env, 'STAGE') ?? 'local';
   if (!/^[a-z][a-z0-9-]{0,31}$/.test(stage)) throw new ConfigError(`STAGE must be a short lowercase name, got "${stage}"`);
+  const local = LOCAL_STAGES.includes(stage);
   return {
     modelRegistryUri: registry,
-    warehouseUrl,
-    warehouseSecretArn: optional(env, 'WAREHOUSE_SECRET_ARN'),
+    warehouse: warehouseSource(env, stage, local),
+    warehousePoolSize: seconds(env, 'WAREHOUSE_POOL_SIZE', 2, 1, 20),
     warehouseConfigPath: optional(env, 'WAREHOUSE_CONFIG'),
     actor: optional(env, 'LOYALTY_ML_ACTOR') ?? defaultActor(env),
     stage,
@@ -87,6 +98,7 @@ export function loadConfig(env: Env = process.env): Config {
     aliasTtlMs: seconds(env, 'MODEL_ALIAS_TTL_SECONDS', 60, 0, 86_400) * 1000,
     profileTtlMs: seconds(env, 'PROFILE_TTL_SECONDS', 3600, 0, 7 * 86_400) * 1000,
     batchDeadlineMs: seconds(env, 'BATCH_DEADLINE_SECONDS', 60, 1, 900) * 1000,
+    httpApiDeadlineMs: seconds(env, 'HTTP_API_DEADLINE_SECONDS', 28, 1, 29) * 1000,
     batchMaxCustomers: seconds(env, 'BATCH_MAX_CUSTOMERS', 100, 1, 1000),
     churnRiskThresholds: riskThresholds(env),
     rfmCutPoints: oneOf(env, 'RFM_CUT_POINTS', ['quintiles', 'fixed'], 'quintiles'),
@@ -97,12 +109,36 @@ export function loadConfig(env: Env = process.env): Config {
       concurrency: seconds(env, 'SEGMENT_CONCURRENCY', 4, 1, 1000),
       retries: seconds(env, 'SEGMENT_CHUNK_RETRIES', 2, 0, 10),
       retryBackoffMs: seconds(env, 'SEGMENT_RETRY_BACKOFF_MS', 1000, 0, 60_000),
+      leaseMs: seconds(env, 'SEGMENT_LEASE_SECONDS', 120, 2, 900) * 1000,
+      maxPlannerFailures: seconds(env, 'SEGMENT_MAX_PLANNER_FAILURES', 3, 1, 10),
       workerFunction: optional(env, 'SEGMENT_WORKER_FUNCTION') ?? `loyalty-ml-${stage}-segmentWorker`,
       plannerFunction: optional(env, 'SEGMENT_PLANNER_FUNCTION') ?? `loyalty-ml-${stage}-segmentPlanner`,
       scheduled: (optional(env, 'SCHEDULED_SEGMENTS') ?? 'all').split(',').map((s) => s.trim()).filter(Boolean),
-      faults: stage === 'local' || stage === 'test' ? optional(env, 'SEGMENT_WORKER_FAULTS') : undefined,
+      faults: local ? optional(env, 'SEGMENT_WORKER_FAULTS') : undefined,
     },
   };
+}
+
+/**
+ * Local and test stages default to the embedded warehouse. Every other stage must name where its
+ * warehouse is, and the embedded one is refused there: a deployed function silently opening an
+ * empty local database is how the old system ended up answering from nothing.
+ */
+function warehouseSource(env: Env, stage: string, local: boolean): WarehouseSource {
+  const secretArn = optional(env, 'WAREHOUSE_SECRET_ARN');
+  const url = optional(env, 'WAREHOUSE_URL');
+  if (url !== undefined && !/^(postgres|postgresql):\/\//.test(url) && !url.startsWith('pglite:')) {
+    throw new ConfigError(`WAREHOUSE_URL must be postgres://… or pglite:<folder>, got ${redactUrl(url)}`);
+  }
+  if (!local && url?.startsWith('pglite:')) {
+    throw new ConfigError(`WAREHOUSE_URL is ${url}, but the embedded warehouse (pglite:) is for the local and test stages only; stage "${stage}" reads its warehouse from WAREHOUSE_SECRET_ARN`);
+  }
+  if (secretArn !== undefined) return { kind: 'secret', secretArn };
+  if (url !== undefined) return { kind: 'url', url };
+  if (!local) {
+    throw new ConfigError(`WAREHOUSE_SECRET_ARN is not set: stage "${stage}" reads its warehouse connection from that Secrets Manager secret (or set WAREHOUSE_URL to a postgres:// URL)`);
+  }
+  return { kind: 'url', url: `pglite:${DEFAULT_DATA_DIR}/warehouse` };
 }
 
 function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {

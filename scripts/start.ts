@@ -6,14 +6,11 @@
  */
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
+import { createTrainingApp } from '../lib/app/training';
 import { ProgressReporter, processIo } from '../lib/cli/runtime';
-import { DEFAULT_DATA_DIR } from '../lib/config';
-import { ModelRegistry } from '../lib/registry/index';
-import { FsObjectStore } from '../lib/storage/fs';
-import { trainFromWarehouse } from '../lib/training/run';
+import { DEFAULT_DATA_DIR, loadConfig } from '../lib/config';
 import { loadDemoData } from '../lib/warehouse/demo-load';
 import { openEmbeddedWarehouse } from '../lib/warehouse/embedded';
-import { openWarehouse } from '../lib/warehouse/index';
 
 const root = resolve(import.meta.dirname, '..');
 const dataDir = resolve(root, process.env.LOYALTY_ML_DATA_DIR ?? DEFAULT_DATA_DIR);
@@ -40,8 +37,10 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));
 
-  const warehouse = await openWarehouse(server.url);
+  const registryUri = resolve(dataDir, 'registry');
+  const app = await createTrainingApp(loadConfig({ ...process.env, STAGE: 'local', MODEL_REGISTRY_URI: registryUri, WAREHOUSE_URL: server.url, LOYALTY_ML_ACTOR: 'npm-start' }));
   try {
+    const warehouse = await app.warehouse();
     const customers = await warehouse.warehouse.countCustomers().catch(() => 0);
     if (customers === 0) {
       say('first run: loading the demo customer base (50,000 customers) into the embedded warehouse');
@@ -49,20 +48,19 @@ async function main(): Promise<void> {
       await loadDemoData(warehouse.pool, warehouse.warehouse.cfg, { customers: 50_000, seed: 42, onProgress: (d, t) => progress.update(d, t) });
     } else say(`embedded warehouse: ${customers.toLocaleString('en-US')} customers`);
 
-    const registry = new ModelRegistry(new FsObjectStore(resolve(dataDir, 'registry')), { actor: 'npm-start' });
     for (const model of ['churn', 'nbo'] as const) {
-      const production = await registry.getAlias(model, 'production');
+      const production = await app.registry.getAlias(model, 'production');
       if (production) {
         say(`${model}: serving production v${production.version}`);
         continue;
       }
       say(`first run: training ${model} and promoting it to production`);
       const progress = new ProgressReporter(processIo, `train ${model}`);
-      const outcome = await trainFromWarehouse(model, { registry, warehouse }, { promote: 'production', onProgress: (m) => progress.note(m) });
+      const outcome = await app.training.train({ model, promote: 'production' }, { onProgress: (m) => progress.note(m) });
       if (!outcome.promoted) say(`${model} v${outcome.manifest.version} was refused by its gates: ${outcome.manifest.refusal_reasons.join('; ')}; the API answers ${model} in mock mode`);
     }
   } finally {
-    await warehouse.pool.end();
+    await app.close();
   }
 
   say(`starting the API on http://localhost:${port} (serverless-offline)`);
@@ -76,7 +74,7 @@ async function main(): Promise<void> {
       PORT: port,
       AWS_ENDPOINT_URL_LAMBDA: `http://localhost:${process.env.LAMBDA_PORT ?? '3002'}`,
       WAREHOUSE_URL: server.url,
-      MODEL_REGISTRY_URI: resolve(dataDir, 'registry'),
+      MODEL_REGISTRY_URI: registryUri,
       ML_MOCK_MODE: process.env.ML_MOCK_MODE ?? 'auto',
     },
   });

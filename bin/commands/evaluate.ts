@@ -1,5 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { openCommandWarehouse, openRegistry, registryOption, warehouseOption } from '../../lib/cli/context';
+import { commandApp, commandRegistry, registryOption, warehouseOption } from '../../lib/cli/context';
 import { formatTable, parseCommandArgs, ProgressReporter, UsageError, type Command } from '../../lib/cli/runtime';
 import { parseCsv, type CsvTable } from '../../lib/csv';
 import { isMissing } from '../../lib/inference/encoding';
@@ -25,15 +25,16 @@ accepted offers). Prints the metrics beside the class prior of the evaluated row
       { min: 1, max: 2, names: 'NAME [VERSION|ALIAS]' },
     );
     const [name, ref = 'production'] = positionals as [string, string?];
-    const registry = await openRegistry(values.registry);
+    const app = await commandApp(values);
+    const registry = app.registry;
     const manifest = await registry.resolve(name, ref);
     let data: EvaluationData;
     if (values.csv !== undefined) {
       if (!values.label) throw new UsageError('--label COLUMN is required with --csv');
       data = csvEvaluationData(await readTable(values.csv), values.label, manifest, values.positive, values.csv);
     } else {
-      const handle = await openCommandWarehouse(values.warehouse);
       try {
+        const handle = await app.warehouse();
         const offers = manifest.output.classes.every((c) => OFFER_IDS.includes(c));
         const spec = offers ? await nboTrainingSpec(handle.warehouse) : await churnTrainingSpec(handle.warehouse);
         if (JSON.stringify(spec.classes) !== JSON.stringify(manifest.output.classes)) {
@@ -43,7 +44,7 @@ accepted offers). Prints the metrics beside the class prior of the evaluated row
         const records = Array.from(spec.splits.test, (r) => Object.fromEntries(spec.featureNames.map((f, j) => [f, spec.X[r * cols + j]])));
         data = { records, y: Int32Array.from(spec.splits.test, (r) => spec.y[r]!), description: `warehouse holdout (${spec.splits.description})` };
       } finally {
-        await handle.close();
+        await app.close();
       }
     }
     const report = await evaluateVersion(registry, name, manifest.version, data);
@@ -78,7 +79,7 @@ IN needs the model's raw columns; empty values and NA are treated as missing.`,
     if (!values.csv) throw new UsageError('--csv IN is required');
     if (!values.out) throw new UsageError('--out OUT is required');
     const table = await readTable(values.csv);
-    const registry = await openRegistry(values.registry);
+    const registry = await commandRegistry(values);
     const { manifest, bytes } = await registry.readModel(name, ref);
     const runner = await ModelRunner.create(manifest, bytes, { threads: 2 });
     const idColumn = values['id-column'] ?? table.columns.find((c) => /^(id|customer_?id|customerid)$/i.test(c));

@@ -1,4 +1,4 @@
-import { openRegistry, registryOption } from '../../lib/cli/context';
+import { commandRegistry, registryOption } from '../../lib/cli/context';
 import { formatTable, parseCommandArgs, type Command } from '../../lib/cli/runtime';
 
 export const list: Command = {
@@ -14,7 +14,7 @@ With NAME: every version of that model with its status, size, checksum and alias
       max: 1,
       names: '[NAME]',
     });
-    const registry = await openRegistry(values.registry);
+    const registry = await commandRegistry(values);
     const name = positionals[0];
     if (name === undefined) {
       const models = await registry.listModels();

@@ -1,4 +1,4 @@
-import { openRegistry, registryOption } from '../../lib/cli/context';
+import { commandRegistry, registryOption } from '../../lib/cli/context';
 import { parseCommandArgs, UsageError, type Command } from '../../lib/cli/runtime';
 
 export const promote: Command = {
@@ -16,7 +16,7 @@ is recorded in the alias's history (when, by whom, from which version to which).
       names: 'NAME VERSION ALIAS',
     });
     const [name, ref, alias] = positionals as [string, string, string];
-    const registry = await openRegistry(values.registry);
+    const registry = await commandRegistry(values);
     const before = await registry.getAlias(name, alias);
     const record = await registry.promote(name, alias, ref, values.reason ?? null);
     if (values.json) io.out(JSON.stringify(record, null, 2));
@@ -41,7 +41,7 @@ that were themselves rolled back are skipped, so repeated rollbacks walk further
     );
     const [name, alias] = positionals as [string, string];
     if (values.to !== undefined && !/^[1-9]\d*$/.test(values.to)) throw new UsageError(`--to must be a version number, got "${values.to}"`);
-    const registry = await openRegistry(values.registry);
+    const registry = await commandRegistry(values);
     const before = await registry.getAlias(name, alias);
     const record = await registry.rollback(name, alias, values.to === undefined ? null : Number(values.to), values.reason ?? null);
     if (values.json) io.out(JSON.stringify(record, null, 2));

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { openRegistry, registryOption } from '../../lib/cli/context';
+import { commandRegistry, registryOption } from '../../lib/cli/context';
 import { parseCommandArgs, UsageError, type Command } from '../../lib/cli/runtime';
 import { assertName } from '../../lib/registry/index';
 import { publishExternalModel } from '../../lib/training/publish';
@@ -49,7 +49,7 @@ Options:
     if (!values.model) throw new UsageError('--model FILE is required');
     const features = await readFeatureList(values.features, values['features-file']);
     const bytes = await readInput(values.model, 'model file');
-    const registry = await openRegistry(values.registry);
+    const registry = await commandRegistry(values);
     const manifest = await publishExternalModel(registry, {
       name,
       bytes,

@@ -1,11 +1,8 @@
-import { registryOption, warehouseOption } from '../../lib/cli/context';
+import { createScoringApp } from '../../lib/app/scoring';
+import { commandApp, commandConfig, registryOption, warehouseOption } from '../../lib/cli/context';
 import { formatTable, intOption, parseCommandArgs, ProgressReporter, UsageError, type Command, type CommandIo } from '../../lib/cli/runtime';
-import { config } from '../../lib/config';
-import { createApp } from '../../lib/scoring-app';
 import { LambdaWorkerInvoker, LocalWorkerInvoker } from '../../lib/segments/invokers';
-import { newRun, runSegment } from '../../lib/segments/planner';
-import { assertSegmentId, newRunId, SCORE_TYPES, type ScoreType, type StoredStatistics } from '../../lib/segments/runs';
-import { scoreChunk } from '../../lib/segments/worker';
+import { assertSegmentId, SCORE_TYPES, type ScoreType, type StoredStatistics } from '../../lib/segments/runs';
 
 export const scoreSegment: Command = {
   name: 'score-segment',
@@ -35,36 +32,24 @@ default the registry) and prints them. Exit code 1 when the run ends partial or 
     const segmentId = positionals[0]!;
     assertSegmentId(segmentId);
     const types = parseTypes(values.types);
-    const base = config();
+    const cfg = commandConfig(values);
     const settings = {
-      chunkSize: intOption(values['chunk-size'], '--chunk-size', base.segments.chunkSize, [1, 10_000]),
-      concurrency: intOption(values.concurrency, '--concurrency', base.segments.concurrency, [1, 1000]),
-      retries: intOption(values.retries, '--retries', base.segments.retries, [0, 10]),
-      retryBackoffMs: base.segments.retryBackoffMs,
+      chunkSize: intOption(values['chunk-size'], '--chunk-size', cfg.segments.chunkSize, [1, 10_000]),
+      concurrency: intOption(values.concurrency, '--concurrency', cfg.segments.concurrency, [1, 1000]),
+      retries: intOption(values.retries, '--retries', cfg.segments.retries, [0, 10]),
     };
-    const app = await createApp({
-      ...base,
-      modelRegistryUri: values.registry ?? base.modelRegistryUri,
-      resultsUri: values.registry ?? base.resultsUri,
-      warehouseUrl: values.warehouse ?? base.warehouseUrl,
-    });
+    const app = await createScoringApp(cfg);
     try {
-      const segment = await app.warehouse.warehouse.getSegment(segmentId);
-      const total = await app.warehouse.warehouse.countSegmentMembers(segmentId);
+      const segment = await (await app.warehouse()).warehouse.getSegment(segmentId);
+      const total = await (await app.warehouse()).warehouse.countSegmentMembers(segmentId);
       io.err(`score-segment: ${segment.name} (${segmentId}), ${total.toLocaleString('en-US')} customers, ${types.join('+')}, chunks of ${settings.chunkSize}, ${settings.concurrency} at a time`);
-      const run = newRun(newRunId(), segmentId, types, 'cli', settings);
-      await app.runs.createRun(run);
-      const invoker = values.lambda
-        ? new LambdaWorkerInvoker(base.segments.workerFunction)
-        : new LocalWorkerInvoker((payload) => scoreChunk(payload, { scoring: app.scoring, runs: app.runs, deadlineMs: base.batchDeadlineMs }));
+      const invoker = values.lambda ? new LambdaWorkerInvoker(cfg.segments.workerFunction) : new LocalWorkerInvoker((payload) => app.chunks.score(payload));
       const progress = new ProgressReporter(io, `score-segment ${segmentId}`);
       const started = Date.now();
-      const { run: done, stats } = await runSegment(run, {
-        members: app.warehouse.warehouse,
-        runs: app.runs,
-        invoker,
-        registry: app.registry,
+      const { run: done, stats } = await app.segments.runHere(segmentId, types, {
         settings,
+        invoker,
+        owner: `cli:${process.pid}`,
         onProgress: (r) => progress.update(r.progress.customers_scored + r.progress.customers_failed, total, `${r.progress.chunks_done}/${r.progress.chunks_planned} chunks`),
       });
       const seconds = (Date.now() - started) / 1000;
@@ -77,7 +62,7 @@ default the registry) and prints them. Exit code 1 when the run ends partial or 
       }
       return done.status === 'completed' ? 0 : 1;
     } finally {
-      await app.warehouse.close();
+      await app.close();
     }
   },
 };
@@ -90,9 +75,7 @@ export const segmentStats: Command = {
     const { values, positionals } = parseCommandArgs(args, { run: { type: 'string' }, json: { type: 'boolean' }, ...registryOption }, { min: 1, max: 1, names: 'SEGMENT' });
     const segmentId = positionals[0]!;
     assertSegmentId(segmentId);
-    const { SegmentRunStore } = await import('../../lib/segments/runs');
-    const { openObjectStore } = await import('../../lib/storage/index');
-    const runs = new SegmentRunStore(await openObjectStore(values.registry ?? config().resultsUri));
+    const { runs } = await commandApp(values);
     const history = values.run ? [await runs.getStatistics(segmentId, values.run)] : await runs.history(segmentId);
     if (!history.length) throw new UsageError(`Segment ${segmentId} has never been scored; run loyalty-ml score-segment ${segmentId}`);
     if (values.json) {
@@ -132,7 +115,7 @@ function printStatistics(io: CommandIo, s: StoredStatistics): void {
     io.out(formatTable(['offer', 'customers', 'share'], s.nbo.top_offers.map((o) => [o.offer_id, o.customers, `${(o.share * 100).toFixed(1)}%`])));
   }
   if (s.rfm) io.out(`RFM: ${s.rfm.segments.map((x) => `${x.segment} ${(x.share * 100).toFixed(1)}%`).join(', ')}`);
-  io.out(`models: ${s.models.map((m) => `${m.model} (${m.customers})`).join(', ') || 'none'}`);
+  io.out(`models: ${s.models.map((m) => `${m.label}: ${m.customers}`).join(', ') || 'none'}`);
   for (const d of s.drift) io.out(`drift ${d.model}: PSI ${d.psi.toFixed(3)} (${d.level}) against ${d.reference}`);
   for (const w of s.warnings) io.out(`warning ${w.code}: ${w.message}`);
 }

@@ -1,4 +1,4 @@
-import { openRegistry, registryOption } from '../../lib/cli/context';
+import { commandRegistry, registryOption } from '../../lib/cli/context';
 import { formatTable, parseCommandArgs, type Command } from '../../lib/cli/runtime';
 import type { AliasRecord, ModelManifest } from '../../lib/registry/index';
 
@@ -16,7 +16,7 @@ sha256, and lists the aliases of the model with their history.`,
       names: 'NAME [VERSION|ALIAS]',
     });
     const [name, ref = 'latest'] = positionals as [string, string?];
-    const registry = await openRegistry(values.registry);
+    const registry = await commandRegistry(values);
     const manifest = await registry.resolve(name, ref);
     let integrity: { ok: boolean; message: string };
     try {

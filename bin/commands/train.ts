@@ -1,8 +1,8 @@
-import { openCommandWarehouse, openRegistry, registryOption, warehouseOption } from '../../lib/cli/context';
+import { commandConfig, commandRegistry, registryOption, warehouseOption } from '../../lib/cli/context';
 import { formatTable, intOption, parseCommandArgs, ProgressReporter, UsageError, type Command, type CommandIo } from '../../lib/cli/runtime';
 import { assertName, binaryMetricsOf, multiclassMetricsOf } from '../../lib/registry/index';
 import { csvTrainingSpec } from '../../lib/training/datasets';
-import { trainFromWarehouse } from '../../lib/training/run';
+import { createTrainingApp } from '../../lib/app/training';
 import type { GateThresholds } from '../../lib/training/gates';
 import { DEFAULT_THRESHOLDS, FAMILIES, trainAndPublish, type Family, type TrainingOutcome, type TrainingSpec } from '../../lib/training/pipeline';
 
@@ -89,15 +89,15 @@ Exit codes: 0 published (and promoted if asked), 1 refused by a gate or failed, 
       for (const flag of ['label', 'positive', 'features', 'id-column', 'test-csv'] as const) {
         if (values[flag] !== undefined) throw new UsageError(`--${flag} only applies with --csv`);
       }
-      const [handle, registry] = await Promise.all([openCommandWarehouse(values.warehouse), openRegistry(values.registry)]);
+      const app = await createTrainingApp(commandConfig(values));
       try {
-        const outcome = await trainFromWarehouse(name, { registry, warehouse: handle }, { families, seed, maxEpochs, thresholds, promote: values.promote ?? null, onProgress: log });
+        const outcome = await app.training.train({ model: name, promote: values.promote ?? null, seed }, { families, maxEpochs, thresholds, onProgress: log });
         return report(io, outcome, outcome.achievable, values.promote, values.json);
       } finally {
-        await handle.close();
+        await app.close();
       }
     }
-    const registry = await openRegistry(values.registry);
+    const registry = await commandRegistry(values);
     const outcome = await trainAndPublish(registry, spec, { families, seed, maxEpochs, thresholds, promote: values.promote ?? null, onProgress: log });
     return report(io, outcome, null, values.promote, values.json);
   },

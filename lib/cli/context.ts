@@ -1,7 +1,7 @@
-import { config } from '../config';
-import { ModelRegistry } from '../registry/index';
-import { openObjectStore } from '../storage/index';
-import { openWarehouse, type WarehouseHandle } from '../warehouse/index';
+import { createCoreApp, type CoreApp } from '../app/core';
+import { config, type Config } from '../config';
+import type { ModelRegistry } from '../registry/index';
+import { UsageError } from './runtime';
 
 /** Options every command that touches the registry accepts. */
 export const registryOption = {
@@ -10,18 +10,36 @@ export const registryOption = {
 
 /** Options every command that touches the warehouse accepts. */
 export const warehouseOption = {
-  warehouse: { type: 'string' as const, description: 'warehouse URL (default: WAREHOUSE_URL or the embedded one)' },
+  warehouse: { type: 'string' as const, description: 'warehouse URL (default: WAREHOUSE_URL, WAREHOUSE_SECRET_ARN or the embedded one)' },
 };
 
-/** The registry a command works on: --registry, else MODEL_REGISTRY_URI, else the local folder. */
-export async function openRegistry(override?: string): Promise<ModelRegistry> {
-  const cfg = config();
-  const store = await openObjectStore(override ?? cfg.modelRegistryUri);
-  return new ModelRegistry(store, { actor: cfg.actor });
+/**
+ * The Config a command works with: the process's (environment variables), with --registry and
+ * --warehouse applied. Commands build their app from it through the one composition root.
+ */
+export function commandConfig(values: { registry?: string; warehouse?: string }): Config {
+  const base = config();
+  let warehouse = base.warehouse;
+  if (values.warehouse !== undefined) {
+    if (!/^(postgres|postgresql):\/\//.test(values.warehouse) && !values.warehouse.startsWith('pglite:')) {
+      throw new UsageError(`--warehouse must be postgres://… or pglite:<folder>, got "${values.warehouse.slice(0, 80)}"`);
+    }
+    warehouse = { kind: 'url', url: values.warehouse };
+  }
+  return {
+    ...base,
+    modelRegistryUri: values.registry ?? base.modelRegistryUri,
+    resultsUri: values.registry ?? base.resultsUri,
+    warehouse,
+  };
 }
 
-/** The warehouse a command works on: --warehouse, else WAREHOUSE_URL, else the embedded one. */
-export async function openCommandWarehouse(override?: string): Promise<WarehouseHandle> {
-  const cfg = config();
-  return openWarehouse(override ?? cfg.warehouseUrl, { configPath: cfg.warehouseConfigPath });
+/** The app a command works on. Close it when done if it used the warehouse. */
+export function commandApp(values: { registry?: string; warehouse?: string }): Promise<CoreApp> {
+  return createCoreApp(commandConfig(values));
+}
+
+/** The registry a command works on: --registry, else MODEL_REGISTRY_URI, else the local folder. */
+export async function commandRegistry(values: { registry?: string }): Promise<ModelRegistry> {
+  return (await commandApp(values)).registry;
 }

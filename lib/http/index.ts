@@ -1,13 +1,15 @@
-import middy, { type MiddlewareObj } from '@middy/core';
+import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { z } from 'zod';
 import { LoyaltyError, PayloadTooLargeError, publicMessage, ValidationError } from '../errors';
+import { logger, observed } from '../observability';
 
 /**
- * The middy stack every HTTP function shares: body size limit, JSON parsing, validation against a
- * declared schema, and one error handler that turns every failure into
- * `{"error": {"code", "message"}}` with the right status. Unexpected errors become a bare 500:
- * their details go to the log, never into the response.
+ * The middy stack every HTTP function shares: Powertools' logging, metrics and tracing (as every
+ * function has), a body size limit, JSON parsing, validation against a declared schema, and one
+ * error handler that turns every failure into `{"error": {"code", "message"}}` with the right
+ * status. A 5xx answer carries a fixed sentence per error code: its details go to the log (with the
+ * request id), never into the response.
  */
 export interface HttpRequest<T> {
   body: T;
@@ -27,14 +29,13 @@ export function httpHandler<S extends z.ZodType>(
   options: { schema?: S; maxBodyBytes: number; optionalBody?: boolean },
   handle: (request: HttpRequest<z.infer<S>>) => Promise<HttpResult>,
 ): Handler {
-  return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
+  return observed<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(async (event, context) => {
+    const parsed = (event as unknown as { parsedBody: z.infer<S> }).parsedBody;
+    const result = await handle({ body: parsed, event, context });
+    return json(result.status ?? 200, result.body, result.headers);
+  })
     .use(errorResponses())
-    .use(jsonBody(options.maxBodyBytes, options.schema, options.optionalBody ?? false))
-    .handler(async (event, context) => {
-      const parsed = (event as unknown as { parsedBody: z.infer<S> }).parsedBody;
-      const result = await handle({ body: parsed, event, context });
-      return json(result.status ?? 200, result.body, result.headers);
-    }) as unknown as Handler;
+    .use(jsonBody(options.maxBodyBytes, options.schema, options.optionalBody ?? false)) as unknown as Handler;
 }
 
 export function json(status: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyStructuredResultV2 {
@@ -45,9 +46,38 @@ export function json(status: number, body: unknown, headers: Record<string, stri
   };
 }
 
+/**
+ * A path parameter, percent-decoded. Gateways differ in whether they decode path parameters; an
+ * undecodable one (a lone `%`) is the caller's mistake, not a 500.
+ */
+export function pathParam(event: Pick<APIGatewayProxyEventV2, 'pathParameters'>, name: string): string {
+  const value = event.pathParameters?.[name];
+  if (!value) throw new ValidationError(`Missing path parameter ${name}`, { code: 'invalid_path' });
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    throw new ValidationError(`Path parameter ${name} is not valid percent-encoding: ${JSON.stringify(value.slice(0, 80))}`, { code: 'invalid_path' });
+  }
+}
+
+/**
+ * How long a request may take, from the way it arrived. API Gateway's HTTP API cuts an integration
+ * at 30 s and answers a bare 503, losing whatever finished; a Lambda function URL waits for the
+ * function's own timeout. So: the HTTP API gets `httpApiMs` (28 s by default), a function URL gets
+ * `batchMs` (60 s), and never more than the Lambda's remaining time less a second to answer.
+ */
+export function callerDeadlineMs(
+  event: Pick<APIGatewayProxyEventV2, 'requestContext'>,
+  context: Pick<Context, 'getRemainingTimeInMillis'>,
+  limits: { batchMs: number; httpApiMs: number },
+): number {
+  const viaFunctionUrl = /\.lambda-url\./.test(event.requestContext?.domainName ?? '');
+  const cap = viaFunctionUrl ? limits.batchMs : Math.min(limits.batchMs, limits.httpApiMs);
+  return Math.max(100, Math.min(cap, context.getRemainingTimeInMillis() - 1000));
+}
+
 function jsonBody(maxBytes: number, schema: z.ZodType | undefined, optional: boolean): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
   return {
-    name: 'jsonBody',
     before: (request) => {
       const event = request.event;
       if (!schema) return;
@@ -70,6 +100,9 @@ function jsonBody(maxBytes: number, schema: z.ZodType | undefined, optional: boo
       } catch (error) {
         throw new ValidationError(`Request body is not valid JSON: ${(error as Error).message.slice(0, 120)}`, { code: 'invalid_json' });
       }
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+        throw new ValidationError(`Request body must be a JSON object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`);
+      }
       const parsed = schema.safeParse(value);
       if (!parsed.success) throw new ValidationError(describeIssues(parsed.error.issues));
       (event as unknown as { parsedBody: unknown }).parsedBody = parsed.data;
@@ -79,33 +112,18 @@ function jsonBody(maxBytes: number, schema: z.ZodType | undefined, optional: boo
 
 function errorResponses(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
   return {
-    name: 'errorResponses',
     onError: (request) => {
       const error = request.error;
       if (error instanceof LoyaltyError) {
-        if (error.status >= 500) logError(request.context, error);
+        if (error.status >= 500) logger.error(`answered ${error.status} ${error.code}`, { error });
+        else logger.info(`answered ${error.status} ${error.code}`, { reason: error.message });
         request.response = json(error.status, { error: { code: error.code, message: publicMessage(error) } });
         return;
       }
-      logError(request.context, error);
+      logger.error('answered 500: unexpected error', { error });
       request.response = json(500, { error: { code: 'internal_error', message: 'Internal error' } });
     },
   };
-}
-
-function logError(context: Context | undefined, error: unknown): void {
-  const e = error instanceof Error ? error : new Error(String(error));
-  const cause = (e as { cause?: unknown }).cause;
-  console.error(
-    JSON.stringify({
-      level: 'error',
-      request_id: context?.awsRequestId,
-      error: e.name,
-      message: e.message,
-      cause: cause instanceof Error ? `${cause.name}: ${cause.message}` : undefined,
-      stack: e.stack,
-    }),
-  );
 }
 
 function headerOf(event: APIGatewayProxyEventV2, name: string): string | undefined {
@@ -117,5 +135,6 @@ function describeIssues(issues: z.core.$ZodIssue[]): string {
   const first = issues[0];
   if (!first) return 'Invalid request';
   const path = first.path.length ? first.path.join('.') : 'body';
+  if (first.code === 'unrecognized_keys') return `${path}: unknown field${first.keys.length > 1 ? 's' : ''} ${first.keys.map((k) => `"${k}"`).join(', ')}`;
   return `${path}: ${first.message}`;
 }

@@ -14,7 +14,9 @@ import { ManifestSchema, type ManifestDraft, type ModelManifest } from './manife
 
 export * from './manifest';
 
-const NAME = /^[a-z][a-z0-9_-]{0,63}$/;
+/** Model and alias names: one path segment, lowercase. */
+export const NAME_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;
+const NAME = NAME_PATTERN;
 const MAX_PUBLISH_ATTEMPTS = 50;
 const MAX_ALIAS_ATTEMPTS = 50;
 

@@ -73,3 +73,9 @@ export function singleResponse(outcome: BatchOutcome): Record<string, unknown> {
   }
   return { type: outcome.type, mode: 'single', ...plainResult(result.result), warnings: outcome.warnings };
 }
+
+/** Where the time went, for clients and benchmarks (the standard Server-Timing header). */
+export function serverTiming(outcome: BatchOutcome): Record<string, string> {
+  const parts = Object.entries(outcome.timings).map(([k, v]) => `${k.replace(/_ms$/, '')};dur=${v.toFixed(2)}`);
+  return parts.length ? { 'server-timing': parts.join(', ') } : {};
+}

@@ -2,6 +2,7 @@ import { RefreshingValue } from '../cache';
 import { IntegrityError, LoyaltyError, ModelUnavailableError, NotFoundError, reportableMessage } from '../errors';
 import { ModelRunner } from '../inference/runner';
 import type { ModelManifest, ModelRegistry } from '../registry/index';
+import type { WarningCode } from './warnings';
 
 /** A served model version, loaded and verified in this instance. */
 export interface ServedModel {
@@ -21,8 +22,17 @@ export interface MockModel {
 
 export type ModelHandle = ServedModel | MockModel;
 
+/** A model version loaded into this instance; `previous` is the version it replaced, if any. */
+export interface ModelLoadEvent {
+  name: string;
+  version: number;
+  alias: string;
+  previous: number | null;
+  loadMs: number;
+}
+
 export interface ModelWarning {
-  code: string;
+  code: Extract<WarningCode, 'mock_predictions' | 'stale_model'>;
   message: string;
   model: string;
 }
@@ -55,6 +65,8 @@ export class ModelProvider {
       /** The kind of output each model must have (e.g. churn binary, nbo multiclass). */
       expectedKind?: Record<string, 'binary' | 'multiclass'>;
       now?: () => number;
+      /** Told of every version this instance loads (the first, and each swap after a promotion). */
+      onLoad?: (event: ModelLoadEvent) => void;
     },
   ) {}
 
@@ -130,6 +142,7 @@ export class ModelProvider {
     };
     // The previous session may still be running a request; release it a little later.
     if (previous?.kind === 'model') setTimeout(() => void previous.runner.release().catch(() => undefined), 30_000).unref();
+    this.options.onLoad?.({ name, version, alias: this.options.alias, previous: previous?.kind === 'model' ? previous.manifest.version : null, loadMs: loaded.loadMs });
     return loaded;
   }
 

@@ -1,15 +1,31 @@
+import { z } from 'zod';
 import type { BaseProfile } from '../warehouse/index';
 import { DEFAULTED_RECENCY } from '../catalog';
 
 /**
  * Warnings for the old system's silent failures, computed over one batch. Pure functions.
  */
-export interface Warning {
-  code: string;
-  message: string;
-  feature?: string;
-  model?: string;
-}
+export const WARNING_CODES = [
+  'missing_feature',
+  'constant_feature',
+  'defaulted_feature',
+  'collapsed_predictions',
+  'mock_predictions',
+  'stale_model',
+  'rfm_fixed_cut_points',
+] as const;
+export type WarningCode = (typeof WARNING_CODES)[number];
+
+/** Warnings about how a whole run was served (not about its customers): segment workers pass them on. */
+export const SERVING_WARNINGS: readonly WarningCode[] = ['mock_predictions', 'stale_model', 'rfm_fixed_cut_points'];
+
+export const WarningSchema = z.object({
+  code: z.enum(WARNING_CODES),
+  message: z.string(),
+  feature: z.string().optional(),
+  model: z.string().optional(),
+});
+export type Warning = z.infer<typeof WarningSchema>;
 
 /** A pattern this unlikely in a random batch from the customer base is reported. */
 const SURPRISE = 1e-3;

@@ -1,5 +1,6 @@
+import { z } from 'zod';
 import { DEFAULTED_RECENCY, OFFERS } from '../catalog';
-import type { Warning } from '../scoring/warnings';
+import { WARNING_CODES, WarningSchema, type Warning } from '../scoring/warnings';
 
 /**
  * Segment statistics as mergeable partial aggregates. Every figure is kept as integer counts
@@ -8,38 +9,53 @@ import type { Warning } from '../scoring/warnings';
  * and 90th percentile, the same histogram. Pure functions over plain JSON values.
  */
 
+const count = z.number().int().nonnegative();
+const counts = z.record(z.string(), count);
+
 /** One scored customer as a segment run stores it. */
-export interface CompactResult {
-  id: string;
-  churn?: number;
-  risk?: 'low' | 'medium' | 'high';
-  offer?: string;
-  confidence?: number;
-  rfm?: string;
-  rfm_segment?: string;
-}
+export const CompactResultSchema = z.object({
+  id: z.string(),
+  churn: z.number().optional(),
+  risk: z.enum(['low', 'medium', 'high']).optional(),
+  offer: z.string().optional(),
+  confidence: z.number().optional(),
+  rfm: z.string().optional(),
+  rfm_segment: z.string().optional(),
+});
+export type CompactResult = z.infer<typeof CompactResultSchema>;
 
-export interface SegmentAggregate {
-  scored: number;
-  failed: number;
-  churn: { n: number; sumMicro: number; micro: Record<string, number>; risk: Record<string, number> };
-  nbo: { n: number; confidenceSumMicro: number; topOffer: Record<string, number>; nearCertain: number };
-  rfm: { n: number; segments: Record<string, number> };
-  /** "churn v3 (production)" → customers it scored. */
-  models: Record<string, number>;
-  features: FeatureAggregate;
-  /** Warning code → message, from the workers (mock predictions, stale models). */
-  workerWarnings: Record<string, string>;
-}
+/** Customers one served model (or the mock baseline) answered for, keyed by what served them. */
+export const ModelTallySchema = z.object({
+  model: z.string(),
+  source: z.enum(['model', 'mock']),
+  version: z.number().int().positive().nullable(),
+  alias: z.string().nullable(),
+  customers: count,
+});
+export type ModelTally = z.infer<typeof ModelTallySchema>;
 
-export interface FeatureAggregate {
-  names: string[];
-  n: number;
-  missing: number[];
+export const FeatureAggregateSchema = z.object({
+  names: z.array(z.string()),
+  n: count,
+  missing: z.array(count),
   /** Per feature: the value every customer so far had, or "varies"; null before the first customer. */
-  constant: ({ value: number | null } | 'varies')[] | null;
-  defaultedRecency: number;
-}
+  constant: z.array(z.union([z.object({ value: z.number().nullable() }), z.literal('varies')])).nullable(),
+  defaultedRecency: count,
+});
+export type FeatureAggregate = z.infer<typeof FeatureAggregateSchema>;
+
+export const SegmentAggregateSchema = z.object({
+  scored: count,
+  failed: count,
+  churn: z.object({ n: count, sumMicro: count, micro: counts, risk: counts }),
+  nbo: z.object({ n: count, confidenceSumMicro: count, topOffer: counts, nearCertain: count }),
+  rfm: z.object({ n: count, segments: counts }),
+  models: z.array(ModelTallySchema),
+  features: FeatureAggregateSchema,
+  /** Warnings about how the chunk was served (mock answers, stale models), by code. */
+  workerWarnings: z.partialRecord(z.enum(WARNING_CODES), z.string()),
+});
+export type SegmentAggregate = z.infer<typeof SegmentAggregateSchema>;
 
 export function emptyAggregate(featureNames: readonly string[]): SegmentAggregate {
   return {
@@ -48,7 +64,7 @@ export function emptyAggregate(featureNames: readonly string[]): SegmentAggregat
     churn: { n: 0, sumMicro: 0, micro: {}, risk: { low: 0, medium: 0, high: 0 } },
     nbo: { n: 0, confidenceSumMicro: 0, topOffer: {}, nearCertain: 0 },
     rfm: { n: 0, segments: {} },
-    models: {},
+    models: [],
     features: { names: [...featureNames], n: 0, missing: featureNames.map(() => 0), constant: null, defaultedRecency: 0 },
     workerWarnings: {},
   };
@@ -114,7 +130,7 @@ export function mergeInto(target: SegmentAggregate, b: SegmentAggregate): Segmen
   target.nbo.nearCertain += b.nbo.nearCertain;
   target.rfm.n += b.rfm.n;
   add(target.rfm.segments, b.rfm.segments);
-  add(target.models, b.models);
+  for (const t of b.models) tallyModel(target.models, t, t.customers);
   const f = target.features;
   const g = b.features;
   if (f.constant === null) f.constant = g.constant;
@@ -131,6 +147,18 @@ export function mergeInto(target: SegmentAggregate, b: SegmentAggregate): Segmen
   return target;
 }
 
+/** Counts customers for the model (or mock) that served them, merging with an existing tally. */
+export function tallyModel(tallies: ModelTally[], served: Omit<ModelTally, 'customers'>, customers = 1): void {
+  const same = tallies.find((t) => t.model === served.model && t.source === served.source && t.version === served.version && t.alias === served.alias);
+  if (same) same.customers += customers;
+  else tallies.push({ model: served.model, source: served.source, version: served.version, alias: served.alias, customers });
+}
+
+/** How a tally reads in a table: "churn v3 (production)" or "churn (mock)". */
+export function modelLabel(t: Omit<ModelTally, 'customers'>): string {
+  return t.source === 'model' ? `${t.model} v${t.version} (${t.alias})` : `${t.model} (mock)`;
+}
+
 /** The reference distribution a model was trained with (its manifest's holdout fingerprint). */
 export interface DriftReference {
   model: string;
@@ -141,30 +169,41 @@ export interface DriftReference {
   topClassShare: Record<string, number> | null;
 }
 
-export interface SegmentStatistics {
-  customers: { scored: number; failed: number };
-  churn: {
-    customers: number;
-    mean: number;
-    median: number;
-    p90: number;
-    std: number;
-    risk_bands: Record<string, number>;
-    histogram: { edges: number[]; counts: number[] };
-  } | null;
-  nbo: { customers: number; mean_confidence: number; top_offers: { offer_id: string; offer_name: string; customers: number; share: number }[] } | null;
-  rfm: { customers: number; segments: { segment: string; customers: number; share: number }[] } | null;
-  models: { model: string; customers: number }[];
-  warnings: Warning[];
-  drift: { model: string; reference_version: number; psi: number; level: 'stable' | 'moderate' | 'major'; reference: string }[];
-}
+export const SegmentStatisticsSchema = z.object({
+  customers: z.object({ scored: count, failed: count }),
+  churn: z
+    .object({
+      customers: count,
+      mean: z.number(),
+      median: z.number(),
+      p90: z.number(),
+      std: z.number(),
+      risk_bands: counts,
+      histogram: z.object({ edges: z.array(z.number()), counts: z.array(count) }),
+    })
+    .nullable(),
+  nbo: z
+    .object({
+      customers: count,
+      mean_confidence: z.number(),
+      top_offers: z.array(z.object({ offer_id: z.string(), offer_name: z.string(), customers: count, share: z.number() })),
+    })
+    .nullable(),
+  rfm: z.object({ customers: count, segments: z.array(z.object({ segment: z.string(), customers: count, share: z.number() })) }).nullable(),
+  models: z.array(ModelTallySchema.extend({ label: z.string() })),
+  warnings: z.array(WarningSchema),
+  drift: z.array(
+    z.object({ model: z.string(), reference_version: z.number().int(), psi: z.number(), level: z.enum(['stable', 'moderate', 'major']), reference: z.string() }),
+  ),
+});
+export type SegmentStatistics = z.infer<typeof SegmentStatisticsSchema>;
 
 const OFFER_NAMES = new Map(OFFERS.map((o) => [o.id, o.name]));
 const EDGES = Array.from({ length: 11 }, (_, i) => i / 10);
 
 /** Final statistics from a merged aggregate. */
 export function finalizeStatistics(agg: SegmentAggregate, references: DriftReference[] = []): SegmentStatistics {
-  const warnings: Warning[] = Object.entries(agg.workerWarnings).map(([code, message]) => ({ code, message }));
+  const warnings: Warning[] = WARNING_CODES.flatMap((code) => (agg.workerWarnings[code] === undefined ? [] : [{ code, message: agg.workerWarnings[code] }]));
   let churn: SegmentStatistics['churn'] = null;
   let churnCounts: number[] | null = null;
   if (agg.churn.n > 0) {
@@ -246,9 +285,7 @@ export function finalizeStatistics(agg: SegmentAggregate, references: DriftRefer
     churn,
     nbo,
     rfm,
-    models: Object.entries(agg.models)
-      .sort()
-      .map(([model, customers]) => ({ model, customers })),
+    models: agg.models.map((t) => ({ ...t, label: modelLabel(t) })).sort((a, b) => a.label.localeCompare(b.label)),
     warnings,
     drift,
   };

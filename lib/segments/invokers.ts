@@ -1,6 +1,6 @@
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { WorkerInvoker } from './planner';
+import type { PlannerStarter, WorkerInvoker } from './planner';
 import type { WorkerPayload, WorkerResult } from './worker';
 
 let defaultClient: LambdaClient | undefined;
@@ -23,10 +23,14 @@ export function defaultLambdaClient(): LambdaClient {
 
 /** Invokes the worker function synchronously; a function error or a transport failure throws. */
 export class LambdaWorkerInvoker implements WorkerInvoker {
+  private readonly client: LambdaClient;
+
   constructor(
     private readonly functionName: string,
-    private readonly client: LambdaClient = defaultLambdaClient(),
-  ) {}
+    client?: LambdaClient,
+  ) {
+    this.client = client ?? defaultLambdaClient();
+  }
 
   async invoke(payload: WorkerPayload): Promise<WorkerResult> {
     const out = await this.client.send(
@@ -52,6 +56,22 @@ export class LambdaWorkerInvoker implements WorkerInvoker {
 export async function invokeAsync(functionName: string, payload: unknown, client: LambdaClient = defaultLambdaClient()): Promise<void> {
   const out = await client.send(new InvokeCommand({ FunctionName: functionName, InvocationType: 'Event', Payload: new TextEncoder().encode(JSON.stringify(payload)) }));
   if (out.StatusCode !== 202) throw new Error(`asynchronous invocation of ${functionName} answered ${out.StatusCode}`);
+}
+
+/** Starts the planner function for a run, asynchronously (the start route, the schedule, the sweeper). */
+export class LambdaPlannerStarter implements PlannerStarter {
+  private readonly client: LambdaClient;
+
+  constructor(
+    private readonly functionName: string,
+    client?: LambdaClient,
+  ) {
+    this.client = client ?? defaultLambdaClient();
+  }
+
+  start(segmentId: string, runId: string): Promise<void> {
+    return invokeAsync(this.functionName, { segment_id: segmentId, run_id: runId }, this.client);
+  }
 }
 
 /** Runs chunks in this process (the CLI and tests): the same worker code, no Lambda in between. */

@@ -1,12 +1,18 @@
 import { FEATURES } from '../catalog';
+import { PreconditionFailedError } from '../errors';
 import type { ModelRegistry } from '../registry/index';
 import { emptyAggregate, finalizeStatistics, mergeInto, type DriftReference, type SegmentAggregate } from './aggregates';
-import type { SegmentRun, SegmentRunStore, StoredStatistics } from './runs';
+import { isFinished, type SegmentRun, type SegmentRunStore, type StoredStatistics } from './runs';
 import type { WorkerPayload, WorkerResult } from './worker';
 
 /** Runs one chunk somewhere: in this process, or in a worker Lambda. Throws when the chunk failed. */
 export interface WorkerInvoker {
   invoke(payload: WorkerPayload): Promise<WorkerResult>;
+}
+
+/** Starts a planner for a run somewhere else (an asynchronous Lambda invocation). */
+export interface PlannerStarter {
+  start(segmentId: string, runId: string): Promise<void>;
 }
 
 /** What the planner needs from the warehouse: segment members, a page at a time. */
@@ -22,48 +28,101 @@ export interface PlannerSettings {
   retryBackoffMs: number;
 }
 
-/**
- * Runs a segment: reads its members in pages (keyset pagination: never every id in memory at once),
- * cuts them into chunks, has workers score the chunks with bounded concurrency, retries failed
- * chunks, and merges the parts into statistics. A chunk whose retries are spent leaves the run
- * `partial`, naming the chunk and its customers; nothing scored is lost and, since each chunk has
- * exactly one part (a retry replaces it), nothing is counted twice.
- */
-export async function runSegment(
-  run: SegmentRun,
-  deps: {
-    members: MemberSource;
-    runs: SegmentRunStore;
-    invoker: WorkerInvoker;
-    registry?: ModelRegistry;
-    settings: PlannerSettings;
-    onProgress?: (run: SegmentRun) => void;
-  },
-): Promise<{ run: SegmentRun; stats: StoredStatistics | null }> {
-  const { settings } = deps;
-  run.status = 'running';
-  run.started_at = new Date().toISOString();
-  run.settings = { chunk_size: settings.chunkSize, concurrency: settings.concurrency, retries: settings.retries };
-  await deps.runs.saveRun(run);
+export interface LeaseSettings {
+  /** How long a claim lasts without renewal. */
+  leaseMs: number;
+  /** A run whose planner died this many times is failed instead of resumed. */
+  maxPlannerFailures: number;
+}
 
-  let lastSaved = 0;
-  /**
-   * Saves progress at most once a second. A failed progress save is skipped (the next one carries
-   * the same figures); only the final save (`force`) must succeed.
-   */
+/** What became of one planner invocation. */
+export type PlannerOutcome =
+  /** This planner finished the run: completed, partial or failed. */
+  | { kind: 'finished'; run: SegmentRun; stats: StoredStatistics | null }
+  /** Nothing to do: the run is finished, or another planner holds its lease. */
+  | { kind: 'not_needed'; run: SegmentRun; reason: string }
+  /** Time ran out; the lease is released and a continuation must be started. */
+  | { kind: 'handed_off'; run: SegmentRun }
+  /** Another planner took the run over (this one's lease had expired); this one stopped. */
+  | { kind: 'lease_lost'; run: SegmentRun }
+  /** The run's planners died too often: the run is now failed. */
+  | { kind: 'gave_up'; run: SegmentRun };
+
+export interface PlanDeps {
+  members: MemberSource;
+  runs: SegmentRunStore;
+  invoker: WorkerInvoker;
+  registry?: ModelRegistry;
+  /** Who this planner is (the invocation's request id): recorded in the lease. */
+  owner: string;
+  lease: LeaseSettings;
+  retryBackoffMs: number;
+  /** Milliseconds this planner may still work (a Lambda's remaining time); unlimited when absent. */
+  timeLeftMs?: () => number;
+  /** Stop dispatching this long before the time runs out (a chunk in flight must still finish). */
+  handoffMarginMs?: number;
+  onProgress?: (run: SegmentRun) => void;
+}
+
+/**
+ * Plans one segment run, or resumes it. The planner first claims the run by compare-and-swap on
+ * the run record (a lease it renews while it works), so two planners never work on one run. It
+ * reads the members in pages (keyset pagination: never every id in memory), cuts them into chunks
+ * of the run's chunk size, has workers score them with bounded concurrency, retries failed chunks,
+ * and merges the parts into statistics.
+ *
+ * A chunk's part is keyed by (run, chunk), so a retry replaces and never adds. A planner that
+ * resumes a run whose previous planner died finds the chunks already scored (their parts hold the
+ * same customers) and keeps them, so nothing is lost or counted twice. A chunk whose retries are
+ * spent leaves the run `partial`, naming the chunk and its customers; if every chunk failed the
+ * run is `failed`.
+ */
+export async function planSegmentRun(segmentId: string, runId: string, deps: PlanDeps): Promise<PlannerOutcome> {
+  const claimed = await claim(segmentId, runId, deps);
+  if ('kind' in claimed) return claimed;
+  const { lease, resuming } = claimed;
+  const run = lease.run;
+  const settings: PlannerSettings = { chunkSize: run.settings.chunk_size, concurrency: run.settings.concurrency, retries: run.settings.retries, retryBackoffMs: deps.retryBackoffMs };
+  const heartbeat = setInterval(() => void lease.save().catch(() => undefined), Math.max(500, Math.floor(deps.lease.leaseMs / 3)));
+  heartbeat.unref();
+  try {
+    return await work(run, lease, resuming, settings, deps);
+  } catch (error) {
+    if (lease.lost) return { kind: 'lease_lost', run };
+    // The lease is left to expire at once with its owner named: the next planner counts this one as failed.
+    run.planner.last_error = describe(error);
+    await lease.abandon().catch(() => undefined);
+    throw error;
+  } finally {
+    clearInterval(heartbeat);
+  }
+}
+
+async function work(run: SegmentRun, lease: RunLease, resuming: boolean, settings: PlannerSettings, deps: PlanDeps): Promise<PlannerOutcome> {
+  const existing = resuming ? await deps.runs.partChunks(run.segment_id, run.run_id) : new Set<number>();
+  let lastProgress = 0;
   const report = async (force = false) => {
     deps.onProgress?.(run);
-    if (force || Date.now() - lastSaved > 1000) {
-      lastSaved = Date.now();
-      const saving = deps.runs.saveRun(run);
-      if (force) await saving;
-      else await saving.catch(() => undefined);
+    if (force || Date.now() - lastProgress > 1000) {
+      lastProgress = Date.now();
+      await lease.save().catch(() => undefined);
     }
   };
 
   const succeeded: number[] = [];
-  const inFlight = new Set<Promise<void>>();
   const runChunk = async (chunk: number, ids: string[]) => {
+    if (existing.has(chunk)) {
+      const part = await deps.runs.getPart(run.segment_id, run.run_id, chunk).catch(() => null);
+      if (part && sameCustomers(ids, part)) {
+        succeeded.push(chunk);
+        run.progress.chunks_done++;
+        run.progress.customers_scored += part.customers.length;
+        run.progress.customers_failed += part.failed.length;
+        run.planner.resumed_chunks++;
+        await report();
+        return;
+      }
+    }
     let lastError = 'unknown error';
     for (let attempt = 1; attempt <= settings.retries + 1; attempt++) {
       if (attempt > 1) {
@@ -74,7 +133,7 @@ export async function runSegment(
       try {
         result = await deps.invoker.invoke({ run_id: run.run_id, segment_id: run.segment_id, chunk, attempt, customer_ids: ids, types: run.types });
       } catch (error) {
-        lastError = error instanceof Error ? error.message : String(error);
+        lastError = describe(error);
         continue;
       }
       // Only the invocation is retried: once it succeeded, the chunk is counted exactly once.
@@ -91,33 +150,46 @@ export async function runSegment(
     await report();
   };
 
-  try {
-    let cursor: string | null = null;
-    let chunk = 0;
-    const pageSize = settings.chunkSize * Math.max(1, settings.concurrency);
-    for (;;) {
-      const page: string[] = await deps.members.segmentMembersPage(run.segment_id, cursor, pageSize);
-      if (page.length === 0) break;
-      cursor = page[page.length - 1]!;
-      run.progress.customers_planned += page.length;
-      for (let start = 0; start < page.length; start += settings.chunkSize) {
-        const ids = page.slice(start, start + settings.chunkSize);
-        chunk++;
-        run.progress.chunks_planned = chunk;
-        while (inFlight.size >= settings.concurrency) await Promise.race(inFlight);
-        const task: Promise<void> = runChunk(chunk, ids).finally(() => inFlight.delete(task));
-        inFlight.add(task);
+  const margin = deps.handoffMarginMs ?? 0;
+  const outOfTime = () => deps.timeLeftMs !== undefined && deps.timeLeftMs() < margin;
+  const inFlight = new Set<Promise<void>>();
+  let stopped: 'time' | 'lease' | null = null;
+  let cursor: string | null = null;
+  let chunk = 0;
+  const pageSize = settings.chunkSize * Math.max(1, settings.concurrency);
+  paging: for (;;) {
+    const page: string[] = await deps.members.segmentMembersPage(run.segment_id, cursor, pageSize);
+    if (page.length === 0) break;
+    cursor = page[page.length - 1]!;
+    for (let start = 0; start < page.length; start += settings.chunkSize) {
+      while (inFlight.size >= settings.concurrency) await Promise.race(inFlight);
+      if (lease.lost || outOfTime()) {
+        stopped = lease.lost ? 'lease' : 'time';
+        break paging;
       }
+      const ids = page.slice(start, start + settings.chunkSize);
+      chunk++;
+      run.progress.chunks_planned = chunk;
+      run.progress.customers_planned += ids.length;
+      const task: Promise<void> = runChunk(chunk, ids).finally(() => inFlight.delete(task));
+      inFlight.add(task);
     }
-    run.progress.planning_complete = true;
-    await Promise.all(inFlight);
-  } catch (error) {
-    await Promise.allSettled(inFlight);
+  }
+  await Promise.all(inFlight);
+  if (stopped === 'lease' || lease.lost) return { kind: 'lease_lost', run };
+  if (stopped === 'time') {
+    await lease.release();
+    return { kind: 'handed_off', run };
+  }
+  run.progress.planning_complete = true;
+  await report(true);
+
+  if (succeeded.length === 0 && run.progress.chunks_planned > 0) {
     run.status = 'failed';
-    run.error = error instanceof Error ? error.message : String(error);
+    run.error = `every one of the ${run.progress.chunks_planned} chunks failed; the first said: ${run.failed_chunks[0]?.error ?? 'nothing'}`;
     run.finished_at = new Date().toISOString();
-    await report(true);
-    return { run, stats: null };
+    await lease.finish();
+    return { kind: 'finished', run, stats: null };
   }
 
   // Merge exactly one part per successful chunk, in chunk order.
@@ -126,7 +198,7 @@ export async function runSegment(
   const READS = 16;
   for (let i = 0; i < ordered.length; i += READS) {
     const batch = ordered.slice(i, i + READS);
-    const parts = await Promise.all(batch.map((chunk) => deps.runs.getPart(run.segment_id, run.run_id, chunk)));
+    const parts = await Promise.all(batch.map((c) => deps.runs.getPart(run.segment_id, run.run_id, c)));
     parts.forEach((part, k) => {
       if (part) mergeInto(merged, part.aggregate);
       else {
@@ -136,6 +208,7 @@ export async function runSegment(
     });
   }
   merged.failed += run.failed_chunks.reduce((n, c) => n + c.customer_ids.length, 0);
+  if (lease.lost) return { kind: 'lease_lost', run };
   const statistics = finalizeStatistics(merged, await driftReferences(merged, deps.registry));
   run.status = run.failed_chunks.length ? 'partial' : 'completed';
   run.finished_at = new Date().toISOString();
@@ -153,27 +226,146 @@ export async function runSegment(
   };
   await deps.runs.putStatistics(stats);
   await deps.runs.appendHistory(stats);
-  await report(true);
-  return { run, stats };
+  await lease.finish();
+  return { kind: 'finished', run, stats };
+}
+
+/**
+ * Takes the run for this planner: a queued run, a run whose planner handed over, or a run whose
+ * planner's lease expired (that planner died; counted). Compare-and-swap makes one claimant win.
+ */
+async function claim(segmentId: string, runId: string, deps: PlanDeps): Promise<PlannerOutcome | { lease: RunLease; resuming: boolean }> {
+  const { run, etag } = await deps.runs.readRun(segmentId, runId);
+  if (isFinished(run.status)) return { kind: 'not_needed', run, reason: `the run is ${run.status} already` };
+  const now = Date.now();
+  const expires = run.planner.expires_at === null ? null : Date.parse(run.planner.expires_at);
+  if (run.planner.owner !== null && expires !== null && expires > now) {
+    return { kind: 'not_needed', run, reason: `planner ${run.planner.owner} holds the run until ${run.planner.expires_at}` };
+  }
+  const died = run.planner.owner !== null;
+  if (died) run.planner.failures++;
+  if (run.planner.failures >= deps.lease.maxPlannerFailures) {
+    run.status = 'failed';
+    run.error =
+      `the planner stopped ${run.planner.failures} times before finishing (crashed, timed out or ran out of memory)` +
+      (run.planner.last_error ? `; the last one said: ${run.planner.last_error}` : '');
+    run.finished_at = new Date(now).toISOString();
+    run.planner.owner = null;
+    run.planner.expires_at = null;
+    try {
+      await deps.runs.saveRun(run, etag);
+    } catch (error) {
+      if (error instanceof PreconditionFailedError) return { kind: 'not_needed', run, reason: 'another planner changed the run first' };
+      throw error;
+    }
+    return { kind: 'gave_up', run };
+  }
+  const resuming = run.planner.attempts > 0;
+  run.status = 'running';
+  run.started_at ??= new Date(now).toISOString();
+  run.error = null;
+  run.planner.attempts++;
+  run.planner.owner = deps.owner;
+  run.planner.expires_at = new Date(now + deps.lease.leaseMs).toISOString();
+  run.planner.resumed_chunks = 0;
+  // A resumed run is counted again from the parts that exist: the earlier planner's figures died with it.
+  run.progress = { planning_complete: false, chunks_planned: 0, chunks_done: 0, chunks_failed: 0, chunk_retries: 0, customers_planned: 0, customers_scored: 0, customers_failed: 0 };
+  run.failed_chunks = [];
+  let saved: string;
+  try {
+    saved = await deps.runs.saveRun(run, etag);
+  } catch (error) {
+    if (error instanceof PreconditionFailedError) return { kind: 'not_needed', run, reason: 'another planner claimed the run first' };
+    throw error;
+  }
+  return { lease: new RunLease(deps.runs, run, saved, deps.lease.leaseMs), resuming };
+}
+
+/**
+ * The planner's hold on its run record. Every save renews the lease and is a compare-and-swap on
+ * the version this planner wrote last; saves are queued so two never race each other. If a save
+ * finds another writer's version, the lease is lost and the planner stops.
+ */
+class RunLease {
+  lost = false;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly runs: SegmentRunStore,
+    readonly run: SegmentRun,
+    private etag: string,
+    private readonly leaseMs: number,
+  ) {}
+
+  /** Saves progress and renews the lease. */
+  save(): Promise<void> {
+    return this.write(() => {
+      this.run.planner.expires_at = new Date(Date.now() + this.leaseMs).toISOString();
+    });
+  }
+
+  /** Saves the finished run and clears the lease. */
+  finish(): Promise<void> {
+    return this.write(() => {
+      this.run.planner.owner = null;
+      this.run.planner.expires_at = null;
+    });
+  }
+
+  /** Hands the run over: the lease ends now and names nobody, so the next planner starts at once. */
+  release(): Promise<void> {
+    return this.write(() => {
+      this.run.planner.owner = null;
+      this.run.planner.expires_at = new Date().toISOString();
+    });
+  }
+
+  /** Gives the run up after an error: the lease ends now but still names this planner (a failure). */
+  abandon(): Promise<void> {
+    return this.write(() => {
+      this.run.planner.expires_at = new Date().toISOString();
+    });
+  }
+
+  private write(change: () => void): Promise<void> {
+    const next = this.chain.then(async () => {
+      if (this.lost) throw new PreconditionFailedError(`run ${this.run.run_id} was taken over by another planner`);
+      change();
+      try {
+        this.etag = await this.runs.saveRun(this.run, this.etag);
+      } catch (error) {
+        if (error instanceof PreconditionFailedError) this.lost = true;
+        throw error;
+      }
+    });
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+}
+
+/** Whether a stored part scored exactly these customers (membership may change between planners). */
+function sameCustomers(ids: string[], part: { customers: { id: string }[]; failed: { customer_id: string }[] }): boolean {
+  if (part.customers.length + part.failed.length !== ids.length) return false;
+  const wanted = new Set(ids);
+  return part.customers.every((c) => wanted.has(c.id)) && part.failed.every((f) => wanted.has(f.customer_id));
 }
 
 /** The training fingerprints of the model versions that scored the run (for drift). */
 async function driftReferences(merged: SegmentAggregate, registry: ModelRegistry | undefined): Promise<DriftReference[]> {
   if (!registry) return [];
   const refs: DriftReference[] = [];
-  for (const key of Object.keys(merged.models)) {
-    const m = /^(\w+) v(\d+) \(/.exec(key);
-    if (!m) continue;
-    const manifest = await registry.getManifest(m[1]!, Number(m[2])).catch(() => null);
+  for (const tally of merged.models) {
+    if (tally.source !== 'model' || tally.version === null) continue;
+    const manifest = await registry.getManifest(tally.model, tally.version).catch(() => null);
     const fp = manifest?.holdout_fingerprint;
     if (!fp) continue;
-    refs.push({ model: m[1]!, version: Number(m[2]), counts: fp.counts, topClassShare: fp.top_class_share });
+    refs.push({ model: tally.model, version: tally.version, counts: fp.counts, topClassShare: fp.top_class_share });
   }
   return refs;
 }
 
 /** A new run record, queued. */
-export function newRun(runId: string, segmentId: string, types: SegmentRun['types'], trigger: SegmentRun['trigger'], settings: PlannerSettings): SegmentRun {
+export function newRun(runId: string, segmentId: string, types: SegmentRun['types'], trigger: SegmentRun['trigger'], settings: Pick<PlannerSettings, 'chunkSize' | 'concurrency' | 'retries'>): SegmentRun {
   const now = new Date().toISOString();
   return {
     schema_version: 1,
@@ -199,7 +391,12 @@ export function newRun(runId: string, segmentId: string, types: SegmentRun['type
     },
     failed_chunks: [],
     error: null,
+    planner: { attempts: 0, failures: 0, owner: null, expires_at: null, resumed_chunks: 0, last_error: null },
   };
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,114 +1,229 @@
-import { randomBytes } from 'node:crypto';
-import { ConflictError, IntegrityError, NotFoundError, PreconditionFailedError, ValidationError } from '../errors';
+import { createHash, randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { ContentionError, IntegrityError, NotFoundError, PreconditionFailedError, UnsafeStoreError, ValidationError } from '../errors';
 import type { ObjectStore } from '../storage/index';
-import type { CompactResult, SegmentAggregate, SegmentStatistics } from './aggregates';
+import { CompactResultSchema, SegmentAggregateSchema, SegmentStatisticsSchema } from './aggregates';
 
 /**
- * Segment runs in the object store: the run record (progress and outcome), one part object per
- * chunk (per-customer results and its partial aggregate), the merged statistics, and a per-segment
- * history of completed runs for trends.
+ * Segment runs in the object store: the run record (progress, outcome and the planner's lease),
+ * one part object per chunk (per-customer results and its partial aggregate), the merged
+ * statistics, a per-segment history of finished runs for trends, and an index of unfinished runs
+ * that the sweeper walks.
  *
  *   segments/<segment>/runs/<run>/run.json
  *   segments/<segment>/runs/<run>/stats.json
  *   segments/<segment>/history.json
- *   segment-parts/<segment>/<run>/<chunk>.json   (bulky and short-lived: a lifecycle rule expires them)
+ *   segments/_active/<run>=<segment>              (present while the run is unfinished)
+ *   segment-parts/<segment>/<run>/<chunk>.json     (bulky and short-lived: a lifecycle rule expires them)
+ *
+ * Every document is validated against its schema when read. The run record changes only by
+ * compare-and-swap, so a planner that lost its lease cannot overwrite the one that took over.
  */
 export const SEGMENT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const RUN_ID = /^\d{8}T\d{9}Z-[0-9a-f]{6}$/;
 export const SCORE_TYPES = ['churn', 'nbo', 'rfm'] as const;
 export type ScoreType = (typeof SCORE_TYPES)[number];
+export const RUN_STATUSES = ['queued', 'running', 'completed', 'partial', 'failed'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+const FINISHED: readonly RunStatus[] = ['completed', 'partial', 'failed'];
 const HISTORY_LIMIT = 100;
+const ACTIVE_PREFIX = 'segments/_active/';
 
-export type RunStatus = 'queued' | 'running' | 'completed' | 'partial' | 'failed';
+const count = z.number().int().nonnegative();
+const timestamp = z.string().datetime();
 
-export interface FailedChunk {
-  chunk: number;
-  attempts: number;
-  error: string;
-  customer_ids: string[];
-}
+export const FailedChunkSchema = z.object({
+  chunk: z.number().int().positive(),
+  attempts: count,
+  error: z.string(),
+  customer_ids: z.array(z.string()),
+});
+export type FailedChunk = z.infer<typeof FailedChunkSchema>;
 
-export interface SegmentRun {
-  schema_version: 1;
-  run_id: string;
-  segment_id: string;
-  types: ScoreType[];
-  status: RunStatus;
-  trigger: 'api' | 'schedule' | 'cli';
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  updated_at: string;
-  settings: { chunk_size: number; concurrency: number; retries: number };
-  progress: {
-    planning_complete: boolean;
-    chunks_planned: number;
-    chunks_done: number;
-    chunks_failed: number;
-    chunk_retries: number;
-    customers_planned: number;
-    customers_scored: number;
-    customers_failed: number;
-  };
-  failed_chunks: FailedChunk[];
-  error: string | null;
-}
+/**
+ * Who is running the run's planner and until when. A planner renews its lease while it works and
+ * clears it when it finishes or hands over; a lease that expires with an owner still named means
+ * that planner died (crash, timeout, out of memory), which `failures` counts.
+ */
+export const PlannerLeaseSchema = z.object({
+  /** Planners that have worked on the run (the first one, continuations and resumptions). */
+  attempts: count,
+  failures: count,
+  owner: z.string().nullable(),
+  expires_at: timestamp.nullable(),
+  /** Chunks a resumed planner found already scored by an earlier one (kept, not scored again). */
+  resumed_chunks: count,
+  /** What the last planner that failed said, if it could say anything. */
+  last_error: z.string().nullable(),
+});
+export type PlannerLease = z.infer<typeof PlannerLeaseSchema>;
 
-export interface ChunkPart {
-  run_id: string;
-  chunk: number;
-  attempt: number;
-  written_at: string;
-  customers: CompactResult[];
-  failed: { customer_id: string; error: string }[];
-  aggregate: SegmentAggregate;
-}
+export const SegmentRunSchema = z.object({
+  schema_version: z.literal(1),
+  run_id: z.string().regex(RUN_ID),
+  segment_id: z.string().regex(SEGMENT_ID),
+  types: z.array(z.enum(SCORE_TYPES)).min(1),
+  status: z.enum(RUN_STATUSES),
+  trigger: z.enum(['api', 'schedule', 'cli']),
+  created_at: timestamp,
+  started_at: timestamp.nullable(),
+  finished_at: timestamp.nullable(),
+  updated_at: timestamp,
+  settings: z.object({ chunk_size: z.number().int().positive(), concurrency: z.number().int().positive(), retries: count }),
+  progress: z.object({
+    planning_complete: z.boolean(),
+    chunks_planned: count,
+    chunks_done: count,
+    chunks_failed: count,
+    chunk_retries: count,
+    customers_planned: count,
+    customers_scored: count,
+    customers_failed: count,
+  }),
+  failed_chunks: z.array(FailedChunkSchema),
+  error: z.string().nullable(),
+  planner: PlannerLeaseSchema.default({ attempts: 0, failures: 0, owner: null, expires_at: null, resumed_chunks: 0, last_error: null }),
+});
+export type SegmentRun = z.infer<typeof SegmentRunSchema>;
 
-export interface StoredStatistics extends SegmentStatistics {
-  run_id: string;
-  segment_id: string;
-  status: RunStatus;
-  types: ScoreType[];
-  started_at: string | null;
-  finished_at: string | null;
-  failed_chunks: number[];
-}
+export const ChunkPartSchema = z.object({
+  run_id: z.string(),
+  chunk: z.number().int().positive(),
+  attempt: z.number().int().positive(),
+  written_at: timestamp,
+  customers: z.array(CompactResultSchema),
+  failed: z.array(z.object({ customer_id: z.string(), error: z.string() })),
+  aggregate: SegmentAggregateSchema,
+});
+export type ChunkPart = z.infer<typeof ChunkPartSchema>;
 
-interface History {
-  segment_id: string;
-  runs: StoredStatistics[];
+export const StoredStatisticsSchema = SegmentStatisticsSchema.extend({
+  run_id: z.string(),
+  segment_id: z.string(),
+  status: z.enum(RUN_STATUSES),
+  types: z.array(z.enum(SCORE_TYPES)),
+  started_at: timestamp.nullable(),
+  finished_at: timestamp.nullable(),
+  failed_chunks: z.array(z.number().int().positive()),
+});
+export type StoredStatistics = z.infer<typeof StoredStatisticsSchema>;
+
+const HistorySchema = z.object({ segment_id: z.string(), runs: z.array(StoredStatisticsSchema) });
+type History = z.infer<typeof HistorySchema>;
+
+/** A run record as read, with the version tag a compare-and-swap save must match. */
+export interface VersionedRun {
+  run: SegmentRun;
+  etag: string;
 }
 
 export function assertSegmentId(id: string): void {
   if (!SEGMENT_ID.test(id)) throw new ValidationError(`Invalid segment id "${id}": 1-128 letters, digits, ".", "_" or "-"`, { code: 'invalid_segment_id' });
 }
 
+export function isFinished(status: RunStatus): boolean {
+  return FINISHED.includes(status);
+}
+
 /** A new, time-sortable run id. */
 export function newRunId(now = new Date()): string {
-  const iso = now.toISOString();
-  return `${iso.slice(0, 10).replace(/-/g, '')}T${iso.slice(11, 23).replace(/[:.]/g, '')}Z-${randomBytes(3).toString('hex')}`;
+  return `${compactTime(now)}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * The run id a scheduled run of a segment gets for one scheduled time: the same for every delivery
+ * of that event (EventBridge delivers at least once, Lambda retries), so a repeat finds the run it
+ * started instead of starting another.
+ */
+export function scheduledRunId(segmentId: string, scheduledAt: Date): string {
+  const digest = createHash('sha256').update(`${segmentId}|${scheduledAt.toISOString()}`).digest('hex');
+  return `${compactTime(scheduledAt)}-${digest.slice(0, 6)}`;
+}
+
+function compactTime(at: Date): string {
+  const iso = at.toISOString();
+  return `${iso.slice(0, 10).replace(/-/g, '')}T${iso.slice(11, 23).replace(/[:.]/g, '')}Z`;
 }
 
 export class SegmentRunStore {
+  private safe: Promise<void> | undefined;
+
   constructor(readonly store: ObjectStore) {}
 
-  async createRun(run: SegmentRun): Promise<void> {
+  /**
+   * Creates a run record (create-only: a run id is never reused) and indexes it as unfinished.
+   * Returns false when a run with this id exists already.
+   */
+  async createRun(run: SegmentRun): Promise<boolean> {
     assertSegmentId(run.segment_id);
-    await this.store.put(this.runKey(run.segment_id, run.run_id), encode(run), { ifNoneMatch: true, contentType: 'application/json' });
+    await this.assertSafeStore();
+    try {
+      await this.store.put(this.runKey(run.segment_id, run.run_id), encode(run), { ifNoneMatch: true, contentType: 'application/json' });
+    } catch (error) {
+      if (error instanceof PreconditionFailedError) return false;
+      throw error;
+    }
+    await this.store.put(activeKey(run.segment_id, run.run_id), encode({ segment_id: run.segment_id, run_id: run.run_id, created_at: run.created_at }), {
+      contentType: 'application/json',
+    });
+    return true;
   }
 
   async getRun(segmentId: string, runId: string): Promise<SegmentRun> {
+    return (await this.readRun(segmentId, runId)).run;
+  }
+
+  /** The run record and its version tag. */
+  async readRun(segmentId: string, runId: string): Promise<VersionedRun> {
     assertSegmentId(segmentId);
     if (!RUN_ID.test(runId)) throw new ValidationError(`Invalid run id "${runId}"`, { code: 'invalid_run_id' });
     const stored = await this.store.get(this.runKey(segmentId, runId));
     if (!stored) throw new NotFoundError(`Segment ${segmentId} has no run ${runId}`, { code: 'run_not_found' });
-    return decode<SegmentRun>(stored.body, `run ${runId}`);
+    return { run: decode(stored.body, SegmentRunSchema, `run ${runId} of segment ${segmentId}`), etag: stored.etag };
   }
 
-  /** The planner is the only writer of its run record, so a plain replace is enough. */
-  async saveRun(run: SegmentRun): Promise<void> {
+  /**
+   * Saves the run only if nobody changed it since `etag` was read; returns the new tag. Throws
+   * PreconditionFailedError when another writer (a planner that took over) got there first.
+   */
+  async saveRun(run: SegmentRun, etag: string): Promise<string> {
     run.updated_at = new Date().toISOString();
-    await this.store.put(this.runKey(run.segment_id, run.run_id), encode(run), { contentType: 'application/json' });
+    const out = await this.store.put(this.runKey(run.segment_id, run.run_id), encode(run), { ifMatch: etag, contentType: 'application/json' });
+    if (isFinished(run.status)) await this.store.delete(activeKey(run.segment_id, run.run_id)).catch(() => undefined);
+    return out.etag;
+  }
+
+  /**
+   * Reads, changes and saves a run by compare-and-swap, retrying against the newer record when a
+   * concurrent writer got there first. `change` returns false to leave the run as it is.
+   */
+  async updateRun(segmentId: string, runId: string, change: (run: SegmentRun) => boolean): Promise<SegmentRun> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const { run, etag } = await this.readRun(segmentId, runId);
+      if (!change(run)) return run;
+      try {
+        await this.saveRun(run, etag);
+        return run;
+      } catch (error) {
+        if (!(error instanceof PreconditionFailedError)) throw error;
+        await new Promise((r) => setTimeout(r, Math.random() * 50));
+      }
+    }
+    throw new ContentionError(`Run ${runId} of segment ${segmentId} kept changing while being updated`);
+  }
+
+  /** Unfinished runs (queued or running), from the index the sweeper walks. */
+  async activeRuns(): Promise<{ segment_id: string; run_id: string }[]> {
+    const { keys } = await this.store.list(ACTIVE_PREFIX);
+    return keys.flatMap((key) => {
+      const [runId, segmentId] = key.slice(ACTIVE_PREFIX.length).split('=');
+      return runId && segmentId && RUN_ID.test(runId) && SEGMENT_ID.test(segmentId) ? [{ segment_id: segmentId, run_id: runId }] : [];
+    });
+  }
+
+  /** Drops a run from the unfinished index (it finished, or its record is gone). */
+  async forgetActive(segmentId: string, runId: string): Promise<void> {
+    await this.store.delete(activeKey(segmentId, runId));
   }
 
   /** Writes (or, for a retried chunk, replaces) a chunk's part: idempotent per (run, chunk). */
@@ -118,7 +233,14 @@ export class SegmentRunStore {
 
   async getPart(segmentId: string, runId: string, chunk: number): Promise<ChunkPart | null> {
     const stored = await this.store.get(this.partKey(segmentId, runId, chunk));
-    return stored ? decode<ChunkPart>(stored.body, `part ${chunk} of run ${runId}`) : null;
+    return stored ? decode(stored.body, ChunkPartSchema, `part ${chunk} of run ${runId}`) : null;
+  }
+
+  /** Chunk numbers that have a part (an earlier planner's work, when a run resumes). */
+  async partChunks(segmentId: string, runId: string): Promise<Set<number>> {
+    const prefix = `segment-parts/${segmentId}/${runId}/`;
+    const { keys } = await this.store.list(prefix);
+    return new Set(keys.map((k) => /^(\d+)\.json$/.exec(k.slice(prefix.length))?.[1]).filter((n): n is string => n !== undefined).map(Number));
   }
 
   async putStatistics(stats: StoredStatistics): Promise<void> {
@@ -129,14 +251,14 @@ export class SegmentRunStore {
     await this.getRun(segmentId, runId);
     const stored = await this.store.get(`${this.runPrefix(segmentId, runId)}stats.json`);
     if (!stored) throw new NotFoundError(`Run ${runId} of segment ${segmentId} has no statistics yet (it has not finished)`, { code: 'stats_not_found' });
-    return decode<StoredStatistics>(stored.body, `statistics of run ${runId}`);
+    return decode(stored.body, StoredStatisticsSchema, `statistics of run ${runId}`);
   }
 
-  /** Completed runs of a segment, newest first. */
+  /** Finished runs of a segment, newest first. */
   async history(segmentId: string): Promise<StoredStatistics[]> {
     assertSegmentId(segmentId);
     const stored = await this.store.get(this.historyKey(segmentId));
-    return stored ? decode<History>(stored.body, `history of ${segmentId}`).runs : [];
+    return stored ? decode(stored.body, HistorySchema, `history of ${segmentId}`).runs : [];
   }
 
   /** Adds a finished run to the segment's history (compare-and-swap: concurrent runs keep both). */
@@ -144,7 +266,7 @@ export class SegmentRunStore {
     const key = this.historyKey(stats.segment_id);
     for (let attempt = 0; attempt < 20; attempt++) {
       const stored = await this.store.get(key);
-      const history: History = stored ? decode<History>(stored.body, 'history') : { segment_id: stats.segment_id, runs: [] };
+      const history: History = stored ? decode(stored.body, HistorySchema, 'history') : { segment_id: stats.segment_id, runs: [] };
       history.runs = [stats, ...history.runs.filter((r) => r.run_id !== stats.run_id)]
         .sort((a, b) => (b.run_id < a.run_id ? -1 : 1))
         .slice(0, HISTORY_LIMIT);
@@ -156,7 +278,25 @@ export class SegmentRunStore {
         await new Promise((r) => setTimeout(r, Math.random() * 50));
       }
     }
-    throw new ConflictError(`The history of segment ${stats.segment_id} kept changing; run ${stats.run_id} was not added`);
+    throw new ContentionError(`The history of segment ${stats.segment_id} kept changing; run ${stats.run_id} was not added`);
+  }
+
+  /** Run records, leases and history rely on conditional writes: refuse a store that ignores them. */
+  private assertSafeStore(): Promise<void> {
+    this.safe ??= this.store.checkConditionalWrites('segments/').then(
+      (support) => {
+        if (!support.ok) {
+          throw new UnsafeStoreError(
+            `Refusing to keep segment runs on ${this.store.location}: this store ${support.problems.join('; it ')}. Use Amazon S3, or an S3-compatible store that honours If-None-Match and If-Match.`,
+          );
+        }
+      },
+      (error: unknown) => {
+        this.safe = undefined;
+        throw error;
+      },
+    );
+    return this.safe;
   }
 
   private runPrefix(segmentId: string, runId: string): string {
@@ -176,14 +316,25 @@ export class SegmentRunStore {
   }
 }
 
+function activeKey(segmentId: string, runId: string): string {
+  return `${ACTIVE_PREFIX}${runId}=${segmentId}`;
+}
+
 function encode(value: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(value));
 }
 
-function decode<T>(body: Uint8Array, what: string): T {
+function decode<T>(body: Uint8Array, schema: z.ZodType<T>, what: string): T {
+  let json: unknown;
   try {
-    return JSON.parse(new TextDecoder().decode(body)) as T;
+    json = JSON.parse(new TextDecoder().decode(body));
   } catch {
     throw new IntegrityError(`The stored ${what} is not valid JSON`);
   }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new IntegrityError(`The stored ${what} is malformed (${issue.path.join('.') || '(root)'}: ${issue.message})`);
+  }
+  return parsed.data;
 }

@@ -2,7 +2,9 @@ import { z } from 'zod';
 import type { ScoringService } from '../scoring/service';
 import type { AllResult } from '../scoring/results';
 import { FEATURES } from '../catalog';
-import { addCustomer, emptyAggregate, type CompactResult } from './aggregates';
+import { SERVING_WARNINGS } from '../scoring/warnings';
+import type { ResultSource } from '../scoring/results';
+import { addCustomer, emptyAggregate, tallyModel, type CompactResult, type ModelTally } from './aggregates';
 import { SCORE_TYPES, SEGMENT_ID, RUN_ID, type ChunkPart, type SegmentRunStore } from './runs';
 
 export const WorkerPayloadSchema = z.object({
@@ -63,7 +65,7 @@ export async function scoreChunk(
     }
   }
   const outcome = await deps.scoring.score(payload.customer_ids, 'all', deps.deadlineMs, { parts: payload.types, keepInputs: true });
-  if (outcome.timedOut.length) throw new Error(`${outcome.timedOut.length} customers of chunk ${payload.chunk} timed out`);
+  if (outcome.timedOut.length) throw new ChunkTimeoutError(`${outcome.timedOut.length} customers of chunk ${payload.chunk} were not scored within ${Math.round(deps.deadlineMs / 1000)} s`);
 
   const aggregate = emptyAggregate(FEATURES);
   const customers: CompactResult[] = [];
@@ -73,12 +75,12 @@ export async function scoreChunk(
     if (r.churn) {
       compact.churn = r.churn.churn_probability;
       compact.risk = r.churn.churn_risk;
-      countModel(aggregate.models, r.churn.source);
+      tallyModel(aggregate.models, servedBy(r.churn.source));
     }
     if (r.nbo) {
       compact.offer = r.nbo.offer_id;
       compact.confidence = r.nbo.confidence;
-      countModel(aggregate.models, r.nbo.source);
+      tallyModel(aggregate.models, servedBy(r.nbo.source));
     }
     if (r.rfm) {
       compact.rfm = r.rfm.rfm_score;
@@ -88,9 +90,7 @@ export async function scoreChunk(
     addCustomer(aggregate, compact, outcome.inputs.get(customer_id));
   }
   aggregate.failed = outcome.errors.length;
-  for (const w of outcome.warnings) {
-    if (['mock_predictions', 'stale_model', 'rfm_fixed_cut_points'].includes(w.code)) aggregate.workerWarnings[w.code] = w.message;
-  }
+  for (const w of outcome.warnings) if (SERVING_WARNINGS.includes(w.code)) aggregate.workerWarnings[w.code] = w.message;
   const part: ChunkPart = {
     run_id: payload.run_id,
     chunk: payload.chunk,
@@ -104,7 +104,12 @@ export async function scoreChunk(
   return { chunk: payload.chunk, scored: customers.length, failed: outcome.errors.length };
 }
 
-function countModel(models: Record<string, number>, source: { type: string; name: string; version?: number; alias?: string }): void {
-  const key = source.type === 'model' ? `${source.name} v${source.version} (${source.alias})` : `${source.name} (${source.type})`;
-  models[key] = (models[key] ?? 0) + 1;
+/** What served a result, as a segment tallies it. */
+function servedBy(source: ResultSource): Omit<ModelTally, 'customers'> {
+  return source.type === 'model'
+    ? { model: source.name, source: 'model', version: source.version, alias: source.alias }
+    : { model: source.name, source: 'mock', version: null, alias: null };
 }
+
+/** A chunk's customers were not all scored before the deadline: the chunk is retried whole. */
+export class ChunkTimeoutError extends Error {}

@@ -166,7 +166,7 @@ export interface WarehouseHandle {
  */
 export async function openWarehouse(
   url: string,
-  options: { configPath?: string; maxConnections?: number; connectTimeoutMs?: number; ssl?: boolean } = {},
+  options: { configPath?: string; maxConnections?: number; connectTimeoutMs?: number; tls?: { ca?: string } } = {},
 ): Promise<WarehouseHandle> {
   const cfg = loadWarehouseConfig(options.configPath);
   let connectionString = url;
@@ -186,7 +186,7 @@ export async function openWarehouse(
     max: options.maxConnections ?? (url.startsWith('pglite:') ? 1 : 4),
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
     // Deployed warehouses (Redshift, RDS) are reached over TLS with certificate checks.
-    ...(options.ssl ? { ssl: { rejectUnauthorized: true } } : {}),
+    ...(options.tls ? { ssl: { rejectUnauthorized: true, ...(options.tls.ca ? { ca: options.tls.ca } : {}) } } : {}),
     idleTimeoutMillis: 30_000,
   });
   // An idle client losing its connection must not crash the process; the next query reports it.

@@ -185,8 +185,8 @@ describe('segment scoring through serverless-offline and real Lambda invocations
     expect(Object.fromEntries(stats.nbo.top_offers.map((o: any) => [o.offer_id, o.customers]))).toEqual(count(direct.map((r) => r.nbo.offer_id)));
     expect(Object.fromEntries(stats.rfm.segments.map((s: any) => [s.segment, s.customers]))).toEqual(count(direct.map((r) => r.rfm.segment)));
     expect(stats.models).toEqual([
-      { model: 'churn v1 (production)', customers: n },
-      { model: 'nbo v1 (production)', customers: n },
+      { model: 'churn', source: 'model', version: 1, alias: 'production', label: 'churn v1 (production)', customers: n },
+      { model: 'nbo', source: 'model', version: 1, alias: 'production', label: 'nbo v1 (production)', customers: n },
     ]);
     expect(stats.drift.map((d: any) => d.model).sort()).toEqual(['churn', 'nbo']);
   });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createApp, type App } from '../../lib/scoring-app';
+import { createScoringApp, type ScoringApp as App } from '../../lib/app/scoring';
 import { loadConfig } from '../../lib/config';
 import { ModelRegistry } from '../../lib/registry/index';
 import { S3ObjectStore } from '../../lib/storage/s3';
@@ -22,11 +22,11 @@ beforeAll(async () => {
   await publishTiny(registry, 'churn');
   await publishTiny(registry, 'nbo');
   Object.assign(process.env, s3.env);
-  app = await createApp(loadConfig({ MODEL_REGISTRY_URI: `s3://${s3.bucket}/prod`, WAREHOUSE_URL: url, STAGE: 'test', ML_MOCK_MODE: 'off' }));
+  app = await createScoringApp(loadConfig({ MODEL_REGISTRY_URI: `s3://${s3.bucket}/prod`, WAREHOUSE_URL: url, STAGE: 'test', ML_MOCK_MODE: 'off' }));
 });
 
 afterAll(async () => {
-  await app?.warehouse.close();
+  await app?.close();
 });
 
 describe('scoring with the registry on S3 and the warehouse on PostgreSQL', () => {

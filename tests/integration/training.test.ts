@@ -16,6 +16,7 @@ import { cdnowChurnCsv } from '../support/cdnow';
 import { runCli } from '../support/cli';
 import { createTestDatabase } from '../../devkit/postgres';
 import { tempDir, tempFsStore } from '../support/registry';
+import { lambdaContext } from '../support/app';
 
 let handle: WarehouseHandle;
 let churn: TrainingSpec;
@@ -178,11 +179,13 @@ describe('the training function', () => {
     process.env.WAREHOUSE_URL = handle.pool.options.connectionString!;
     resetConfig();
     try {
-      const result = await handler({ model: 'nbo', promote: 'staging' });
+      const result = await handler({ model: 'nbo', promote: 'staging' }, lambdaContext());
       expect(result).toMatchObject({ model: 'nbo', version: 1, status: 'ready', promoted: { alias: 'staging', version: 1 } });
       expect(result.holdout.top1_accuracy).toBeGreaterThan(0.2);
-      await expect(handler({ model: 'weather' })).rejects.toThrow(/not a warehouse model/);
-      await expect(handler({ model: 'churn', seed: 'x' })).rejects.toThrow(/"seed" must be a whole number/);
+      await expect(handler({ model: 'weather' }, lambdaContext())).rejects.toThrow(/Invalid training event: model: "model" must be one of churn, nbo/);
+      await expect(handler({ model: 'churn', seed: 'x' }, lambdaContext())).rejects.toThrow(/"seed" must be a whole number/);
+      await expect(handler({ model: 'churn', promote: 'Prod Alias' }, lambdaContext())).rejects.toThrow(/"promote" must be an alias name/);
+      await expect(handler({ model: 'churn', color: 'red' }, lambdaContext())).rejects.toThrow(/Unrecognized key/);
     } finally {
       process.env = before;
       resetConfig();
@@ -192,7 +195,7 @@ describe('the training function', () => {
 
 describe('boosted trees end to end', () => {
   it('train on the demo warehouse, publish, and serve through the scoring path like any version', async () => {
-    const { createApp } = await import('../../lib/scoring-app');
+    const { createScoringApp } = await import('../../lib/app/scoring');
     const { loadConfig } = await import('../../lib/config');
     const reg = registry();
     const churnOutcome = await trainAndPublish(reg, churn, { families: ['gbt'], promote: 'production' });
@@ -202,7 +205,7 @@ describe('boosted trees end to end', () => {
     expect(nboOutcome.manifest.output.classes).toHaveLength(8);
     expect(churnOutcome.exportCheck.maxAbsDiff).toBeLessThanOrEqual(1e-5);
 
-    const app = await createApp(loadConfig({ STAGE: 'test', MODEL_REGISTRY_URI: reg.location, WAREHOUSE_URL: handle.pool.options.connectionString!, ML_MOCK_MODE: 'off' }));
+    const app = await createScoringApp(loadConfig({ STAGE: 'test', MODEL_REGISTRY_URI: reg.location, WAREHOUSE_URL: handle.pool.options.connectionString!, ML_MOCK_MODE: 'off' }));
     try {
       const outcome = await app.scoring.score(['demo-000001', 'demo-000002', 'demo-000003'], 'all', 10_000);
       expect(outcome.results).toHaveLength(3);
@@ -210,7 +213,7 @@ describe('boosted trees end to end', () => {
       expect(r.churn.source).toEqual({ type: 'model', name: 'churn', version: churnOutcome.manifest.version, alias: 'production' });
       expect(r.nbo.offers).toHaveLength(8);
     } finally {
-      await app.warehouse.close();
+      await app.close();
     }
   });
 

@@ -1,12 +1,10 @@
-import type { App } from '../../lib/scoring-app';
-import { SERVED_MODELS } from '../../lib/catalog';
+import type { Context } from 'aws-lambda';
+import { createScoringApp, type ScoringApp } from '../../lib/app/scoring';
 import { RefreshingValue } from '../../lib/cache';
 import { loadConfig } from '../../lib/config';
-import { ModelRegistry } from '../../lib/registry/index';
-import { ModelProvider } from '../../lib/scoring/models';
-import { ScoringService, type FeatureSource } from '../../lib/scoring/service';
-import { SegmentRunStore } from '../../lib/segments/runs';
-import type { BaseProfile, CustomerFeatureRow, WarehouseHandle } from '../../lib/warehouse/index';
+import type { ModelRegistry } from '../../lib/registry/index';
+import type { FeatureSource } from '../../lib/scoring/service';
+import type { BaseProfile, CustomerFeatureRow } from '../../lib/warehouse/index';
 import { FEATURES } from '../../lib/catalog';
 import { tempFsStore } from './registry';
 
@@ -37,12 +35,34 @@ export const PROFILE: BaseProfile = {
   computedAt: '2026-01-01T00:00:00.000Z',
 };
 
-/** An App over an in-memory warehouse and a local-folder registry, for handler tests. */
-export function testApp(options: { features: FeatureSource; registry?: ModelRegistry; mockMode?: 'auto' | 'on' | 'off'; env?: Record<string, string> }): App {
-  const config = loadConfig({ STAGE: 'test', ML_MOCK_MODE: options.mockMode ?? 'off', ...options.env });
-  const registry = options.registry ?? new ModelRegistry(tempFsStore(), { actor: 'test' });
-  const models = new ModelProvider(registry, { alias: 'production', ttlMs: 60_000, mockMode: config.mockMode, columns: FEATURES, expectedKind: SERVED_MODELS });
-  const profile = new RefreshingValue(async () => PROFILE, 60_000);
-  const scoring = new ScoringService({ features: options.features, models, profile, settings: { churnRiskThresholds: config.churnRiskThresholds, rfmCutPoints: config.rfmCutPoints } });
-  return { config, registry, models, profile, scoring, runs: new SegmentRunStore(tempFsStore()), warehouse: null as unknown as WarehouseHandle };
+/** An app over an in-memory warehouse and local-folder stores, for handler and service tests. */
+export async function testApp(options: { features: FeatureSource; registry?: ModelRegistry; mockMode?: 'auto' | 'on' | 'off'; env?: Record<string, string> }): Promise<ScoringApp> {
+  const registryStore = options.registry?.store ?? tempFsStore();
+  // Nothing here should open a warehouse: a connection would be refused at once.
+  const config = loadConfig({ STAGE: 'test', ML_MOCK_MODE: options.mockMode ?? 'off', MODEL_REGISTRY_URI: registryStore.location, WAREHOUSE_URL: 'postgres://127.0.0.1:9/none', ...options.env });
+  return createScoringApp(config, {
+    registryStore,
+    resultsStore: tempFsStore(),
+    features: options.features,
+    profile: new RefreshingValue(async () => PROFILE, 60_000),
+  });
+}
+
+/** A Lambda context for calling a handler in process. */
+export function lambdaContext(overrides: Partial<Context> = {}): Context {
+  return {
+    awsRequestId: `req-${Math.random().toString(16).slice(2, 10)}`,
+    functionName: 'loyalty-ml-test-fn',
+    functionVersion: '$LATEST',
+    invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:loyalty-ml-test-fn',
+    memoryLimitInMB: '1024',
+    logGroupName: '/aws/lambda/loyalty-ml-test-fn',
+    logStreamName: 'test',
+    callbackWaitsForEmptyEventLoop: true,
+    getRemainingTimeInMillis: () => 60_000,
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+    ...overrides,
+  } as Context;
 }

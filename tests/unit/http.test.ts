@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { setApp, type App } from '../../lib/scoring-app';
+import { setScoringApp as setApp, type ScoringApp as App } from '../../lib/app/scoring';
 import { ModelRegistry, modelKey } from '../../lib/registry/index';
 import { batch, legacy, single } from '../../functions/predict';
 import { handler as modelsHandler } from '../../functions/models';
@@ -27,7 +27,7 @@ beforeAll(async () => {
   const registry = new ModelRegistry(tempFsStore(), { actor: 'test' });
   await publishTiny(registry, 'churn');
   await publishTiny(registry, 'nbo');
-  app = testApp({ features: new MemoryFeatures(new Map(ids(150).map((id, i) => [id, customerFeatures(i + 1)]))), registry });
+  app = await testApp({ features: new MemoryFeatures(new Map(ids(150).map((id, i) => [id, customerFeatures(i + 1)]))), registry });
   setApp(app);
 });
 
@@ -147,7 +147,7 @@ describe('GET /ml/models', () => {
     await publishTiny(registry, 'nbo');
     await store.put(modelKey('churn', 1), new TextEncoder().encode('not the model'));
     await store.delete(modelKey('nbo', 1));
-    setApp(testApp({ features: new MemoryFeatures(new Map()), registry, mockMode: 'off' }));
+    setApp(await testApp({ features: new MemoryFeatures(new Map()), registry, mockMode: 'off' }));
     try {
       const response = await modelsHandler(event(undefined, {}), context);
       const body = JSON.parse(response.body!);
@@ -165,7 +165,7 @@ describe('GET /ml/models', () => {
   it('says plainly when a model is not published (mock mode off)', async () => {
     const registry = new ModelRegistry(tempFsStore(), { actor: 'test' });
     await publishTiny(registry, 'churn');
-    setApp(testApp({ features: new MemoryFeatures(new Map()), registry, mockMode: 'off' }));
+    setApp(await testApp({ features: new MemoryFeatures(new Map()), registry, mockMode: 'off' }));
     try {
       const body = JSON.parse((await modelsHandler(event(undefined, {}), context)).body!);
       const nbo = body.models.find((m: { name: string }) => m.name === 'nbo');

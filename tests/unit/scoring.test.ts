@@ -50,7 +50,7 @@ describe('batch scoring', () => {
 
   it('keeps unknown customers separate from timed-out ones when a model is slow', async () => {
     const features = warehouse(3);
-    const app = testApp({ features });
+    const app = await testApp({ features });
     const slowModels = { get: () => new Promise<never>(() => undefined) } as unknown as ModelProvider;
     const scoring = new ScoringService({ features, models: slowModels, profile: app.profile, settings: { churnRiskThresholds: [0.3, 0.6], rfmCutPoints: 'quintiles' } });
 
@@ -76,7 +76,7 @@ describe('batch scoring', () => {
   });
 
   it('labels baseline answers as mock and says so at the top', async () => {
-    const app = testApp({ features: warehouse(3), mockMode: 'auto' });
+    const app = await testApp({ features: warehouse(3), mockMode: 'auto' });
 
     const outcome = await app.scoring.score(ids(3), 'churn', 5000);
 

@@ -3,8 +3,8 @@ import { Rng } from '../../lib/random';
 import { ModelRegistry } from '../../lib/registry/index';
 import { addCustomer, emptyAggregate, finalizeStatistics, mergeInto, psi, type CompactResult } from '../../lib/segments/aggregates';
 import { LocalWorkerInvoker } from '../../lib/segments/invokers';
-import { newRun, runSegment, type MemberSource } from '../../lib/segments/planner';
-import { newRunId, SegmentRunStore } from '../../lib/segments/runs';
+import { newRun, planSegmentRun, type MemberSource, type WorkerInvoker } from '../../lib/segments/planner';
+import { newRunId, SegmentRunStore, type ScoreType } from '../../lib/segments/runs';
 import { scoreChunk, type FaultPlan } from '../../lib/segments/worker';
 import { FEATURES } from '../../lib/catalog';
 import { customerFeatures, MemoryFeatures, testApp } from '../support/app';
@@ -114,49 +114,55 @@ describe('segment runs', () => {
     const registry = new ModelRegistry(tempFsStore(), { actor: 'test' });
     await publishTiny(registry, 'churn');
     await publishTiny(registry, 'nbo');
-    const app = testApp({ features, registry });
+    const app = await testApp({ features, registry });
     const runs = new SegmentRunStore(tempFsStore());
     const invoker = new LocalWorkerInvoker((payload) => scoreChunk(payload, { scoring: app.scoring, runs, deadlineMs: 10_000, faults }));
     return { app, runs, invoker };
   }
 
-  const settings = { chunkSize: 100, concurrency: 3, retries: 2, retryBackoffMs: 1 };
+  const settings = { chunkSize: 100, concurrency: 3, retries: 2 };
+  const lease = { leaseMs: 60_000, maxPlannerFailures: 3 };
+
+  /** Creates a queued run and plans it to the end in this process. */
+  async function runToEnd(runs: SegmentRunStore, deps: { members: MemberSource; invoker: WorkerInvoker }, types: ScoreType[] = ['churn', 'nbo', 'rfm'], chunkSettings = settings) {
+    const run = newRun(newRunId(), 'all', types, 'cli', chunkSettings);
+    await runs.createRun(run);
+    const outcome = await planSegmentRun('all', run.run_id, { ...deps, runs, owner: 'planner-1', lease, retryBackoffMs: 1 });
+    if (outcome.kind !== 'finished') throw new Error(`planner ended ${outcome.kind}`);
+    return outcome;
+  }
 
   it('completes exactly when chunks fail on their first attempt', async () => {
     const { runs, invoker } = await setup(1050, [{ failOnce: [1, 4, 11], failAlways: [] }]);
     const source = members(1050);
-    const run = newRun(newRunId(), 'all', ['churn', 'nbo', 'rfm'], 'cli', settings);
-    await runs.createRun(run);
 
-    const { run: done, stats } = await runSegment(run, { members: source, runs, invoker, settings });
+    const { run: done, stats } = await runToEnd(runs, { members: source, invoker });
 
     expect(done.status).toBe('completed');
     expect(done.progress).toMatchObject({ chunks_planned: 11, chunks_done: 11, chunks_failed: 0, chunk_retries: 3, customers_scored: 1050, customers_failed: 0 });
+    expect(done.planner).toMatchObject({ attempts: 1, failures: 0, owner: null, expires_at: null });
     expect(stats!.customers).toEqual({ scored: 1050, failed: 0 });
     expect(stats!.churn!.customers).toBe(1050);
+    expect(stats!.models.map((m) => m.label).sort()).toEqual(['churn v1 (production)', 'nbo v1 (production)']);
     expect(source.pages).toBe(Math.ceil(1050 / 300) + 1);
 
     // The same customers scored in one pass give the same statistics.
     const clean = await setup(1050, null);
-    const once = newRun(newRunId(), 'all', ['churn', 'nbo', 'rfm'], 'cli', { ...settings, chunkSize: 1050 });
-    await clean.runs.createRun(once);
-    const direct = await runSegment(once, { members: members(1050), runs: clean.runs, invoker: clean.invoker, settings: { ...settings, chunkSize: 1050 } });
+    const direct = await runToEnd(clean.runs, { members: members(1050), invoker: clean.invoker }, ['churn', 'nbo', 'rfm'], { ...settings, chunkSize: 1050 });
     const strip = (s: typeof stats) => ({ ...s!, run_id: '', started_at: '', finished_at: '' });
     expect(strip(stats)).toEqual(strip(direct.stats));
-    expect((await runs.history('all')).map((h) => h.run_id)).toEqual([run.run_id]);
+    expect((await runs.history('all')).map((h) => h.run_id)).toEqual([done.run_id]);
   });
 
   it('counts a chunk once when saving progress fails right after it succeeded', async () => {
     const { runs: healthy, invoker } = await setup(500, null);
     let runSaves = 0;
     const faulty = new FaultyStore(healthy.store, () => new StoreUnavailableError('throttled'));
-    // run.json writes: create, "running", then the first progress save, which fails.
+    // run.json writes: create, the claim, then the first progress save, which fails.
     faulty.failPut = (key) => key.endsWith('run.json') && ++runSaves === 3;
     const runs = new SegmentRunStore(faulty);
-    const run = newRun(newRunId(), 'all', ['churn'], 'cli', settings);
-    await runs.createRun(run);
 
-    const { run: done, stats } = await runSegment(run, { members: members(500), runs, invoker, settings });
+    const { run: done, stats } = await runToEnd(runs, { members: members(500), invoker }, ['churn']);
 
     expect(runSaves).toBeGreaterThan(3);
     expect(done.status).toBe('completed');
@@ -166,10 +172,8 @@ describe('segment runs', () => {
 
   it('ends partial, naming the failed chunk and its customers, when a worker always fails', async () => {
     const { runs, invoker } = await setup(450, [{ failOnce: [], failAlways: [2] }]);
-    const run = newRun(newRunId(), 'all', ['churn'], 'cli', settings);
-    await runs.createRun(run);
 
-    const { run: done, stats } = await runSegment(run, { members: members(450), runs, invoker, settings });
+    const { run: done, stats } = await runToEnd(runs, { members: members(450), invoker }, ['churn']);
 
     expect(done.status).toBe('partial');
     expect(done.failed_chunks).toEqual([{ chunk: 2, attempts: 3, error: 'Injected fault for chunk 2, attempt 3', customer_ids: expect.any(Array) }]);
@@ -177,6 +181,104 @@ describe('segment runs', () => {
     expect(done.failed_chunks[0]!.customer_ids[0]).toBe('c00101');
     expect(stats!.customers).toEqual({ scored: 350, failed: 100 });
     expect(stats!.failed_chunks).toEqual([2]);
-    expect((await runs.getRun('all', run.run_id)).status).toBe('partial');
+    expect((await runs.getRun('all', done.run_id)).status).toBe('partial');
+  });
+
+  it('ends failed, not partial, when every chunk failed, and adds nothing to the history', async () => {
+    const { runs, invoker } = await setup(250, [{ failOnce: [], failAlways: [1, 2, 3] }]);
+
+    const { run: done, stats } = await runToEnd(runs, { members: members(250), invoker }, ['churn']);
+
+    expect(done.status).toBe('failed');
+    expect(done.error).toMatch(/every one of the 3 chunks failed; the first said: Injected fault/);
+    expect(stats).toBeNull();
+    expect(await runs.history('all')).toEqual([]);
+    expect(await runs.activeRuns()).toEqual([]);
+  });
+
+  it('resumes a run whose planner died, keeping the chunks it scored, and fences the dead planner off', async () => {
+    const { runs: healthy, invoker } = await setup(1000, null);
+    // The first planner's process "dies" after 4 chunks: its workers never answer and its writes fail.
+    let dead = false;
+    let revived = false;
+    let release: () => void = () => undefined;
+    const hung = new Promise<void>((r) => (release = r));
+    const dying: WorkerInvoker = {
+      invoke: async (payload) => {
+        if (!revived && payload.chunk > 4) {
+          dead = true;
+          await hung;
+        }
+        return invoker.invoke(payload);
+      },
+    };
+    const faulty = new FaultyStore(healthy.store, () => new StoreUnavailableError('process gone'));
+    faulty.failPut = (key) => dead && key.endsWith('run.json');
+    const shortLease = { leaseMs: 300, maxPlannerFailures: 3 };
+    const run = newRun(newRunId(), 'all', ['churn', 'nbo', 'rfm'], 'cli', { chunkSize: 100, concurrency: 1, retries: 0 });
+    await healthy.createRun(run);
+    const first = planSegmentRun('all', run.run_id, { members: members(1000), runs: new SegmentRunStore(faulty), invoker: dying, owner: 'planner-1', lease: shortLease, retryBackoffMs: 1 });
+    while (!dead) await new Promise((r) => setTimeout(r, 10));
+
+    // While its lease lasts, nobody else may take the run.
+    const early = await planSegmentRun('all', run.run_id, { members: members(1000), runs: healthy, invoker, owner: 'planner-2', lease: shortLease, retryBackoffMs: 1 });
+    expect(early.kind).toBe('not_needed');
+    await new Promise((r) => setTimeout(r, 400));
+    const second = await planSegmentRun('all', run.run_id, { members: members(1000), runs: healthy, invoker, owner: 'planner-3', lease: shortLease, retryBackoffMs: 1 });
+
+    expect(second.kind).toBe('finished');
+    expect(second.run.status).toBe('completed');
+    expect(second.run.planner).toMatchObject({ attempts: 2, failures: 1, resumed_chunks: 4, owner: null });
+    expect(second.run.progress).toMatchObject({ chunks_planned: 10, chunks_done: 10, customers_scored: 1000, customers_failed: 0 });
+    if (second.kind === 'finished') expect(second.stats!.customers).toEqual({ scored: 1000, failed: 0 });
+
+    // The dead planner wakes up: it may not write over the finished run.
+    dead = false;
+    revived = true;
+    release();
+    expect((await first).kind).toBe('lease_lost');
+    expect((await healthy.getRun('all', run.run_id)).status).toBe('completed');
+  });
+
+  it('fails a run whose planners keep dying, instead of leaving it running', async () => {
+    const { runs, invoker } = await setup(300, null);
+    const run = newRun(newRunId(), 'all', ['churn'], 'cli', settings);
+    await runs.createRun(run);
+    const broken: MemberSource = {
+      segmentMembersPage: async () => {
+        throw new Error('the warehouse dropped the connection');
+      },
+    };
+    const plan = (owner: string) => planSegmentRun('all', run.run_id, { members: broken, runs, invoker, owner, lease: { leaseMs: 60_000, maxPlannerFailures: 2 }, retryBackoffMs: 1 });
+
+    await expect(plan('planner-1')).rejects.toThrow(/dropped the connection/);
+    const afterFirst = await runs.getRun('all', run.run_id);
+    await expect(plan('planner-2')).rejects.toThrow(/dropped the connection/);
+    const last = await plan('planner-3');
+
+    // A planner that fails gives its lease up at once, still naming itself: the next one counts it.
+    expect(afterFirst).toMatchObject({ status: 'running', planner: { owner: 'planner-1', attempts: 1, failures: 0, last_error: 'the warehouse dropped the connection' } });
+    expect(last.kind).toBe('gave_up');
+    const stored = await runs.getRun('all', run.run_id);
+    expect(stored.status).toBe('failed');
+    expect(stored.error).toBe('the planner stopped 2 times before finishing (crashed, timed out or ran out of memory); the last one said: the warehouse dropped the connection');
+    expect(await runs.activeRuns()).toEqual([]);
+  });
+
+  it('hands a run over when its time runs short, and the next planner finishes it', async () => {
+    const { runs, invoker } = await setup(600, null);
+    const run = newRun(newRunId(), 'all', ['churn'], 'cli', { chunkSize: 100, concurrency: 1, retries: 0 });
+    await runs.createRun(run);
+    let dispatched = 0;
+    const counting: WorkerInvoker = { invoke: (p) => (dispatched++, invoker.invoke(p)) };
+
+    const first = await planSegmentRun('all', run.run_id, { members: members(600), runs, invoker: counting, owner: 'p1', lease, retryBackoffMs: 1, timeLeftMs: () => (dispatched >= 2 ? 1000 : 900_000), handoffMarginMs: 180_000 });
+    const second = await planSegmentRun('all', run.run_id, { members: members(600), runs, invoker, owner: 'p2', lease, retryBackoffMs: 1 });
+
+    expect(first.kind).toBe('handed_off');
+    expect(first.run.planner.owner).toBeNull();
+    expect(second.kind).toBe('finished');
+    expect(second.run.planner).toMatchObject({ attempts: 2, failures: 0, resumed_chunks: 2 });
+    expect(second.run.progress.customers_scored).toBe(600);
   });
 });

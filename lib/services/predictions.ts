@@ -1,0 +1,67 @@
+import { logContext, logger, telemetry } from '../observability';
+import { checkBatchSize } from '../scoring/api';
+import type { CustomerResult, PredictionType, ResultSource } from '../scoring/results';
+import type { BatchOutcome, ScoringService } from '../scoring/service';
+
+export interface PredictionRequest {
+  customerIds: string[];
+  type: PredictionType;
+  /** A batch request (limited to `maxCustomers` distinct ids) or a single customer. */
+  batch: boolean;
+  deadlineMs: number;
+}
+
+/**
+ * Answers the prediction routes (single, batch and the old contract): checks the batch size,
+ * scores, and records what was served: predictions by type and source (model, mock or rules),
+ * warnings by code, answers from a stale model, batch sizes and deadline hits.
+ */
+export class PredictionService {
+  constructor(private readonly deps: { scoring: ScoringService; maxCustomers: number }) {}
+
+  async predict(request: PredictionRequest): Promise<BatchOutcome> {
+    if (request.batch) checkBatchSize(request.customerIds, this.deps.maxCustomers);
+    const outcome = await this.deps.scoring.score(request.customerIds, request.type, request.deadlineMs);
+    this.record(outcome, request.batch);
+    return outcome;
+  }
+
+  private record(outcome: BatchOutcome, batch: boolean): void {
+    const sources = new Map<string, { source: ResultSource; answers: number }>();
+    for (const { result } of outcome.results) {
+      for (const source of sourcesOf(result)) {
+        const key = source.type === 'model' ? `${source.name}@${source.version}` : `${source.name}:${source.type}`;
+        const entry = sources.get(key) ?? { source, answers: 0 };
+        entry.answers++;
+        sources.set(key, entry);
+      }
+    }
+    for (const { source, answers } of sources.values()) {
+      telemetry.count('Predictions', answers, { Model: source.name, Source: source.type });
+      if (source.type === 'mock') telemetry.count('MockPredictions', answers);
+    }
+    for (const w of outcome.warnings) {
+      telemetry.count('PredictionWarnings', 1, { Code: w.code });
+      if (w.code === 'stale_model') telemetry.count('StaleModelAnswers', outcome.results.length);
+    }
+    if (batch) telemetry.count('BatchSize', outcome.ids.length);
+    if (outcome.timedOut.length) telemetry.count('DeadlineHits');
+    const served = [...sources.values()].map(({ source }) => (source.type === 'model' ? `${source.name} v${source.version} (${source.alias})` : `${source.name} (${source.type})`));
+    logContext({ prediction_type: outcome.type });
+    logger.info('scored', {
+      customers: outcome.ids.length,
+      successful: outcome.results.length,
+      failed: outcome.errors.length,
+      timed_out: outcome.timedOut.length,
+      served_by: served,
+      warnings: outcome.warnings.map((w) => w.code),
+      timings_ms: outcome.timings,
+    });
+  }
+}
+
+/** The sources of one customer's answer (three for type "all"). */
+function sourcesOf(result: CustomerResult): ResultSource[] {
+  if ('source' in result) return [result.source];
+  return [result.churn?.source, result.nbo?.source, result.rfm?.source].filter((s): s is ResultSource => s !== undefined);
+}

@@ -1,0 +1,14 @@
+import { logContext } from '../observability';
+import type { ScoringService } from '../scoring/service';
+import type { SegmentRunStore } from '../segments/runs';
+import { scoreChunk, type FaultPlan, type WorkerPayload, type WorkerResult } from '../segments/worker';
+
+/** The segment worker's work: score one chunk with the batch scoring path and write its part. */
+export class ChunkScoringService {
+  constructor(private readonly deps: { scoring: ScoringService; runs: SegmentRunStore; deadlineMs: number; faults: FaultPlan[] | null }) {}
+
+  score(payload: WorkerPayload): Promise<WorkerResult> {
+    logContext({ segment_id: payload.segment_id, run_id: payload.run_id, chunk: payload.chunk, attempt: payload.attempt });
+    return scoreChunk(payload, this.deps);
+  }
+}

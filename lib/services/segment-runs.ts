@@ -1,0 +1,289 @@
+import type { Config } from '../config';
+import { NotFoundError, ServiceUnavailableError } from '../errors';
+import { logContext, logger, telemetry } from '../observability';
+import type { ModelRegistry } from '../registry/index';
+import { newRun, planSegmentRun, type PlannerOutcome, type PlannerSettings, type PlannerStarter, type WorkerInvoker } from '../segments/planner';
+import {
+  assertSegmentId,
+  isFinished,
+  newRunId,
+  scheduledRunId,
+  SCORE_TYPES,
+  type ScoreType,
+  type SegmentRun,
+  type SegmentRunStore,
+  type StoredStatistics,
+} from '../segments/runs';
+import type { WarehouseHandle } from '../warehouse/index';
+
+/** A stopped planner keeps this long between its last dispatch and its own timeout (a chunk may take the worker's whole timeout). */
+export const PLANNER_HANDOFF_MARGIN_MS = 180_000;
+
+export interface NightlyOutcome {
+  scheduled_at: string;
+  started: { segment_id: string; run_id: string }[];
+  /** Runs this scheduled time had started already (a repeated delivery of the event). */
+  already_started: { segment_id: string; run_id: string; status: string }[];
+  failed: { segment_id: string; error: string }[];
+}
+
+export interface SweepOutcome {
+  checked: number;
+  resumed: { segment_id: string; run_id: string }[];
+  failed: { segment_id: string; run_id: string; error: string }[];
+  forgotten: number;
+}
+
+/**
+ * Segment runs as the API, the schedule, the sweeper and the CLI drive them: starting a run (its
+ * planner runs elsewhere), its status and statistics, the planner's own work, the nightly schedule
+ * and the sweeper that resumes runs whose planner died. Orchestration lives here; the handlers only
+ * parse events and shape answers.
+ */
+export class SegmentRunService {
+  constructor(
+    private readonly deps: {
+      runs: SegmentRunStore;
+      warehouse: () => Promise<WarehouseHandle>;
+      registry: ModelRegistry;
+      invoker: WorkerInvoker;
+      planners: PlannerStarter;
+      settings: Config['segments'];
+    },
+  ) {}
+
+  /** Creates a queued run and starts its planner; a planner that cannot be started fails the run. */
+  async start(segmentId: string, types: readonly ScoreType[], trigger: SegmentRun['trigger'] = 'api', runId = newRunId()): Promise<SegmentRun> {
+    assertSegmentId(segmentId);
+    await (await this.deps.warehouse()).warehouse.getSegment(segmentId);
+    const run = newRun(runId, segmentId, [...new Set(types)], trigger, this.deps.settings);
+    if (!(await this.deps.runs.createRun(run))) return this.deps.runs.getRun(segmentId, runId);
+    logContext({ segment_id: segmentId, run_id: runId });
+    await this.startPlanner(run);
+    logger.info('segment run queued', { trigger, types: run.types });
+    return run;
+  }
+
+  private async startPlanner(run: SegmentRun): Promise<void> {
+    try {
+      await this.deps.planners.start(run.segment_id, run.run_id);
+    } catch (error) {
+      logger.error('the planner could not be started', { error });
+      await this.deps.runs.updateRun(run.segment_id, run.run_id, (r) => {
+        if (r.status !== 'queued') return false;
+        r.status = 'failed';
+        r.error = 'the planner could not be started';
+        r.finished_at = new Date().toISOString();
+        return true;
+      });
+      run.status = 'failed';
+      throw new ServiceUnavailableError('Could not start the segment run: the planner function did not accept the invocation', { cause: error });
+    }
+  }
+
+  /** A run's record as the status route shows it (failed chunks' ids capped at 1,000 each). */
+  async status(segmentId: string, runId: string) {
+    const { failed_chunks, ...rest } = await this.deps.runs.getRun(segmentId, runId);
+    return {
+      ...rest,
+      failed_chunks: failed_chunks.map((c) => ({ chunk: c.chunk, attempts: c.attempts, error: c.error, customers: c.customer_ids.length, customer_ids: c.customer_ids.slice(0, 1000) })),
+    };
+  }
+
+  /** The latest finished run's statistics with the trend of earlier runs, or one run's statistics. */
+  async stats(segmentId: string, runId?: string) {
+    assertSegmentId(segmentId);
+    if (runId) return { ...(await this.deps.runs.getStatistics(segmentId, runId)), history: [] };
+    const history = await this.deps.runs.history(segmentId);
+    if (!history.length) {
+      const segment = await (await this.deps.warehouse()).warehouse.getSegment(segmentId);
+      throw new NotFoundError(`Segment ${segment.id} (${segment.name}) has never been scored; start a run with POST /api/loyalty/v1/segments/${segment.id}/ml/predict/`, {
+        code: 'segment_not_scored',
+      });
+    }
+    const [latest, ...earlier] = history;
+    return { ...latest!, history: earlier.map(trend) };
+  }
+
+  /**
+   * The planner's work for one invocation: claim the run, score it (or resume it), merge. When the
+   * invocation's time runs short the planner hands the run to a new invocation of itself.
+   */
+  async plan(segmentId: string, runId: string, invocation: { owner: string; timeLeftMs?: () => number; invoker?: WorkerInvoker; onProgress?: (run: SegmentRun) => void }): Promise<PlannerOutcome> {
+    logContext({ segment_id: segmentId, run_id: runId });
+    const outcome = await planSegmentRun(segmentId, runId, {
+      members: (await this.deps.warehouse()).warehouse,
+      runs: this.deps.runs,
+      invoker: invocation.invoker ?? this.deps.invoker,
+      registry: this.deps.registry,
+      owner: invocation.owner,
+      lease: { leaseMs: this.deps.settings.leaseMs, maxPlannerFailures: this.deps.settings.maxPlannerFailures },
+      retryBackoffMs: this.deps.settings.retryBackoffMs,
+      timeLeftMs: invocation.timeLeftMs,
+      handoffMarginMs: invocation.timeLeftMs ? PLANNER_HANDOFF_MARGIN_MS : 0,
+      onProgress: invocation.onProgress,
+    });
+    const run = outcome.run;
+    const progress = run.progress;
+    telemetry.count('SegmentChunksDone', progress.chunks_done - run.planner.resumed_chunks);
+    telemetry.count('SegmentChunksResumed', run.planner.resumed_chunks);
+    telemetry.count('SegmentChunksFailed', progress.chunks_failed);
+    telemetry.count('SegmentChunksRetried', progress.chunk_retries);
+    if (outcome.kind === 'finished' || outcome.kind === 'gave_up') {
+      telemetry.count(run.status === 'completed' ? 'SegmentRunsCompleted' : run.status === 'partial' ? 'SegmentRunsPartial' : 'SegmentRunsFailed');
+      telemetry.count('SegmentCustomersScored', progress.customers_scored);
+    }
+    if (outcome.kind === 'handed_off') {
+      telemetry.count('SegmentRunsHandedOff');
+      await this.deps.planners.start(segmentId, runId);
+    }
+    logger.info(`planner ${outcome.kind}`, {
+      status: run.status,
+      reason: outcome.kind === 'not_needed' ? outcome.reason : undefined,
+      chunks_done: progress.chunks_done,
+      chunks_failed: progress.chunks_failed,
+      chunks_resumed: run.planner.resumed_chunks,
+      customers_scored: progress.customers_scored,
+      planner_attempt: run.planner.attempts,
+      error: run.error ?? undefined,
+    });
+    return outcome;
+  }
+
+  /**
+   * The nightly schedule: a run for each configured segment. Run ids derive from the scheduled time,
+   * so a repeated delivery of the same event finds the runs it started and starts nothing twice; it
+   * throws (and Lambda retries it) only when some segment could not be started, and the retry then
+   * starts only those.
+   */
+  async nightly(scheduledAt: Date): Promise<NightlyOutcome> {
+    const outcome: NightlyOutcome = { scheduled_at: scheduledAt.toISOString(), started: [], already_started: [], failed: [] };
+    for (const segmentId of this.deps.settings.scheduled) {
+      const runId = scheduledRunId(segmentId, scheduledAt);
+      try {
+        const existing = await this.deps.runs.getRun(segmentId, runId).catch((error: unknown) => {
+          if (error instanceof NotFoundError) return null;
+          throw error;
+        });
+        if (!existing) {
+          await this.start(segmentId, [...SCORE_TYPES], 'schedule', runId);
+          outcome.started.push({ segment_id: segmentId, run_id: runId });
+        } else if (existing.status === 'failed' && existing.planner.attempts === 0) {
+          // An earlier delivery created the run but no planner ever ran it: try again. (A run still
+          // queued has its planner on the way; the sweeper restarts one that never arrives.)
+          await this.requeue(existing);
+          await this.startPlanner(existing);
+          outcome.started.push({ segment_id: segmentId, run_id: runId });
+        } else {
+          outcome.already_started.push({ segment_id: segmentId, run_id: runId, status: existing.status });
+        }
+      } catch (error) {
+        outcome.failed.push({ segment_id: segmentId, error: error instanceof Error ? error.message : String(error) });
+      }
+    }
+    logger.info('nightly segment scoring', { ...outcome });
+    if (outcome.failed.length) {
+      throw new ServiceUnavailableError(`Could not start ${outcome.failed.length} scheduled segment runs: ${outcome.failed.map((f) => `${f.segment_id} (${f.error})`).join('; ')}`);
+    }
+    return outcome;
+  }
+
+  /** A scheduled run whose planner never started goes back to queued, so the retry can start it. */
+  private async requeue(run: SegmentRun): Promise<void> {
+    await this.deps.runs.updateRun(run.segment_id, run.run_id, (r) => {
+      if (r.status !== 'failed' || r.planner.attempts > 0) return false;
+      r.status = 'queued';
+      r.error = null;
+      r.finished_at = null;
+      return true;
+    });
+  }
+
+  /**
+   * Finds unfinished runs whose planner is gone, and resumes them (a new planner invocation, which
+   * keeps the chunks already scored) or, after `maxPlannerFailures` dead planners, fails them. A
+   * queued run nobody picked up is started again, and failed once it has waited past every lease.
+   */
+  async sweep(now = Date.now()): Promise<SweepOutcome> {
+    const outcome: SweepOutcome = { checked: 0, resumed: [], failed: [], forgotten: 0 };
+    const { leaseMs, maxPlannerFailures } = this.deps.settings;
+    for (const { segment_id, run_id } of await this.deps.runs.activeRuns()) {
+      outcome.checked++;
+      let run: SegmentRun;
+      try {
+        run = await this.deps.runs.getRun(segment_id, run_id);
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) throw error;
+        await this.deps.runs.forgetActive(segment_id, run_id);
+        outcome.forgotten++;
+        continue;
+      }
+      if (isFinished(run.status)) {
+        await this.deps.runs.forgetActive(segment_id, run_id);
+        outcome.forgotten++;
+        continue;
+      }
+      const leaseEnds = run.planner.expires_at ? Date.parse(run.planner.expires_at) : Date.parse(run.created_at) + leaseMs;
+      if (leaseEnds > now) continue;
+      telemetry.count('SegmentRunsPastLease');
+      const neverStarted = run.status === 'queued' && run.planner.attempts === 0;
+      const waitedTooLong = neverStarted && now - Date.parse(run.created_at) > leaseMs * (maxPlannerFailures + 1);
+      if (waitedTooLong) {
+        const error = `no planner picked the run up within ${Math.round((now - Date.parse(run.created_at)) / 60_000)} minutes`;
+        const updated = await this.deps.runs.updateRun(segment_id, run_id, (r) => {
+          if (r.status !== 'queued' || r.planner.attempts > 0) return false;
+          r.status = 'failed';
+          r.error = error;
+          r.finished_at = new Date(now).toISOString();
+          return true;
+        });
+        if (updated.status === 'failed') {
+          telemetry.count('SegmentRunsFailed');
+          outcome.failed.push({ segment_id, run_id, error });
+        }
+        continue;
+      }
+      // The planner claims the run itself, counting a dead predecessor and failing the run if needed.
+      try {
+        await this.deps.planners.start(segment_id, run_id);
+        telemetry.count('SegmentRunsResumed');
+        outcome.resumed.push({ segment_id, run_id });
+      } catch (error) {
+        logger.error('could not start a planner to resume a run', { segment_id, run_id, error });
+      }
+    }
+    logger.info('swept unfinished segment runs', { ...outcome });
+    return outcome;
+  }
+
+  /**
+   * A whole run in this process (the CLI): create it, plan it here with the given worker (local or
+   * the worker Lambda) and settings, and return the finished run with its statistics.
+   */
+  async runHere(
+    segmentId: string,
+    types: readonly ScoreType[],
+    options: { settings: Pick<PlannerSettings, 'chunkSize' | 'concurrency' | 'retries'>; invoker: WorkerInvoker; owner: string; onProgress?: (run: SegmentRun) => void },
+  ): Promise<{ run: SegmentRun; stats: StoredStatistics | null }> {
+    assertSegmentId(segmentId);
+    const run = newRun(newRunId(), segmentId, [...new Set(types)], 'cli', options.settings);
+    await this.deps.runs.createRun(run);
+    const outcome = await this.plan(segmentId, run.run_id, { owner: options.owner, invoker: options.invoker, onProgress: options.onProgress });
+    return { run: outcome.run, stats: outcome.kind === 'finished' ? outcome.stats : null };
+  }
+}
+
+/** The figures of an earlier run that a trend needs. */
+function trend(s: StoredStatistics) {
+  return {
+    run_id: s.run_id,
+    finished_at: s.finished_at,
+    status: s.status,
+    customers: s.customers,
+    churn: s.churn && { mean: s.churn.mean, median: s.churn.median, p90: s.churn.p90, risk_bands: s.churn.risk_bands },
+    nbo: s.nbo && { mean_confidence: s.nbo.mean_confidence, top_offers: s.nbo.top_offers.map((o) => ({ offer_id: o.offer_id, share: o.share })) },
+    rfm: s.rfm && { segments: s.rfm.segments.map((x) => ({ segment: x.segment, share: x.share })) },
+    models: s.models,
+    drift: s.drift,
+  };
+}
