@@ -1,5 +1,6 @@
 import { EXIT, processIo, reportError, type Command, type CommandIo } from '../lib/cli/runtime';
 import { demoData } from './commands/demo-data';
+import { doctor } from './commands/doctor';
 import { evaluate, predictCommand } from './commands/evaluate';
 import { list } from './commands/list';
 import { promote, rollback } from './commands/promote';
@@ -9,7 +10,7 @@ import { show } from './commands/show';
 import { trainCommand } from './commands/train';
 
 /** Every verb, in the order `--help` lists them. */
-export const COMMANDS: Command[] = [demoData, trainCommand, evaluate, predictCommand, scoreSegment, segmentStats, publish, list, show, promote, rollback];
+export const COMMANDS: Command[] = [demoData, trainCommand, evaluate, predictCommand, scoreSegment, segmentStats, publish, list, show, promote, rollback, doctor];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -22,7 +23,7 @@ function overview(): string {
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'Environment: MODEL_REGISTRY_URI (s3://bucket/prefix or a folder; default .data/registry),',
-    'WAREHOUSE_URL (postgres://… or pglite:<folder>; default pglite:.data/warehouse).',
+    'WAREHOUSE_URL (postgres://… or pglite:<folder>; default pglite:.data/warehouse) or WAREHOUSE_SECRET_ARN.',
     'Exit codes: 0 ok, 1 failure, 2 bad usage or input.',
   ].join('\n');
 }

@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
 import { CreateBucketCommand, PutBucketVersioningCommand, S3Client } from '@aws-sdk/client-s3';
 import { freePort } from './postgres';
 
@@ -23,10 +24,10 @@ export interface Moto {
 export const TEST_CREDENTIALS = { accessKeyId: 'testing', secretAccessKey: 'testing' };
 
 export async function startMoto(options: { region?: string } = {}): Promise<Moto> {
-  const command = findMotoServer();
+  const python = findMotoPython();
   const port = await freePort();
   const region = options.region ?? 'us-east-1';
-  const child: ChildProcess = spawn(command, ['-H', '127.0.0.1', '-p', String(port)], {
+  const child: ChildProcess = spawn(python, [resolve(import.meta.dirname, 'moto_server.py'), '-H', '127.0.0.1', '-p', String(port)], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, MOTO_ALLOW_NONEXISTENT_REGION: 'true' },
   });
@@ -83,9 +84,11 @@ export async function startMoto(options: { region?: string } = {}): Promise<Moto
   };
 }
 
-/** The moto_server command, or a clear message on how to get it. */
-export function findMotoServer(): string {
-  const probe = spawnSync('moto_server', ['--help'], { encoding: 'utf8' });
-  if (probe.status === 0) return 'moto_server';
-  throw new Error("moto_server not found: install it with pip install 'moto[server]' (Python 3.9+)");
+/** A Python that has moto's server (the one `moto_server` runs with), or a clear message on how to get it. */
+export function findMotoPython(): string {
+  for (const python of ['python3', 'python']) {
+    const probe = spawnSync(python, ['-c', 'import moto.server, flask'], { encoding: 'utf8' });
+    if (probe.status === 0) return python;
+  }
+  throw new Error("moto's server not found: install it with pip install 'moto[server]' (Python 3.9+)");
 }

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +38,83 @@ export async function startTestPostgres(): Promise<TestPostgres> {
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     stop: () => {
+      try {
+        run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+/**
+ * A PostgreSQL that accepts only TLS connections with a password (pg_hba: `hostssl` with SCRAM,
+ * nothing else over TCP), as a managed warehouse does. Its certificate is self-signed, made at
+ * start; `ca` is that certificate, which a client must trust. An administrator reaches it through
+ * its Unix socket (`admin`), to create the application's login and load data.
+ */
+export interface TlsPostgres {
+  port: number;
+  /** The certificate (PEM) clients must trust. */
+  ca: string;
+  /** Connection settings for the administrator, over the Unix socket (no TLS, no TCP). */
+  admin: { host: string; port: number; user: string; database: string };
+  /** Freezes every server process (the warehouse "hangs": connections stay open, nothing answers). */
+  pause(): void;
+  resume(): void;
+  stop(): void;
+}
+
+export async function startTlsPostgres(login: { user: string; password: string; database: string }): Promise<TlsPostgres> {
+  const bin = findPostgresBin();
+  const root = mkdtempSync(join(tmpdir(), 'loyalty-ml-pgtls-'));
+  const data = join(root, 'data');
+  const asRoot = process.getuid?.() === 0;
+  const run = (cmd: string, args: string[]) => {
+    const full = asRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, cmd), ...args]] : [join(bin, cmd), args];
+    const result = spawnSync(full[0] as string, full[1] as string[], { encoding: 'utf8' });
+    if (result.status !== 0) throw new Error(`${cmd} failed: ${result.stderr || result.stdout}`);
+    return result.stdout;
+  };
+  const cert = join(root, 'server.crt');
+  const key = join(root, 'server.key');
+  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { encoding: 'utf8' });
+  if (made.status !== 0) throw new Error(`openssl could not make a certificate: ${made.stderr}`);
+  chmodSync(key, 0o600);
+  if (asRoot) for (const path of [root, cert, key]) chownSync(path, uid('postgres'), gid('postgres'));
+  const port = await freePort();
+  run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--no-sync']);
+  writeFileSync(join(data, 'pg_hba.conf'), 'local all postgres trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n');
+  run('pg_ctl', [
+    '-D', data, '-l', join(root, 'server.log'), '-w', '-t', '60',
+    '-o', `-p ${port} -k ${root} -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file=${cert} -c ssl_key_file=${key} -c password_encryption=scram-sha-256 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`,
+    'start',
+  ]);
+  const psql = (sql: string, database = 'postgres') => run('psql', ['-h', root, '-p', String(port), '-U', 'postgres', '-d', database, '-v', 'ON_ERROR_STOP=1', '-q', '-c', sql]);
+  psql(`CREATE ROLE ${login.user} LOGIN PASSWORD '${login.password.replace(/'/g, "''")}'`);
+  psql(`CREATE DATABASE ${login.database} OWNER ${login.user}`);
+  const processes = () => {
+    const pid = readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]!.trim();
+    const children = spawnSync('pgrep', ['-P', pid], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+    return [pid, ...children].map(Number);
+  };
+  const signal = (sig: NodeJS.Signals) => {
+    for (const pid of processes()) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        /* gone */
+      }
+    }
+  };
+  return {
+    port,
+    ca: readFileSync(cert, 'utf8'),
+    admin: { host: root, port, user: 'postgres', database: login.database },
+    pause: () => signal('SIGSTOP'),
+    resume: () => signal('SIGCONT'),
+    stop: () => {
+      signal('SIGCONT');
       try {
         run('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
       } finally {

@@ -1,14 +1,21 @@
 // One IAM role per group of functions, each granted only what its functions do:
 // - prediction and status functions read models/ (and the warehouse secret);
 // - segment functions read and write segments/ and segment-parts/ as their step needs;
-// - only the planner may invoke the worker, only the start functions may invoke the planner;
+// - only the planner may invoke the worker; the start functions and the sweeper invoke the planner;
 // - only training writes models/ (versions and aliases).
-// The only wildcard resources are the log streams of this service's own log groups and, when the
-// functions run in a VPC, AWS's managed policy for network interfaces (which requires them).
+// Every role that reads keys which may be absent also lists their prefix: without s3:ListBucket,
+// S3 answers 403 AccessDenied instead of 404 for a missing key, and "not there yet" (a first
+// history.json, an unknown run) would look like an outage.
+// The only wildcard resources are the log streams of this service's own log groups, X-Ray (whose
+// actions take no resource) and, when the functions run in a VPC, AWS's managed policy for network
+// interfaces (which requires them).
 
 const bucketArn = { 'Fn::GetAtt': ['RegistryBucket', 'Arn'] };
 const objects = (prefix) => ({ 'Fn::Join': ['', [bucketArn, `/${prefix}*`]] });
-const listPrefix = (prefix) => ({ Effect: 'Allow', Action: 's3:ListBucket', Resource: bucketArn, Condition: { StringLike: { 's3:prefix': [`${prefix}*`] } } });
+const list = (...prefixes) => ({ Effect: 'Allow', Action: 's3:ListBucket', Resource: bucketArn, Condition: { StringLike: { 's3:prefix': prefixes.map((p) => `${p}*`) } } });
+const read = (...prefixes) => ({ Effect: 'Allow', Action: 's3:GetObject', Resource: prefixes.map(objects) });
+const write = (...prefixes) => ({ Effect: 'Allow', Action: 's3:PutObject', Resource: prefixes.map(objects) });
+const remove = (...prefixes) => ({ Effect: 'Allow', Action: 's3:DeleteObject', Resource: prefixes.map(objects) });
 const arn = (service, resource) => ({
   'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:${service}:`, { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, `:${resource}`]],
 });
@@ -23,6 +30,7 @@ module.exports = async ({ resolveVariable }) => {
     Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
     Resource: names.map((n) => arn('logs', `log-group:/aws/lambda/${fn(n)}:*`)),
   });
+  const xray = { Effect: 'Allow', Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'], Resource: '*' };
   const secret = { Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: { Ref: 'WarehouseSecret' } };
   const failures = { Effect: 'Allow', Action: 'sqs:SendMessage', Resource: { 'Fn::GetAtt': ['AsyncFailureQueue', 'Arn'] } };
   const invoke = (name) => ({ Effect: 'Allow', Action: 'lambda:InvokeFunction', Resource: arn('lambda', `function:${fn(name)}`) });
@@ -35,46 +43,45 @@ module.exports = async ({ resolveVariable }) => {
         Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }],
       },
       ...(inVpc ? { ManagedPolicyArns: [{ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole']] }] } : {}),
-      Policies: [{ PolicyName: 'least-privilege', PolicyDocument: { Version: '2012-10-17', Statement: [logs(functions), ...statements] } }],
+      Policies: [{ PolicyName: 'least-privilege', PolicyDocument: { Version: '2012-10-17', Statement: [logs(functions), xray, ...statements] } }],
     },
   });
 
   return {
     Resources: {
-      PredictRole: role(['predict', 'predictBatch', 'legacyTest', 'models'], [
-        { Effect: 'Allow', Action: 's3:GetObject', Resource: objects('models/') },
-        listPrefix('models/'),
-        secret,
-      ]),
+      PredictRole: role(['predict', 'predictBatch', 'legacyTest', 'models'], [read('models/'), list('models/'), secret]),
+      // Creating a run also probes the store's conditional writes (segments/_probe/) and indexes it
+      // as unfinished (segments/_active/); a run whose planner cannot start leaves that index.
       SegmentStartRole: role(['segmentStart', 'segmentNightly'], [
-        { Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: objects('segments/') },
+        read('segments/'),
+        write('segments/'),
+        remove('segments/_probe/', 'segments/_active/'),
+        list('segments/'),
         invoke('segmentPlanner'),
         secret,
         failures,
       ]),
-      SegmentReadRole: role(['segmentRunStatus', 'segmentStats'], [
-        { Effect: 'Allow', Action: 's3:GetObject', Resource: objects('segments/') },
-        secret,
-      ]),
+      SegmentReadRole: role(['segmentRunStatus', 'segmentStats'], [read('segments/'), list('segments/'), secret]),
       SegmentPlannerRole: role(['segmentPlanner'], [
-        { Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: objects('segments/') },
-        { Effect: 'Allow', Action: 's3:GetObject', Resource: [objects('segment-parts/'), objects('models/')] },
+        read('segments/', 'segment-parts/', 'models/'),
+        write('segments/'),
+        remove('segments/_active/'),
+        list('segments/', 'segment-parts/', 'models/'),
         invoke('segmentWorker'),
+        invoke('segmentPlanner'),
         secret,
         failures,
       ]),
-      SegmentWorkerRole: role(['segmentWorker'], [
-        { Effect: 'Allow', Action: 's3:GetObject', Resource: objects('models/') },
-        listPrefix('models/'),
-        { Effect: 'Allow', Action: 's3:PutObject', Resource: objects('segment-parts/') },
-        secret,
-      ]),
-      TrainRole: role(['train'], [
-        { Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], Resource: objects('models/') },
-        listPrefix('models/'),
-        secret,
+      SegmentWorkerRole: role(['segmentWorker'], [read('models/'), list('models/'), write('segment-parts/'), secret]),
+      SegmentSweeperRole: role(['segmentSweeper'], [
+        read('segments/'),
+        write('segments/'),
+        remove('segments/_active/'),
+        list('segments/'),
+        invoke('segmentPlanner'),
         failures,
       ]),
+      TrainRole: role(['train'], [read('models/'), write('models/'), remove('models/'), list('models/'), secret, failures]),
     },
   };
 };

@@ -1,6 +1,6 @@
-// Alarms for every function (errors, throttles, duration near the timeout), for failed segment
-// chunks (a metric the planner publishes) and for failed asynchronous invocations, all sent to the
-// alarm topic.
+// Alarms for every function (errors, throttles, duration near the timeout), for what an operator
+// must act on in the service's own metrics (lib/observability.ts: EMF, namespace loyalty-ml,
+// dimensions service and Stage) and for failed asynchronous invocations, all sent to the alarm topic.
 module.exports = async ({ resolveVariable }) => {
   const service = await resolveVariable('self:service');
   const stage = await resolveVariable('sls:stage');
@@ -33,22 +33,31 @@ module.exports = async ({ resolveVariable }) => {
       },
     };
   }
-  resources.FailedSegmentChunksAlarm = {
+  // The service's own metrics: each alarm fires on the first occurrence within its period.
+  const serviceAlarm = (metric, description, period) => ({
     Type: 'AWS::CloudWatch::Alarm',
     Properties: {
-      AlarmDescription: 'Segment runs ended partial: chunks failed after their retries',
+      AlarmDescription: description,
       Namespace: 'loyalty-ml',
-      MetricName: 'FailedSegmentChunks',
-      Dimensions: [{ Name: 'Stage', Value: stage }],
+      MetricName: metric,
+      Dimensions: [
+        { Name: 'service', Value: 'loyalty-ml' },
+        { Name: 'Stage', Value: stage },
+      ],
       Statistic: 'Sum',
-      Period: 3600,
+      Period: period,
       EvaluationPeriods: 1,
       Threshold: 1,
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       TreatMissingData: 'notBreaching',
       AlarmActions: topic,
     },
-  };
+  });
+  resources.MockPredictionsAlarm = serviceAlarm('MockPredictions', 'Answers came from the rule-based mock baseline, not a trained model (ML_MOCK_MODE or no production version)', 300);
+  resources.StaleModelAnswersAlarm = serviceAlarm('StaleModelAnswers', 'Answers came from a model version kept after its refresh failed (registry unreachable or the new version corrupt)', 300);
+  resources.FailedSegmentChunksAlarm = serviceAlarm('SegmentChunksFailed', 'Segment runs ended partial or failed: chunks failed after their retries', 3600);
+  resources.SegmentRunsFailedAlarm = serviceAlarm('SegmentRunsFailed', 'Segment runs failed (every chunk failed, or their planners kept dying)', 3600);
+  resources.SegmentRunsPastLeaseAlarm = serviceAlarm('SegmentRunsPastLease', "A segment run's planner died (crash, timeout, out of memory) and the sweeper found its lease expired", 3600);
   resources.AsyncFailuresAlarm = {
     Type: 'AWS::CloudWatch::Alarm',
     Properties: {

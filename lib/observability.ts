@@ -1,7 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import middy, { type MiddlewareObj } from '@middy/core';
@@ -91,8 +90,30 @@ export function observed<E, R>(handler: (event: E, context: Context) => Promise<
   return middy<E, R>(handler)
     .use(captureLambdaHandler(tracer, { captureResponse: false }))
     .use(injectLambdaContext(logger, { resetKeys: true }))
-    .use(logMetrics(metrics, { captureColdStartMetric: emitting }))
+    .use(flushMetrics<E, R>())
     .use(logFailures<E, R>());
+}
+
+let coldStart = true;
+
+/**
+ * Publishes the invocation's metrics at its end, and a ColdStart metric on an instance's first
+ * invocation. (Powertools' own middleware prints a plain-text warning for every invocation that
+ * recorded nothing; most record nothing, so that warning would be most of the log.)
+ */
+function flushMetrics<E, R>(): MiddlewareObj<E, R> {
+  const flush = () => {
+    if (emitting && metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+  };
+  return {
+    before: (request) => {
+      if (!coldStart) return;
+      coldStart = false;
+      if (emitting) metrics.captureColdStartMetric((request.context as Context).functionName);
+    },
+    after: flush,
+    onError: flush,
+  };
 }
 
 /**

@@ -7,7 +7,7 @@ import { tempDir } from '../support/registry';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const INFERENCE = ['predict', 'predictBatch', 'legacyTest', 'models', 'segmentWorker', 'train'];
-const NO_INFERENCE = ['segmentStart', 'segmentRunStatus', 'segmentStats', 'segmentPlanner', 'segmentNightly'];
+const NO_INFERENCE = ['segmentStart', 'segmentRunStatus', 'segmentStats', 'segmentPlanner', 'segmentNightly', 'segmentSweeper'];
 const MB = 1024 * 1024;
 
 let out: string;
@@ -57,18 +57,19 @@ describe('the generated CloudFormation template', () => {
     expect(urls.map(([, u]) => [u.Properties.TargetFunctionArn['Fn::GetAtt'][0], u.Properties.AuthType])).toEqual([['PredictBatchLambdaFunction', 'AWS_IAM']]);
   });
 
-  it('schedules nightly segment scoring and weekly training', () => {
+  it('schedules nightly segment scoring, the run sweeper and weekly training', () => {
     const schedules = resources('AWS::Events::Rule').map(([, r]) => [r.Properties.ScheduleExpression, r.Properties.State]);
     expect(schedules.sort()).toEqual([
       ['cron(0 2 * * ? *)', 'ENABLED'],
       ['cron(0 3 ? * SUN *)', 'ENABLED'],
       ['cron(30 3 ? * SUN *)', 'ENABLED'],
+      ['rate(5 minutes)', 'ENABLED'],
     ]);
   });
 
   it('runs every function on nodejs22.x x86_64 with its own least-privilege role and log retention', () => {
     const functions = resources('AWS::Lambda::Function');
-    expect(functions).toHaveLength(11);
+    expect(functions).toHaveLength(12);
     for (const [, f] of functions) {
       expect(f.Properties.Runtime).toBe('nodejs22.x');
       expect(f.Properties.Architectures).toEqual(['x86_64']);
@@ -86,17 +87,70 @@ describe('the generated CloudFormation template', () => {
     for (const [name, statements] of Object.entries(roles)) {
       for (const s of statements) {
         for (const a of [s.Action].flat()) expect(a, name).not.toMatch(/\*/);
-        for (const r of [s.Resource].flat()) expect(JSON.stringify(r), name).not.toBe('"*"');
+        // X-Ray's actions take no resource: the one place "*" is the only possible value.
+        const xray = [s.Action].flat().every((a: string) => a.startsWith('xray:'));
+        for (const r of [s.Resource].flat()) if (!xray) expect(JSON.stringify(r), name).not.toBe('"*"');
       }
     }
     const writers = Object.keys(roles).filter((r) => grants(r, 's3:PutObject').some((g) => g.includes('/models/')));
     expect(writers).toEqual(['TrainRole']);
     const invokers = Object.keys(roles).filter((r) => grants(r, 'lambda:InvokeFunction').some((g) => g.includes('segmentWorker')));
     expect(invokers).toEqual(['SegmentPlannerRole']);
+    const plannerStarters = Object.keys(roles).filter((r) => grants(r, 'lambda:InvokeFunction').some((g) => g.includes('segmentPlanner'))).sort();
+    expect(plannerStarters).toEqual(['SegmentPlannerRole', 'SegmentStartRole', 'SegmentSweeperRole']);
+    expect(grants('SegmentSweeperRole', 'secretsmanager:GetSecretValue')).toEqual([]);
     expect(grants('PredictRole', 's3:PutObject')).toEqual([]);
     expect(grants('SegmentReadRole', 's3:PutObject')).toEqual([]);
     expect(grants('PredictRole', 's3:GetObject').every((g) => g.includes('/models/'))).toBe(true);
     expect(grants('SegmentReadRole', 's3:GetObject').every((g) => g.includes('/segments/'))).toBe(true);
+  });
+
+  it('lets every role that reads keys which may be absent list their prefix, so S3 answers 404 and not 403', () => {
+    const roles = Object.fromEntries(resources('AWS::IAM::Role').map(([name, r]) => [name, r.Properties.Policies[0].PolicyDocument.Statement as any[]]));
+    for (const [name, statements] of Object.entries(roles)) {
+      const readPrefixes = statements
+        .filter((s) => [s.Action].flat().includes('s3:GetObject'))
+        .flatMap((s) => [s.Resource].flat())
+        .map((r: any) => /\/([a-z-]+\/)\*$/.exec(r['Fn::Join'][1].at(-1))![1]);
+      const listed = statements.filter((s) => [s.Action].flat().includes('s3:ListBucket')).flatMap((s) => s.Condition.StringLike['s3:prefix'] as string[]);
+      for (const prefix of readPrefixes) expect(listed, `${name} reads ${prefix}`).toContain(`${prefix}*`);
+      // Listing is limited to those prefixes, never the whole bucket.
+      for (const s of statements.filter((x) => [x.Action].flat().includes('s3:ListBucket'))) expect(s.Condition.StringLike['s3:prefix'].every((p: string) => p !== '*'), name).toBe(true);
+    }
+  });
+
+  it('bounds concurrency: reserved concurrency x warehouse pool stays within the connection budget, and the HTTP API throttles', () => {
+    const budget = 200;
+    const functions = resources('AWS::Lambda::Function').map(([name, f]) => ({
+      name,
+      reserved: Number(f.Properties.ReservedConcurrentExecutions),
+      pool: Number(f.Properties.Environment.Variables.WAREHOUSE_POOL_SIZE),
+    }));
+    for (const f of functions) {
+      expect(f.reserved, f.name).toBeGreaterThan(0);
+      expect(f.pool, f.name).toBeGreaterThan(0);
+    }
+    const worstCase = functions.reduce((sum, f) => sum + f.reserved * f.pool, 0);
+    expect(worstCase).toBeLessThanOrEqual(budget);
+    const stage = template.Resources.HttpApiStage!.Properties;
+    expect(stage.DefaultRouteSettings).toMatchObject({ ThrottlingRateLimit: expect.any(Number), ThrottlingBurstLimit: expect.any(Number) });
+  });
+
+  it('answers HTTP API requests before the gateway cuts at 30 s, and keeps 60 s for the batch function URL', () => {
+    const fn = (name: string) => template.Resources[name]!.Properties;
+    for (const name of ['PredictLambdaFunction', 'LegacyTestLambdaFunction', 'ModelsLambdaFunction', 'PredictBatchLambdaFunction']) {
+      expect(Number(fn(name).Environment.Variables.HTTP_API_DEADLINE_SECONDS), name).toBeLessThanOrEqual(28);
+    }
+    expect(fn('LegacyTestLambdaFunction').Timeout).toBeLessThanOrEqual(30);
+    expect(fn('PredictBatchLambdaFunction').Timeout).toBeGreaterThan(60);
+    expect(Number(fn('PredictBatchLambdaFunction').Environment.Variables.BATCH_DEADLINE_SECONDS)).toBe(60);
+  });
+
+  it('passes cfn-lint with no errors', () => {
+    const lint = spawnSync('cfn-lint', ['--format', 'parseable', join(out, 'cloudformation-template-update-stack.json')], { encoding: 'utf8' });
+    expect(lint.error, 'cfn-lint must be installed (pip install cfn-lint)').toBeUndefined();
+    const errors = lint.stdout.split('\n').filter((l) => /:E\d{4}:/.test(l));
+    expect(errors).toEqual([]);
   });
 
   it('creates a versioned, encrypted, private, TLS-only registry bucket with lifecycle rules', () => {
@@ -106,8 +160,13 @@ describe('the generated CloudFormation template', () => {
     expect(bucket.PublicAccessBlockConfiguration).toEqual({ BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true });
     const parts = bucket.LifecycleConfiguration.Rules.find((r: any) => r.Prefix === 'segment-parts/');
     expect(parts.ExpirationInDays).toBe(30);
-    const policy = template.Resources.RegistryBucketPolicy!.Properties.PolicyDocument.Statement[0];
-    expect(policy).toMatchObject({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } });
+    const [tls, versions, aliases] = template.Resources.RegistryBucketPolicy!.Properties.PolicyDocument.Statement;
+    expect(tls).toMatchObject({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } });
+    // Even a writer that is not loyalty-ml cannot replace a version or move an alias without a condition.
+    expect(versions).toMatchObject({ Effect: 'Deny', Principal: '*', Action: 's3:PutObject', Condition: { Null: { 's3:if-none-match': 'true' } } });
+    expect(versions.Resource['Fn::Join'][1][1]).toBe('/models/*/versions/*');
+    expect(aliases).toMatchObject({ Effect: 'Deny', Principal: '*', Action: 's3:PutObject', Condition: { Null: { 's3:if-none-match': 'true', 's3:if-match': 'true' } } });
+    expect(aliases.Resource['Fn::Join'][1][1]).toBe('/models/*/aliases/*');
   });
 
   it('alarms on errors, throttles and durations of every function, failed chunks and failed async invocations', () => {
@@ -116,11 +175,15 @@ describe('the generated CloudFormation template', () => {
       const id = fn.charAt(0).toUpperCase() + fn.slice(1);
       expect(alarms).toEqual(expect.arrayContaining([`${id}ErrorsAlarm`, `${id}ThrottlesAlarm`, `${id}DurationAlarm`]));
     }
-    expect(alarms).toEqual(expect.arrayContaining(['FailedSegmentChunksAlarm', 'AsyncFailuresAlarm']));
+    expect(alarms).toEqual(expect.arrayContaining(['FailedSegmentChunksAlarm', 'AsyncFailuresAlarm', 'MockPredictionsAlarm', 'StaleModelAnswersAlarm', 'SegmentRunsPastLeaseAlarm', 'SegmentRunsFailedAlarm']));
+    // The service's alarms watch exactly what lib/observability.ts emits: namespace, metric and dimensions.
+    const mock = template.Resources.MockPredictionsAlarm!.Properties;
+    expect(mock).toMatchObject({ Namespace: 'loyalty-ml', MetricName: 'MockPredictions', Dimensions: [{ Name: 'service', Value: 'loyalty-ml' }, { Name: 'Stage', Value: 'ci' }] });
     const destinations = resources('AWS::Lambda::EventInvokeConfig').map(([, c]) => [c.Properties.FunctionName.Ref, c.Properties.DestinationConfig.OnFailure.Destination['Fn::GetAtt'][0]]);
     expect(destinations.sort()).toEqual([
       ['SegmentNightlyLambdaFunction', 'AsyncFailureQueue'],
       ['SegmentPlannerLambdaFunction', 'AsyncFailureQueue'],
+      ['SegmentSweeperLambdaFunction', 'AsyncFailureQueue'],
       ['TrainLambdaFunction', 'AsyncFailureQueue'],
     ]);
     expect(Object.keys(template.Outputs)).toEqual(expect.arrayContaining(['RegistryBucketName', 'HttpApiUrl', 'PredictBatchLambdaFunctionUrl', 'ApiCallerPolicyArn', 'WarehouseSecretArn']));

@@ -8,6 +8,7 @@ import { handler as modelsHandler } from '../../functions/models';
 import { customerFeatures, MemoryFeatures, testApp } from '../support/app';
 import { publishTiny } from '../support/models';
 import { tempFsStore } from '../support/registry';
+import { callerDeadlineMs, pathParam } from '../../lib/http/index';
 
 const context = { getRemainingTimeInMillis: () => 65_000, awsRequestId: 'req-1' } as unknown as Context;
 
@@ -175,5 +176,34 @@ describe('GET /ml/models', () => {
     } finally {
       setApp(app);
     }
+  });
+});
+
+describe('how long a request may take', () => {
+  const limits = { batchMs: 60_000, httpApiMs: 28_000 };
+  const via = (domainName: string) => ({ requestContext: { domainName } }) as unknown as APIGatewayProxyEventV2;
+  const remaining = (ms: number) => ({ getRemainingTimeInMillis: () => ms });
+
+  it('stops before API Gateway cuts an HTTP API integration at 30 s', () => {
+    expect(callerDeadlineMs(via('abc123.execute-api.eu-west-1.amazonaws.com'), remaining(64_000), limits)).toBe(28_000);
+  });
+
+  it('takes the full 60 s through the function URL, never past the Lambda timeout', () => {
+    expect(callerDeadlineMs(via('xyz.lambda-url.eu-west-1.on.aws'), remaining(64_000), limits)).toBe(60_000);
+    expect(callerDeadlineMs(via('xyz.lambda-url.eu-west-1.on.aws'), remaining(20_000), limits)).toBe(19_000);
+  });
+});
+
+describe('path parameters', () => {
+  it('refuses an undecodable one as the caller\'s mistake (400), not a 500', () => {
+    const error = (() => {
+      try {
+        pathParam({ pathParameters: { id: '%' } }, 'id');
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toMatchObject({ status: 400, code: 'invalid_path' });
+    expect(pathParam({ pathParameters: { id: 'high%2Dvalue' } }, 'id')).toBe('high-value');
   });
 });
