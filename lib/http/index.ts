@@ -85,6 +85,10 @@ function jsonBody(maxBytes: number, schema: z.ZodType | undefined, optional: boo
       const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
       const bytes = Buffer.byteLength(text, 'utf8');
       if (bytes > maxBytes) throw new PayloadTooLargeError(`Request body is ${bytes} bytes; the limit is ${maxBytes}`);
+      // A body was sent but none arrived: serverless-offline turns a JSON `null` into no body at all.
+      if (text.trim() === '' && Number(headerOf(event, 'content-length') ?? 0) > 0) {
+        throw new ValidationError('Request body must be a JSON object, got null');
+      }
       if (text.trim() === '' && optional) {
         (event as unknown as { parsedBody: unknown }).parsedBody = schema.parse({});
         return;

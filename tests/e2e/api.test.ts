@@ -133,6 +133,18 @@ describe('the API through serverless-offline', () => {
     const unknown = await post('/ml/predict', { customer_id: 'nobody', type: 'churn' });
     expect(unknown.status).toBe(404);
   });
+
+  it('refuses an undecodable path and segment start bodies that are null or carry unknown keys, starting nothing', async () => {
+    const percent = await get('/segments/%25/ml/stats/');
+    expect(percent).toMatchObject({ status: 400, body: { error: { code: 'invalid_path' } } });
+    const start = (body: string) => fetch(`${offline.baseUrl}${API}/segments/dormant/ml/predict/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const nullBody = await start('null');
+    expect(nullBody.status).toBe(400);
+    const extra = await start('{"types": ["churn"], "dry_run": true}');
+    expect(extra.status).toBe(400);
+    expect(((await extra.json()) as any).error.message).toBe('body: unknown field "dry_run"');
+    expect((await get('/segments/dormant/ml/stats/')).body.error.code).toBe('segment_not_scored');
+  });
 });
 
 async function get(path: string): Promise<{ status: number; body: any }> {
