@@ -8,6 +8,7 @@ import { SegmentRunStore } from '../segments/runs';
 import { SegmentRunService } from '../services/segment-runs';
 import { openObjectStore, type ObjectStore } from '../storage/index';
 import { openWarehouse, type WarehouseHandle } from '../warehouse/index';
+import { perInstance } from './instance';
 
 /**
  * The composition root: every function, CLI command, the start script and the benchmarks build
@@ -99,18 +100,10 @@ export function instrument<T extends object>(client: T): T {
   return client;
 }
 
-let instance: Promise<CoreApp> | undefined;
+const instance = perInstance(() => createCoreApp());
 
-/** This instance's core app, created on first use; a failed creation is retried on the next call. */
-export function coreApp(): Promise<CoreApp> {
-  instance ??= createCoreApp().catch((error: unknown) => {
-    instance = undefined;
-    throw error;
-  });
-  return instance;
-}
+/** This instance's core app, created on first use. */
+export const coreApp = (): Promise<CoreApp> => instance.get();
 
 /** Replaces this instance's core app (tests inject one built on their own stores). */
-export function setCoreApp(app: CoreApp | undefined): void {
-  instance = app ? Promise.resolve(app) : undefined;
-}
+export const setCoreApp = (app: CoreApp | undefined): void => instance.set(app);

@@ -10,6 +10,7 @@ import { PredictionService } from '../services/predictions';
 import { ChunkScoringService } from '../services/segment-chunks';
 import { computeBaseProfile, type BaseProfile } from '../warehouse/index';
 import { createCoreApp, type CoreApp, type CoreParts } from './core';
+import { perInstance } from './instance';
 
 /** The core app plus inference: served models (onnxruntime), the base profile and the services that score. */
 export interface ScoringApp extends CoreApp {
@@ -65,18 +66,10 @@ export async function createScoringApp(cfg: Config = processConfig(), parts: Sco
   return withScoring(await createCoreApp(cfg, parts), parts);
 }
 
-let instance: Promise<ScoringApp> | undefined;
+const instance = perInstance(() => createScoringApp());
 
-/** This instance's scoring app, created on first use; a failed creation is retried on the next call. */
-export function scoringApp(): Promise<ScoringApp> {
-  instance ??= createScoringApp().catch((error: unknown) => {
-    instance = undefined;
-    throw error;
-  });
-  return instance;
-}
+/** This instance's scoring app, created on first use. */
+export const scoringApp = (): Promise<ScoringApp> => instance.get();
 
 /** Replaces this instance's scoring app (tests inject one built on their own stores). */
-export function setScoringApp(app: ScoringApp | undefined): void {
-  instance = app ? Promise.resolve(app) : undefined;
-}
+export const setScoringApp = (app: ScoringApp | undefined): void => instance.set(app);

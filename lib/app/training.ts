@@ -1,6 +1,7 @@
 import { config as processConfig, type Config } from '../config';
 import { TrainingService } from '../services/training';
 import { createCoreApp, type CoreApp, type CoreParts } from './core';
+import { perInstance } from './instance';
 
 /** The core app plus training (which exports and verifies ONNX, so it loads onnxruntime). */
 export interface TrainingApp extends CoreApp {
@@ -15,13 +16,7 @@ export async function createTrainingApp(cfg: Config = processConfig(), parts: Co
   return withTraining(await createCoreApp(cfg, parts));
 }
 
-let instance: Promise<TrainingApp> | undefined;
+const instance = perInstance(() => createTrainingApp());
 
-/** This instance's training app, created on first use; a failed creation is retried on the next call. */
-export function trainingApp(): Promise<TrainingApp> {
-  instance ??= createTrainingApp().catch((error: unknown) => {
-    instance = undefined;
-    throw error;
-  });
-  return instance;
-}
+/** This instance's training app, created on first use. */
+export const trainingApp = (): Promise<TrainingApp> => instance.get();

@@ -106,31 +106,26 @@ export async function trainAndPublish(registry: ModelRegistry, spec: TrainingSpe
   for (const r of spec.splits.train) counts[spec.y[r]!]!++;
   const prior = counts.map((c) => c / spec.splits.train.length);
   const evaluation = await evaluateHoldout(registry, spec, testProbs, testSet.y, prior);
+  const value = (v: number | null) => v ?? Number.NaN;
+  const production = evaluation.production?.comparable ? evaluation.production : null;
+  const shared = { logLoss: value(evaluation.metrics.log_loss), baselineLogLoss: value(evaluation.baseline.log_loss) };
   const gates = evaluateGates(
     k === 2
       ? {
           kind: 'binary',
           probabilities: column(testProbs, 2, 1),
-          auc: binaryMetricsOf(evaluation.metrics).auc ?? Number.NaN,
-          logLoss: evaluation.metrics.log_loss ?? Number.NaN,
-          baselineLogLoss: evaluation.baseline.log_loss ?? Number.NaN,
-          production:
-            evaluation.production?.comparable && evaluation.production.metrics
-              ? { version: evaluation.production.version, auc: binaryMetricsOf(evaluation.production.metrics).auc ?? Number.NaN }
-              : null,
+          auc: value(binaryMetricsOf(evaluation.metrics).auc),
+          ...shared,
+          production: production?.metrics ? { version: production.version, auc: value(binaryMetricsOf(production.metrics).auc) } : null,
         }
       : {
           kind: 'multiclass',
           probabilities: testProbs,
           classes: spec.classes,
-          top1: multiclassMetricsOf(evaluation.metrics).top1_accuracy ?? Number.NaN,
-          baselineTop1: multiclassMetricsOf(evaluation.baseline).top1_accuracy ?? Number.NaN,
-          logLoss: evaluation.metrics.log_loss ?? Number.NaN,
-          baselineLogLoss: evaluation.baseline.log_loss ?? Number.NaN,
-          production:
-            evaluation.production?.comparable && evaluation.production.metrics
-              ? { version: evaluation.production.version, top1: multiclassMetricsOf(evaluation.production.metrics).top1_accuracy ?? Number.NaN }
-              : null,
+          top1: value(multiclassMetricsOf(evaluation.metrics).top1_accuracy),
+          baselineTop1: value(multiclassMetricsOf(evaluation.baseline).top1_accuracy),
+          ...shared,
+          production: production?.metrics ? { version: production.version, top1: value(multiclassMetricsOf(production.metrics).top1_accuracy) } : null,
         },
     thresholds,
   );

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES_DIR } from '../support/fixtures';
 import { tempDir } from '../support/registry';
+import { ROUTE_KEYS } from '../support/routes';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const INFERENCE = ['predict', 'predictBatch', 'legacyTest', 'models', 'segmentWorker', 'train'];
@@ -42,17 +43,7 @@ afterAll(() => {
 describe('the generated CloudFormation template', () => {
   it('has every route, each requiring IAM (SigV4) authentication', () => {
     const routes = resources('AWS::ApiGatewayV2::Route').map(([, r]) => [r.Properties.RouteKey, r.Properties.AuthorizationType]);
-    expect(routes.sort()).toEqual(
-      [
-        'GET /api/loyalty/v1/ml/models',
-        'GET /api/loyalty/v1/segments/{id}/ml/runs/{run_id}',
-        'GET /api/loyalty/v1/segments/{id}/ml/stats/',
-        'POST /api/loyalty/v1/config/ml/test/',
-        'POST /api/loyalty/v1/ml/predict',
-        'POST /api/loyalty/v1/ml/predict/batch',
-        'POST /api/loyalty/v1/segments/{id}/ml/predict/',
-      ].map((k) => [k, 'AWS_IAM']),
-    );
+    expect(routes.sort()).toEqual(ROUTE_KEYS.map((k) => [k, 'AWS_IAM']));
     const urls = resources('AWS::Lambda::Url');
     expect(urls.map(([, u]) => [u.Properties.TargetFunctionArn['Fn::GetAtt'][0], u.Properties.AuthType])).toEqual([['PredictBatchLambdaFunction', 'AWS_IAM']]);
   });

@@ -24,6 +24,7 @@ import { S3ObjectStore } from '../../lib/storage/s3';
 import { loadDemoData } from '../../lib/warehouse/demo-load';
 import { loadWarehouseConfig } from '../../lib/warehouse/schema';
 import { runCli, type CliResult } from '../support/cli';
+import { ROUTE_KEYS } from '../support/routes';
 import { HttpApiGateway } from './support/gateway';
 import { InvokeEndpoint } from './support/invoke-endpoint';
 import { LambdaHost, type RoleCredentials } from './support/lambda-host';
@@ -185,15 +186,7 @@ describe('the deployment rehearsal on moto', () => {
       expect(fn.environment.WAREHOUSE_URL ?? '', fn.functionName).toBe('');
       expect(fn.reservedConcurrency, fn.functionName).toBeGreaterThan(0);
     }
-    expect(gateway.routeKeys).toEqual([
-      'GET /api/loyalty/v1/ml/models',
-      'GET /api/loyalty/v1/segments/{id}/ml/runs/{run_id}',
-      'GET /api/loyalty/v1/segments/{id}/ml/stats/',
-      'POST /api/loyalty/v1/config/ml/test/',
-      'POST /api/loyalty/v1/ml/predict',
-      'POST /api/loyalty/v1/ml/predict/batch',
-      'POST /api/loyalty/v1/segments/{id}/ml/predict/',
-    ]);
+    expect(gateway.routeKeys).toEqual(ROUTE_KEYS);
     expect(stack.schedules.map((s) => [s.functionName.replace('loyalty-ml-prod-', ''), s.expression]).sort()).toEqual([
       ['segmentNightly', 'cron(0 2 * * ? *)'],
       ['segmentSweeper', 'rate(5 minutes)'],
