@@ -1,7 +1,7 @@
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { PlannerStarter, WorkerInvoker } from './planner';
-import type { WorkerPayload, WorkerResult } from './worker';
+import { WorkerResultSchema, type WorkerPayload, type WorkerResult } from './worker';
 
 let defaultClient: LambdaClient | undefined;
 
@@ -46,9 +46,15 @@ export class LambdaWorkerInvoker implements WorkerInvoker {
       }
       throw new Error(`worker failed: ${message.slice(0, 500)}`);
     }
-    const result = JSON.parse(text) as WorkerResult;
-    if (typeof result?.scored !== 'number') throw new Error(`worker answered without a result: ${text.slice(0, 200)}`);
-    return result;
+    let parsed: unknown = null;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* reported below */
+    }
+    const result = WorkerResultSchema.safeParse(parsed);
+    if (!result.success) throw new Error(`worker answered without a result: ${text.slice(0, 200)}`);
+    return result.data;
   }
 }
 

@@ -18,11 +18,12 @@ export const WorkerPayloadSchema = z.object({
 
 export type WorkerPayload = z.infer<typeof WorkerPayloadSchema>;
 
-export interface WorkerResult {
-  chunk: number;
-  scored: number;
-  failed: number;
-}
+export const WorkerResultSchema = z.object({
+  chunk: z.number().int().positive(),
+  scored: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+});
+export type WorkerResult = z.infer<typeof WorkerResultSchema>;
 
 /**
  * Test hook: chunks that fail on their first attempt, or on every attempt (local and test stages
