@@ -70,10 +70,14 @@ export const telemetry = {
 };
 
 /** Sets what every log line and metric of this process carries: the stage. Called by the composition root. */
+let configuredStage: string | undefined;
+
 export function configureObservability(options: { stage: string; metrics?: boolean }): void {
+  if (options.metrics === false) emitting = false;
+  if (configuredStage === options.stage) return;
+  configuredStage = options.stage;
   logger.appendPersistentKeys({ stage: options.stage });
   metrics.setDefaultDimensions({ Stage: options.stage });
-  if (options.metrics === false) emitting = false;
 }
 
 /** Adds keys (model name and version, segment and run) to the log lines of the current invocation. */
