@@ -12,7 +12,7 @@ import { trainAndPublish, type TrainingSpec } from '../../lib/training/pipeline'
 import { fitPreprocessor } from '../../lib/training/preprocess';
 import { loadDemoData } from '../../lib/warehouse/demo-load';
 import { openWarehouse, type WarehouseHandle } from '../../lib/warehouse/index';
-import { cdnowChurnCsv } from '../support/cdnow';
+import { cdnowChurnTable, toCsv } from '../../devkit/datasets';
 import { runCli } from '../support/cli';
 import { createTestDatabase } from '../../devkit/postgres';
 import { tempDir, tempFsStore } from '../support/registry';
@@ -123,7 +123,7 @@ describe('training, evaluating and predicting from CSV files (real CDNOW purchas
   it('works end to end through the CLI', async () => {
     const dir = tempDir();
     const csv = join(dir, 'cdnow.csv');
-    writeFileSync(csv, cdnowChurnCsv());
+    writeFileSync(csv, toCsv(cdnowChurnTable()));
     const env = { MODEL_REGISTRY_URI: join(dir, 'registry') };
 
     const trained = await runCli(['train', 'cdnow', '--csv', csv, '--label', 'churned', '--promote', 'production', '--json'], env);

@@ -1,0 +1,186 @@
+"""The peers of `npm run bench`'s model-quality section: the same train and test files through
+LightGBM (native categoricals and one-hot), scikit-learn's HistGradientBoosting, a tuned
+scikit-learn logistic regression, scikit-learn's MLP(32, 16) and XGBoost.
+
+    python3 bench/peers.py --train T.csv --test S.csv --label churned --positive yes \
+        [--id customer_id] [--peers lightgbm,hgb,...] [--threads 1]
+
+Prints one JSON object: per peer its test AUC, log loss, positives captured in the top decile,
+expected calibration error and fit seconds, or the reason it was skipped (a library not installed).
+Every peer chooses its own rounds or regularisation by cross-validation (or early stopping) on the
+training file only; the test file is only scored.
+"""
+import argparse
+import json
+import sys
+import time
+import warnings
+
+warnings.filterwarnings("ignore")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+MISSING = ["", "na", "n/a", "nan", "null", "none", "?", "-", "NA", "N/A", "NaN", "NULL", "None"]
+
+
+def load(path, label, positive, id_column):
+    frame = pd.read_csv(path, keep_default_na=False, na_values=MISSING, dtype=str)
+    y = (frame[label].str.strip() == positive).astype(int).to_numpy()
+    features = frame.drop(columns=[c for c in [label, id_column] if c and c in frame.columns])
+    return features, y
+
+
+def typed(train, test):
+    """Numbers where every value parses, categories (from the training rows) elsewhere."""
+    train = train.copy()
+    test = test.copy()
+    categorical = []
+    for c in train.columns:
+        values = pd.to_numeric(train[c], errors="coerce")
+        if values.notna().sum() == train[c].notna().sum():
+            train[c] = values
+            test[c] = pd.to_numeric(test[c], errors="coerce")
+        else:
+            categories = sorted(train[c].dropna().unique())
+            train[c] = pd.Categorical(train[c], categories=categories)
+            test[c] = pd.Categorical(test[c], categories=categories)
+            categorical.append(c)
+    return train, test, categorical
+
+
+def one_hot(train, test, categorical):
+    both = pd.get_dummies(pd.concat([train, test], keys=["train", "test"]), columns=categorical, dummy_na=False, dtype=float)
+    return both.xs("train").astype(float), both.xs("test").astype(float)
+
+
+def metrics(y, p, seconds):
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    p = np.clip(np.asarray(p, dtype=float), 1e-7, 1 - 1e-7)
+    k = max(1, int(round(len(y) * 0.1)))
+    top = np.argsort(-p, kind="stable")[:k]
+    bins = np.minimum((p * 10).astype(int), 9)
+    ece = sum(abs(p[bins == b].mean() - y[bins == b].mean()) * (bins == b).sum() for b in range(10) if (bins == b).any()) / len(y)
+    return {
+        "auc": float(roc_auc_score(y, p)),
+        "log_loss": float(log_loss(y, p)),
+        "captured_top_decile": int(y[top].sum()),
+        "positives": int(y.sum()),
+        "ece": float(ece),
+        "seconds": round(seconds, 3),
+    }
+
+
+def lightgbm_peer(train, y, test, categorical, threads, native):
+    import lightgbm as lgb
+
+    params = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 20, "verbose": -1, "num_threads": threads, "seed": 42}
+    if native:
+        data = lgb.Dataset(train, y, categorical_feature=categorical or "auto", free_raw_data=False)
+        Xtest = test
+    else:
+        Xtrain, Xtest = one_hot(train, test, categorical)
+        data = lgb.Dataset(Xtrain, y, free_raw_data=False)
+    cv = lgb.cv(params, data, num_boost_round=2000, nfold=5, stratified=True, seed=42, callbacks=[lgb.early_stopping(50, verbose=False)])
+    rounds = len(next(iter(cv.values())))
+    model = lgb.train(params, data, num_boost_round=rounds)
+    return model.predict(Xtest), {"rounds": rounds}
+
+
+def hgb_peer(train, y, test, categorical, threads, _native):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=42)
+    model.fit(train, y)
+    return model.predict_proba(test)[:, 1], {"iterations": int(model.n_iter_)}
+
+
+def linear_design(train, test, categorical):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric = [c for c in train.columns if c not in categorical]
+    return ColumnTransformer(
+        [
+            ("numeric", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), numeric),
+            ("categorical", OneHotEncoder(handle_unknown="ignore"), categorical),
+        ]
+    )
+
+
+def logreg_peer(train, y, test, categorical, threads, _native):
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+
+    train = train.astype({c: object for c in categorical})
+    test = test.astype({c: object for c in categorical})
+    model = make_pipeline(linear_design(train, test, categorical), LogisticRegressionCV(Cs=12, cv=5, scoring="roc_auc", max_iter=5000))
+    model.fit(train, y)
+    return model.predict_proba(test)[:, 1], {"C": float(model[-1].C_[0])}
+
+
+def mlp_peer(train, y, test, categorical, threads, _native):
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+
+    train = train.astype({c: object for c in categorical})
+    test = test.astype({c: object for c in categorical})
+    model = make_pipeline(linear_design(train, test, categorical), MLPClassifier(hidden_layer_sizes=(32, 16), early_stopping=True, max_iter=500, random_state=42))
+    model.fit(train, y)
+    return model.predict_proba(test)[:, 1], {"iterations": int(model[-1].n_iter_)}
+
+
+def xgboost_peer(train, y, test, categorical, threads, _native):
+    import xgboost as xgb
+
+    Xtrain, Xtest = one_hot(train, test, categorical)
+    data = xgb.DMatrix(Xtrain, y)
+    params = {"objective": "binary:logistic", "eta": 0.05, "max_depth": 6, "tree_method": "hist", "nthread": threads, "eval_metric": "logloss", "seed": 42}
+    cv = xgb.cv(params, data, num_boost_round=2000, nfold=5, stratified=True, seed=42, early_stopping_rounds=50)
+    rounds = len(cv)
+    model = xgb.train(params, data, num_boost_round=rounds)
+    return model.predict(xgb.DMatrix(Xtest)), {"rounds": rounds}
+
+
+PEERS = {
+    "lightgbm": (lightgbm_peer, True, "lightgbm"),
+    "lightgbm-onehot": (lightgbm_peer, False, "lightgbm"),
+    "hgb": (hgb_peer, True, "sklearn"),
+    "logreg": (logreg_peer, True, "sklearn"),
+    "mlp": (mlp_peer, True, "sklearn"),
+    "xgboost": (xgboost_peer, False, "xgboost"),
+}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--train", required=True)
+    parser.add_argument("--test", required=True)
+    parser.add_argument("--label", required=True)
+    parser.add_argument("--positive", required=True)
+    parser.add_argument("--id", default=None)
+    parser.add_argument("--peers", default=",".join(PEERS))
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    train, y = load(args.train, args.label, args.positive, args.id)
+    test, ytest = load(args.test, args.label, args.positive, args.id)
+    train, test, categorical = typed(train, test)
+    out = {}
+    for name in args.peers.split(","):
+        fit, native, module = PEERS[name]
+        try:
+            __import__(module)
+        except ImportError:
+            out[name] = {"skipped": f"{module} is not installed for {sys.executable}"}
+            continue
+        started = time.perf_counter()
+        p, details = fit(train, y, test, categorical, args.threads, native)
+        out[name] = {**metrics(ytest, p, time.perf_counter() - started), **details}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
