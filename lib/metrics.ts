@@ -78,25 +78,36 @@ export function brierScore(p: ArrayLike<number>, y: ArrayLike<number | boolean>)
 }
 
 /**
- * Lift in a top fraction: the positive rate among the highest-scored `fraction` of rows divided by
- * the overall positive rate. Rows tied at the cut count in proportion, so ties cannot flatter it.
+ * Positives among the highest-scored `fraction` of rows (at least one row). Rows tied at the cut
+ * count in proportion, so ties cannot flatter it (the count may then be fractional).
  */
-export function liftAt(scores: ArrayLike<number>, labels: ArrayLike<number | boolean>, fraction = 0.1): number {
-  const n = scores.length;
-  const k = Math.max(1, Math.round(n * fraction));
-  const groups = tieGroups(scores, labels, true);
-  const total = groups.reduce((t, g) => t + g.positives, 0);
-  if (total === 0) return NaN;
+export function capturedAt(scores: ArrayLike<number>, labels: ArrayLike<number | boolean>, fraction: number): { rows: number; positives: number } {
+  const k = Math.max(1, Math.round(scores.length * fraction));
   let taken = 0;
   let hits = 0;
-  for (const g of groups) {
+  for (const g of tieGroups(scores, labels, true)) {
     if (taken >= k) break;
     const share = Math.min(1, (k - taken) / g.size);
     hits += g.positives * share;
     taken += g.size * share;
   }
-  return hits / k / (total / n);
+  return { rows: k, positives: hits };
 }
+
+/**
+ * Lift in a top fraction: the positive rate among the highest-scored `fraction` of rows divided by
+ * the overall positive rate. Rows tied at the cut count in proportion, so ties cannot flatter it.
+ */
+export function liftAt(scores: ArrayLike<number>, labels: ArrayLike<number | boolean>, fraction = 0.1): number {
+  let total = 0;
+  for (let i = 0; i < labels.length; i++) if (labels[i]) total++;
+  if (total === 0) return NaN;
+  const { rows, positives } = capturedAt(scores, labels, fraction);
+  return positives / rows / (total / scores.length);
+}
+
+/** The top shares of rows whose captured positives every binary metric set reports. */
+export const CAPTURE_SHARES = [0.01, 0.05, 0.1, 0.2];
 
 export interface CalibrationBin {
   lower: number;
@@ -140,6 +151,8 @@ export interface BinaryMetrics {
   log_loss: number;
   brier: number;
   top_decile_lift: number;
+  /** Positives among the top 1%, 5%, 10% and 20% of rows by score (offer-response style targeting). */
+  captured: { share: number; rows: number; positives: number }[];
   ece: number;
   calibration: CalibrationBin[];
 }
@@ -157,6 +170,7 @@ export function binaryMetrics(p: ArrayLike<number>, y: ArrayLike<number>): Binar
     log_loss: binaryLogLoss(p, y),
     brier: brierScore(p, y),
     top_decile_lift: liftAt(p, y, 0.1),
+    captured: CAPTURE_SHARES.map((share) => ({ share, ...capturedAt(p, y, share) })),
     ece: expectedCalibrationError(calibration),
     calibration,
   };

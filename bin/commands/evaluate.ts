@@ -40,8 +40,8 @@ accepted offers). Prints the metrics beside the class prior of the evaluated row
         if (JSON.stringify(spec.classes) !== JSON.stringify(manifest.output.classes)) {
           throw new UsageError(`${name} v${manifest.version} predicts ${manifest.output.classes.join(', ')}; give --csv to evaluate it on a file`);
         }
-        const cols = spec.featureNames.length;
-        const records = Array.from(spec.splits.test, (r) => Object.fromEntries(spec.featureNames.map((f, j) => [f, spec.X[r * cols + j]])));
+        const cols = spec.columns.length;
+        const records = Array.from(spec.splits.test, (r) => Object.fromEntries(spec.columns.map((c, j) => [c.name, spec.X[r * cols + j]])));
         data = { records, y: Int32Array.from(spec.splits.test, (r) => spec.y[r]!), description: `warehouse holdout (${spec.splits.description})` };
       } finally {
         await app.close();

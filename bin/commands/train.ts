@@ -83,7 +83,8 @@ Exit codes: 0 published (and promoted if asked), 1 refused by a gate or failed, 
       spec = built.spec;
       for (const s of built.skipped) log(`left out column ${s.column}: ${s.reason}`);
       if (built.dropped) log(`dropped ${built.dropped} rows without a label`);
-      log(`features: ${spec.featureNames.length} encoded from ${spec.encodings!.length} columns; positive class "${spec.classes[1]}"`);
+      const categorical = spec.columns.filter((c) => c.kind === 'categorical');
+      log(`features: ${spec.columns.length} columns (${categorical.length} categorical${categorical.some((c) => c.kind === 'categorical' && c.ordered) ? `, ordered codes: ${categorical.filter((c) => c.kind === 'categorical' && c.ordered).map((c) => c.name).join(', ')}` : ''}); positive class "${spec.classes[1]}"`);
     } else {
       if (name !== 'churn' && name !== 'nbo') throw new UsageError(`"${name}" is not a warehouse model (churn or nbo); give --csv FILE to train from a file`);
       for (const flag of ['label', 'positive', 'features', 'id-column', 'test-csv'] as const) {
@@ -134,29 +135,41 @@ function printOutcome(io: CommandIo, outcome: TrainingOutcome, achievable: strin
   const metrics = m.metrics;
   const num = (v: number | null | undefined) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(4) : '-');
   io.out(`${m.name} v${m.version}: ${m.status === 'ready' ? 'ready' : 'REFUSED'} (${outcome.chosen}, ${outcome.seconds.toFixed(1)}s)`);
+  const binary = m.output.kind === 'binary';
+  const cv = metrics?.cross_validation;
+  if (cv) io.out(`model selection: ${cv.description}`);
   io.out(
     formatTable(
-      ['candidate', 'epochs/rounds', 'validation', 'seconds'],
-      outcome.candidates.map((c) => [c.family + (c.family === outcome.chosen ? ' *' : ''), c.epochs, `${c.validation_metric.name} ${num(c.validation_metric.value)}`, c.seconds.toFixed(1)]),
+      ['candidate', `out-of-fold ${binary ? 'AUC' : 'log loss'}`, 'settings', 'seconds'],
+      outcome.candidates.map((c) => [c.family + (c.family === outcome.chosen ? ' *' : ''), num(binary ? c.score : -c.score), briefSettings(c.settings), c.seconds.toFixed(1)]),
     ),
   );
   if (metrics) {
     const prod = metrics.production?.comparable ? metrics.production : null;
-    const headers = ['holdout metric', 'model', 'class prior', ...(prod?.metrics ? [`production v${prod.version}`] : [])];
+    const headers = ['metric', ...(cv ? ['out-of-fold', 'prior (oof)'] : []), 'report rows', 'prior (report)', ...(prod?.metrics ? [`production v${prod.version}`] : [])];
     io.out('');
-    if (m.output.kind === 'binary') {
-      const sets = [metrics.holdout, metrics.baseline_prior, ...(prod?.metrics ? [prod.metrics] : [])].map(binaryMetricsOf);
+    if (binary) {
+      const sets = [...(cv ? [cv.out_of_fold, cv.out_of_fold_baseline] : []), metrics.holdout, metrics.baseline_prior, ...(prod?.metrics ? [prod.metrics] : [])].map(binaryMetricsOf);
       const keys = ['auc', 'pr_auc', 'log_loss', 'brier', 'top_decile_lift', 'ece'] as const;
-      io.out(formatTable(headers, keys.map((k) => [k, ...sets.map((set) => num(set[k]))])));
+      const captured = (set: (typeof sets)[number], share: number) => {
+        const c = set.captured?.find((x) => x.share === share);
+        return c ? `${Number(c.positives.toFixed(1))}/${set.positives}` : '-';
+      };
+      io.out(
+        formatTable(headers, [
+          ...keys.map((k) => [k, ...sets.map((set) => num(set[k]))]),
+          ...[0.05, 0.1].map((share) => [`positives in top ${share * 100}%`, ...sets.map((set) => captured(set, share))]),
+        ]),
+      );
       io.out('');
-      const bins = sets[0]!.calibration.filter((b) => b.count);
+      const bins = binaryMetricsOf(metrics.holdout).calibration.filter((b) => b.count);
       io.out(formatTable(['calibration bin', 'rows', 'mean predicted', 'observed'], bins.map((b) => [`${b.lower.toFixed(1)}-${b.upper.toFixed(1)}`, b.count, num(b.mean_predicted), num(b.observed_rate)])));
     } else {
-      const sets = [metrics.holdout, metrics.baseline_prior, ...(prod?.metrics ? [prod.metrics] : [])].map(multiclassMetricsOf);
+      const sets = [...(cv ? [cv.out_of_fold, cv.out_of_fold_baseline] : []), metrics.holdout, metrics.baseline_prior, ...(prod?.metrics ? [prod.metrics] : [])].map(multiclassMetricsOf);
       const keys = ['top1_accuracy', 'top3_accuracy', 'log_loss'] as const;
       io.out(formatTable(headers, keys.map((k) => [k, ...sets.map((set) => num(set[k]))])));
       io.out('');
-      const holdout = sets[0]!;
+      const holdout = multiclassMetricsOf(metrics.holdout);
       io.out(formatTable(['offer', 'ranked first', 'recall'], m.output.classes.map((c) => [c, `${((holdout.top_class_share[c] ?? 0) * 100).toFixed(1)}%`, num(holdout.per_class_recall[c])])));
     }
   }
@@ -166,4 +179,13 @@ function printOutcome(io: CommandIo, outcome: TrainingOutcome, achievable: strin
   io.out(`export check: onnxruntime within ${outcome.exportCheck.maxAbsDiff.toExponential(2)} of the trainer on ${outcome.exportCheck.rows} rows`);
   if (outcome.promoted) io.out(`promoted: ${m.name}@${outcome.promoted.alias} -> v${m.version}`);
   else if (promote) io.out(`not promoted to ${promote}: the model was refused`);
+}
+
+/** The chosen settings in one short line for the table (the manifest has them in full). */
+function briefSettings(settings: Record<string, unknown>): string {
+  const text = Object.entries(settings)
+    .filter(([key]) => !['member_settings', 'fold_best_epochs', 'tried'].includes(key))
+    .map(([key, value]) => `${key}=${typeof value === 'object' ? JSON.stringify(value) : String(value)}`)
+    .join(' ');
+  return text.length > 90 ? `${text.slice(0, 87)}...` : text;
 }

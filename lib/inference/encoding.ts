@@ -8,8 +8,12 @@ export type ColumnEncoding =
   | { column: string; kind: 'numeric' }
   | { column: string; kind: 'boolean'; true_values: string[]; false_values: string[] }
   | { column: string; kind: 'one_hot'; categories: string[] }
-  /** One number per category (its index in `categories`); unseen or missing values are NaN. Trees use it. */
-  | { column: string; kind: 'ordinal'; categories: string[] };
+  /**
+   * One number per category (its index in `categories`); unseen or missing values are NaN. The
+   * model's graph decides how the index enters (one-hot, target encoding, a rank). `ordered`: the
+   * categories are ordered codes listed in their order.
+   */
+  | { column: string; kind: 'ordinal'; categories: string[]; ordered?: boolean };
 
 export const MISSING_TOKENS = new Set(['', 'na', 'n/a', 'nan', 'null', 'none', '?', '-']);
 

@@ -73,6 +73,10 @@ export const BinaryMetricsSchema = z.object({
   log_loss: metric,
   brier: metric,
   top_decile_lift: metric,
+  captured: z
+    .array(z.object({ share: z.number(), rows: z.number().int().nonnegative(), positives: z.number().nonnegative() }))
+    .optional()
+    .describe('positives among the top shares of rows by score (ties counted in proportion)'),
   ece: metric,
   calibration: z.array(CalibrationBinSchema),
 });
@@ -96,9 +100,29 @@ export const TrainingMetricsSchema = z.looseObject({
     .object({ version: z.number().int().positive(), comparable: z.boolean(), reason: z.string().nullable(), metrics: MetricSetSchema.nullable() })
     .nullable()
     .describe('the production version on the same holdout, when there was one'),
-  validation: z.record(z.string(), z.object({ name: z.string(), value: metric })).describe('each candidate family on the validation split'),
+  validation: z.record(z.string(), z.object({ name: z.string(), value: metric })).describe('each candidate\'s out-of-fold score (older versions: its validation-split score)'),
   chosen_family: z.string(),
   export_max_abs_diff: z.number(),
+  cross_validation: z
+    .object({
+      kind: z.enum(['k-fold', 'time', 'holdout']),
+      description: z.string(),
+      folds: z.array(z.object({ label: z.string(), fit_rows: z.number().int().nonnegative(), check_rows: z.number().int().nonnegative() })),
+      out_of_fold: MetricSetSchema.describe('the chosen model\'s out-of-fold predictions, which the gates judge'),
+      out_of_fold_baseline: MetricSetSchema.describe('the training class prior on the same rows'),
+      candidates: z.array(
+        z.object({
+          family: z.string(),
+          score: metric,
+          settings: z.record(z.string(), z.unknown()),
+          tried: z.array(z.object({ settings: z.record(z.string(), z.unknown()), score: metric })),
+          seconds: z.number(),
+        }),
+      ),
+      refit: z.object({ rows: z.number().int().nonnegative(), family: z.string() }).describe('the shipped model: the chosen settings refit on all training rows'),
+    })
+    .optional()
+    .describe('model selection on the training rows (versions trained before cross-validation lack it)'),
 });
 
 export const ManifestSchema = z.object({

@@ -7,6 +7,8 @@ const TRUE_WORDS = ['yes', 'y', 'true', 't'];
 const FALSE_WORDS = ['no', 'n', 'false', 'f'];
 /** Text columns with more distinct values than this are free text (names, addresses), not categories. */
 const MAX_CATEGORIES = 64;
+/** Ordered bins (age bands, discount ranges, levels) rarely have more levels than this. */
+const MAX_ORDERED_LEVELS = 24;
 
 export interface InferredSchema {
   encodings: ColumnEncoding[];
@@ -16,8 +18,12 @@ export interface InferredSchema {
 
 /**
  * Decides how to encode each feature column from the training records: numbers stay numbers,
- * yes/no columns become 0/1, text with at most 64 distinct values is one-hot encoded. Identifier
- * columns (unique values with an id-like name) and free text are left out and reported.
+ * yes/no columns become 0/1, text with at most 64 distinct values becomes a category index
+ * (ordinal encoding). Categories that are ordered codes ("1 - 10%", "20-30 years", "level 3",
+ * "65+") are listed in their numeric order and marked ordered, so the index keeps that order;
+ * other categories are listed alphabetically. Each model family then decides inside its graph how
+ * a category enters (one-hot, target encoding, rank). Identifier columns (unique values with an
+ * id-like name) and free text are left out and reported.
  */
 export function inferEncodings(table: CsvTable, options: { label: string; idColumn?: string; features?: string[] }): InferredSchema {
   const skipped: InferredSchema['skipped'] = [];
@@ -50,7 +56,8 @@ export function inferEncodings(table: CsvTable, options: { label: string; idColu
       continue;
     }
     if (distinct.size <= MAX_CATEGORIES) {
-      encodings.push({ column, kind: 'one_hot', categories: [...distinct].sort() });
+      const ordered = orderedCodes([...distinct]);
+      encodings.push(ordered ? { column, kind: 'ordinal', categories: ordered, ordered: true } : { column, kind: 'ordinal', categories: [...distinct].sort(), ordered: false });
       continue;
     }
     skipped.push({
@@ -95,6 +102,30 @@ export function positiveLabel(table: CsvTable, label: string, given?: string): {
   const inferred = values.find((v) => ['yes', 'true', '1', 'y', 't'].includes(v.toLowerCase().replace(/[^a-z0-9]/g, '')));
   if (!inferred) throw new ValidationError(`Cannot tell which value of "${label}" is positive (${values.join(', ')}); give --positive VALUE`);
   return { positive: inferred, negative: values.find((v) => v !== inferred)! };
+}
+
+/**
+ * The categories in numeric order when every one is an ordered code: it carries a number (the
+ * first in the text; "under 5" sorts just below 5, "65+" or "over 65" just above 65) and no two
+ * share a position. Null otherwise, for fewer than three or more than 24 categories, and for
+ * zero-padded numbers ("S01"), which name things rather than rank them.
+ */
+export function orderedCodes(categories: string[]): string[] | null {
+  // Many levels, or zero-padded numbers ("S01", "007"), are codes naming things, not ordered bins.
+  if (categories.length < 3 || categories.length > MAX_ORDERED_LEVELS) return null;
+  const keys = new Map<string, number>();
+  for (const c of categories) {
+    const m = /-?\d+(?:[.,]\d+)?/.exec(c);
+    if (!m || /^-?0\d/.test(m[0])) return null;
+    let key = Number(m[0].replace(',', '.'));
+    const before = c.slice(0, m.index).toLowerCase();
+    const after = c.slice(m.index + m[0].length).toLowerCase();
+    if (/(<|under|less|below|up to|fewer)/.test(before)) key -= 0.5;
+    else if (/(>|over|more|above|at least)/.test(before) || /^\s*\+/.test(after) || /^\s*(or more|and over|and above|plus)/.test(after)) key += 0.5;
+    keys.set(c, key);
+  }
+  if (new Set(keys.values()).size !== categories.length) return null;
+  return [...categories].sort((a, b) => keys.get(a)! - keys.get(b)!);
 }
 
 /** Whole numbers that are exactly a run like 1..n: a row number, whatever the column is called. */

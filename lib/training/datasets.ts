@@ -6,11 +6,13 @@ import { readChurnHistory, readOfferHistory } from '../warehouse/history';
 import { FEATURES, OFFER_IDS } from '../catalog';
 import { parseCsv } from '../csv';
 import { encodeCsv, inferEncodings, positiveLabel } from './csv';
+import type { ColumnEncoding } from '../inference/encoding';
+import type { InputColumn } from './design';
 import type { Splits, TrainingSpec } from './pipeline';
 
 /**
- * Churn training data from `customer_churn_history`: train on the earlier snapshots, validate on
- * the second latest, test on the latest.
+ * Churn training data from `customer_churn_history`: learn from the earlier snapshots (folded by
+ * time for model selection), report on the latest.
  */
 export async function churnTrainingSpec(warehouse: Warehouse, onProgress?: (message: string) => void): Promise<TrainingSpec> {
   const history = await readChurnHistory(warehouse, (done, total, rows) => onProgress?.(`reading churn history: snapshot ${done}/${total}, ${rows} rows`));
@@ -18,24 +20,24 @@ export async function churnTrainingSpec(warehouse: Warehouse, onProgress?: (mess
   const dates = [...new Set(history.times)].sort();
   if (dates.length < 3) throw new ValidationError(`customer_churn_history has ${dates.length} snapshot dates; a time-based split needs at least 3`);
   const test = dates[dates.length - 1]!;
-  const validation = dates[dates.length - 2]!;
   return {
     name: 'churn',
     classes: ['0', '1'],
-    featureNames: [...FEATURES],
+    columns: FEATURES.map((name) => ({ name, kind: 'numeric' as const })),
     encodings: null,
     X: history.X,
     y: Int32Array.from(history.labels as number[]),
     rows: history.rows,
-    splits: splitBy(history.times, (t) => (t === test ? 'test' : t === validation ? 'validation' : 'train'),
-      `time-based: train on snapshots ${dates[0]} to ${dates[dates.length - 3]}, validate on ${validation}, test on ${test}`),
+    splits: splitBy(history.times, (t) => (t === test ? 'test' : 'train'), `time-based: learn from snapshots ${dates[0]} to ${dates[dates.length - 2]}, report on ${test}`),
+    times: history.times,
     lineage: { data_source: `warehouse:${warehouse.cfg.churn_history.table}`, time_window: { from: dates[0]!, to: test }, notes: null },
   };
 }
 
 /**
  * Next-best-offer training data from accepted offers in `customer_offer_history`: the label is the
- * offer accepted. Test on the last two calendar months, validate on the two before.
+ * offer accepted. Learn from the earlier months (folded by month for model selection), report on
+ * the last two calendar months.
  */
 export async function nboTrainingSpec(warehouse: Warehouse, onProgress?: (message: string) => void): Promise<TrainingSpec> {
   const history = await readOfferHistory(warehouse, { onProgress: (done, total, rows) => onProgress?.(`reading offer history: month ${done}/${total}, ${rows} accepted offers`) });
@@ -45,17 +47,17 @@ export async function nboTrainingSpec(warehouse: Warehouse, onProgress?: (messag
   const months = [...new Set(history.times.map((t) => t.slice(0, 7)))].sort();
   if (months.length < 5) throw new ValidationError(`customer_offer_history spans ${months.length} months; a time-based split needs at least 5`);
   const testFrom = months[months.length - 2]!;
-  const validationFrom = months[months.length - 4]!;
+  const monthOf = history.times.map((t) => t.slice(0, 7));
   return {
     name: 'nbo',
     classes: [...OFFER_IDS],
-    featureNames: [...FEATURES],
+    columns: FEATURES.map((name) => ({ name, kind: 'numeric' as const })),
     encodings: null,
     X: history.X,
     y: Int32Array.from(history.labels as string[], (id) => OFFER_IDS.indexOf(id)),
     rows: history.rows,
-    splits: splitBy(history.times, (t) => (t.slice(0, 7) >= testFrom ? 'test' : t.slice(0, 7) >= validationFrom ? 'validation' : 'train'),
-      `time-based: train on offers from ${months[0]} to before ${validationFrom}, validate on ${validationFrom} and the month after, test on ${testFrom} and later`),
+    splits: splitBy(monthOf, (m) => (m >= testFrom ? 'test' : 'train'), `time-based: learn from offers from ${months[0]} to before ${testFrom}, report on ${testFrom} and later`),
+    times: monthOf,
     lineage: {
       data_source: `warehouse:${warehouse.cfg.offer_history.table} (accepted offers)`,
       time_window: { from: history.times.reduce((a, b) => (a < b ? a : b)), to: history.times.reduce((a, b) => (a > b ? a : b)) },
@@ -77,7 +79,8 @@ export interface CsvTrainingOptions {
 
 /**
  * Binary training data from a CSV file. Feature encodings are inferred from the training rows.
- * Without a test file, 20% of rows (stratified, seeded) are held out; 15% of the rest validate.
+ * Without a test file, 20% of rows (stratified, seeded) are held out to report on; all other rows
+ * are learnt from (model selection folds them).
  */
 export async function csvTrainingSpec(options: CsvTrainingOptions): Promise<{ spec: TrainingSpec; skipped: { column: string; reason: string }[]; dropped: number }> {
   const table = parseCsv(await readText(options.file), options.file);
@@ -98,22 +101,20 @@ export async function csvTrainingSpec(options: CsvTrainingOptions): Promise<{ sp
     records = [...records, ...testPart.keep.map((i) => testTable.records[i]!)];
     y = Int32Array.from([...trainPart.y, ...testPart.y]);
     rows = trainPart.rows + testPart.rows;
-    const inner = stratifiedSplit(trainPart.y, [0.85, 0.15], options.seed);
     splits = {
-      train: inner[0]!,
-      validation: inner[1]!,
+      train: Uint32Array.from({ length: trainPart.rows }, (_, i) => i),
       test: Uint32Array.from({ length: testPart.rows }, (_, i) => trainPart.rows + i),
-      description: `test rows from ${options.testFile}; 15% of the training file (stratified, seed ${options.seed}) for validation`,
+      description: `learn from every row of ${basename(options.file)}, report on ${basename(options.testFile)}`,
     };
   } else {
-    const parts = stratifiedSplit(y, [0.68, 0.12, 0.2], options.seed);
-    splits = { train: parts[0]!, validation: parts[1]!, test: parts[2]!, description: `stratified random: 68% train, 12% validation, 20% test (seed ${options.seed})` };
+    const parts = stratifiedSplit(y, [0.8, 0.2], options.seed);
+    splits = { train: parts[0]!, test: parts[1]!, description: `stratified random: learn from 80%, report on 20% (seed ${options.seed})` };
   }
   return {
     spec: {
       name: options.name,
       classes: [negative, positive],
-      featureNames: trainPart.names,
+      columns: inputColumns(encodings),
       encodings,
       X,
       y,
@@ -127,10 +128,19 @@ export async function csvTrainingSpec(options: CsvTrainingOptions): Promise<{ sp
   };
 }
 
-function splitBy(times: string[], part: (t: string) => 'train' | 'validation' | 'test', description: string): Splits {
-  const out = { train: [] as number[], validation: [] as number[], test: [] as number[] };
+function splitBy(times: string[], part: (t: string) => 'train' | 'test', description: string): Splits {
+  const out = { train: [] as number[], test: [] as number[] };
   times.forEach((t, i) => out[part(t)].push(i));
-  return { train: Uint32Array.from(out.train), validation: Uint32Array.from(out.validation), test: Uint32Array.from(out.test), description };
+  return { train: Uint32Array.from(out.train), test: Uint32Array.from(out.test), description };
+}
+
+/** The model's input columns from the CSV encodings (one input feature per encoded column). */
+export function inputColumns(encodings: ColumnEncoding[]): InputColumn[] {
+  return encodings.map((e): InputColumn => {
+    if (e.kind === 'ordinal') return { name: e.column, kind: 'categorical', categories: e.categories, ordered: e.ordered ?? false };
+    if (e.kind === 'one_hot') throw new TypeError('CSV training encodes categories as their index, not one-hot');
+    return { name: e.column, kind: e.kind };
+  });
 }
 
 /** Splits row indices into parts of the given fractions, keeping each class's share in every part. */

@@ -2,28 +2,29 @@ import { ModelRejectedError } from '../errors';
 import { createSession, ort } from '../inference/session';
 import { OnnxGraphBuilder } from '../onnx/writer';
 import type { GbtModel } from './gbt';
+import { buildDesign, emitDesign, type Design } from './design';
 import { predict, type DenseNet } from './nn';
-import { transform, transformedWidth, type Preprocessor } from './preprocess';
 
 export const INPUT_NAME = 'features';
 export const OUTPUT_NAME = 'probabilities';
 /** Largest difference allowed between onnxruntime and the trainer's own forward pass. */
 export const EXPORT_TOLERANCE = 1e-5;
 
-/** A trained network with its preprocessing, ready to export. */
+/**
+ * A trained network (logistic regression is one with no hidden layer) with its design: the
+ * column transforms from raw features to the network's inputs.
+ */
 export interface NetModel {
   kind: 'net';
-  preprocessor: Preprocessor;
+  design: Design;
   net: DenseNet;
   classes: number;
 }
 
-/** Rounds every parameter to float32, the precision the exported graph computes in. */
+/** Rounds every weight to float32, the precision the exported graph computes in. */
 export function toFloat32(model: NetModel): NetModel {
-  const f = (a: number[]) => a.map(Math.fround);
   return {
     ...model,
-    preprocessor: { ...model.preprocessor, fill: f(model.preprocessor.fill), mean: f(model.preprocessor.mean), std: f(model.preprocessor.std) },
     net: {
       output: model.net.output,
       layers: model.net.layers.map((l) => ({ ...l, W: Float64Array.from(l.W, Math.fround), b: Float64Array.from(l.b, Math.fround) })),
@@ -36,7 +37,7 @@ export function toFloat32(model: NetModel): NetModel {
  * [rows][classes] (binary: [P(negative), P(positive)]).
  */
 export function netProbabilities(model: NetModel, X: Float64Array, rows: number): Float64Array {
-  const raw = predict(model.net, transform(model.preprocessor, X, rows), rows);
+  const raw = predict(model.net, buildDesign(model.design, X.subarray(0, rows * model.design.inputs)), rows);
   if (model.classes > 2) return raw;
   const out = new Float64Array(rows * 2);
   for (let r = 0; r < rows; r++) {
@@ -46,45 +47,43 @@ export function netProbabilities(model: NetModel, X: Float64Array, rows: number)
   return out;
 }
 
-/** Writes the preprocessing and the network as one ONNX graph: raw features in, probabilities out. */
-export function exportNet(model: NetModel, meta: { name: string; producerVersion: string; metadata?: Record<string, string> }): Uint8Array {
-  const pp = model.preprocessor;
-  const g = new OnnxGraphBuilder(meta.name);
-  const D = pp.inputs;
-  const x = g.input(INPUT_NAME, 'float32', ['N', D]);
-  const [nan] = g.node('IsNaN', [x]);
-  let h = g.node('Where', [nan!, g.constant('impute_values', [D], pp.fill), x])[0]!;
-  if (pp.logColumns.length) {
-    const mask = pp.fill.map((_, c) => (pp.logColumns.includes(c) ? 1 : 0));
-    const [clipped] = g.node('Max', [h, g.constant('zero', [1], [0])]);
-    const [shifted] = g.node('Add', [clipped!, g.constant('one', [1], [1])]);
-    const [logged] = g.node('Log', [shifted!]);
-    const [maskBool] = g.node('Cast', [g.constant('log1p_mask', [D], mask)], { attributes: { to: { int: 9 } } });
-    h = g.node('Where', [maskBool!, logged!, h])[0]!;
-  }
-  if (pp.indicatorColumns.length) {
-    const idx = g.constant('indicator_columns', [pp.indicatorColumns.length], BigInt64Array.from(pp.indicatorColumns.map(BigInt)));
-    const [picked] = g.node('Gather', [nan!, idx], { attributes: { axis: { int: 1 } } });
-    const [flags] = g.node('Cast', [picked!], { attributes: { to: { int: 1 } } });
-    h = g.node('Concat', [h, flags!], { attributes: { axis: { int: 1 } } })[0]!;
-  }
-  const W = transformedWidth(pp);
-  const [centered] = g.node('Sub', [h, g.constant('standardize_mean', [W], pp.mean)]);
-  h = g.node('Div', [centered!, g.constant('standardize_std', [W], pp.std)])[0]!;
+/** Writes a network with its design into a graph: raw features in, probabilities [N, classes] out. */
+export function emitNet(g: OnnxGraphBuilder, x: string, model: NetModel, prefix = 'net'): string {
+  let h = emitDesign(g, x, model.design, `${prefix}_design`);
   model.net.layers.forEach((layer, i) => {
-    const [mm] = g.node('MatMul', [h, g.constant(`dense${i}_W`, [layer.inputs, layer.outputs], Float32Array.from(layer.W))]);
-    h = g.node('Add', [mm!, g.constant(`dense${i}_b`, [layer.outputs], Float32Array.from(layer.b))])[0]!;
+    const [mm] = g.node('MatMul', [h, g.constant(`${prefix}_dense${i}_W`, [layer.inputs, layer.outputs], Float32Array.from(layer.W))]);
+    h = g.node('Add', [mm!, g.constant(`${prefix}_dense${i}_b`, [layer.outputs], Float32Array.from(layer.b))])[0]!;
     if (i < model.net.layers.length - 1) h = g.node('Relu', [h])[0]!;
   });
   if (model.net.output === 'sigmoid') {
     const [p] = g.node('Sigmoid', [h]);
-    const [q] = g.node('Sub', [g.constant('one_minus', [1], [1]), p!]);
-    g.node('Concat', [q!, p!], { outputs: [OUTPUT_NAME], attributes: { axis: { int: 1 } } });
-    g.output(OUTPUT_NAME, 'float32', ['N', 2]);
-  } else {
-    g.node('Softmax', [h], { outputs: [OUTPUT_NAME], attributes: { axis: { int: 1 } } });
-    g.output(OUTPUT_NAME, 'float32', ['N', model.classes]);
+    const [q] = g.node('Sub', [g.constant(`${prefix}_one`, [1], [1]), p!]);
+    return g.node('Concat', [q!, p!], { attributes: { axis: { int: 1 } } })[0]!;
   }
+  return g.node('Softmax', [h], { attributes: { axis: { int: 1 } } })[0]!;
+}
+
+/** Writes a network with its design as one ONNX graph. */
+export function exportNet(model: NetModel, meta: ExportMeta): Uint8Array {
+  return exportGraph(model.design.inputs, model.classes, meta, (g, x) => emitNet(g, x, model));
+}
+
+export interface ExportMeta {
+  name: string;
+  producerVersion: string;
+  metadata?: Record<string, string>;
+}
+
+/**
+ * One ONNX graph with input `features` [N, inputs] (float32, NaN for missing) and output
+ * `probabilities` [N, classes], whose body `emit` writes.
+ */
+export function exportGraph(inputs: number, classes: number, meta: ExportMeta, emit: (g: OnnxGraphBuilder, x: string) => string): Uint8Array {
+  const g = new OnnxGraphBuilder(meta.name);
+  const x = g.input(INPUT_NAME, 'float32', ['N', inputs]);
+  const probs = emit(g, x);
+  g.node('Identity', [probs], { outputs: [OUTPUT_NAME] });
+  g.output(OUTPUT_NAME, 'float32', ['N', classes]);
   return g.build({ producerVersion: meta.producerVersion, metadata: meta.metadata });
 }
 
@@ -126,14 +125,12 @@ export async function verifyExport(
 }
 
 /**
- * Writes boosted trees as one ai.onnx.ml TreeEnsembleClassifier (tensor outputs only: `label` and
- * `probabilities` [N, classes]), laid out as skl2onnx and onnxmltools write theirs. Missing values
+ * Writes boosted trees as one ai.onnx.ml TreeEnsembleClassifier (tensor outputs only: a label,
+ * left unused, and probabilities [N, classes]), laid out as skl2onnx and onnxmltools write theirs. Missing values
  * follow each split's learned side (`nodes_missing_value_tracks_true`), so the graph takes raw
- * features with NaN for missing values, like the network graphs.
+ * features with NaN for missing values, like the network graphs. Returns the probabilities.
  */
-export function exportGbt(model: GbtModel, classLabels: string[], meta: { name: string; producerVersion: string; metadata?: Record<string, string> }): Uint8Array {
-  const g = new OnnxGraphBuilder(meta.name);
-  const x = g.input(INPUT_NAME, 'float32', ['N', model.features]);
+export function emitGbt(g: OnnxGraphBuilder, x: string, model: GbtModel, classLabels: string[], prefix = 'trees'): string {
   const n = { treeids: [] as number[], nodeids: [] as number[], featureids: [] as number[], modes: [] as string[], values: [] as number[], trueids: [] as number[], falseids: [] as number[], missing: [] as number[] };
   const c = { treeids: [] as number[], nodeids: [] as number[], ids: [] as number[], weights: [] as number[] };
   model.trees.forEach((tree, t) => {
@@ -161,8 +158,8 @@ export function exportGbt(model: GbtModel, classLabels: string[], meta: { name: 
       }
     });
   });
-  g.node('TreeEnsembleClassifier', [x], {
-    outputs: ['label', OUTPUT_NAME],
+  const [, probabilities] = g.node('TreeEnsembleClassifier', [x], {
+    outputs: [`${prefix}_label`, `${prefix}_probabilities`],
     domain: 'ai.onnx.ml',
     opset: 1,
     attributes: {
@@ -183,7 +180,10 @@ export function exportGbt(model: GbtModel, classLabels: string[], meta: { name: 
       post_transform: { string: model.classes === 2 ? 'LOGISTIC' : 'SOFTMAX' },
     },
   });
-  g.output('label', 'string', ['N']);
-  g.output(OUTPUT_NAME, 'float32', ['N', model.classes]);
-  return g.build({ producerVersion: meta.producerVersion, metadata: meta.metadata });
+  return probabilities!;
+}
+
+/** Writes boosted trees on raw features as one ONNX graph. */
+export function exportGbt(model: GbtModel, classLabels: string[], meta: ExportMeta): Uint8Array {
+  return exportGraph(model.features, model.classes, meta, (g, x) => emitGbt(g, x, model, classLabels));
 }

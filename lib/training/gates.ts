@@ -1,11 +1,11 @@
 import type { GateResult } from '../registry/index';
 
 /**
- * Quality gates: pure checks on a model's holdout predictions and metrics that decide whether a
+ * Quality gates: pure checks on a model's out-of-fold predictions and metrics that decide whether a
  * version may be promoted. Each gate reports its value, threshold and a reason in plain words.
  */
 export interface GateThresholds {
-  /** Binary: the standard deviation of holdout probabilities must reach this (no collapse). */
+  /** Binary: the standard deviation of the probabilities must reach this (no collapse). */
   min_probability_std: number;
   /** Multiclass: no single class may be ranked first for more than this share of rows. */
   max_top_class_share: number;
@@ -13,13 +13,18 @@ export interface GateThresholds {
   confidence_level: number;
   /** At most this share of rows may be confident (near-100% answers for almost everyone). */
   max_confident_share: number;
-  /** Binary: holdout AUC must reach this (the class prior scores 0.5). */
+  /** Binary: AUC must reach this (the class prior scores 0.5). */
   min_auc: number;
+  /**
+   * Binary: the positive rate among the top-scored 10% of rows, over the overall rate, must reach
+   * this (1 = no better than picking at random). Raise it for offer-response style targeting.
+   */
+  min_top_decile_lift: number;
   /** Multiclass: top-1 accuracy must beat always answering the most frequent class by this. */
   min_top1_gain_over_prior: number;
-  /** Binary: worst allowed AUC drop against production on the same holdout. */
+  /** Binary: worst allowed AUC drop against production on the same report rows. */
   max_auc_drop_vs_production: number;
-  /** Multiclass: worst allowed top-1 drop against production on the same holdout. */
+  /** Multiclass: worst allowed top-1 drop against production on the same report rows. */
   max_top1_drop_vs_production: number;
 }
 
@@ -28,9 +33,11 @@ export interface BinaryGateInput {
   /** Holdout P(positive). */
   probabilities: ArrayLike<number>;
   auc: number;
+  topDecileLift: number;
   logLoss: number;
   baselineLogLoss: number;
-  production: { version: number; auc: number } | null;
+  /** Production's AUC and this model's on the same report rows. */
+  production: { version: number; auc: number; ownAuc: number } | null;
 }
 
 export interface MulticlassGateInput {
@@ -42,7 +49,8 @@ export interface MulticlassGateInput {
   baselineTop1: number;
   logLoss: number;
   baselineLogLoss: number;
-  production: { version: number; top1: number } | null;
+  /** Production's top-1 accuracy and this model's on the same report rows. */
+  production: { version: number; top1: number; ownTop1: number } | null;
 }
 
 export function evaluateGates(input: BinaryGateInput | MulticlassGateInput, t: GateThresholds): { passed: boolean; results: GateResult[] } {
@@ -67,24 +75,28 @@ function binaryGates(input: BinaryGateInput, t: GateThresholds): GateResult[] {
   const results: GateResult[] = [
     gate('prediction_spread', std >= t.min_probability_std, std, t.min_probability_std,
       std >= t.min_probability_std
-        ? `holdout probabilities spread (standard deviation ${fmt(std)})`
-        : `holdout probabilities have collapsed: standard deviation ${fmt(std)} across ${n} rows, below ${t.min_probability_std}; the model answers nearly the same for everyone`),
+        ? `out-of-fold probabilities spread (standard deviation ${fmt(std)})`
+        : `out-of-fold probabilities have collapsed: standard deviation ${fmt(std)} across ${n} rows, below ${t.min_probability_std}; the model answers nearly the same for everyone`),
     gate('confidence', confidentShare <= t.max_confident_share, confidentShare, t.max_confident_share,
       confidentShare <= t.max_confident_share
-        ? `${pct(confidentShare)} of holdout rows are answered with ${pct(t.confidence_level)}+ confidence`
-        : `${pct(confidentShare)} of holdout rows get ${pct(t.confidence_level)}+ confidence (limit ${pct(t.max_confident_share)}): near-certain answers for almost everyone`),
+        ? `${pct(confidentShare)} of out-of-fold rows are answered with ${pct(t.confidence_level)}+ confidence`
+        : `${pct(confidentShare)} of out-of-fold rows get ${pct(t.confidence_level)}+ confidence (limit ${pct(t.max_confident_share)}): near-certain answers for almost everyone`),
     gate('beats_baseline', input.auc >= t.min_auc && input.logLoss < input.baselineLogLoss, input.auc, t.min_auc,
       input.auc >= t.min_auc && input.logLoss < input.baselineLogLoss
-        ? `holdout AUC ${fmt(input.auc)} and log loss ${fmt(input.logLoss)} beat the class prior (AUC 0.5, log loss ${fmt(input.baselineLogLoss)})`
-        : `does not beat the class prior: holdout AUC ${fmt(input.auc)} (needs ${t.min_auc}), log loss ${fmt(input.logLoss)} against the prior's ${fmt(input.baselineLogLoss)}`),
+        ? `out-of-fold AUC ${fmt(input.auc)} and log loss ${fmt(input.logLoss)} beat the class prior (AUC 0.5, log loss ${fmt(input.baselineLogLoss)})`
+        : `does not beat the class prior: out-of-fold AUC ${fmt(input.auc)} (needs ${t.min_auc}), log loss ${fmt(input.logLoss)} against the prior's ${fmt(input.baselineLogLoss)}`),
+    gate('top_decile_lift', input.topDecileLift >= t.min_top_decile_lift, input.topDecileLift, t.min_top_decile_lift,
+      input.topDecileLift >= t.min_top_decile_lift
+        ? `the top-scored 10% of rows hold ${fmt(input.topDecileLift)}x the overall positive rate`
+        : `the top-scored 10% of rows hold only ${fmt(input.topDecileLift)}x the overall positive rate (needs ${t.min_top_decile_lift}x): the ranking does not find the positives`),
   ];
   if (input.production) {
-    const drop = input.production.auc - input.auc;
-    const ok = drop <= t.max_auc_drop_vs_production;
-    results.push(gate('not_worse_than_production', ok, input.auc, input.production.auc - t.max_auc_drop_vs_production,
+    const { version, auc, ownAuc } = input.production;
+    const ok = auc - ownAuc <= t.max_auc_drop_vs_production;
+    results.push(gate('not_worse_than_production', ok, ownAuc, auc - t.max_auc_drop_vs_production,
       ok
-        ? `holdout AUC ${fmt(input.auc)} against production v${input.production.version}'s ${fmt(input.production.auc)} on the same rows`
-        : `worse than production v${input.production.version}: holdout AUC ${fmt(input.auc)} against ${fmt(input.production.auc)} on the same rows (tolerance ${t.max_auc_drop_vs_production})`));
+        ? `report-row AUC ${fmt(ownAuc)} against production v${version}'s ${fmt(auc)} on the same rows`
+        : `worse than production v${version}: report-row AUC ${fmt(ownAuc)} against ${fmt(auc)} on the same rows (tolerance ${t.max_auc_drop_vs_production})`));
   }
   return results;
 }
@@ -107,24 +119,24 @@ function multiclassGates(input: MulticlassGateInput, t: GateThresholds): GateRes
   const results: GateResult[] = [
     gate('top_class_spread', topShare <= t.max_top_class_share, topShare, t.max_top_class_share,
       topShare <= t.max_top_class_share
-        ? `the most frequent first choice, ${input.classes[topIndex]}, is ranked first for ${pct(topShare)} of holdout rows`
-        : `one class, ${input.classes[topIndex]}, is ranked first for ${pct(topShare)} of holdout rows (limit ${pct(t.max_top_class_share)}): the model gives almost everyone the same answer`),
+        ? `the most frequent first choice, ${input.classes[topIndex]}, is ranked first for ${pct(topShare)} of out-of-fold rows`
+        : `one class, ${input.classes[topIndex]}, is ranked first for ${pct(topShare)} of out-of-fold rows (limit ${pct(t.max_top_class_share)}): the model gives almost everyone the same answer`),
     gate('confidence', confidentShare <= t.max_confident_share, confidentShare, t.max_confident_share,
       confidentShare <= t.max_confident_share
-        ? `${pct(confidentShare)} of holdout rows are answered with ${pct(t.confidence_level)}+ confidence`
-        : `${pct(confidentShare)} of holdout rows get ${pct(t.confidence_level)}+ confidence (limit ${pct(t.max_confident_share)}): near-certain answers for almost everyone`),
+        ? `${pct(confidentShare)} of out-of-fold rows are answered with ${pct(t.confidence_level)}+ confidence`
+        : `${pct(confidentShare)} of out-of-fold rows get ${pct(t.confidence_level)}+ confidence (limit ${pct(t.max_confident_share)}): near-certain answers for almost everyone`),
     gate('beats_baseline', beats, input.top1, input.baselineTop1 + t.min_top1_gain_over_prior,
       beats
-        ? `holdout top-1 accuracy ${fmt(input.top1)} and log loss ${fmt(input.logLoss)} beat the class prior (${fmt(input.baselineTop1)}, ${fmt(input.baselineLogLoss)})`
+        ? `out-of-fold top-1 accuracy ${fmt(input.top1)} and log loss ${fmt(input.logLoss)} beat the class prior (${fmt(input.baselineTop1)}, ${fmt(input.baselineLogLoss)})`
         : `does not beat the class prior: top-1 accuracy ${fmt(input.top1)} against ${fmt(input.baselineTop1)} (needs +${t.min_top1_gain_over_prior}), log loss ${fmt(input.logLoss)} against ${fmt(input.baselineLogLoss)}`),
   ];
   if (input.production) {
-    const drop = input.production.top1 - input.top1;
-    const ok = drop <= t.max_top1_drop_vs_production;
-    results.push(gate('not_worse_than_production', ok, input.top1, input.production.top1 - t.max_top1_drop_vs_production,
+    const { version, top1, ownTop1 } = input.production;
+    const ok = top1 - ownTop1 <= t.max_top1_drop_vs_production;
+    results.push(gate('not_worse_than_production', ok, ownTop1, top1 - t.max_top1_drop_vs_production,
       ok
-        ? `holdout top-1 accuracy ${fmt(input.top1)} against production v${input.production.version}'s ${fmt(input.production.top1)}`
-        : `worse than production v${input.production.version}: top-1 accuracy ${fmt(input.top1)} against ${fmt(input.production.top1)} on the same rows (tolerance ${t.max_top1_drop_vs_production})`));
+        ? `report-row top-1 accuracy ${fmt(ownTop1)} against production v${version}'s ${fmt(top1)}`
+        : `worse than production v${version}: report-row top-1 accuracy ${fmt(ownTop1)} against ${fmt(top1)} on the same rows (tolerance ${t.max_top1_drop_vs_production})`));
   }
   return results;
 }

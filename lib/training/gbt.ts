@@ -86,6 +86,14 @@ export interface GbtReport {
   rounds: number;
   bestRound: number;
   bestValidationLoss: number;
+  /** Validation loss after each round (empty without validation rows). */
+  history: number[];
+}
+
+export interface GbtRunOptions {
+  onRound?: (r: { round: number; validationLoss: number; best: boolean }) => void;
+  /** Keep every tree grown (through the early-stopping window), not only up to the best round. */
+  keepAllTrees?: boolean;
 }
 
 /** Bin edges per feature: float32 thresholds between consecutive bins (bin 0 is "missing"). */
@@ -248,14 +256,12 @@ export function binData(X: Float64Array, rows: number, cols: number, binning: Bi
   return out;
 }
 
-/** Trains a model; `onRound` reports progress. */
-export function trainGbt(
-  train: GbtData,
-  validation: GbtData,
-  classes: number,
-  params: GbtParams = DEFAULT_GBT,
-  onRound?: (r: { round: number; validationLoss: number; best: boolean }) => void,
-): { model: GbtModel; report: GbtReport } {
+/**
+ * Trains a model, stopping early on the validation rows; without validation rows (null), trains
+ * exactly `maxRounds` rounds (a refit with rounds chosen by cross-validation).
+ */
+export function trainGbt(train: GbtData, validation: GbtData | null, classes: number, params: GbtParams = DEFAULT_GBT, options: GbtRunOptions = {}): { model: GbtModel; report: GbtReport } {
+  validation ??= { X: new Float64Array(0), rows: 0, cols: train.cols, y: new Int32Array(0) };
   const rng = new Rng(params.seed ^ 0x2545f491);
   const cols = train.cols;
   const { binning, bins } = binTraining(train.X, train.rows, cols, params.maxBins);
@@ -267,7 +273,7 @@ export function trainGbt(
 
   const grower = new TreeGrower(bins, cols, nBins, binning, params, { rows: n, outputs: classes === 2 ? 1 : classes, y: train.y, w: train.weights });
   try {
-    return boost(grower, { train, validation, classes, params, bins, valBins, base, onRound, rng });
+    return boost(grower, { train, validation, classes, params, bins, valBins, base, options, rng });
   } finally {
     grower.close();
   }
@@ -283,11 +289,13 @@ function boost(
     bins: Uint8Array;
     valBins: Uint8Array;
     base: Float64Array;
-    onRound?: (r: { round: number; validationLoss: number; best: boolean }) => void;
+    options: GbtRunOptions;
     rng: Rng;
   },
 ): { model: GbtModel; report: GbtReport } {
-  const { train, validation, classes, params, bins, valBins, base, onRound, rng } = run;
+  const { train, validation, classes, params, bins, valBins, base, options, rng } = run;
+  const validating = validation.rows > 0;
+  const history: number[] = [];
   const cols = train.cols;
   const n = train.rows;
   const outputs = classes === 2 ? 1 : classes;
@@ -301,7 +309,7 @@ function boost(
   const { gh } = grower;
   const p = new Float64Array(n * outputs);
   const inBag = new Uint8Array(n);
-  let best = { loss: lossOf(valScore, validation.y, wv, classes), round: 0, trees: 0 };
+  let best = { loss: validating ? lossOf(valScore, validation.y, wv, classes) : NaN, round: 0, trees: 0 };
   let round = 0;
   for (round = 1; round <= params.maxRounds; round++) {
     const sampled = grower.subsample(params.rowSubsample, rng, inBag);
@@ -326,15 +334,21 @@ function boost(
       addTree(tree, valBins, validation.rows, cols, valScore, outputs);
       trees.push(tree);
     }
+    if (!validating) {
+      best = { loss: NaN, round, trees: trees.length };
+      options.onRound?.({ round, validationLoss: NaN, best: true });
+      continue;
+    }
     const loss = lossOf(valScore, validation.y, wv, classes);
+    history.push(loss);
     const improved = loss < best.loss - 1e-7;
     if (improved) best = { loss, round, trees: trees.length };
-    onRound?.({ round, validationLoss: loss, best: improved });
+    options.onRound?.({ round, validationLoss: loss, best: improved });
     if (round - best.round >= params.earlyStoppingRounds) break;
   }
   return {
-    model: { kind: 'gbt', classes, base: Array.from(base, Math.fround), trees: trees.slice(0, best.trees), features: cols, params },
-    report: { rounds: Math.min(round, params.maxRounds), bestRound: best.round, bestValidationLoss: best.loss },
+    model: { kind: 'gbt', classes, base: Array.from(base, Math.fround), trees: options.keepAllTrees ? trees : trees.slice(0, best.trees), features: cols, params },
+    report: { rounds: Math.min(round, params.maxRounds), bestRound: best.round, bestValidationLoss: best.loss, history },
   };
 }
 

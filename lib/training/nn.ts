@@ -33,7 +33,13 @@ export interface TrainOptions {
   maxEpochs: number;
   batchSize: number;
   learningRate: number;
+  /** L2 penalty in the loss (coupled, as in plain Adam). */
   l2: number;
+  /** Decoupled weight decay per step, scaled by the learning rate (AdamW). */
+  weightDecay?: number;
+  /** The learning rate is multiplied by `factor` every `every` epochs. */
+  decay?: { every: number; factor: number };
+  /** Epochs without improvement of the validation loss before stopping. */
   patience: number;
   seed: number;
   onEpoch?: (e: { epoch: number; trainLoss: number; validationLoss: number; best: boolean }) => void;
@@ -82,10 +88,11 @@ export function predict(net: DenseNet, X: Float64Array, rows: number): Float64Ar
 }
 
 /**
- * Trains in place with Adam and early stopping on the validation loss; the net ends with the
- * weights of its best epoch.
+ * Trains in place with Adam (AdamW with weightDecay) and early stopping on the validation loss;
+ * the net ends with the weights of its best epoch. Without validation rows (null) it trains
+ * exactly maxEpochs epochs (a refit with epochs chosen by cross-validation).
  */
-export function train(net: DenseNet, data: TrainingData, validation: TrainingData, options: TrainOptions): TrainReport {
+export function train(net: DenseNet, data: TrainingData, validation: TrainingData | null, options: TrainOptions): TrainReport {
   const rng = new Rng(options.seed ^ 0x5bd1e995);
   const params = net.layers.flatMap((l) => [l.W, l.b]);
   const grads = params.map((p) => new Float64Array(p.length));
@@ -115,7 +122,9 @@ export function train(net: DenseNet, data: TrainingData, validation: TrainingDat
       }
       weightSum += batchWeight;
       step++;
-      const lrT = (options.learningRate * Math.sqrt(1 - beta2 ** step)) / (1 - beta1 ** step);
+      const rate = options.decay ? options.learningRate * options.decay.factor ** Math.floor((epoch - 1) / options.decay.every) : options.learningRate;
+      const lrT = (rate * Math.sqrt(1 - beta2 ** step)) / (1 - beta1 ** step);
+      const shrink = 1 - rate * (options.weightDecay ?? 0);
       for (let p = 0; p < params.length; p++) {
         const param = params[p]!;
         const grad = grads[p]!;
@@ -126,12 +135,12 @@ export function train(net: DenseNet, data: TrainingData, validation: TrainingDat
           const g = grad[i]! / batchWeight + (isWeight ? options.l2 * param[i]! : 0);
           mp[i] = beta1 * mp[i]! + (1 - beta1) * g;
           vp[i] = beta2 * vp[i]! + (1 - beta2) * g * g;
-          param[i] = param[i]! - (lrT * mp[i]!) / (Math.sqrt(vp[i]!) + 1e-8);
+          param[i] = (isWeight ? param[i]! * shrink : param[i]!) - (lrT * mp[i]!) / (Math.sqrt(vp[i]!) + 1e-8);
         }
       }
     }
-    const validationLoss = loss(net, validation);
-    const improved = validationLoss < best.loss - 1e-6;
+    const validationLoss = validation ? loss(net, validation) : NaN;
+    const improved = validation ? validationLoss < best.loss - 1e-6 : true;
     if (improved) best = { loss: validationLoss, epoch, weights: params.map((p) => p.slice()) };
     const trainLoss = lossSum / weightSum;
     history.push({ epoch, trainLoss, validationLoss });

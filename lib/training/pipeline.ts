@@ -8,16 +8,18 @@ import { prepareModel } from '../inference/validate';
 import { binaryMetricsOf, isBinaryMetrics, multiclassMetricsOf, type AliasRecord, type MetricSet, type ModelManifest, type ModelRegistry, type TrainingMetrics } from '../registry/index';
 import { evaluateGates, type GateThresholds } from './gates';
 import { binaryMetrics, multiclassMetrics, scoreFingerprint } from '../metrics';
-import { OUTPUT_NAME, verifyExport } from './export';
+import type { InputColumn } from './design';
+import { exportGraph, OUTPUT_NAME, verifyExport } from './export';
+import { selectModel } from './families/index';
 import type { GbtParams } from './gbt';
-import { pickRows, trainGbtCandidate, trainNetCandidate, treeDesign, type CandidateReport, type Design, type Family, type TrainedCandidate } from './candidates';
+import { coveredRows, stratifiedPlan, timePlan, type Candidate, type Family, type FoldPlan, type SelectionData } from './selection';
 
-export { FAMILIES, type CandidateReport, type Family } from './candidates';
+export { FAMILIES, type Family } from './selection';
 
-/** Row indices of the three splits. */
+/** The rows the model learns from and the rows it is reported on. */
 export interface Splits {
   train: Uint32Array;
-  validation: Uint32Array;
+  /** Report rows: `--test-csv`, or the warehouse's latest snapshot. No model or setting sees them. */
   test: Uint32Array;
   /** How the split was made, for the manifest. */
   description: string;
@@ -28,16 +30,19 @@ export interface TrainingSpec {
   name: string;
   /** Class labels in output order; binary: [negative, positive]. Two classes make a binary model. */
   classes: string[];
-  /** Feature names of the matrix columns (the model's inputs). */
-  featureNames: string[];
-  /** Encoding from raw columns, for CSV data; null when the features are raw numbers already. */
+  /** The model's input features, in order (their names are the model's feature names). */
+  columns: InputColumn[];
+  /** How raw CSV columns become the input features (applied when serving); null for warehouse features. */
   encodings: ColumnEncoding[] | null;
+  /** Input rows [rows][columns]: numbers, NaN for missing, categories as their index. */
   X: Float64Array;
   y: Int32Array;
   rows: number;
-  /** CSV data: the raw records behind the rows (trees encode text columns their own way). */
+  /** CSV data: the raw records behind the rows (to score production's model on the report rows). */
   records?: Record<string, unknown>[];
   splits: Splits;
+  /** Warehouse snapshots: each row's snapshot date; cross-validation folds then follow time. */
+  times?: string[];
   lineage: { data_source: string; time_window: { from: string | null; to: string | null } | null; notes: string | null };
 }
 
@@ -53,10 +58,19 @@ export interface TrainingOptions {
   onProgress?: (message: string) => void;
 }
 
+/** One family's (or blend's) result of the search. */
+export interface CandidateReport {
+  family: string;
+  score: number;
+  settings: Record<string, unknown>;
+  tried: { settings: Record<string, unknown>; score: number }[];
+  seconds: number;
+}
+
 export interface TrainingOutcome {
   manifest: ModelManifest;
   candidates: CandidateReport[];
-  chosen: Family;
+  chosen: string;
   promoted: AliasRecord | null;
   exportCheck: { maxAbsDiff: number; rows: number };
   seconds: number;
@@ -64,12 +78,16 @@ export interface TrainingOutcome {
 
 export const DEFAULT_THRESHOLDS: GateThresholds = trainingDefaults.gates;
 
+/** Rows of the training set the export is also verified on, besides the report rows. */
+const VERIFY_TRAINING_ROWS = 2000;
+
 /**
- * Trains every requested family on the training split, keeps the one that does best on the
- * validation split, evaluates it on the holdout beside the class prior and the current production
- * version, applies the quality gates, exports ONNX, verifies the export against the trainer's own
- * forward pass, and publishes a new version (marked refused when a gate fails). Promotes only
- * when asked and every gate passed.
+ * Chooses a model by cross-validation on the training rows (every family's settings, then blends
+ * of the trees with the others), refits the winner on all training rows, judges the gates on its
+ * out-of-fold predictions, reports it on the untouched report rows beside the class prior and the
+ * current production version, exports ONNX, verifies the export against the trainer's own
+ * forward pass, and publishes a new version (marked refused when a gate fails). Promotes only when
+ * asked and every gate passed.
  */
 export async function trainAndPublish(registry: ModelRegistry, spec: TrainingSpec, options: TrainingOptions = {}): Promise<TrainingOutcome> {
   const started = Date.now();
@@ -78,75 +96,88 @@ export async function trainAndPublish(registry: ModelRegistry, spec: TrainingSpe
   const families = options.families ?? (trainingDefaults.families as Family[]);
   const thresholds = { ...DEFAULT_THRESHOLDS, ...options.thresholds };
   const k = spec.classes.length;
+  const D = spec.columns.length;
   checkSplits(spec);
-  log(`splits: ${spec.splits.train.length} train, ${spec.splits.validation.length} validation, ${spec.splits.test.length} holdout (${spec.splits.description})`);
+  const plan = spec.times ? timePlan(spec.times, spec.splits.train) : stratifiedPlan(spec.y, spec.splits.train, seed);
+  checkPlan(spec, plan);
+  log(`rows: ${spec.splits.train.length} to learn from, ${spec.splits.test.length} to report on (${spec.splits.description})`);
+  log(`model selection: ${plan.description}`);
 
-  const base: Design = { X: spec.X, cols: spec.featureNames.length, featureNames: spec.featureNames, encodings: spec.encodings };
-  const input = (design: Design) => ({ design, y: spec.y, train: spec.splits.train, validation: spec.splits.validation, classes: spec.classes, seed, maxEpochs: options.maxEpochs, log });
-  const candidates: TrainedCandidate[] = [];
-  for (const family of families) {
-    const candidate =
-      family === 'gbt'
-        ? trainGbtCandidate(input(treeDesign(base, spec.records, spec.y, spec.splits.train)), options.gbt)
-        : trainNetCandidate(family, input(base));
-    candidates.push(candidate);
-    const r = candidate.report;
-    log(`${family}: validation ${r.validation_metric.name} ${r.validation_metric.value.toFixed(4)} after ${r.epochs} ${family === 'gbt' ? 'rounds' : 'epochs'} (${r.seconds.toFixed(1)}s)`);
-  }
-  const better = (a: CandidateReport, b: CandidateReport) =>
-    a.validation_metric.name === 'auc' ? a.validation_metric.value > b.validation_metric.value : a.validation_metric.value < b.validation_metric.value;
-  const chosen = candidates.reduce((best, c) => (better(c.report, best.report) ? c : best));
-  log(`chose ${chosen.family}`);
+  const data: SelectionData = { columns: spec.columns, X: spec.X, y: spec.y, classes: spec.classes, train: spec.splits.train, plan, seed, log };
+  const { chosen, candidates } = selectModel(data, { families, gbt: options.gbt, maxEpochs: options.maxEpochs });
+  log(`chose ${chosen.family} (out-of-fold ${k === 2 ? 'AUC' : 'log loss'} ${(k === 2 ? chosen.score : -chosen.score).toFixed(4)}); refitting on all ${spec.splits.train.length} training rows`);
+  const fitted = chosen.refit();
 
-  const design = chosen.design;
-  const testSet = pickRows(design, spec.y, spec.splits.test);
-  const Xtest = Float64Array.from(testSet.X, Math.fround);
-  const testProbs = chosen.probabilities(Xtest, testSet.rows);
+  const covered = coveredRows(plan);
   const counts = new Array<number>(k).fill(0);
   for (const r of spec.splits.train) counts[spec.y[r]!]!++;
   const prior = counts.map((c) => c / spec.splits.train.length);
-  const evaluation = await evaluateHoldout(registry, spec, testProbs, testSet.y, prior);
+  const metricsOf = (P: Float64Array, y: Int32Array): MetricSet => (k === 2 ? binaryMetrics(column(P, 2, 1), y) : multiclassMetrics(P, y, spec.classes));
+  const oofP = gather(chosen.oof, covered, k);
+  const oofY = Int32Array.from(covered, (r) => spec.y[r]!);
+  const oofMetrics = metricsOf(oofP, oofY);
+  const oofBaseline = metricsOf(repeatRows(prior, covered.length), oofY);
+  log(`out-of-fold: ${summary(oofMetrics)} on ${covered.length} rows`);
+
+  const Xtest = Float32Rows(spec.X, spec.splits.test, D);
+  const testY = Int32Array.from(spec.splits.test, (r) => spec.y[r]!);
+  const testProbs = fitted.probabilities(Xtest, spec.splits.test.length);
+  const evaluation = await evaluateHoldout(registry, spec, testProbs, testY, prior);
+  log(`report rows: ${summary(evaluation.metrics)} on ${testY.length} rows (class prior: ${summary(evaluation.baseline)})`);
   const value = (v: number | null) => v ?? Number.NaN;
   const production = evaluation.production?.comparable ? evaluation.production : null;
-  const shared = { logLoss: value(evaluation.metrics.log_loss), baselineLogLoss: value(evaluation.baseline.log_loss) };
+  const shared = { logLoss: value(oofMetrics.log_loss), baselineLogLoss: value(oofBaseline.log_loss) };
   const gates = evaluateGates(
     k === 2
       ? {
           kind: 'binary',
-          probabilities: column(testProbs, 2, 1),
-          auc: value(binaryMetricsOf(evaluation.metrics).auc),
+          probabilities: column(oofP, 2, 1),
+          auc: value(binaryMetricsOf(oofMetrics).auc),
+          topDecileLift: value(binaryMetricsOf(oofMetrics).top_decile_lift),
           ...shared,
-          production: production?.metrics ? { version: production.version, auc: value(binaryMetricsOf(production.metrics).auc) } : null,
+          production: production?.metrics
+            ? { version: production.version, auc: value(binaryMetricsOf(production.metrics).auc), ownAuc: value(binaryMetricsOf(evaluation.metrics).auc) }
+            : null,
         }
       : {
           kind: 'multiclass',
-          probabilities: testProbs,
+          probabilities: oofP,
           classes: spec.classes,
-          top1: value(multiclassMetricsOf(evaluation.metrics).top1_accuracy),
-          baselineTop1: value(multiclassMetricsOf(evaluation.baseline).top1_accuracy),
+          top1: value(multiclassMetricsOf(oofMetrics).top1_accuracy),
+          baselineTop1: value(multiclassMetricsOf(oofBaseline).top1_accuracy),
           ...shared,
-          production: production?.metrics ? { version: production.version, top1: value(multiclassMetricsOf(production.metrics).top1_accuracy) } : null,
+          production: production?.metrics
+            ? { version: production.version, top1: value(multiclassMetricsOf(production.metrics).top1_accuracy), ownTop1: value(multiclassMetricsOf(evaluation.metrics).top1_accuracy) }
+            : null,
         },
     thresholds,
   );
   for (const g of gates.results) log(`gate ${g.gate}: ${g.passed ? 'passed' : 'FAILED'}: ${g.reason}`);
 
   const codeVersion = options.codeVersion ?? `loyalty-ml ${packageJson.version}`;
-  const bytes = chosen.export({ name: spec.name, producerVersion: codeVersion, metadata: { family: chosen.family } });
-  const exportCheck = await verifyExport(bytes, Xtest, testSet.rows, design.cols, testProbs);
-  log(`export verified: onnxruntime matches the trainer within ${exportCheck.maxAbsDiff.toExponential(2)} on ${exportCheck.rows} holdout rows`);
-  const prepared = await prepareModel(bytes, design.featureNames, {
+  const bytes = exportGraph(D, k, { name: spec.name, producerVersion: codeVersion, metadata: { family: chosen.family } }, (g, x) => fitted.emit(g, x, 'model'));
+  // Verified on the report rows and on training rows (which cover every category and value range).
+  const verifyRows = Uint32Array.from([...spec.splits.test, ...spec.splits.train.subarray(0, VERIFY_TRAINING_ROWS)]);
+  const Xverify = Float32Rows(spec.X, verifyRows, D);
+  const exportCheck = await verifyExport(bytes, Xverify, verifyRows.length, D, fitted.probabilities(Xverify, verifyRows.length));
+  log(`export verified: onnxruntime matches the trainer within ${exportCheck.maxAbsDiff.toExponential(2)} on ${exportCheck.rows} rows`);
+  const featureNames = spec.columns.map((c) => c.name);
+  const prepared = await prepareModel(bytes, featureNames, {
     classes: spec.classes,
     positiveClass: k === 2 ? spec.classes[1] : undefined,
     probabilityOutput: OUTPUT_NAME,
   });
 
+  const reports = candidates.map(candidateReport);
   const refusal = gates.results.filter((g) => !g.passed).map((g) => g.reason);
   const manifest = await registry.publish(spec.name, prepared.bytes, {
     status: refusal.length ? 'refused' : 'ready',
     refusal_reasons: refusal,
     model: { producer: prepared.producer, opsets: prepared.opsets, rewrites: [] },
-    input: { ...prepared.input, preprocessing: chosen.preprocessing },
+    input: {
+      ...prepared.input,
+      preprocessing: { applied_in: spec.encodings ? 'serving' : 'graph', steps: [...(spec.encodings ? [{ step: 'encode', columns: spec.encodings }] : []), ...fitted.preprocessing] },
+    },
     output: prepared.output,
     lineage: {
       origin: 'trained',
@@ -156,7 +187,7 @@ export async function trainAndPublish(registry: ModelRegistry, spec: TrainingSpe
       data_fingerprint: fingerprint(spec),
       seed,
       family: chosen.family,
-      hyperparameters: { ...chosen.hyperparameters, split: spec.splits.description, candidates: candidates.map((c) => c.report) },
+      hyperparameters: { ...fitted.hyperparameters, split: spec.splits.description, selection: plan.description },
       code_version: codeVersion,
       notes: spec.lineage.notes,
     },
@@ -164,12 +195,21 @@ export async function trainAndPublish(registry: ModelRegistry, spec: TrainingSpe
       holdout: evaluation.metrics,
       baseline_prior: evaluation.baseline,
       production: evaluation.production,
-      validation: Object.fromEntries(candidates.map((c) => [c.family, c.report.validation_metric])),
+      validation: Object.fromEntries(candidates.map((c) => [c.family, { name: k === 2 ? 'auc' : 'log_loss', value: k === 2 ? c.score : -c.score }])),
       chosen_family: chosen.family,
       export_max_abs_diff: exportCheck.maxAbsDiff,
+      cross_validation: {
+        kind: plan.kind,
+        description: plan.description,
+        folds: plan.folds.map((f) => ({ label: f.label, fit_rows: f.fit.length, check_rows: f.check.length })),
+        out_of_fold: oofMetrics,
+        out_of_fold_baseline: oofBaseline,
+        candidates: reports,
+        refit: { rows: spec.splits.train.length, family: chosen.family },
+      },
     },
     holdout_fingerprint: {
-      rows: testSet.rows,
+      rows: testY.length,
       ...scoreFingerprint(k === 2 ? column(testProbs, 2, 1) : rowMax(testProbs, k)),
       top_class_share: isBinaryMetrics(evaluation.metrics) ? null : evaluation.metrics.top_class_share,
     },
@@ -182,7 +222,40 @@ export async function trainAndPublish(registry: ModelRegistry, spec: TrainingSpe
     promoted = await registry.promote(spec.name, options.promote, manifest.version, `trained; gates passed`);
     log(`promoted ${spec.name}@${options.promote} -> v${manifest.version}`);
   }
-  return { manifest, candidates: candidates.map((c) => c.report), chosen: chosen.family, promoted, exportCheck, seconds: (Date.now() - started) / 1000 };
+  return { manifest, candidates: reports, chosen: chosen.family, promoted, exportCheck, seconds: (Date.now() - started) / 1000 };
+}
+
+function candidateReport(c: Candidate): CandidateReport {
+  return { family: c.family, score: c.score, settings: c.settings, tried: c.tried, seconds: c.seconds };
+}
+
+function summary(m: MetricSet): string {
+  return isBinaryMetrics(m) ? `AUC ${fmt(m.auc)}, log loss ${fmt(m.log_loss)}, top-decile lift ${fmt(m.top_decile_lift)}` : `top-1 ${fmt(m.top1_accuracy)}, log loss ${fmt(m.log_loss)}`;
+}
+
+function fmt(v: number | null): string {
+  return v === null || !Number.isFinite(v) ? 'n/a' : v.toFixed(4);
+}
+
+/** Rows of X as float32 values (what the served graph receives). */
+function Float32Rows(X: Float64Array, rows: Uint32Array, D: number): Float64Array {
+  const out = new Float64Array(rows.length * D);
+  rows.forEach((r, i) => {
+    for (let j = 0; j < D; j++) out[i * D + j] = Math.fround(X[r * D + j]!);
+  });
+  return out;
+}
+
+function gather(P: Float64Array, rows: Uint32Array, k: number): Float64Array {
+  const out = new Float64Array(rows.length * k);
+  rows.forEach((r, i) => out.set(P.subarray(r * k, (r + 1) * k), i * k));
+  return out;
+}
+
+function repeatRows(row: number[], n: number): Float64Array {
+  const out = new Float64Array(n * row.length);
+  for (let r = 0; r < n; r++) out.set(row, r * row.length);
+  return out;
 }
 
 interface HoldoutEvaluation {
@@ -232,19 +305,29 @@ async function evaluateHoldout(
 /** The holdout rows as raw records: the CSV's own, or the features by name. */
 function holdoutRecords(spec: TrainingSpec): Record<string, unknown>[] {
   if (spec.records) return Array.from(spec.splits.test, (r) => spec.records![r]!);
-  const cols = spec.featureNames.length;
-  return Array.from(spec.splits.test, (r) => Object.fromEntries(spec.featureNames.map((f, j) => [f, spec.X[r * cols + j]])));
+  const cols = spec.columns.length;
+  return Array.from(spec.splits.test, (r) => Object.fromEntries(spec.columns.map((c, j) => [c.name, spec.X[r * cols + j]])));
 }
 
 
 function checkSplits(spec: TrainingSpec): void {
   const k = spec.classes.length;
-  for (const [name, idx] of Object.entries({ train: spec.splits.train, validation: spec.splits.validation, test: spec.splits.test })) {
-    if (idx.length === 0) throw new ValidationError(`The ${name} split is empty: not enough data to train and evaluate (${spec.rows} rows)`);
-  }
+  if (spec.splits.train.length === 0) throw new ValidationError(`No rows to learn from (${spec.rows} rows)`);
+  if (spec.splits.test.length === 0) throw new ValidationError(`No rows to report on (${spec.rows} rows)`);
   const seen = new Set<number>();
   for (const r of spec.splits.train) seen.add(spec.y[r]!);
-  if (seen.size < Math.min(k, 2)) throw new ValidationError('The training split holds only one class; a model cannot learn from it');
+  if (seen.size < Math.min(k, 2)) throw new ValidationError('The training rows hold only one class; a model cannot learn from it');
+}
+
+/** Every fold needs rows on both sides and both classes to learn from. */
+function checkPlan(spec: TrainingSpec, plan: FoldPlan): void {
+  if (plan.folds.length === 0) throw new ValidationError('Not enough training data to cross-validate: the time-ordered folds need at least two snapshot dates before the latest');
+  for (const f of plan.folds) {
+    if (f.fit.length === 0 || f.check.length === 0) throw new ValidationError(`Not enough training data to cross-validate: ${f.label} has ${f.fit.length} rows to fit and ${f.check.length} to check`);
+    const seen = new Set<number>();
+    for (const r of f.fit) seen.add(spec.y[r]!);
+    if (seen.size < 2) throw new ValidationError(`Not enough training data to cross-validate: the rows before ${f.label} hold only one class`);
+  }
 }
 
 function column(P: Float64Array, width: number, c: number): Float64Array {
@@ -265,7 +348,7 @@ function rowMax(P: Float64Array, width: number): Float64Array {
 
 function fingerprint(spec: TrainingSpec): string {
   const h = createHash('sha256');
-  h.update(JSON.stringify({ features: spec.featureNames, classes: spec.classes, rows: spec.rows }));
+  h.update(JSON.stringify({ features: spec.columns.map((c) => c.name), classes: spec.classes, rows: spec.rows }));
   h.update(new Uint8Array(spec.X.buffer, spec.X.byteOffset, spec.X.byteLength));
   h.update(new Uint8Array(spec.y.buffer, spec.y.byteOffset, spec.y.byteLength));
   return `sha256:${h.digest('hex')}`;

@@ -1,7 +1,7 @@
 import { binaryMetricsOf, multiclassMetricsOf } from '../../lib/registry/index';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { ModelRejectedError } from '../../lib/errors';
 import { ModelRegistry } from '../../lib/registry/index';
 import { Rng } from '../../lib/random';
@@ -9,7 +9,7 @@ import { churnTrainingSpec, nboTrainingSpec } from '../../lib/training/datasets'
 import { exportNet, netProbabilities, toFloat32, verifyExport, type NetModel } from '../../lib/training/export';
 import { initNet } from '../../lib/training/nn';
 import { trainAndPublish, type TrainingSpec } from '../../lib/training/pipeline';
-import { fitPreprocessor } from '../../lib/training/preprocess';
+import { designWidth, fitDesign } from '../../lib/training/design';
 import { loadDemoData } from '../../lib/warehouse/demo-load';
 import { openWarehouse, type WarehouseHandle } from '../../lib/warehouse/index';
 import { cdnowChurnTable, toCsv } from '../../devkit/datasets';
@@ -18,13 +18,16 @@ import { createTestDatabase } from '../../devkit/postgres';
 import { tempDir, tempFsStore } from '../support/registry';
 import { lambdaContext } from '../support/app';
 
+// Each training run cross-validates every family: minutes, not seconds, on one core.
+vi.setConfig({ testTimeout: 300_000 });
+
 let handle: WarehouseHandle;
 let churn: TrainingSpec;
 let nbo: TrainingSpec;
 
 beforeAll(async () => {
   handle = await openWarehouse(await createTestDatabase(inject('postgresUrl'), 'training'));
-  await loadDemoData(handle.pool, handle.warehouse.cfg, { customers: 8000, seed: 21 });
+  await loadDemoData(handle.pool, handle.warehouse.cfg, { customers: 5000, seed: 21 });
   churn = await churnTrainingSpec(handle.warehouse);
   nbo = await nboTrainingSpec(handle.warehouse);
 });
@@ -36,7 +39,7 @@ afterAll(async () => {
 const registry = () => new ModelRegistry(tempFsStore(), { actor: 'trainer-test' });
 
 describe('training on warehouse history', () => {
-  it('trains churn on earlier snapshots, tests on the latest, passes the gates and promotes', async () => {
+  it('chooses churn by time-ordered folds over earlier snapshots, reports on the latest, passes the gates and promotes', async () => {
     const reg = registry();
 
     const outcome = await trainAndPublish(reg, churn, { promote: 'production' });
@@ -51,10 +54,21 @@ describe('training on warehouse history', () => {
     expect(m.lineage.time_window!.to).toBe(churn.lineage.time_window!.to);
     expect(m.lineage.data_fingerprint).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(m.holdout_fingerprint!.rows).toBe(churn.splits.test.length);
-    expect(m.input.features.map((f) => f.name)).toEqual(churn.featureNames);
+    expect(m.input.features.map((f) => f.name)).toEqual(churn.columns.map((c) => c.name));
     expect(m.output).toMatchObject({ kind: 'binary', classes: ['0', '1'], positive_class: '1' });
-    expect(outcome.candidates.map((c) => c.family)).toEqual(['logistic', 'mlp', 'gbt']);
+    expect(outcome.candidates.map((c) => c.family).slice(0, 3)).toEqual(['logistic', 'mlp', 'gbt']);
     expect(m.metrics).toMatchObject({ chosen_family: outcome.chosen, validation: { logistic: expect.any(Object), mlp: expect.any(Object), gbt: expect.any(Object) } });
+    // Selection: three time-ordered folds, each later snapshot predicted from the ones before it.
+    const cv = m.metrics!.cross_validation!;
+    expect(cv.kind).toBe('time');
+    expect(cv.folds).toHaveLength(3);
+    for (const f of cv.folds) expect(f.fit_rows).toBeGreaterThan(f.check_rows);
+    expect(binaryMetricsOf(cv.out_of_fold).auc).toBeGreaterThan(0.8);
+    expect(cv.refit).toEqual({ rows: churn.splits.train.length, family: outcome.chosen });
+    // The chosen candidate is the best out of fold, and the gates judged its out-of-fold predictions.
+    const best = Math.max(...outcome.candidates.map((c) => c.score));
+    expect(outcome.candidates.find((c) => c.family === outcome.chosen)!.score).toBe(best);
+    expect(m.gates!.results.find((g) => g.gate === 'beats_baseline')!.value).toBeCloseTo(binaryMetricsOf(cv.out_of_fold).auc!, 10);
     expect(outcome.exportCheck.maxAbsDiff).toBeLessThanOrEqual(1e-5);
 
     // A second model is compared with production on the same holdout.
@@ -107,8 +121,9 @@ describe('export verification', () => {
   it('fails an export whose onnxruntime outputs differ from the trainer by more than 1e-5', async () => {
     const rows = 50;
     const X = Float64Array.from({ length: rows * 3 }, (_, i) => Math.fround(Math.sin(i) * 3));
-    const pp = fitPreprocessor(X, rows, 3, ['a', 'b', 'c']);
-    const model: NetModel = toFloat32({ kind: 'net', preprocessor: pp, net: initNet(3, [4], 2, 1), classes: 2 });
+    const columns = ['a', 'b', 'c'].map((name) => ({ name, kind: 'numeric' as const }));
+    const { design } = fitDesign(columns, X, Uint32Array.from({ length: rows }, (_, i) => i), new Int32Array(rows), { knots: 2, log: false, categorical: {} }, 1);
+    const model: NetModel = toFloat32({ kind: 'net', design, net: initNet(designWidth(design), [4], 2, 1), classes: 2 });
     const expected = netProbabilities(model, X, rows);
     const good = exportNet(model, { name: 't', producerVersion: 'test' });
     await expect(verifyExport(good, X, rows, 3, expected)).resolves.toMatchObject({ rows });
@@ -132,7 +147,9 @@ describe('training, evaluating and predicting from CSV files (real CDNOW purchas
     expect(manifest.input.features.map((f: { name: string }) => f.name)).toEqual(['frequency', 'recency_days', 'age_days', 'monetary_mean', 'first_spend']);
     expect(manifest.metrics.holdout.auc).toBeGreaterThan(0.72);
     expect(manifest.input.preprocessing.steps[0]).toMatchObject({ step: 'encode' });
-    expect(trained.stderr).toMatch(/epoch 1 train loss/);
+    expect(trained.stderr).toMatch(/model selection: 5-fold stratified cross-validation/);
+    expect(trained.stderr).toMatch(/logistic: 3 hinge knots per numeric column: out-of-fold AUC 0\.\d{4}/);
+    expect(manifest.metrics.cross_validation.candidates.map((c: { family: string }) => c.family)).toEqual(expect.arrayContaining(['logistic', 'mlp', 'gbt']));
 
     const out = join(dir, 'predictions.csv');
     const predicted = await runCli(['predict', 'cdnow', '--csv', csv, '--out', out], env);
@@ -200,7 +217,7 @@ describe('boosted trees end to end', () => {
     const reg = registry();
     const churnOutcome = await trainAndPublish(reg, churn, { families: ['gbt'], promote: 'production' });
     const nboOutcome = await trainAndPublish(reg, nbo, { families: ['gbt'], promote: 'production' });
-    expect(churnOutcome.manifest).toMatchObject({ status: 'ready', lineage: { family: 'gbt' }, output: { label_tensor: 'label', probability_tensor: 'probabilities' } });
+    expect(churnOutcome.manifest).toMatchObject({ status: 'ready', lineage: { family: 'gbt' }, output: { probability_tensor: 'probabilities' } });
     expect(binaryMetricsOf(churnOutcome.manifest.metrics!.holdout).auc).toBeGreaterThan(0.8);
     expect(nboOutcome.manifest.output.classes).toHaveLength(8);
     expect(churnOutcome.exportCheck.maxAbsDiff).toBeLessThanOrEqual(1e-5);

@@ -3,7 +3,7 @@ import type { ManifestDraft, ModelManifest, ModelRegistry } from '../../lib/regi
 import { externalLineage } from '../../lib/registry/index';
 import { exportNet, toFloat32 } from '../../lib/training/export';
 import { initNet } from '../../lib/training/nn';
-import { fitPreprocessor } from '../../lib/training/preprocess';
+import { designWidth, fitDesign } from '../../lib/training/design';
 import { FEATURES } from '../../lib/catalog';
 import { OFFER_IDS } from '../../lib/catalog';
 
@@ -15,16 +15,18 @@ import { OFFER_IDS } from '../../lib/catalog';
 export async function tinyModel(kind: 'churn' | 'nbo', options: { seed?: number; constant?: boolean } = {}): Promise<{ bytes: Uint8Array; draft: ManifestDraft }> {
   const rows = 64;
   const X = Float64Array.from({ length: rows * FEATURES.length }, (_, i) => ((i * 7919) % 1000) / 10);
-  const pp = fitPreprocessor(X, rows, FEATURES.length, [...FEATURES]);
+  const all = Uint32Array.from({ length: rows }, (_, i) => i);
+  const columns = FEATURES.map((name) => ({ name, kind: 'numeric' as const }));
+  const { design } = fitDesign(columns, X, all, new Int32Array(rows), { knots: 0, log: true, categorical: {} }, 1);
   const classes = kind === 'churn' ? 2 : OFFER_IDS.length;
-  const net = initNet(FEATURES.length + pp.indicatorColumns.length, [8], classes, options.seed ?? 1);
+  const net = initNet(designWidth(design), [8], classes, options.seed ?? 1);
   if (options.constant) {
     for (const layer of net.layers) layer.W.fill(0);
     const out = net.layers[net.layers.length - 1]!;
     out.b.fill(0);
     out.b[0] = 8; // one class (or a high churn logit) for everyone, at ~100% confidence
   }
-  const bytes = exportNet(toFloat32({ kind: 'net', preprocessor: pp, net, classes }), { name: kind, producerVersion: 'test' });
+  const bytes = exportNet(toFloat32({ kind: 'net', design, net, classes }), { name: kind, producerVersion: 'test' });
   const labels = kind === 'churn' ? ['0', '1'] : [...OFFER_IDS];
   const prepared = await prepareModel(bytes, [...FEATURES], { classes: labels, positiveClass: kind === 'churn' ? '1' : undefined });
   return {

@@ -2,18 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { evaluateGates } from '../../lib/training/gates';
 import { DEFAULT_THRESHOLDS } from '../../lib/training/pipeline';
 
-const binary = (probabilities: number[], extra: Partial<{ auc: number; logLoss: number; production: { version: number; auc: number } | null }> = {}) =>
-  evaluateGates(
-    { kind: 'binary', probabilities, auc: 0.8, logLoss: 0.3, baselineLogLoss: 0.4, production: null, ...extra },
-    DEFAULT_THRESHOLDS,
-  );
+const binary = (
+  probabilities: number[],
+  extra: Partial<{ auc: number; topDecileLift: number; logLoss: number; production: { version: number; auc: number; ownAuc: number } | null }> = {},
+  thresholds = DEFAULT_THRESHOLDS,
+) => evaluateGates({ kind: 'binary', probabilities, auc: 0.8, topDecileLift: 2.5, logLoss: 0.3, baselineLogLoss: 0.4, production: null, ...extra }, thresholds);
 
 describe('quality gates', () => {
   it('pass a model with spread, calibrated answers that beats the prior', () => {
     const p = Array.from({ length: 1000 }, (_, i) => 0.02 + (i % 50) / 100);
     const verdict = binary(p);
     expect(verdict.passed).toBe(true);
-    expect(verdict.results.map((r) => r.gate)).toEqual(['prediction_spread', 'confidence', 'beats_baseline']);
+    expect(verdict.results.map((r) => r.gate)).toEqual(['prediction_spread', 'confidence', 'beats_baseline', 'top_decile_lift']);
   });
 
   it('refuse churn probabilities that collapse to one value', () => {
@@ -31,10 +31,19 @@ describe('quality gates', () => {
     const p = Array.from({ length: 1000 }, (_, i) => 0.02 + (i % 50) / 100);
     expect(binary(p, { auc: 0.51 }).results.find((r) => r.gate === 'beats_baseline')!.passed).toBe(false);
     expect(binary(p, { logLoss: 0.45 }).results.find((r) => r.gate === 'beats_baseline')!.passed).toBe(false);
-    const vsProduction = binary(p, { auc: 0.8, production: { version: 3, auc: 0.85 } });
+    // Production is compared on the report rows, with this model's own AUC there.
+    const vsProduction = binary(p, { auc: 0.9, production: { version: 3, auc: 0.85, ownAuc: 0.8 } });
     expect(vsProduction.passed).toBe(false);
     expect(vsProduction.results.at(-1)!.reason).toMatch(/worse than production v3/);
-    expect(binary(p, { auc: 0.845, production: { version: 3, auc: 0.85 } }).passed).toBe(true);
+    expect(binary(p, { auc: 0.7, production: { version: 3, auc: 0.85, ownAuc: 0.845 } }).passed).toBe(true);
+  });
+
+  it('refuse a ranking whose top decile does not find the positives, when a lift is required', () => {
+    const p = Array.from({ length: 1000 }, (_, i) => 0.02 + (i % 50) / 100);
+    expect(binary(p, { topDecileLift: 1.4 }).passed).toBe(true);
+    const strict = binary(p, { topDecileLift: 1.4 }, { ...DEFAULT_THRESHOLDS, min_top_decile_lift: 2 });
+    expect(strict.passed).toBe(false);
+    expect(strict.results.find((r) => r.gate === 'top_decile_lift')!.reason).toMatch(/only 1.4000x/);
   });
 
   it('refuse a next-best-offer model that ranks one offer first for almost everyone', () => {
