@@ -12,13 +12,17 @@ export const trainCommand: Command = {
   usage: `loyalty-ml train churn|nbo [options]
 loyalty-ml train NAME --csv FILE --label COLUMN [--positive VALUE] [options]
 
-Trains logistic regression, an MLP (inputs -> 32 -> 16 -> outputs) and gradient-boosted trees,
-keeps the one that does best on the validation split, evaluates it on a holdout beside the class prior and the current
-production version, applies the quality gates, exports ONNX (verified against the trainer's own
-forward pass) and publishes a new version. A model that fails a gate is stored as a refused
-version with the reasons, and never promoted.
+Chooses among logistic regression, an MLP (inputs -> 32 -> 16 -> outputs), gradient-boosted
+trees and blends of the trees with the others by cross-validation on the training rows (each
+family's settings searched on the folds, scored out of fold), refits the winner on all training
+rows, applies the quality gates to its out-of-fold predictions, reports it on the untouched report
+rows beside the class prior and the current production version, exports ONNX (verified against
+the trainer's own forward pass) and publishes a new version. A model that fails a gate is stored
+as a refused version with the reasons, and never promoted.
 
-  churn   binary, from customer_churn_history (train on earlier snapshots, test on the latest)
+  churn   binary, from customer_churn_history (learn from earlier snapshots, folded by time;
+          report on the latest); a history longer than max_learning_rows (models/training.json)
+          is sampled by customer in SQL
   nbo     the 8 offers of models/offers.json, from accepted offers in customer_offer_history
 
 Options:
@@ -27,11 +31,13 @@ Options:
   --positive VALUE       the label value that means "positive" (inferred for yes/no, true/false, 1/0)
   --features a,b,…       CSV feature columns (default: every column but the label and an id column)
   --id-column COLUMN     the CSV's id column, never a feature (default: one named id/customer_id)
-  --test-csv FILE        evaluate on this file instead of a 20% stratified holdout
-  --family F             logistic, mlp, gbt or auto (default auto: try all three, keep the best)
+  --test-csv FILE        report on this file instead of a 20% stratified holdout (all rows of
+                         --csv are then learnt from)
+  --family F             logistic, mlp, gbt or auto (default auto: all three and their blends)
+  --sample SHARE         churn: learn from this share of customers (0-1], sampled in SQL with --seed
   --promote ALIAS        promote to ALIAS (e.g. staging, production) if every gate passes
   --seed N               random seed (default 42); the same seed gives the same model
-  --max-epochs N         upper bound on epochs (default 60; early stopping usually ends sooner)
+  --max-epochs N         upper bound on MLP epochs (default 300; patience usually ends sooner)
   --gate NAME=VALUE      override a quality-gate threshold (repeatable; defaults in models/training.json)
   --registry URI, --warehouse URL, --json
 
@@ -50,6 +56,7 @@ Exit codes: 0 published (and promoted if asked), 1 refused by a gate or failed, 
         promote: { type: 'string' },
         seed: { type: 'string' },
         'max-epochs': { type: 'string' },
+        sample: { type: 'string' },
         gate: { type: 'string', multiple: true },
         json: { type: 'boolean' },
         ...registryOption,
@@ -62,7 +69,9 @@ Exit codes: 0 published (and promoted if asked), 1 refused by a gate or failed, 
     if (values.promote !== undefined) assertName('alias', values.promote);
     const families = parseFamily(values.family);
     const seed = intOption(values.seed, '--seed', 42, [0, 4_294_967_295]);
-    const maxEpochs = intOption(values['max-epochs'], '--max-epochs', 60, [1, 1000]);
+    const maxEpochs = values['max-epochs'] === undefined ? undefined : intOption(values['max-epochs'], '--max-epochs', 300, [1, 1000]);
+    const sample = values.sample === undefined ? undefined : Number(values.sample);
+    if (sample !== undefined && !(sample > 0 && sample <= 1)) throw new UsageError(`--sample must be a share above 0 and at most 1, got "${values.sample}"`);
     const thresholds = parseGates(values.gate ?? []);
     const progress = new ProgressReporter(io, `train ${name}`);
     const log = (m: string) => progress.note(m);
@@ -90,9 +99,10 @@ Exit codes: 0 published (and promoted if asked), 1 refused by a gate or failed, 
       for (const flag of ['label', 'positive', 'features', 'id-column', 'test-csv'] as const) {
         if (values[flag] !== undefined) throw new UsageError(`--${flag} only applies with --csv`);
       }
+      if (sample !== undefined && name !== 'churn') throw new UsageError('--sample applies to churn only');
       const app = await createTrainingApp(commandConfig(values));
       try {
-        const outcome = await app.training.train({ model: name, promote: values.promote ?? null, seed }, { families, maxEpochs, thresholds, onProgress: log });
+        const outcome = await app.training.train({ model: name, promote: values.promote ?? null, seed, sample }, { families, maxEpochs, thresholds, onProgress: log });
         return report(io, outcome, outcome.achievable, values.promote, values.json);
       } finally {
         await app.close();

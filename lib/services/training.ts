@@ -10,6 +10,7 @@ export const TrainRequestSchema = z.strictObject({
   model: z.enum(WAREHOUSE_MODELS, { error: `"model" must be one of ${WAREHOUSE_MODELS.join(', ')}` }),
   promote: z.string().regex(NAME_PATTERN, '"promote" must be an alias name such as staging or production (lowercase letters, digits, - or _)').nullable().optional(),
   seed: z.number({ error: '"seed" must be a whole number' }).int('"seed" must be a whole number').nonnegative('"seed" must be a whole number').optional(),
+  sample: z.number({ error: '"sample" must be a share of customers above 0 and at most 1' }).gt(0, '"sample" must be a share of customers above 0 and at most 1').lte(1, '"sample" must be a share of customers above 0 and at most 1').optional(),
 });
 export type TrainRequest = z.infer<typeof TrainRequestSchema>;
 
@@ -37,7 +38,7 @@ export class TrainingService {
   async train(request: TrainRequest, options: Omit<TrainingOptions, 'promote' | 'seed'> = {}): Promise<WarehouseTrainingResult> {
     logContext({ model: request.model });
     const warehouse = await this.deps.warehouse();
-    const outcome = await trainFromWarehouse(request.model, { registry: this.deps.registry, warehouse }, { ...options, promote: request.promote ?? null, seed: request.seed });
+    const outcome = await trainFromWarehouse(request.model, { registry: this.deps.registry, warehouse }, { ...options, promote: request.promote ?? null, seed: request.seed, sample: request.sample });
     logContext({ model_version: outcome.manifest.version });
     telemetry.count('TrainingRuns');
     if (outcome.manifest.status === 'refused') telemetry.count('ModelsRefused');

@@ -1,25 +1,46 @@
 import { readFile } from 'node:fs/promises';
 import { ValidationError } from '../errors';
-import { Rng, shuffledIndices } from '../random';
 import type { Warehouse } from '../warehouse/index';
-import { readChurnHistory, readOfferHistory } from '../warehouse/history';
+import { churnSnapshots, readChurnHistory, readOfferHistory } from '../warehouse/history';
+import trainingDefaults from '../../models/training.json';
 import { FEATURES, OFFER_IDS } from '../catalog';
 import { parseCsv } from '../csv';
 import { encodeCsv, inferEncodings, positiveLabel } from './csv';
 import type { ColumnEncoding } from '../inference/encoding';
 import type { InputColumn } from './design';
 import type { Splits, TrainingSpec } from './pipeline';
+import { stratifiedParts } from './selection';
+
+/** How much churn history to learn from. */
+export interface ChurnSampling {
+  /**
+   * Share of customers whose earlier snapshots are learnt from (0 < share <= 1); by default the
+   * share that keeps about `maxRows` learning rows (models/training.json), all of them below that.
+   */
+  share?: number;
+  maxRows?: number;
+  seed: number;
+}
 
 /**
  * Churn training data from `customer_churn_history`: learn from the earlier snapshots (folded by
- * time for model selection), report on the latest.
+ * time for model selection), report on the latest. A long history is sampled by customer in SQL
+ * (seeded), keeping every snapshot of a sampled customer; the latest snapshot is read whole.
  */
-export async function churnTrainingSpec(warehouse: Warehouse, onProgress?: (message: string) => void): Promise<TrainingSpec> {
-  const history = await readChurnHistory(warehouse, (done, total, rows) => onProgress?.(`reading churn history: snapshot ${done}/${total}, ${rows} rows`));
-  if (history.rows === 0) throw new ValidationError('customer_churn_history is empty: load history first (e.g. loyalty-ml demo-data)');
+export async function churnTrainingSpec(warehouse: Warehouse, onProgress?: (message: string) => void, sampling: ChurnSampling = { seed: 42 }): Promise<TrainingSpec> {
+  const snapshots = await churnSnapshots(warehouse);
+  if (snapshots.length === 0) throw new ValidationError('customer_churn_history is empty: load history first (e.g. loyalty-ml demo-data)');
+  const learning = snapshots.slice(0, -1).reduce((n, s) => n + s.rows, 0);
+  const maxRows = sampling.maxRows ?? trainingDefaults.max_learning_rows;
+  const share = sampling.share ?? (learning > maxRows ? Math.ceil((maxRows / learning) * 1000) / 1000 : 1);
+  if (!(share > 0 && share <= 1)) throw new ValidationError(`The sample share must be above 0 and at most 1, got ${share}`);
+  const sample = share < 1 ? { share, seed: sampling.seed } : null;
+  if (sample) onProgress?.(`sampling ${(share * 100).toFixed(1)}% of customers (md5 of customer id and seed ${sampling.seed}) from ${learning.toLocaleString('en-US')} learning rows`);
+  const history = await readChurnHistory(warehouse, { sample, onProgress: (done, total, rows) => onProgress?.(`reading churn history: snapshot ${done}/${total}, ${rows} rows`) });
   const dates = [...new Set(history.times)].sort();
   if (dates.length < 3) throw new ValidationError(`customer_churn_history has ${dates.length} snapshot dates; a time-based split needs at least 3`);
   const test = dates[dates.length - 1]!;
+  const sampled = sample ? `; learning rows: a ${(share * 100).toFixed(1)}% sample of customers (md5 of customer id, seed ${sampling.seed})` : '';
   return {
     name: 'churn',
     classes: ['0', '1'],
@@ -28,9 +49,9 @@ export async function churnTrainingSpec(warehouse: Warehouse, onProgress?: (mess
     X: history.X,
     y: Int32Array.from(history.labels as number[]),
     rows: history.rows,
-    splits: splitBy(history.times, (t) => (t === test ? 'test' : 'train'), `time-based: learn from snapshots ${dates[0]} to ${dates[dates.length - 2]}, report on ${test}`),
+    splits: splitBy(history.times, (t) => (t === test ? 'test' : 'train'), `time-based: learn from snapshots ${dates[0]} to ${dates[dates.length - 2]}, report on ${test}${sampled}`),
     times: history.times,
-    lineage: { data_source: `warehouse:${warehouse.cfg.churn_history.table}`, time_window: { from: dates[0]!, to: test }, notes: null },
+    lineage: { data_source: `warehouse:${warehouse.cfg.churn_history.table}`, time_window: { from: dates[0]!, to: test }, notes: sample ? `sampled ${(share * 100).toFixed(1)}% of customers for learning (seed ${sampling.seed})` : null },
   };
 }
 
@@ -145,20 +166,7 @@ export function inputColumns(encodings: ColumnEncoding[]): InputColumn[] {
 
 /** Splits row indices into parts of the given fractions, keeping each class's share in every part. */
 export function stratifiedSplit(y: Int32Array, fractions: number[], seed: number): Uint32Array[] {
-  const rng = new Rng(seed);
-  const parts: number[][] = fractions.map(() => []);
-  const classes = [...new Set(y)].sort((a, b) => a - b);
-  for (const c of classes) {
-    const rows = [...y.keys()].filter((i) => y[i] === c);
-    const order = shuffledIndices(rows.length, rng);
-    let start = 0;
-    fractions.forEach((f, p) => {
-      const end = p === fractions.length - 1 ? rows.length : start + Math.round(rows.length * f);
-      for (let i = start; i < end; i++) parts[p]!.push(rows[order[i]!]!);
-      start = end;
-    });
-  }
-  return parts.map((p) => Uint32Array.from(p.sort((a, b) => a - b)));
+  return stratifiedParts(y, Uint32Array.from(y.keys()), fractions, seed);
 }
 
 function guessIdColumn(columns: string[]): string | undefined {

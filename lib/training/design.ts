@@ -112,7 +112,7 @@ export function fitDesign(
     if (col.kind === 'categorical' && mode !== 'numeric') {
       const levels = col.categories.length;
       if (mode === 'one_hot') categorical.push({ column: c, name: col.name, mode, levels });
-      else categorical.push({ column: c, name: col.name, mode, levels, values: targetTable(X, D, c, levels, rows, y, rows) });
+      else categorical.push({ column: c, name: col.name, mode, levels, values: targetTable(X, D, c, levels, y, rows) });
       return;
     }
     let present = 0;
@@ -155,7 +155,7 @@ export function fitDesign(
           const fit: number[] = [];
           const apply: number[] = [];
           for (let i = 0; i < n; i++) (folds[i] === f ? apply : fit).push(i);
-          const table = targetTable(X, D, t.column, t.levels, fit.map((i) => rows[i]!), y, fit.map((i) => rows[i]!));
+          const table = targetTable(X, D, t.column, t.levels, y, fit.map((i) => rows[i]!));
           for (const i of apply) Z[i * width + offset] = lookup(table, X[rows[i]! * D + t.column]!, t.levels);
         }
       }
@@ -303,19 +303,14 @@ function lookup(values: number[], v: number, levels: number): number {
   return v === v && v >= 0 && v < levels ? values[v]! : values[levels]!;
 }
 
-/**
- * Smoothed log-odds of the positive class per level, relative to the prior, from the `fit` rows;
- * the last entry (missing or unseen) is 0, the prior itself. float32, as the graph stores them.
- */
-function targetTable(X: Float64Array, D: number, c: number, levels: number, _rows: ArrayLike<number>, y: Int32Array, fit: ArrayLike<number>): number[] {
+/** Rows and positives per level of a category column over some rows (a label above 0 is positive). */
+export function levelCounts(X: Float64Array, D: number, c: number, levels: number, rows: ArrayLike<number>, y: Int32Array): { n: Float64Array; pos: Float64Array; total: number; positives: number } {
   const n = new Float64Array(levels);
   const pos = new Float64Array(levels);
-  let total = 0;
   let positives = 0;
-  for (let i = 0; i < fit.length; i++) {
-    const r = fit[i]!;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
     const label = y[r]! > 0 ? 1 : 0;
-    total++;
     positives += label;
     const v = X[r * D + c]!;
     if (v === v && v >= 0 && v < levels) {
@@ -323,6 +318,15 @@ function targetTable(X: Float64Array, D: number, c: number, levels: number, _row
       pos[v] = pos[v]! + label;
     }
   }
+  return { n, pos, total: rows.length, positives };
+}
+
+/**
+ * Smoothed log-odds of the positive class per level, relative to the prior, from the `fit` rows;
+ * the last entry (missing or unseen) is 0, the prior itself. float32, as the graph stores them.
+ */
+function targetTable(X: Float64Array, D: number, c: number, levels: number, y: Int32Array, fit: ArrayLike<number>): number[] {
+  const { n, pos, total, positives } = levelCounts(X, D, c, levels, fit, y);
   const prior = Math.min(1 - 1e-6, Math.max(1e-6, positives / Math.max(total, 1)));
   const priorLogit = Math.log(prior / (1 - prior));
   const out: number[] = [];

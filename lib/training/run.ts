@@ -1,3 +1,4 @@
+import trainingDefaults from '../../models/training.json';
 import { ValidationError } from '../errors';
 import type { ModelRegistry } from '../registry/index';
 import { readDemoSummary } from '../warehouse/demo-load';
@@ -20,13 +21,16 @@ export interface WarehouseTrainingResult extends TrainingOutcome {
 export async function trainFromWarehouse(
   model: string,
   deps: { registry: ModelRegistry; warehouse: WarehouseHandle },
-  options: TrainingOptions = {},
+  options: TrainingOptions & { sample?: number } = {},
 ): Promise<WarehouseTrainingResult> {
   if (!(WAREHOUSE_MODELS as readonly string[]).includes(model)) {
     throw new ValidationError(`"${model}" is not a warehouse model; use one of ${WAREHOUSE_MODELS.join(', ')}`);
   }
   const { warehouse } = deps.warehouse;
-  const spec = model === 'churn' ? await churnTrainingSpec(warehouse, options.onProgress) : await nboTrainingSpec(warehouse, options.onProgress);
+  const spec =
+    model === 'churn'
+      ? await churnTrainingSpec(warehouse, options.onProgress, { share: options.sample, seed: options.seed ?? trainingDefaults.seed })
+      : await nboTrainingSpec(warehouse, options.onProgress);
   const demo = await readDemoSummary(deps.warehouse.pool);
   const achievable = !demo
     ? null

@@ -99,7 +99,11 @@ export function timePlan(times: string[], train: Uint32Array): FoldPlan {
   };
 }
 
-function stratifiedParts(y: Int32Array, rows: Uint32Array, fractions: number[], seed: number): Uint32Array[] {
+/**
+ * Splits rows into parts of the given fractions (seeded), keeping each class's share in every
+ * part; equal fractions deal each class's shuffled rows round-robin, so part sizes differ by one.
+ */
+export function stratifiedParts(y: Int32Array, rows: Uint32Array, fractions: number[], seed: number): Uint32Array[] {
   const rng = new Rng(seed);
   const parts: number[][] = fractions.map(() => []);
   const byClass = new Map<number, number[]>();

@@ -1,5 +1,5 @@
 import type { OnnxGraphBuilder } from '../onnx/writer';
-import type { InputColumn } from './design';
+import { levelCounts, type InputColumn } from './design';
 
 /**
  * How boosted trees see the input features: numbers as they are (missing values routed by each
@@ -27,21 +27,7 @@ export function fitTreeInput(columns: InputColumn[], X: Float64Array, rows: Arra
   columns.forEach((col, c) => {
     if (col.kind !== 'categorical' || !rate.has(col.name)) return;
     const L = col.categories.length;
-    const n = new Float64Array(L);
-    const pos = new Float64Array(L);
-    let total = 0;
-    let positives = 0;
-    for (let i = 0; i < rows.length; i++) {
-      const r = rows[i]!;
-      const label = y[r]! > 0 ? 1 : 0;
-      total++;
-      positives += label;
-      const v = X[r * D + c]!;
-      if (v === v && v >= 0 && v < L) {
-        n[v] = n[v]! + 1;
-        pos[v] = pos[v]! + label;
-      }
-    }
+    const { n, pos, total, positives } = levelCounts(X, D, c, L, rows, y);
     const prior = positives / Math.max(total, 1);
     const rates = Array.from({ length: L }, (_, l) => (pos[l]! + RATE_SMOOTHING * prior) / (n[l]! + RATE_SMOOTHING));
     // Rank of each level by rate (ties by level index), so thresholds fall between levels.

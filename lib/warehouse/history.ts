@@ -15,34 +15,58 @@ export interface HistoryColumns {
 }
 
 /**
+ * A seeded sample of customers, drawn in SQL: a customer is in when the first 8 hex digits of
+ * md5(customer id, ':', seed) fall below share x 16^8. The same customers for the same seed and
+ * share, on any engine with md5 (PostgreSQL, Redshift), whatever the physical row order.
+ */
+export interface CustomerSample {
+  share: number;
+  seed: number;
+}
+
+/** The SQL condition of a sample, on a customer id column. */
+function sampleCondition(column: string, sample: CustomerSample): string {
+  const threshold = Math.min(0xffffffff, Math.floor(sample.share * 0x100000000)).toString(16).padStart(8, '0');
+  return `substr(md5(CAST(${column} AS VARCHAR) || ':${Math.trunc(sample.seed)}'), 1, 8) < '${threshold}'`;
+}
+
+/** Rows per snapshot date of the churn history, oldest first. */
+export async function churnSnapshots(warehouse: Warehouse): Promise<{ date: string; rows: number }[]> {
+  const ch = warehouse.cfg.churn_history;
+  const t = table(warehouse.cfg, ch.table);
+  const result = await warehouse.run<{ d: string | Date; n: string | number }>(`SELECT ${q(ch.snapshot_date)} AS d, COUNT(*) AS n FROM ${t} GROUP BY ${q(ch.snapshot_date)} ORDER BY ${q(ch.snapshot_date)}`);
+  return result.rows.map((r) => ({ date: toIsoDate(r.d), rows: Number(r.n) }));
+}
+
+/**
  * Reads the churn history one snapshot date at a time (no ORDER BY over the whole table, which a
- * large warehouse would have to sort), reporting progress per snapshot.
+ * large warehouse would have to sort; each snapshot comes ordered by customer, so the same data
+ * gives the same rows in the same order whatever its physical order), reporting progress per
+ * snapshot. With `sample`, snapshots before the latest keep only the sampled customers; the latest
+ * is read whole.
  */
 export async function readChurnHistory(
   warehouse: Warehouse,
-  onProgress?: (done: number, total: number, rows: number) => void,
+  options: { onProgress?: (done: number, total: number, rows: number) => void; sample?: CustomerSample | null } = {},
 ): Promise<HistoryColumns> {
   const ch = warehouse.cfg.churn_history;
   const t = table(warehouse.cfg, ch.table);
-  const dates = (
-    await warehouse.run<{ d: string | Date }>(`SELECT DISTINCT ${q(ch.snapshot_date)} AS d FROM ${t}`)
-  ).rows
-    .map((r) => toIsoDate(r.d))
-    .sort();
+  const dates = (await churnSnapshots(warehouse)).map((s) => s.date);
   const out = emptyColumns();
   for (let i = 0; i < dates.length; i++) {
+    const sampled = options.sample && i < dates.length - 1 ? ` AND ${sampleCondition(q(ch.customer_id), options.sample)}` : '';
     const result = await warehouse.run<Record<string, unknown>>(
       `SELECT ${q(ch.customer_id)} AS customer_id, ${featureSelect(warehouse)}, ${q(ch.churned)} AS label
-       FROM ${t} WHERE ${q(ch.snapshot_date)} = $1`,
+       FROM ${t} WHERE ${q(ch.snapshot_date)} = $1${sampled} ORDER BY ${q(ch.customer_id)}`,
       [dates[i]],
     );
     append(out, result.rows, () => dates[i]!, (row) => (toBool(row.label) ? 1 : 0));
-    onProgress?.(i + 1, dates.length, out.customerIds.length);
+    options.onProgress?.(i + 1, dates.length, out.customerIds.length);
   }
   return finish(out);
 }
 
-/** Reads the accepted offers of the offer history, one calendar month at a time. */
+/** Reads the accepted offers of the offer history, one calendar month at a time, each in a fixed order. */
 export async function readOfferHistory(
   warehouse: Warehouse,
   options: { onProgress?: (done: number, total: number, rows: number) => void } = {},
@@ -62,7 +86,8 @@ export async function readOfferHistory(
     const to = new Date(Date.UTC(from.getUTCFullYear(), from.getUTCMonth() + 1, 1));
     const result = await warehouse.run<Record<string, unknown>>(
       `SELECT ${q(oh.customer_id)} AS customer_id, ${featureSelect(warehouse)}, ${q(oh.offered_at)} AS at, ${q(oh.offer_id)} AS label
-       FROM ${t} WHERE ${q(oh.accepted)} AND ${q(oh.offered_at)} >= $1 AND ${q(oh.offered_at)} < $2`,
+       FROM ${t} WHERE ${q(oh.accepted)} AND ${q(oh.offered_at)} >= $1 AND ${q(oh.offered_at)} < $2
+       ORDER BY ${q(oh.offered_at)}, ${q(oh.customer_id)}, ${q(oh.offer_id)}`,
       [from.toISOString(), to.toISOString()],
     );
     append(out, result.rows, (row) => new Date(row.at as string).toISOString(), (row) => String(row.label));

@@ -1,3 +1,4 @@
+import trainingDefaults from '../../../models/training.json';
 import type { GbtParams } from '../gbt';
 import type { Candidate, Family, SelectionData } from '../selection';
 import { searchBlend } from './blend';
@@ -11,10 +12,14 @@ export interface SelectionOptions {
   maxEpochs?: number;
 }
 
+/** Serving cost, cheapest first: a linear graph, a small network, a tree ensemble, two models. */
+const SERVING_COST: Record<Candidate['family'], number> = { logistic: 0, mlp: 1, gbt: 2, blend: 3 };
+
 /**
  * Runs every family's cross-validated search, then the blends of the trees with each other
- * family, and returns the candidate with the best out-of-fold score (on a tie, the one found
- * first: single families before blends).
+ * family, and returns the candidate to ship: the best out-of-fold score, unless a candidate that
+ * serves faster (logistic, then MLP, then trees, then blends) is within the selection tolerance
+ * of it (models/training.json): a slower model must earn its cost in every scoring call.
  */
 export function selectModel(data: SelectionData, options: SelectionOptions): { chosen: Candidate; candidates: Candidate[] } {
   const candidates: Candidate[] = [];
@@ -31,6 +36,9 @@ export function selectModel(data: SelectionData, options: SelectionOptions): { c
       if (blend) candidates.push(blend);
     }
   }
-  const chosen = candidates.reduce((best, c) => (c.score > best.score ? c : best));
+  const best = candidates.reduce((a, c) => (c.score > a.score ? c : a));
+  const tolerance = data.classes.length === 2 ? trainingDefaults.selection_tolerance.auc : trainingDefaults.selection_tolerance.log_loss;
+  const chosen = candidates.filter((c) => c.score >= best.score - tolerance).reduce((a, c) => (SERVING_COST[c.family] < SERVING_COST[a.family] ? c : a));
+  if (chosen !== best) data.log(`${chosen.family} is within ${tolerance} of ${best.family}'s out-of-fold score and serves faster: shipping ${chosen.family}`);
   return { chosen, candidates };
 }

@@ -3,10 +3,11 @@ import { buildDesign, describeDesign, designWidth, fitDesign, type DesignChoice 
 import { emitNet, netProbabilities, toFloat32, type NetModel } from '../export';
 import { initNet, predict, train, type TrainOptions } from '../nn';
 import { labelsOf, oofScore, type Candidate, type FittedModel, type SelectionData } from '../selection';
-import { LINEAR_MAX_ROWS, sampleRows } from './linear';
+import { SEARCH_MAX_ROWS, sampleRows } from './linear';
 
 /**
- * The MLP (ReLU hidden layers from models/training.json) trained with AdamW on unweighted rows:
+ * The MLP (ReLU hidden layers from models/training.json) trained with AdamW on unweighted rows
+ * (at most 50,000, a seeded sample, in the folds and the refit alike, so the epochs carry over):
  * patience counted in epochs on each fold's check rows, a learning rate that decays by a fixed
  * schedule (the same in the folds and the refit), weight decay. The epochs of the refit are the
  * folds' mean best epoch. Inputs: numbers standardised with missing indicators, categories
@@ -20,7 +21,7 @@ export function searchMlp(data: SelectionData, options: { maxEpochs?: number } =
   const oof = new Float64Array((data.X.length / data.columns.length) * k);
   const bestEpochs: number[] = [];
   data.plan.folds.forEach((fold) => {
-    const fit = sampleRows(fold.fit, LINEAR_MAX_ROWS, data.seed);
+    const fit = sampleRows(fold.fit, SEARCH_MAX_ROWS, data.seed);
     const { design, Z } = fitDesign(data.columns, data.X, fit, data.y, choice, data.seed);
     const width = designWidth(design);
     const check = buildDesign(design, data.X, fold.check);
@@ -66,7 +67,7 @@ function describeSchedule(s: TrainOptions): Record<string, unknown> {
 
 function refitMlp(data: SelectionData, choice: DesignChoice, schedule: TrainOptions, settings: Record<string, unknown>): FittedModel {
   const k = data.classes.length;
-  const rows = sampleRows(data.train, LINEAR_MAX_ROWS, data.seed);
+  const rows = sampleRows(data.train, SEARCH_MAX_ROWS, data.seed);
   const { design, Z } = fitDesign(data.columns, data.X, rows, data.y, choice, data.seed);
   const width = designWidth(design);
   const net = initNet(width, trainingDefaults.mlp_hidden, k, data.seed);
