@@ -28,8 +28,8 @@ export function searchLogistic(data: SelectionData): Candidate {
   consider(best.choice, false, PENALTIES, 'linear terms, one-hot categories');
   const around = () => [best.l2 * 10, best.l2 * 3, best.l2, best.l2 / 3];
   consider({ ...best.choice, knots: 3 }, best.balanced, around(), '3 hinge knots per numeric column');
-  // More knots only when some helped.
-  if (best.choice.knots === 3) consider({ ...best.choice, knots: 6 }, best.balanced, around(), '6 hinge knots per numeric column');
+  // More knots only when some helped (and not for several classes, where each fit costs K times more).
+  if (best.choice.knots === 3 && binary) consider({ ...best.choice, knots: 6 }, best.balanced, around(), '6 hinge knots per numeric column');
   consider({ ...best.choice, log: true }, best.balanced, around(), 'log1p of skewed columns');
   if (binary) {
     for (const col of categorical) {
@@ -62,6 +62,8 @@ export const LINEAR_MAX_ROWS = 100_000;
  * row counts, as the penalty is per row of the mean loss.
  */
 export const SEARCH_MAX_ROWS = 50_000;
+/** The same for several classes, where every fit costs one pass per class. */
+const MULTICLASS_SEARCH_MAX_ROWS = 10_000;
 
 interface Setting {
   choice: DesignChoice;
@@ -116,7 +118,7 @@ class FoldDesigns {
     if (!folds) {
       const { data } = this;
       folds = data.plan.folds.map((fold) => {
-        const fit = sampleRows(fold.fit, SEARCH_MAX_ROWS, data.seed);
+        const fit = sampleRows(fold.fit, data.classes.length === 2 ? SEARCH_MAX_ROWS : MULTICLASS_SEARCH_MAX_ROWS, data.seed);
         const { design, Z } = fitDesign(data.columns, data.X, fit, data.y, choice, data.seed);
         return { design, Z, checkZ: buildDesign(design, data.X, fold.check), fit };
       });
@@ -132,7 +134,8 @@ function refitLogistic(data: SelectionData, s: Setting): FittedModel {
   const { design, Z } = fitDesign(data.columns, data.X, rows, data.y, s.choice, data.seed);
   const y = labelsOf(data, rows);
   const weights = s.balanced ? balancedWeights(y, k) : undefined;
-  const searched = Math.min(...data.plan.folds.map((f) => Math.min(f.fit.length, SEARCH_MAX_ROWS)));
+  const cap = data.classes.length === 2 ? SEARCH_MAX_ROWS : MULTICLASS_SEARCH_MAX_ROWS;
+  const searched = Math.min(...data.plan.folds.map((f) => Math.min(f.fit.length, cap)));
   const l2 = searched < rows.length ? (s.l2 * searched) / rows.length : s.l2;
   const raw = fitLinear({ Z, rows: rows.length, width: designWidth(design), y, weights: weights?.rows }, k, { l2, tolerance: 1e-9 });
   const fit = weights ? priorCorrected(raw, weights.classes) : raw;
