@@ -68,7 +68,8 @@ export const predictCommand: Command = {
 Scores every row of IN with a version (default: production) and writes OUT: the id column (or the
 row number) followed by the predictions (binary: probability of the positive class and the
 predicted class; multiclass: predicted class, its probability, and p_<class> for every class).
-IN needs the model's raw columns; empty values and NA are treated as missing.`,
+IN needs the model's raw columns; empty values and NA are treated as missing, and so is anything
+else in a numeric column that is not a number (counted in a warning).`,
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(
       args,
@@ -85,12 +86,19 @@ IN needs the model's raw columns; empty values and NA are treated as missing.`,
     const idColumn = values['id-column'] ?? table.columns.find((c) => /^(id|customer_?id|customerid)$/i.test(c));
     const progress = new ProgressReporter(io, `predict ${name} v${manifest.version}`);
     try {
-      const csv = await predictCsv(runner, table, idColumn, (done, total) => progress.update(done, total));
+      const { csv, coerced } = await predictCsv(runner, table, idColumn, (done, total) => progress.update(done, total));
       await writeFile(values.out, csv);
+      const notNumbers = Object.entries(coerced);
+      if (notNumbers.length) {
+        io.err(
+          `warning: ${notNumbers.reduce((a, [, n]) => a + n, 0)} values were not numbers and were scored as missing: ${notNumbers.map(([c, n]) => `${c} (${n} row${n === 1 ? '' : 's'})`).join(', ')}`,
+        );
+      }
     } finally {
       await runner.release();
     }
-    io.out(`Wrote ${table.records.length} predictions from ${name} v${manifest.version} to ${values.out}`);
+    const n = table.records.length;
+    io.out(`Wrote ${n} prediction${n === 1 ? '' : 's'} from ${name} v${manifest.version} to ${values.out}`);
     return 0;
   },
 };

@@ -18,7 +18,9 @@ onnxruntime cannot run (ONNX opset 6 and older) are refused.
 Options:
   --model FILE              the .onnx file (required)
   --features LIST           feature names in input order, comma-separated (or --features-file)
-  --features-file FILE      a JSON array of feature names, or {"features": [...]}
+  --features-file FILE      a JSON array of feature names, or {"features": [...]} of names or of
+                            {"name": ...} objects: models/features.json lists the warehouse's 10
+                            features in the order a served churn or nbo model must take them
   --classes LIST            class labels in probability-column order (default: read from the model)
   --probability-output NAME the output holding probabilities (default: the float tensor output)
   --positive-class LABEL    binary models: the class whose probability is reported (default: 2nd)

@@ -11,7 +11,8 @@ export const scoreSegment: Command = {
 
 Runs a segment scoring run: pages the segment's members from the warehouse, scores them in chunks
 (in this process, or with --lambda through the worker Lambda function named by
-SEGMENT_WORKER_FUNCTION, e.g. against serverless-offline with AWS_ENDPOINT_URL_LAMBDA), shows
+SEGMENT_WORKER_FUNCTION: a deployed stage's with AWS_REGION and credentials, or serverless-offline's
+with AWS_ENDPOINT_URL_LAMBDA=http://localhost:3002; a misconfiguration fails at once, unretried), shows
 progress, merges the statistics, stores them with the run in the results store (RESULTS_URI,
 default the registry) and prints them. Exit code 1 when the run ends partial or failed.`,
   async run(args, io) {
@@ -38,6 +39,11 @@ default the registry) and prints them. Exit code 1 when the run ends partial or 
       concurrency: intOption(values.concurrency, '--concurrency', cfg.segments.concurrency, [1, 1000]),
       retries: intOption(values.retries, '--retries', cfg.segments.retries, [0, 10]),
     };
+    if (values.lambda && !process.env.AWS_ENDPOINT_URL_LAMBDA && !process.env.AWS_ENDPOINT_URL && !process.env.AWS_REGION && !process.env.AWS_DEFAULT_REGION && !process.env.AWS_PROFILE) {
+      throw new UsageError(
+        `--lambda invokes the worker function ${cfg.segments.workerFunction} through AWS Lambda: set AWS_REGION (and credentials) for a deployed stage, or AWS_ENDPOINT_URL_LAMBDA=http://localhost:3002 for serverless-offline (npm run offline)`,
+      );
+    }
     const app = await createScoringApp(cfg);
     try {
       const segment = await (await app.warehouse()).warehouse.getSegment(segmentId);

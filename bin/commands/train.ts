@@ -1,5 +1,5 @@
 import { commandConfig, commandRegistry, registryOption, warehouseOption } from '../../lib/cli/context';
-import { formatTable, intOption, parseCommandArgs, ProgressReporter, UsageError, type Command, type CommandIo } from '../../lib/cli/runtime';
+import { formatTable, intOption, parseCommandArgs, UsageError, type Command, type CommandIo } from '../../lib/cli/runtime';
 import { assertName, binaryMetricsOf, multiclassMetricsOf } from '../../lib/registry/index';
 import { csvTrainingSpec } from '../../lib/training/datasets';
 import { createTrainingApp } from '../../lib/app/training';
@@ -39,6 +39,7 @@ Options:
   --seed N               random seed (default 42); the same seed gives the same model
   --max-epochs N         upper bound on MLP epochs (default 300; patience usually ends sooner)
   --gate NAME=VALUE      override a quality-gate threshold (repeatable; defaults in models/training.json)
+  --verbose              every step of the search (each fold, epoch count, tree shape, penalty)
   --registry URI, --warehouse URL, --json
 
 Exit codes: 0 published (and promoted if asked), 1 refused by a gate or failed, 2 bad input.`,
@@ -59,6 +60,7 @@ Exit codes: 0 published (and promoted if asked), 1 refused by a gate or failed, 
         sample: { type: 'string' },
         gate: { type: 'string', multiple: true },
         json: { type: 'boolean' },
+        verbose: { type: 'boolean' },
         ...registryOption,
         ...warehouseOption,
       },
@@ -73,8 +75,7 @@ Exit codes: 0 published (and promoted if asked), 1 refused by a gate or failed, 
     const sample = values.sample === undefined ? undefined : Number(values.sample);
     if (sample !== undefined && !(sample > 0 && sample <= 1)) throw new UsageError(`--sample must be a share above 0 and at most 1, got "${values.sample}"`);
     const thresholds = parseGates(values.gate ?? []);
-    const progress = new ProgressReporter(io, `train ${name}`);
-    const log = (m: string) => progress.note(m);
+    const log = trainingLog(io, `train ${name}`, values.verbose ?? false);
 
     let spec: TrainingSpec;
     if (values.csv !== undefined) {
@@ -113,6 +114,31 @@ Exit codes: 0 published (and promoted if asked), 1 refused by a gate or failed, 
     return report(io, outcome, null, values.promote, values.json);
   },
 };
+
+/**
+ * Training's progress on stderr: each family's search as one line redrawn in place on a terminal
+ * (in logs only its result), the steps that matter as lines; `--verbose` prints every message.
+ */
+function trainingLog(io: CommandIo, label: string, verbose: boolean): (message: string) => void {
+  if (verbose) return (m) => io.err(`${label}: ${m}`);
+  let drawn = false;
+  return (m) => {
+    const detail = /^(logistic|mlp|gbt): /.test(m) || m.startsWith('reading ');
+    const result = /^(logistic|mlp|gbt): out-of-fold [^;]*\(\d+(?:\.\d+)?s\)$/.test(m);
+    if (detail && !result) {
+      if (io.interactive) {
+        process.stderr.write(`\r\x1b[K${`${label}: ${m}`.slice(0, (process.stderr.columns || 100) - 1)}`);
+        drawn = true;
+      }
+      return;
+    }
+    if (drawn) {
+      process.stderr.write('\r\x1b[K');
+      drawn = false;
+    }
+    io.err(`${label}: ${m}`);
+  };
+}
 
 function report(io: CommandIo, outcome: TrainingOutcome, achievable: string | null, promote: string | undefined, json: boolean | undefined): number {
   if (json) io.out(JSON.stringify({ ...outcome, achievable }, null, 2));

@@ -1,5 +1,6 @@
 import { csvField, type CsvTable } from '../csv';
 import { ValidationError } from '../errors';
+import { isMissing, toNumber } from './encoding';
 import type { ModelRunner } from './runner';
 
 const CHUNK = 10_000;
@@ -10,12 +11,27 @@ const CHUNK = 10_000;
  * of the positive class and the predicted class; multiclass models the predicted class, its
  * probability and one probability column per class.
  */
-export async function predictCsv(runner: ModelRunner, table: CsvTable, idColumn: string | undefined, onProgress?: (done: number, total: number) => void): Promise<string> {
+export async function predictCsv(
+  runner: ModelRunner,
+  table: CsvTable,
+  idColumn: string | undefined,
+  onProgress?: (done: number, total: number) => void,
+): Promise<{ csv: string; coerced: Record<string, number> }> {
   const missing = runner.rawColumns.filter((c) => !table.columns.includes(c));
   if (missing.length) {
     throw new ValidationError(`The CSV lacks columns the model needs: ${missing.join(', ')} (it takes ${runner.rawColumns.join(', ')})`);
   }
   if (idColumn !== undefined && !table.columns.includes(idColumn)) throw new ValidationError(`--id-column "${idColumn}" is not in the CSV`);
+  // Values in numeric columns that are neither missing markers nor numbers are scored as missing: count them.
+  const coerced: Record<string, number> = {};
+  for (const column of runner.numericColumns) {
+    let n = 0;
+    for (const record of table.records) {
+      const raw = record[column];
+      if (!isMissing(raw) && Number.isNaN(toNumber(raw))) n++;
+    }
+    if (n) coerced[column] = n;
+  }
   const out = runner.manifest.output;
   const binary = out.kind === 'binary';
   const header = [idColumn ?? 'row', ...(binary ? ['probability', 'predicted'] : ['predicted', 'confidence', ...out.classes.map((c) => `p_${c}`)])];
@@ -36,7 +52,7 @@ export async function predictCsv(runner: ModelRunner, table: CsvTable, idColumn:
     }
     onProgress?.(Math.min(table.records.length, start + CHUNK), table.records.length);
   }
-  return `${lines.join('\n')}\n`;
+  return { csv: `${lines.join('\n')}\n`, coerced };
 }
 
 function round(v: number): number {

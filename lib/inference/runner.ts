@@ -39,6 +39,12 @@ export class ModelRunner {
     return this.encodings ? this.encodings.map((e) => e.column) : this.manifest.input.features.map((f) => f.name);
   }
 
+  /** The raw columns read as numbers (anything else in them is taken as missing). */
+  get numericColumns(): string[] {
+    if (this.encodings) return this.encodings.filter((e) => e.kind === 'numeric').map((e) => e.column);
+    return this.manifest.input.features.filter((f) => f.type !== 'string').map((f) => f.name);
+  }
+
   /** Probabilities for raw records keyed by raw column name. */
   async predictRecords(records: Record<string, unknown>[]): Promise<Float64Array> {
     if (this.encodings) return this.predictEncoded(encodeRecords(this.encodings, records), records.length);

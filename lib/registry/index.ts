@@ -9,6 +9,7 @@ import {
   UnsafeStoreError,
   ValidationError,
 } from '../errors';
+import { FEATURES, OFFER_IDS, SERVED_MODELS, type ServedModelName } from '../catalog';
 import type { ObjectStore } from '../storage/index';
 import { ManifestSchema, type ManifestDraft, type ModelManifest } from './manifest';
 
@@ -19,6 +20,25 @@ export const NAME_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;
 const NAME = NAME_PATTERN;
 const MAX_PUBLISH_ATTEMPTS = 50;
 const MAX_ALIAS_ATTEMPTS = 50;
+
+/**
+ * Why the API could not serve this version under its name, in words (empty when it can, or when
+ * the name is not one the API serves): a served model takes warehouse features only, answers the
+ * kind its name promises, and for NBO ranks offers of the catalog.
+ */
+export function servingProblems(manifest: Pick<ModelManifest, 'name' | 'input' | 'output'>): string[] {
+  const kind = SERVED_MODELS[manifest.name as ServedModelName] as string | undefined;
+  if (!kind) return [];
+  const problems: string[] = [];
+  const unknown = manifest.input.features.map((f) => f.name).filter((f) => !(FEATURES as readonly string[]).includes(f));
+  if (unknown.length) problems.push(`it takes ${unknown.join(', ')}, which the warehouse does not provide (it provides ${FEATURES.join(', ')})`);
+  if (manifest.output.kind !== kind) problems.push(`it is a ${manifest.output.kind} model where ${manifest.name} must be ${kind}`);
+  else if (kind === 'multiclass') {
+    const strangers = manifest.output.classes.filter((c) => !OFFER_IDS.includes(c));
+    if (strangers.length) problems.push(`its classes ${strangers.join(', ')} are not offers of models/offers.json`);
+  }
+  return problems;
+}
 
 /** Refuses model and alias names that could not be a single path segment (`../x`, `a/b`, …). */
 export function assertName(kind: 'model' | 'alias', name: string): void {
@@ -268,6 +288,12 @@ export class ModelRegistry {
       );
     }
     await this.readModel(name, version);
+    const problems = servingProblems(manifest);
+    if (problems.length) {
+      throw new ConflictError(`Model "${name}" v${version} cannot be promoted: the API serves "${name}" from the warehouse's features, and ${problems.join('; ')}`, {
+        code: 'model_not_servable',
+      });
+    }
   }
 
   private async moveAlias(

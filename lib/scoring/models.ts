@@ -147,6 +147,9 @@ export class ModelProvider {
   }
 
   private unavailable(name: string, error: unknown): LoyaltyError {
+    if (error instanceof NotFoundError && error.code === 'version_not_found') {
+      return new ModelUnavailableError(`Model ${name}: its ${this.options.alias} alias points at a version that does not exist (${describe(error)}); promote an existing version`, { cause: error });
+    }
     if (error instanceof NotFoundError) {
       return new ModelUnavailableError(
         `Model ${name} has no ${this.options.alias} version. Publish one: loyalty-ml train ${name} --promote ${this.options.alias} ` +

@@ -1,5 +1,6 @@
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { ConfigError } from '../errors';
 import type { PlannerStarter, WorkerInvoker } from './planner';
 import { WorkerResultSchema, type WorkerPayload, type WorkerResult } from './worker';
 
@@ -33,9 +34,11 @@ export class LambdaWorkerInvoker implements WorkerInvoker {
   }
 
   async invoke(payload: WorkerPayload): Promise<WorkerResult> {
-    const out = await this.client.send(
-      new InvokeCommand({ FunctionName: this.functionName, InvocationType: 'RequestResponse', Payload: new TextEncoder().encode(JSON.stringify(payload)) }),
-    );
+    const out = await this.client
+      .send(new InvokeCommand({ FunctionName: this.functionName, InvocationType: 'RequestResponse', Payload: new TextEncoder().encode(JSON.stringify(payload)) }))
+      .catch((error: unknown) => {
+        throw misconfiguration(error, this.functionName) ?? error;
+      });
     const text = out.Payload ? new TextDecoder().decode(out.Payload) : '';
     if (out.FunctionError) {
       let message = text;
@@ -56,6 +59,19 @@ export class LambdaWorkerInvoker implements WorkerInvoker {
     if (!result.success) throw new Error(`worker answered without a result: ${text.slice(0, 200)}`);
     return result.data;
   }
+}
+
+/** Errors that say the invoker itself is misconfigured (retrying cannot help), as a ConfigError naming the settings. */
+const CONFIGURATION_ERRORS = new Set(['ResourceNotFoundException', 'CredentialsProviderError', 'UnrecognizedClientException', 'InvalidSignatureException', 'AccessDeniedException', 'AccessDeniedError']);
+
+function misconfiguration(error: unknown, functionName: string): ConfigError | null {
+  const name = (error as { name?: string }).name ?? '';
+  const message = (error as Error).message ?? String(error);
+  if (!CONFIGURATION_ERRORS.has(name) && !/Region is missing/i.test(message)) return null;
+  return new ConfigError(
+    `cannot invoke the worker function ${functionName}: ${message} (set AWS_REGION and credentials for a deployed stage, SEGMENT_WORKER_FUNCTION for another name, or AWS_ENDPOINT_URL_LAMBDA for serverless-offline)`,
+    { cause: error },
+  );
 }
 
 /** Starts a function asynchronously (InvocationType Event): the planner, from the HTTP function. */

@@ -1,5 +1,5 @@
 import { FEATURES } from '../catalog';
-import { PreconditionFailedError } from '../errors';
+import { ConfigError, PreconditionFailedError } from '../errors';
 import type { ModelRegistry } from '../registry/index';
 import { emptyAggregate, finalizeStatistics, mergeInto, type DriftReference, type SegmentAggregate } from './aggregates';
 import { isFinished, type SegmentRun, type SegmentRunStore, type StoredStatistics } from './runs';
@@ -124,16 +124,20 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
       }
     }
     let lastError = 'unknown error';
+    let attempts = 0;
     for (let attempt = 1; attempt <= settings.retries + 1; attempt++) {
       if (attempt > 1) {
         run.progress.chunk_retries++;
         await sleep(settings.retryBackoffMs * (attempt - 1));
       }
+      attempts = attempt;
       let result: WorkerResult;
       try {
         result = await deps.invoker.invoke({ run_id: run.run_id, segment_id: run.segment_id, chunk, attempt, customer_ids: ids, types: run.types });
       } catch (error) {
         lastError = describe(error);
+        // A misconfigured invoker (no region, no such function, no credentials) fails the same way every time.
+        if (error instanceof ConfigError) break;
         continue;
       }
       // Only the invocation is retried: once it succeeded, the chunk is counted exactly once.
@@ -146,7 +150,7 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
     }
     run.progress.chunks_failed++;
     run.progress.customers_failed += ids.length;
-    run.failed_chunks.push({ chunk, attempts: settings.retries + 1, error: lastError, customer_ids: ids });
+    run.failed_chunks.push({ chunk, attempts, error: lastError, customer_ids: ids });
     await report();
   };
 

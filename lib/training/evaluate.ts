@@ -23,6 +23,14 @@ export interface EvaluationReport {
 export async function evaluateVersion(registry: ModelRegistry, name: string, ref: VersionRef, data: EvaluationData): Promise<EvaluationReport> {
   const { manifest, bytes } = await registry.readModel(name, ref);
   if (data.records.length === 0) throw new ValidationError('No labelled rows to evaluate on');
+  const columns = new Set(data.records.flatMap((r, i) => (i < 100 ? Object.keys(r) : [])));
+  const missing = manifest.input.features.map((f) => f.name).filter((f) => !columns.has(f));
+  if (missing.length) {
+    throw new ValidationError(
+      `${name} v${manifest.version} takes ${missing.join(', ')}, which ${data.description} does not have (it has ${[...columns].join(', ')}); evaluate it on data with its features (--csv FILE --label COLUMN)`,
+      { code: 'model_not_feedable' },
+    );
+  }
   const runner = await ModelRunner.create(manifest, bytes, { threads: 2 });
   try {
     const P = await runner.predictRecords(data.records);

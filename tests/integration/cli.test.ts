@@ -1,3 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { runCli } from '../support/cli';
 import { FIXTURES_DIR } from '../support/fixtures';
@@ -7,7 +11,38 @@ import { tempDir } from '../support/registry';
 
 const fixture = (name: string, file = 'model.onnx') => `${FIXTURES_DIR}/onnx/${name}/${file}`;
 
+const ROOT = resolve(import.meta.dirname, '../..');
+
 describe('loyalty-ml CLI', () => {
+  it('shows only its own output through npx: no npm warnings about the project or the Node version', async () => {
+    // As from a user's shell: none of the npm_config_* variables `npm test` sets for its children.
+    const shell = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith('npm_')));
+    const result = spawnSync('npx', ['loyalty-ml', '--help'], { cwd: ROOT, encoding: 'utf8', env: shell });
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/^loyalty-ml: customer scoring/);
+    expect(result.stderr).toBe('');
+  });
+
+  it('npm start checks its port before any first-run work', async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    const port = (busy.address() as AddressInfo).port;
+    const dataDir = tempDir();
+    try {
+      const result = spawnSync(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'scripts/start.ts')], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        env: { ...process.env, PORT: String(port), LOYALTY_ML_DATA_DIR: dataDir },
+        timeout: 60_000,
+      });
+      expect(result.status).toBe(1);
+      expect(result.stderr.trim()).toBe(`start: port ${port} is in use (another npm start?); free it or run PORT=3100 npm start`);
+      expect(readdirSync(dataDir)).toEqual([]); // no warehouse opened, no demo data, nothing trained
+    } finally {
+      busy.close();
+    }
+  });
+
   it('prints help for every command and exits 2 on bad usage', async () => {
     const help = await runCli(['--help']);
     expect(help.code).toBe(0);

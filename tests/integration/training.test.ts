@@ -184,13 +184,19 @@ describe('training, evaluating and predicting from CSV files (real CDNOW purchas
     expect(manifest.input.features.map((f: { name: string }) => f.name)).toEqual(['frequency', 'recency_days', 'age_days', 'monetary_mean', 'first_spend']);
     expect(manifest.metrics.holdout.auc).toBeGreaterThan(0.72);
     expect(manifest.input.preprocessing.steps[0]).toMatchObject({ step: 'encode' });
+    // Progress: the steps that matter and one result line per family, not one line per fold, epoch or setting.
+    const progress = trained.stderr.trim().split('\n');
+    expect(progress.length).toBeLessThan(30);
     expect(trained.stderr).toMatch(/model selection: 5-fold stratified cross-validation/);
-    expect(trained.stderr).toMatch(/logistic: 3 hinge knots per numeric column: out-of-fold AUC 0\.\d{4}/);
+    for (const family of ['logistic', 'mlp', 'gbt']) expect(trained.stderr).toMatch(new RegExp(`train cdnow: ${family}: out-of-fold AUC 0\\.\\d{4} \\(\\d+\\.\\ds\\)`));
+    expect(trained.stderr).not.toMatch(/hinge knots/);
     expect(manifest.metrics.cross_validation.candidates.map((c: { family: string }) => c.family)).toEqual(expect.arrayContaining(['logistic', 'mlp', 'gbt']));
 
     const out = join(dir, 'predictions.csv');
     const predicted = await runCli(['predict', 'cdnow', '--csv', csv, '--out', out], env);
     expect(predicted.code).toBe(0);
+    expect(predicted.stdout.trim()).toBe(`Wrote 23570 predictions from cdnow v1 to ${out}`);
+    expect(predicted.stderr).not.toMatch(/warning/);
     const lines = readFileSync(out, 'utf8').trim().split('\n');
     expect(lines[0]).toBe('customer_id,probability,predicted');
     expect(lines).toHaveLength(23_571);
@@ -201,6 +207,25 @@ describe('training, evaluating and predicting from CSV files (real CDNOW purchas
     expect(evaluated.code).toBe(0);
     expect(evaluated.json().metrics.auc).toBeGreaterThan(0.72);
     expect(evaluated.json().rows).toBe(23_570);
+
+    // Text where a number belongs is scored as missing, and counted, not silently.
+    const text = readFileSync(csv, 'utf8').split('\n');
+    const header = text[0]!.split(',');
+    const column = header.indexOf('frequency');
+    const dirty = text.slice(0, 4).map((line, i) => (i === 0 ? line : line.split(',').map((v, j) => (j === column ? 'many' : v)).join(',')));
+    const dirtyCsv = join(dir, 'dirty.csv');
+    writeFileSync(dirtyCsv, `${dirty.join('\n')}\n`);
+    const one = await runCli(['predict', 'cdnow', '--csv', dirtyCsv, '--out', join(dir, 'dirty-out.csv')], env);
+    expect(one.code).toBe(0);
+    expect(one.stdout.trim()).toBe(`Wrote 3 predictions from cdnow v1 to ${join(dir, 'dirty-out.csv')}`);
+    expect(one.stderr).toContain('warning: 3 values were not numbers and were scored as missing: frequency (3 rows)');
+
+    // --verbose shows every step of the search.
+    const small = join(dir, 'small.csv');
+    writeFileSync(small, `${text.slice(0, 2001).join('\n')}\n`);
+    const verbose = await runCli(['train', 'small', '--csv', small, '--label', 'churned', '--family', 'logistic', '--verbose'], env);
+    expect(verbose.code).toBe(0);
+    expect(verbose.stderr).toMatch(/logistic: 3 hinge knots per numeric column: out-of-fold AUC 0\.\d{4}/);
   });
 
   it('refuses bad CSV input with exit code 2', async () => {

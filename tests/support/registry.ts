@@ -20,8 +20,9 @@ export function draft(overrides: Partial<ManifestDraft> = {}): ManifestDraft {
     input: {
       tensors: [{ name: 'input', type: 'float32', shape: [null, 2] }],
       features: [
-        { name: 'a', type: 'float32', tensor: 'input', column: 0 },
-        { name: 'b', type: 'float32', tensor: 'input', column: 1 },
+        // Two warehouse features, so a draft published as churn can be promoted.
+        { name: 'days_since_last_transaction', type: 'float32', tensor: 'input', column: 0 },
+        { name: 'transaction_count_90d', type: 'float32', tensor: 'input', column: 1 },
       ],
       preprocessing: { applied_in: 'graph', steps: [] },
     },

@@ -131,6 +131,21 @@ describe('ModelRegistry on a local folder', () => {
     expect(await reg.getAlias('churn', 'production')).toBeNull();
   });
 
+  it('never promotes, under a served name, a model the warehouse cannot feed or of the wrong kind', async () => {
+    const reg = registry();
+    const odd = draft();
+    odd.input.features = [{ name: 'shoe_size', type: 'float32', tensor: 'input', column: 0 }, odd.input.features[1]!];
+    await reg.publish('churn', bytes('odd'), odd);
+    await reg.publish('nbo', bytes('binary'), draft());
+    await reg.publish('propensity', bytes('anything'), odd);
+
+    await expect(reg.promote('churn', 'production', 1)).rejects.toMatchObject({ code: 'model_not_servable', message: expect.stringMatching(/takes shoe_size, which the warehouse does not provide/) });
+    await expect(reg.promote('nbo', 'staging', 1)).rejects.toThrow(/it is a binary model where nbo must be multiclass/);
+    expect(await reg.getAlias('churn', 'production')).toBeNull();
+    // Names the API does not serve take any features.
+    expect((await reg.promote('propensity', 'production', 1)).version).toBe(1);
+  });
+
   it('serialises concurrent alias moves without losing history', async () => {
     const reg = registry();
     for (let i = 0; i < 6; i++) await reg.publish('churn', bytes(`m${i}`), draft());

@@ -1,8 +1,10 @@
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../lib/random';
 import { ModelRegistry } from '../../lib/registry/index';
 import { addCustomer, emptyAggregate, finalizeStatistics, mergeInto, psi, type CompactResult } from '../../lib/segments/aggregates';
-import { LocalWorkerInvoker } from '../../lib/segments/invokers';
+import { LambdaWorkerInvoker, LocalWorkerInvoker } from '../../lib/segments/invokers';
 import { newRun, planSegmentRun, type MemberSource, type WorkerInvoker } from '../../lib/segments/planner';
 import { newRunId, SegmentRunStore, type ScoreType } from '../../lib/segments/runs';
 import { scoreChunk, type FaultPlan } from '../../lib/segments/worker';
@@ -182,6 +184,23 @@ describe('segment runs', () => {
     expect(stats!.customers).toEqual({ scored: 350, failed: 100 });
     expect(stats!.failed_chunks).toEqual([2]);
     expect((await runs.getRun('all', done.run_id)).status).toBe('partial');
+  });
+
+  it('does not retry a worker invoker that is misconfigured (no region, no such function), and says what to set', async () => {
+    const { runs } = await setup(250, null);
+    let calls = 0;
+    const lambda = new LambdaClient({ region: 'eu-west-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } });
+    mockClient(lambda).on(InvokeCommand).callsFake(() => {
+      calls++;
+      throw Object.assign(new Error('Function not found: arn:aws:lambda:eu-west-1:1:function:nope'), { name: 'ResourceNotFoundException' });
+    });
+
+    const { run: done } = await runToEnd(runs, { members: members(250), invoker: new LambdaWorkerInvoker('nope', lambda) }, ['churn']);
+
+    expect(calls).toBe(3); // one attempt per chunk, where settings allow three
+    expect(done.status).toBe('failed');
+    expect(done.failed_chunks.map((c) => c.attempts)).toEqual([1, 1, 1]);
+    expect(done.error).toMatch(/cannot invoke the worker function nope: Function not found.*AWS_REGION/);
   });
 
   it('ends failed, not partial, when every chunk failed, and adds nothing to the history', async () => {

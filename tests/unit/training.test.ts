@@ -9,6 +9,10 @@ import { initNet, predict, train } from '../../lib/training/nn';
 import { buildDesign, designNames, designWidth, fitDesign, type InputColumn } from '../../lib/training/design';
 import { exportNet, netProbabilities, toFloat32, verifyExport, type NetModel } from '../../lib/training/export';
 import { fitLinear } from '../../lib/training/linear';
+import { ModelRegistry } from '../../lib/registry/index';
+import { evaluateVersion } from '../../lib/training/evaluate';
+import { publishTiny } from '../support/models';
+import { tempFsStore } from '../support/registry';
 
 describe('the design of the linear and network families, fitted on training rows', () => {
   const columns: InputColumn[] = [
@@ -231,5 +235,16 @@ describe('CSV labels and categories', () => {
     const { encodings, skipped } = inferEncodings(parseCsv(`state,name,label\n${rows.join('\n')}\n`), { label: 'label' });
     expect(encodings.map((e) => [e.column, e.kind])).toEqual([['state', 'ordinal']]);
     expect(skipped).toEqual([{ column: 'name', reason: 'free text (500 distinct values)' }]);
+  });
+});
+
+describe('evaluating a version', () => {
+  it('refuses data that lacks the features the model takes, instead of scoring it as missing', async () => {
+    const registry = new ModelRegistry(tempFsStore(), { actor: 'test' });
+    await publishTiny(registry, 'churn');
+    const data = { records: [{ age: 3, churned: 1 }], y: Int32Array.of(1), description: 'people.csv (1 labelled rows)' };
+    await expect(evaluateVersion(registry, 'churn', 1, data)).rejects.toThrow(
+      /^churn v1 takes days_since_last_transaction, .*usage_trend, which people\.csv \(1 labelled rows\) does not have \(it has age, churned\)/,
+    );
   });
 });
