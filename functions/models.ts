@@ -1,12 +1,15 @@
 import { scoringApp } from '../lib/app/scoring';
 import { config } from '../lib/config';
-import { httpHandler } from '../lib/http/index';
+import { httpHandler, pathParam } from '../lib/http/index';
 
 /**
  * GET /api/loyalty/v1/ml/models: what is published and what this instance serves. Loading each
  * served model here makes `loaded` and `load_ms` a real readiness check.
+ * GET /api/loyalty/v1/ml/models/{name}: every version of one model with its metrics, gates and
+ * report curves, and its aliases with their history (the console's model view).
  */
-export const handler = httpHandler({ maxBodyBytes: config().maxBodyBytes }, async () => {
+export const handler = httpHandler({ maxBodyBytes: config().maxBodyBytes }, async ({ event }) => {
   const { modelStatus } = await scoringApp();
+  if (event.pathParameters?.name !== undefined) return { body: await modelStatus.detail(pathParam(event, 'name')) };
   return { body: await modelStatus.report() };
 });

@@ -4,15 +4,13 @@ import { coreApp } from '../lib/app/core';
 import { config } from '../lib/config';
 import { httpHandler, pathParam } from '../lib/http/index';
 import { observed } from '../lib/observability';
-import { SCORE_TYPES } from '../lib/segments/runs';
+import { SCORE_TYPES, StartRunSchema } from '../lib/segments/runs';
 
-/** The start route's body: optional, and strict (an unknown field is a mistake worth a 400, not a run). */
-const StartSchema = z.strictObject({ types: z.array(z.enum(SCORE_TYPES, { error: 'types may hold churn, nbo and rfm' })).min(1).max(3).optional() });
 const PlannerEventSchema = z.object({ segment_id: z.string(), run_id: z.string() });
 const { maxBodyBytes } = config();
 
 /** POST /api/loyalty/v1/segments/{id}/ml/predict/: starts a run; 202 with its id and status URL. */
-export const start = httpHandler({ schema: StartSchema, maxBodyBytes, optionalBody: true }, async ({ body, event }) => {
+export const start = httpHandler({ schema: StartRunSchema, maxBodyBytes, optionalBody: true }, async ({ body, event }) => {
   const { segments } = await coreApp();
   const segmentId = pathParam(event, 'id');
   const run = await segments.start(segmentId, body.types ?? SCORE_TYPES, 'api');

@@ -155,6 +155,60 @@ export interface BinaryMetrics {
   captured: { share: number; rows: number; positives: number }[];
   ece: number;
   calibration: CalibrationBin[];
+  /** The charts' data: ROC and cumulative gain points and the score histogram by class. */
+  curves: ScoreCurves;
+}
+
+export interface ScoreCurves {
+  /** ROC points from (0, 0) to (1, 1), one per distinct score (thinned to at most 101). */
+  roc: { fpr: number[]; tpr: number[] };
+  /** Cumulative gain: of the rows ranked highest by score, the share of all positives they hold. */
+  gain: { share: number[]; captured: number[] };
+  /** Scores in 20 equal-width bins over [0, 1], counted separately for positives and negatives. */
+  histogram: { edges: number[]; positives: number[]; negatives: number[] };
+}
+
+const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
+
+/** The data behind the ROC, gain and histogram charts of a model's report (rounded to 4 digits). */
+export function scoreCurves(p: ArrayLike<number>, y: ArrayLike<number | boolean>): ScoreCurves {
+  const groups = tieGroups(p, y, true);
+  const positives = groups.reduce((a, g) => a + g.positives, 0);
+  const negatives = p.length - positives;
+  const fpr = [0];
+  const tpr = [0];
+  let tp = 0;
+  let fp = 0;
+  for (const g of groups) {
+    tp += g.positives;
+    fp += g.size - g.positives;
+    fpr.push(negatives ? fp / negatives : 0);
+    tpr.push(positives ? tp / positives : 0);
+  }
+  const keep = thinned(fpr.length, 101);
+  const gainShares = Array.from({ length: 21 }, (_, i) => i / 20);
+  const edges = Array.from({ length: 21 }, (_, i) => i / 20);
+  const histPos = new Array<number>(20).fill(0);
+  const histNeg = new Array<number>(20).fill(0);
+  for (let i = 0; i < p.length; i++) {
+    const b = Math.min(19, Math.max(0, Math.floor(p[i]! * 20)));
+    if (y[i]) histPos[b]!++;
+    else histNeg[b]!++;
+  }
+  return {
+    roc: { fpr: keep.map((i) => round4(fpr[i]!)), tpr: keep.map((i) => round4(tpr[i]!)) },
+    gain: {
+      share: gainShares,
+      captured: gainShares.map((s) => (s === 0 || !positives ? 0 : round4(capturedAt(p, y, s).positives / positives))),
+    },
+    histogram: { edges, positives: histPos, negatives: histNeg },
+  };
+}
+
+/** At most `max` indices of 0..n-1, evenly spread, always keeping the first and the last. */
+function thinned(n: number, max: number): number[] {
+  if (n <= max) return Array.from({ length: n }, (_, i) => i);
+  return Array.from({ length: max }, (_, i) => Math.round((i * (n - 1)) / (max - 1)));
 }
 
 /** Every binary metric loyalty-ml reports, for P(positive) scores and 0/1 labels. */
@@ -173,6 +227,7 @@ export function binaryMetrics(p: ArrayLike<number>, y: ArrayLike<number>): Binar
     captured: CAPTURE_SHARES.map((share) => ({ share, ...capturedAt(p, y, share) })),
     ece: expectedCalibrationError(calibration),
     calibration,
+    curves: scoreCurves(p, y),
   };
 }
 

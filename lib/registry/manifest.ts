@@ -79,6 +79,14 @@ export const BinaryMetricsSchema = z.object({
     .describe('positives among the top shares of rows by score (ties counted in proportion)'),
   ece: metric,
   calibration: z.array(CalibrationBinSchema),
+  curves: z
+    .object({
+      roc: z.object({ fpr: z.array(z.number()), tpr: z.array(z.number()) }),
+      gain: z.object({ share: z.array(z.number()), captured: z.array(z.number()) }),
+      histogram: z.object({ edges: z.array(z.number()), positives: z.array(z.number().int()), negatives: z.array(z.number().int()) }),
+    })
+    .optional()
+    .describe('the data of the report charts: ROC points, cumulative gain by share of rows, score histogram by class (versions trained before they were recorded lack it)'),
 });
 
 export const MulticlassMetricsSchema = z.object({

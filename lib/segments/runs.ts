@@ -32,6 +32,9 @@ const ACTIVE_PREFIX = 'segments/_active/';
 const count = z.number().int().nonnegative();
 const timestamp = z.string().datetime();
 
+/** The start route's body: optional, and strict (an unknown field is a mistake worth a 400, not a run). */
+export const StartRunSchema = z.strictObject({ types: z.array(z.enum(SCORE_TYPES, { error: 'types may hold churn, nbo and rfm' })).min(1).max(3).optional() });
+
 export const FailedChunkSchema = z.object({
   chunk: z.number().int().positive(),
   attempts: count,

@@ -1,5 +1,6 @@
 import { IntegrityError, NotFoundError, reportableMessage } from '../errors';
-import type { ModelRegistry } from '../registry/index';
+import type { AliasRecord, ModelRegistry } from '../registry/index';
+import type { ModelManifest } from '../registry/manifest';
 import type { ModelProvider } from '../scoring/models';
 
 export interface AliasStatus {
@@ -22,6 +23,37 @@ export interface ModelStatusReport {
   load_ms: number | null;
   /** Why this instance could not load the model, if it could not. */
   error: string | null;
+}
+
+/** One version as the console and `GET /ml/models/{name}` show it: the manifest without its preprocessing tables. */
+export type VersionSummary = Pick<ModelManifest, 'version' | 'created_at' | 'created_by' | 'status' | 'refusal_reasons' | 'lineage' | 'metrics' | 'gates'> & {
+  model: Pick<ModelManifest['model'], 'sha256' | 'size_bytes' | 'producer'>;
+  features: string[];
+  output: ModelManifest['output'];
+};
+
+/** What the console and the report show of a version. */
+export function versionSummary(m: ModelManifest): VersionSummary {
+  return {
+    version: m.version,
+    created_at: m.created_at,
+    created_by: m.created_by,
+    status: m.status,
+    refusal_reasons: m.refusal_reasons,
+    model: { sha256: m.model.sha256, size_bytes: m.model.size_bytes, producer: m.model.producer },
+    features: m.input.features.map((f) => f.name),
+    output: m.output,
+    lineage: m.lineage,
+    metrics: m.metrics,
+    gates: m.gates,
+  };
+}
+
+/** A model's versions (newest first) and its aliases with their history. */
+export interface ModelDetail {
+  name: string;
+  aliases: AliasRecord[];
+  versions: VersionSummary[];
 }
 
 export interface ModelsReport {
@@ -62,8 +94,19 @@ export class ModelStatusService {
         const [production, staging] = await Promise.all([this.aliasStatus(registry, name, 'production'), this.aliasStatus(registry, name, 'staging')]);
         const held = models.status(name);
         const servable = production?.checksum_verified ?? false;
+        // "model" only when this instance serves a loaded version, or could load the one published.
         const mode =
-          mockMode === 'on' || held.mode === 'mock' ? 'mock' : held.mode === 'model' || servable ? 'model' : mockMode === 'auto' && !production ? 'mock' : 'unavailable';
+          mockMode === 'on' || held.mode === 'mock'
+            ? 'mock'
+            : held.mode === 'model'
+              ? 'model'
+              : !production
+                ? mockMode === 'auto'
+                  ? 'mock'
+                  : 'unavailable'
+                : loadError === null && servable
+                  ? 'model'
+                  : 'unavailable';
         return {
           name,
           mode,
@@ -78,6 +121,18 @@ export class ModelStatusService {
       }),
     );
     return { serving_alias: this.deps.servingAlias, mock_mode: mockMode, models: models_ };
+  }
+
+  /** Every version of one model (newest first, at most `limit`) and its aliases with their history. */
+  async detail(name: string, limit = 50): Promise<ModelDetail> {
+    const { registry } = this.deps;
+    const [manifests, aliases] = await Promise.all([registry.listVersions(name), registry.listAliases(name)]);
+    if (!manifests.length && !aliases.length) throw new NotFoundError(`No model named ${name} in the registry`, { code: 'model_not_found' });
+    const versions = manifests
+      .sort((a, b) => b.version - a.version)
+      .slice(0, limit)
+      .map(versionSummary);
+    return { name, aliases: aliases.sort((a, b) => a.alias.localeCompare(b.alias)), versions };
   }
 
   private async aliasStatus(registry: ModelRegistry, name: string, alias: string): Promise<AliasStatus | null> {

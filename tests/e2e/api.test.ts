@@ -8,6 +8,7 @@ import { openWarehouse, type WarehouseHandle } from '../../lib/warehouse/index';
 import { publishTiny } from '../support/models';
 import { startOffline, type Offline } from '../../devkit/offline';
 import { createTestDatabase } from '../../devkit/postgres';
+import { assertMatchesContract } from '../support/openapi';
 import { tempDir } from '../support/registry';
 
 let offline: Offline;
@@ -17,7 +18,9 @@ const API = '/api/loyalty/v1';
 
 async function post(path: string, body: unknown): Promise<{ status: number; body: any }> {
   const response = await fetch(`${offline.baseUrl}${API}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return { status: response.status, body: await response.json() };
+  const answer = await response.json();
+  assertMatchesContract('POST', `${API}${path}`, response.status, answer);
+  return { status: response.status, body: answer };
 }
 
 const demo = (n: number) => `demo-${String(n).padStart(6, '0')}`;
@@ -106,7 +109,7 @@ describe('the API through serverless-offline', () => {
   });
 
   it('reports models, and picks up a promotion (a collapsed model is flagged) without a redeploy', async () => {
-    const models = (await (await fetch(`${offline.baseUrl}${API}/ml/models`)).json()) as any;
+    const models = (await get(`/ml/models`)).body;
     expect(models.models.map((m: { name: string; production: { checksum_verified: boolean } }) => [m.name, m.production.checksum_verified])).toEqual([
       ['churn', true],
       ['nbo', true],
@@ -124,6 +127,25 @@ describe('the API through serverless-offline', () => {
     const restored = await post('/ml/predict/batch', { customer_ids: ids, type: 'churn' });
     expect(restored.body.results[0].result.source.version).toBe(1);
     expect(restored.body.warnings.map((w: { code: string }) => w.code)).not.toContain('collapsed_predictions');
+  });
+
+  it("shows one model's versions with their report curves, and the production alias's history", async () => {
+    const { status, body } = await get('/ml/models/churn');
+    expect(status).toBe(200);
+    expect(body.versions.map((v: { version: number }) => v.version)).toEqual([2, 1]);
+    const trained = body.versions.find((v: { version: number }) => v.version === 1);
+    const { roc, gain, histogram } = trained.metrics.holdout.curves;
+    expect([roc.fpr[0], roc.tpr[0], roc.fpr.at(-1), roc.tpr.at(-1)]).toEqual([0, 0, 1, 1]);
+    expect(gain.captured[2]).toBeGreaterThan(0.1); // the top 10% hold more than 10% of the churners
+    expect(histogram.positives.reduce((a: number, b: number) => a + b, 0)).toBe(trained.metrics.holdout.positives);
+    const production = body.aliases.find((a: { alias: string }) => a.alias === 'production');
+    expect(production.history.map((e: { action: string; to: number }) => [e.action, e.to])).toEqual([
+      ['promote', 1],
+      ['promote', 2],
+      ['rollback', 1],
+    ]);
+    const missing = await get('/ml/models/no-such-model');
+    expect([missing.status, missing.body.error.code]).toEqual([404, 'model_not_found']);
   });
 
   it('answers malformed requests with 4xx errors, never 5xx', async () => {
@@ -149,7 +171,9 @@ describe('the API through serverless-offline', () => {
 
 async function get(path: string): Promise<{ status: number; body: any }> {
   const response = await fetch(`${offline.baseUrl}${API}${path}`);
-  return { status: response.status, body: await response.json() };
+  const answer = await response.json();
+  assertMatchesContract('GET', `${API}${path}`, response.status, answer);
+  return { status: response.status, body: answer };
 }
 
 async function runToEnd(segment: string, body?: unknown): Promise<{ runId: string; run: any }> {
@@ -159,7 +183,9 @@ async function runToEnd(segment: string, body?: unknown): Promise<{ runId: strin
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   expect(started.status).toBe(202);
-  const { run_id, status_url } = (await started.json()) as { run_id: string; status_url: string };
+  const startedBody = await started.json();
+  assertMatchesContract('POST', `${API}/segments/${segment}/ml/predict/`, 202, startedBody);
+  const { run_id, status_url } = startedBody as { run_id: string; status_url: string };
   expect(status_url).toBe(`${API}/segments/${segment}/ml/runs/${run_id}`);
   for (let i = 0; i < 240; i++) {
     const { body: run } = await get(`/segments/${segment}/ml/runs/${run_id}`);

@@ -1,6 +1,7 @@
 /** Every HTTP route the stack deploys (serverless.yml), as API Gateway names them. */
 export const ROUTE_KEYS = [
   'GET /api/loyalty/v1/ml/models',
+  'GET /api/loyalty/v1/ml/models/{name}',
   'GET /api/loyalty/v1/segments/{id}/ml/runs/{run_id}',
   'GET /api/loyalty/v1/segments/{id}/ml/stats/',
   'POST /api/loyalty/v1/config/ml/test/',

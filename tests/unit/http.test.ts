@@ -2,11 +2,11 @@ import fc from 'fast-check';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { setScoringApp as setApp, type ScoringApp as App } from '../../lib/app/scoring';
-import { ModelRegistry, modelKey } from '../../lib/registry/index';
+import { aliasKey, ModelRegistry, modelKey } from '../../lib/registry/index';
 import { batch, legacy, single } from '../../functions/predict';
 import { handler as modelsHandler } from '../../functions/models';
 import { customerFeatures, MemoryFeatures, testApp } from '../support/app';
-import { publishTiny } from '../support/models';
+import { publishTiny, tinyModel } from '../support/models';
 import { tempFsStore } from '../support/registry';
 import { callerDeadlineMs, pathParam } from '../../lib/http/index';
 
@@ -158,6 +158,31 @@ describe('GET /ml/models', () => {
       expect(churn.production).toMatchObject({ file_exists: true, checksum_verified: false, problem: expect.stringMatching(/does not match its manifest/) });
       expect(nbo.production).toMatchObject({ file_exists: false, checksum_verified: false, problem: expect.stringMatching(/model.onnx is missing/) });
       expect(churn).toMatchObject({ mode: 'unavailable', loaded: false });
+    } finally {
+      setApp(app);
+    }
+  });
+
+  it('reports "unavailable", not "model", for a verified version this instance cannot load, and names an alias pointing at nothing', async () => {
+    const store = tempFsStore();
+    const registry = new ModelRegistry(store, { actor: 'test' });
+    // A churn model that takes a column the warehouse lacks, promoted before promotion checked it.
+    const { bytes, draft } = await tinyModel('churn');
+    draft.input.features = draft.input.features.map((f, i) => (i === 0 ? { ...f, name: 'shoe_size' } : f));
+    const odd = await registry.publish('churn', bytes, draft);
+    await expect(registry.promote('churn', 'production', odd.version)).rejects.toThrow(/cannot be promoted.*takes shoe_size, which the warehouse does not provide/);
+    const alias = { schema_version: 1, name: 'churn', alias: 'production', version: odd.version, updated_at: '2026-01-01T00:00:00Z', updated_by: 'old', history: [] };
+    await store.put(aliasKey('churn', 'production'), new TextEncoder().encode(JSON.stringify(alias)));
+    await store.put(aliasKey('nbo', 'production'), new TextEncoder().encode(JSON.stringify({ ...alias, name: 'nbo', version: 7 })));
+    setApp(await testApp({ features: new MemoryFeatures(new Map()), registry, mockMode: 'off' }));
+    try {
+      const body = JSON.parse((await modelsHandler(event(undefined, {}), context)).body!);
+      const churn = body.models.find((m: { name: string }) => m.name === 'churn');
+      expect(churn).toMatchObject({ mode: 'unavailable', loaded: false, production: { version: 1, checksum_verified: true } });
+      expect(churn.error).toMatch(/needs columns the warehouse does not provide: shoe_size/);
+      const nbo = body.models.find((m: { name: string }) => m.name === 'nbo');
+      expect(nbo).toMatchObject({ mode: 'unavailable', loaded: false });
+      expect(nbo.error).toMatch(/production alias points at a version that does not exist/);
     } finally {
       setApp(app);
     }

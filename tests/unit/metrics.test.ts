@@ -8,6 +8,7 @@ import {
   liftAt,
   multiclassMetrics,
   rocAuc,
+  scoreCurves,
 } from '../../lib/metrics';
 
 describe('rocAuc', () => {
@@ -95,5 +96,30 @@ describe('multiclassMetrics', () => {
     expect(m.log_loss).toBeCloseTo(-(Math.log(0.7) + Math.log(0.2) + Math.log(0.1)) / 3, 12);
     expect(m.per_class_recall).toEqual({ a: 0.5, b: null, c: 0, d: null });
     expect(m.top_class_share).toEqual({ a: 2 / 3, b: 0, c: 0, d: 1 / 3 });
+  });
+});
+
+describe('the report curves', () => {
+  it('walk the ROC through every distinct score, count gain with ties in proportion and bin scores by outcome', () => {
+    const curves = scoreCurves([0.9, 0.8, 0.7, 0.1], [1, 0, 1, 0]);
+    expect(curves.roc).toEqual({ fpr: [0, 0, 0.5, 0.5, 1], tpr: [0, 0.5, 0.5, 1, 1] });
+    expect(curves.gain.share).toHaveLength(21);
+    expect(curves.gain.captured[10]).toBe(0.5); // the top half (0.9, 0.8) holds one of the two positives
+    expect(curves.gain.captured[20]).toBe(1);
+    expect(curves.histogram.positives[18]).toBe(1); // 0.9 falls in [0.90, 0.95)
+    expect(curves.histogram.negatives[2]).toBe(1); // 0.1 in [0.10, 0.15)
+    const tied = scoreCurves([0.5, 0.5, 0.5, 0.5], [1, 0, 1, 0]);
+    expect(tied.roc).toEqual({ fpr: [0, 1], tpr: [0, 1] }); // one threshold: no ranking at all
+    expect(tied.gain.captured[10]).toBe(0.5);
+  });
+
+  it('keep at most 101 ROC points, from (0, 0) to (1, 1)', () => {
+    const n = 5000;
+    const p = Array.from({ length: n }, (_, i) => (i * 7919) % n / n);
+    const y = p.map((s, i) => (s + ((i * 31) % 17) / 40 > 0.7 ? 1 : 0));
+    const { roc } = scoreCurves(p, y);
+    expect(roc.fpr).toHaveLength(101);
+    expect([roc.fpr[0], roc.tpr[0], roc.fpr[100], roc.tpr[100]]).toEqual([0, 0, 1, 1]);
+    expect(roc.fpr.every((x, i) => i === 0 || x >= roc.fpr[i - 1]!)).toBe(true);
   });
 });

@@ -1,0 +1,262 @@
+import { z } from 'zod';
+import { AliasRecordSchema } from '../registry/index';
+import { GateResultSchema, ManifestSchema, TrainingMetricsSchema } from '../registry/manifest';
+import { BatchRequestSchema, LegacyRequestSchema, SingleRequestSchema } from '../scoring/api';
+import { WarningSchema } from '../scoring/warnings';
+import { SegmentStatisticsSchema } from '../segments/aggregates';
+import { RUN_STATUSES, SCORE_TYPES, SegmentRunSchema, StartRunSchema, StoredStatisticsSchema } from '../segments/runs';
+
+/**
+ * The HTTP API's contract: every route with its request and response schemas, the zod schemas the
+ * handlers validate with and the services' answers are shaped by. `docs/openapi.json` is generated
+ * from here (`npm run docs:openapi`), a test fails when the two differ, and the end-to-end tests
+ * check every answer against the document.
+ */
+
+export const ErrorResponseSchema = z
+  .object({ error: z.object({ code: z.string().describe('stable, machine-readable'), message: z.string().describe('for people; from 500 up a fixed sentence per code') }) })
+  .meta({ id: 'Error' });
+
+const SourceSchema = z
+  .discriminatedUnion('type', [
+    z.object({ type: z.literal('model'), name: z.string(), version: z.number().int().positive(), alias: z.string() }),
+    z.object({ type: z.literal('rules'), name: z.literal('rfm'), cut_points: z.enum(['quintiles', 'fixed']) }),
+    z.object({ type: z.literal('mock'), name: z.string() }),
+  ])
+  .describe('where the answer came from: a registry version, the RFM rules, or the mock baseline (never silently)')
+  .meta({ id: 'Source' });
+
+const ChurnResultSchema = z
+  .object({ customer_id: z.string(), churn_probability: z.number().min(0).max(1), churn_risk: z.enum(['low', 'medium', 'high']), source: SourceSchema })
+  .meta({ id: 'ChurnResult' });
+
+const RankedOfferSchema = z.object({ rank: z.number().int().positive(), offer_id: z.string(), offer_name: z.string(), probability: z.number().min(0).max(1) });
+
+const NboResultSchema = z
+  .object({
+    customer_id: z.string(),
+    offer_id: z.string(),
+    offer_name: z.string(),
+    confidence: z.number().min(0).max(1),
+    offers: z.array(RankedOfferSchema).describe('every offer, best first'),
+    source: SourceSchema,
+  })
+  .meta({ id: 'NboResult' });
+
+const RfmResultSchema = z
+  .object({
+    customer_id: z.string(),
+    recency_days: z.number().nullable(),
+    frequency: z.number().nullable(),
+    monetary: z.number().nullable(),
+    r_score: z.number().int().min(1).max(5),
+    f_score: z.number().int().min(1).max(5),
+    m_score: z.number().int().min(1).max(5),
+    rfm_score: z.string(),
+    segment: z.string(),
+    source: SourceSchema,
+  })
+  .meta({ id: 'RfmResult' });
+
+const AllResultSchema = z.object({ customer_id: z.string(), churn: ChurnResultSchema, nbo: NboResultSchema, rfm: RfmResultSchema }).meta({ id: 'AllResult' });
+
+const CustomerResultSchema = z.union([AllResultSchema, ChurnResultSchema, NboResultSchema, RfmResultSchema]);
+const Warnings = z.array(WarningSchema.meta({ id: 'Warning' }));
+const PredictionType = z.enum(['churn', 'nbo', 'rfm', 'all']);
+
+export const BatchResponseSchema = z
+  .object({
+    type: PredictionType,
+    mode: z.literal('batch'),
+    total: z.number().int().nonnegative().describe('distinct customers asked for'),
+    successful: z.number().int().nonnegative(),
+    failed: z.number().int().nonnegative(),
+    warnings: Warnings,
+    duplicates: z.array(z.string()).describe('ids listed more than once (answered once)'),
+    results: z.array(z.object({ customer_id: z.string(), result: CustomerResultSchema })),
+    errors: z.array(z.object({ customer_id: z.string(), error: z.string() })).describe('customers not scored: not found, or not in time'),
+  })
+  .meta({ id: 'BatchResponse' });
+
+export const SingleResponseSchema = z
+  .union([
+    ChurnResultSchema.extend({ type: z.literal('churn'), mode: z.literal('single'), warnings: Warnings }),
+    NboResultSchema.extend({ type: z.literal('nbo'), mode: z.literal('single'), warnings: Warnings }),
+    RfmResultSchema.extend({ type: z.literal('rfm'), mode: z.literal('single'), warnings: Warnings }),
+    AllResultSchema.extend({ type: z.literal('all'), mode: z.literal('single'), warnings: Warnings }),
+  ])
+  .meta({ id: 'SingleResponse' });
+
+const AliasStatusSchema = z.object({
+  version: z.number().int().positive(),
+  created_at: z.string(),
+  sha256: z.string(),
+  file_exists: z.boolean(),
+  checksum_verified: z.boolean(),
+  problem: z.string().nullable(),
+});
+
+export const ModelsReportSchema = z
+  .object({
+    serving_alias: z.string(),
+    mock_mode: z.enum(['auto', 'on', 'off']),
+    models: z.array(
+      z.object({
+        name: z.string(),
+        mode: z.enum(['model', 'mock', 'unavailable']),
+        production: AliasStatusSchema.nullable(),
+        staging: AliasStatusSchema.nullable(),
+        loaded: z.boolean(),
+        loaded_version: z.number().int().positive().nullable(),
+        loaded_at: z.string().nullable(),
+        load_ms: z.number().nullable(),
+        error: z.string().nullable(),
+      }),
+    ),
+  })
+  .meta({ id: 'ModelsReport' });
+
+export const ModelDetailSchema = z
+  .object({
+    name: z.string(),
+    aliases: z.array(AliasRecordSchema.meta({ id: 'AliasRecord' })),
+    versions: z.array(
+      z
+        .object({
+          version: z.number().int().positive(),
+          created_at: z.string(),
+          created_by: z.string(),
+          status: z.enum(['ready', 'refused']),
+          refusal_reasons: z.array(z.string()),
+          model: ManifestSchema.shape.model.pick({ sha256: true, size_bytes: true, producer: true }),
+          features: z.array(z.string()),
+          output: ManifestSchema.shape.output,
+          lineage: ManifestSchema.shape.lineage,
+          metrics: TrainingMetricsSchema.nullable(),
+          gates: z.object({ passed: z.boolean(), results: z.array(GateResultSchema) }).nullable(),
+        })
+        .meta({ id: 'VersionSummary' }),
+    ),
+  })
+  .meta({ id: 'ModelDetail' });
+
+export const RunStartedSchema = z
+  .object({ run_id: z.string(), segment_id: z.string(), status: z.enum(RUN_STATUSES), types: z.array(z.enum(SCORE_TYPES)), status_url: z.string() })
+  .meta({ id: 'RunStarted' });
+
+export const RunStatusSchema = SegmentRunSchema.extend({
+  failed_chunks: z.array(
+    z.object({ chunk: z.number().int().positive(), attempts: z.number().int().nonnegative(), error: z.string(), customers: z.number().int().nonnegative(), customer_ids: z.array(z.string()).max(1000) }),
+  ),
+}).meta({ id: 'SegmentRun' });
+
+const TrendPointSchema = z.object({
+  run_id: z.string(),
+  finished_at: z.string().nullable(),
+  status: z.enum(RUN_STATUSES),
+  customers: SegmentStatisticsSchema.shape.customers,
+  churn: z.object({ mean: z.number(), median: z.number(), p90: z.number(), risk_bands: z.record(z.string(), z.number().int()) }).nullable(),
+  nbo: z.object({ mean_confidence: z.number(), top_offers: z.array(z.object({ offer_id: z.string(), share: z.number() })) }).nullable(),
+  rfm: z.object({ segments: z.array(z.object({ segment: z.string(), share: z.number() })) }).nullable(),
+  models: SegmentStatisticsSchema.shape.models,
+  drift: SegmentStatisticsSchema.shape.drift,
+});
+
+export const SegmentStatsResponseSchema = StoredStatisticsSchema.extend({
+  history: z.array(TrendPointSchema).describe('earlier finished runs, newest first (empty when one run is asked for)'),
+}).meta({ id: 'SegmentStatistics' });
+
+export interface Route {
+  method: 'get' | 'post';
+  path: string;
+  summary: string;
+  description: string;
+  request?: z.ZodType;
+  requestOptional?: boolean;
+  query?: Record<string, string>;
+  responses: Record<string, { description: string; schema: z.ZodType }>;
+}
+
+const errors = (...codes: (400 | 404 | 413 | 500 | 503 | 504)[]) =>
+  Object.fromEntries(
+    codes.map((c) => [
+      String(c),
+      {
+        description: {
+          400: 'the request is malformed or out of range (the message says which field and why)',
+          404: 'no such customer, model, segment or run',
+          413: 'the body is larger than the limit',
+          500: 'an unexpected fault (details in the log, under the request id)',
+          503: 'a dependency (registry, warehouse) is unavailable; retry later',
+          504: 'not scored within the deadline',
+        }[c],
+        schema: ErrorResponseSchema,
+      },
+    ]),
+  );
+
+/** Every route the stack deploys, as `serverless.yml` declares them. */
+export const ROUTES: Route[] = [
+  {
+    method: 'post',
+    path: '/api/loyalty/v1/config/ml/test/',
+    summary: 'Score one customer or a batch (the old system\'s contract)',
+    description: 'The admin UI\'s route: `customer_id` answers one customer like POST /ml/predict; `customer_ids` answers a batch like POST /ml/predict/batch.',
+    request: LegacyRequestSchema,
+    responses: { '200': { description: 'one customer (`mode: single`) or a batch (`mode: batch`)', schema: z.union([SingleResponseSchema, BatchResponseSchema]) }, ...errors(400, 404, 413, 500, 503, 504) },
+  },
+  {
+    method: 'post',
+    path: '/api/loyalty/v1/ml/predict',
+    summary: 'Score one customer',
+    description: 'Churn probability and risk band, the next best offer with every offer ranked, the RFM cell, or all three.',
+    request: SingleRequestSchema,
+    responses: { '200': { description: 'the customer\'s scores, their source and warnings', schema: SingleResponseSchema }, ...errors(400, 404, 413, 500, 503, 504) },
+  },
+  {
+    method: 'post',
+    path: '/api/loyalty/v1/ml/predict/batch',
+    summary: 'Score up to 100 customers',
+    description: 'Partial success: customers not found or not scored within the deadline are listed in `errors`; the others are answered.',
+    request: BatchRequestSchema,
+    responses: { '200': { description: 'results, errors and warnings', schema: BatchResponseSchema }, ...errors(400, 413, 500, 503) },
+  },
+  {
+    method: 'get',
+    path: '/api/loyalty/v1/ml/models',
+    summary: 'Published and served model versions',
+    description: 'For each served model: production and staging versions with their checksum verified, and whether this instance loaded it.',
+    responses: { '200': { description: 'the models report', schema: ModelsReportSchema }, ...errors(500, 503) },
+  },
+  {
+    method: 'get',
+    path: '/api/loyalty/v1/ml/models/{name}',
+    summary: 'One model\'s versions and aliases',
+    description: 'Every version (newest first, at most 50) with its training metrics, the candidates compared, gates and report curves; every alias with its history.',
+    responses: { '200': { description: 'the model', schema: ModelDetailSchema }, ...errors(400, 404, 500, 503) },
+  },
+  {
+    method: 'post',
+    path: '/api/loyalty/v1/segments/{id}/ml/predict/',
+    summary: 'Start scoring a segment',
+    description: 'Starts a run (at most one active per segment) and answers at once; poll `status_url`.',
+    request: StartRunSchema,
+    requestOptional: true,
+    responses: { '202': { description: 'the run started (or the active run)', schema: RunStartedSchema }, ...errors(400, 404, 500, 503) },
+  },
+  {
+    method: 'get',
+    path: '/api/loyalty/v1/segments/{id}/ml/runs/{run_id}',
+    summary: 'A segment run\'s progress',
+    description: 'Status, progress in chunks and customers, failed chunks with their customers.',
+    responses: { '200': { description: 'the run', schema: RunStatusSchema }, ...errors(400, 404, 500, 503) },
+  },
+  {
+    method: 'get',
+    path: '/api/loyalty/v1/segments/{id}/ml/stats/',
+    summary: 'A segment\'s latest statistics and their history',
+    description: 'Churn distribution and risk bands, offer mix, RFM segments, models used, drift against each model\'s holdout, and the trend of earlier runs.',
+    query: { run_id: 'one run\'s statistics instead of the latest' },
+    responses: { '200': { description: 'the statistics', schema: SegmentStatsResponseSchema }, ...errors(400, 404, 500, 503) },
+  },
+];

@@ -1,0 +1,40 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { openApiDocument } from '../../lib/http/openapi';
+import { assertMatchesContract } from '../support/openapi';
+import { ROUTE_KEYS } from '../support/routes';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const committed = JSON.parse(readFileSync(resolve(ROOT, 'docs/openapi.json'), 'utf8'));
+
+describe('the OpenAPI document', () => {
+  it('is what the code generates (run npm run docs:openapi after changing a schema)', () => {
+    const { version } = JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8'));
+    expect(committed).toEqual(JSON.parse(JSON.stringify(openApiDocument(version))));
+  });
+
+  it('lists exactly the routes the stack deploys', () => {
+    const keys = Object.entries(committed.paths as Record<string, object>).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
+    expect(keys.sort()).toEqual([...ROUTE_KEYS].sort());
+  });
+
+  it('catches an answer that breaks it (the check the end-to-end tests run on every answer)', () => {
+    const churn = { type: 'churn', mode: 'single', customer_id: 'c1', churn_probability: 0.2, churn_risk: 'low', source: { type: 'model', name: 'churn', version: 1, alias: 'production' }, warnings: [] };
+    expect(() => assertMatchesContract('POST', '/api/loyalty/v1/ml/predict', 200, churn)).not.toThrow();
+    expect(() => assertMatchesContract('POST', '/api/loyalty/v1/ml/predict', 200, { ...churn, churn_risk: 'extreme' })).toThrow(/does not match docs\/openapi.json/);
+    expect(() => assertMatchesContract('POST', '/api/loyalty/v1/ml/predict', 200, { ...churn, source: { type: 'oracle' } })).toThrow(/does not match/);
+    expect(() => assertMatchesContract('POST', '/api/loyalty/v1/ml/predict', 418, {})).toThrow(/answered 418, which docs\/openapi.json does not list/);
+    expect(() => assertMatchesContract('GET', '/api/loyalty/v1/segments/all/ml/stats/?run_id=x', 404, { error: { code: 'run_not_found', message: 'no' } })).not.toThrow();
+    expect(() => assertMatchesContract('GET', '/api/loyalty/v1/nowhere', 200, {})).toThrow(/not in docs\/openapi.json/);
+  });
+
+  it('passes openapi-spec-validator', () => {
+    const python = ['python3', '/usr/bin/python3'].find((py) => spawnSync(py, ['-c', 'import openapi_spec_validator'], { stdio: 'ignore' }).status === 0);
+    expect(python, 'openapi-spec-validator is not installed for python3: pip install openapi-spec-validator').toBeDefined();
+    const result = spawnSync(python!, ['-m', 'openapi_spec_validator', resolve(ROOT, 'docs/openapi.json')], { encoding: 'utf8' });
+    expect(result.stdout + result.stderr).toContain('OK');
+    expect(result.status).toBe(0);
+  });
+});
