@@ -1,16 +1,18 @@
 import { EXIT, processIo, reportError, type Command, type CommandIo } from '../lib/cli/runtime';
+import { consoleCommand } from './commands/console';
 import { demoData } from './commands/demo-data';
 import { doctor } from './commands/doctor';
 import { evaluate, predictCommand } from './commands/evaluate';
 import { list } from './commands/list';
 import { promote, rollback } from './commands/promote';
 import { publish } from './commands/publish';
+import { report } from './commands/report';
 import { scoreSegment, segmentStats } from './commands/segments';
 import { show } from './commands/show';
 import { trainCommand } from './commands/train';
 
 /** Every verb, in the order `--help` lists them. */
-export const COMMANDS: Command[] = [demoData, trainCommand, evaluate, predictCommand, scoreSegment, segmentStats, publish, list, show, promote, rollback, doctor];
+export const COMMANDS: Command[] = [demoData, trainCommand, evaluate, predictCommand, report, scoreSegment, segmentStats, publish, list, show, promote, rollback, doctor, consoleCommand];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

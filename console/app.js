@@ -1,0 +1,409 @@
+// The operators' console: models with their charts, segments with their trends, and scoring by
+// hand. Plain modules and the API's own JSON; no build step.
+import { barChart, binaryModelCharts, multiclassModelCharts, trendChart } from './charts.js';
+
+const API = '/api/loyalty/v1';
+const view = document.getElementById('view');
+let settings = { label: 'local', actions: false };
+
+// ---------- small helpers ----------
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'onclick' || k === 'onsubmit' || k === 'onchange') el.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c instanceof Node ? c : String(c));
+  return el;
+}
+
+function table(headers, rows, options = {}) {
+  return h(
+    'table',
+    { 'data-table': options.name },
+    h('thead', {}, h('tr', {}, headers.map((x) => h('th', {}, x)))),
+    h('tbody', {}, rows),
+  );
+}
+
+const num = (x, digits = 4) => (x === null || x === undefined || Number.isNaN(x) ? '–' : typeof x === 'number' ? x.toFixed(digits) : String(x));
+const pct = (x) => (x === null || x === undefined ? '–' : `${(x * 100).toFixed(1)}%`);
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : '–');
+
+async function api(path, init) {
+  const response = await fetch(path.startsWith('/') ? path : `${API}/${path}`, {
+    ...init,
+    headers: init?.body ? { 'content-type': 'application/json' } : undefined,
+  });
+  const text = await response.text();
+  let body;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    throw new Error(`HTTP ${response.status}: the answer was not JSON`);
+  }
+  if (!response.ok) {
+    const error = new Error(body?.error?.message ?? `HTTP ${response.status}`);
+    error.code = body?.error?.code;
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+function showError(target, error) {
+  target.append(h('p', { class: 'error', role: 'alert' }, error.message));
+}
+
+// ---------- models ----------
+
+async function modelsView() {
+  view.replaceChildren(h('h2', {}, 'Models'));
+  const report = await api('ml/models');
+  const rows = report.models.map((m) =>
+    h(
+      'tr',
+      {},
+      h('td', {}, h('a', { href: `#/models/${m.name}` }, m.name)),
+      h('td', { class: m.mode === 'model' ? 'pass' : 'fail' }, m.mode),
+      h('td', {}, m.production ? `v${m.production.version}${m.production.problem ? ` (${m.production.problem})` : ''}` : 'none'),
+      h('td', {}, m.staging ? `v${m.staging.version}` : 'none'),
+      h('td', {}, m.loaded ? `v${m.loaded_version} in ${num(m.load_ms, 0)} ms` : m.error ?? 'not loaded'),
+    ),
+  );
+  view.append(
+    h('p', { class: 'muted' }, `Serving alias: ${report.serving_alias}; mock mode: ${report.mock_mode}.`),
+    table(['model', 'answers from', 'production', 'staging', 'loaded here'], rows, { name: 'models' }),
+  );
+}
+
+function mainMetric(m) {
+  if (!m) return { name: 'metric', value: null };
+  return 'auc' in m ? { name: 'AUC', value: m.auc } : { name: 'top-1', value: m.top1_accuracy };
+}
+
+async function modelView(name, selected) {
+  view.replaceChildren(h('h2', {}, h('a', { href: '#/models' }, 'Models'), ` / ${name}`));
+  const detail = await api(`ml/models/${encodeURIComponent(name)}`);
+  const aliasOf = new Map();
+  for (const a of detail.aliases) aliasOf.set(a.version, [...(aliasOf.get(a.version) ?? []), a.alias]);
+
+  view.append(h('h3', {}, 'Aliases'));
+  view.append(
+    table(
+      ['alias', 'version', 'updated', 'by', 'history (newest first)'],
+      detail.aliases.map((a) =>
+        h(
+          'tr',
+          {},
+          h('td', {}, a.alias),
+          h('td', {}, `v${a.version}`),
+          h('td', {}, when(a.updated_at)),
+          h('td', {}, a.updated_by),
+          h('td', {}, [...a.history].reverse().slice(0, 6).map((e) => h('div', {}, `${when(e.at)}: ${e.action} ${e.from ? `v${e.from}` : '(none)'} → v${e.to} by ${e.by}${e.reason ? ` (${e.reason})` : ''}`))),
+        ),
+      ),
+      { name: 'aliases' },
+    ),
+  );
+
+  const version = detail.versions.find((v) => v.version === Number(selected)) ?? detail.versions.find((v) => aliasOf.get(v.version)?.includes('production')) ?? detail.versions[0];
+  view.append(h('h3', {}, 'Versions'));
+  view.append(
+    table(
+      ['version', 'created', 'status', 'family', 'holdout', 'prior', 'gates', 'aliases'],
+      detail.versions.map((v) => {
+        const held = mainMetric(v.metrics?.holdout);
+        const prior = mainMetric(v.metrics?.baseline_prior);
+        return h(
+          'tr',
+          { class: v === version ? 'selected' : null, 'data-version': v.version },
+          h('td', {}, h('a', { href: `#/models/${name}/${v.version}` }, `v${v.version}`)),
+          h('td', {}, when(v.created_at)),
+          h('td', { class: v.status === 'ready' ? 'pass' : 'fail' }, v.status),
+          h('td', {}, v.lineage.family ?? v.lineage.origin),
+          h('td', { class: 'num' }, `${held.name} ${num(held.value)}`),
+          h('td', { class: 'num' }, num(prior.value)),
+          h('td', { class: v.gates?.passed === false ? 'fail' : 'pass' }, v.gates ? (v.gates.passed ? 'passed' : 'failed') : '–'),
+          h('td', {}, (aliasOf.get(v.version) ?? []).join(', ')),
+        );
+      }),
+      { name: 'versions' },
+    ),
+  );
+  if (version) versionSection(name, version, detail);
+}
+
+function versionSection(name, v, detail) {
+  const section = h('section', { 'data-version-detail': v.version });
+  view.append(section);
+  section.append(h('h3', {}, `v${v.version}: ${v.lineage.family ?? v.lineage.origin}, trained by ${v.created_by} on ${v.lineage.rows ?? '?'} rows`));
+  if (v.refusal_reasons.length) section.append(h('p', { class: 'fail' }, `Refused: ${v.refusal_reasons.join('; ')}`));
+  if (settings.actions) section.append(actions(name, v, detail));
+
+  const m = v.metrics;
+  if (!m) {
+    section.append(h('p', { class: 'muted' }, 'Published from outside: no training metrics.'));
+    return;
+  }
+  const binary = 'auc' in m.holdout;
+  const keys = binary ? ['auc', 'pr_auc', 'log_loss', 'brier', 'ece', 'top_decile_lift'] : ['top1_accuracy', 'top3_accuracy', 'log_loss'];
+  const sets = [
+    ['holdout', m.holdout],
+    ['class prior', m.baseline_prior],
+    ['out-of-fold', m.cross_validation?.out_of_fold],
+    [`production v${m.production?.version ?? ''} then`, m.production?.metrics],
+  ].filter(([, set]) => set);
+  section.append(
+    table(
+      ['metric', ...sets.map(([label]) => label)],
+      keys.map((k) => h('tr', {}, h('td', {}, k), sets.map(([, set]) => h('td', { class: 'num' }, num(set[k]))))),
+      { name: 'metrics' },
+    ),
+  );
+  const candidates = m.cross_validation?.candidates ?? [];
+  if (candidates.length) {
+    section.append(h('h3', {}, `Candidates compared (${m.cross_validation.description})`));
+    section.append(
+      table(
+        ['family', 'out-of-fold score', 'settings', 'seconds'],
+        candidates.map((c) =>
+          h('tr', { class: c.family === m.chosen_family ? 'selected' : null }, h('td', {}, c.family + (c.family === m.chosen_family ? ' (shipped)' : '')), h('td', { class: 'num' }, num(c.score)), h('td', {}, JSON.stringify(c.settings)), h('td', { class: 'num' }, num(c.seconds, 1))),
+        ),
+        { name: 'candidates' },
+      ),
+    );
+  }
+  if (v.gates) {
+    section.append(h('h3', {}, 'Gates'));
+    section.append(
+      table(
+        ['gate', 'verdict', 'value', 'threshold', 'reason'],
+        v.gates.results.map((g) => h('tr', {}, h('td', {}, g.gate), h('td', { class: g.passed ? 'pass' : 'fail' }, g.passed ? 'passed' : 'failed'), h('td', { class: 'num' }, num(g.value)), h('td', { class: 'num' }, num(g.threshold)), h('td', {}, g.reason ?? ''))),
+        { name: 'gates' },
+      ),
+    );
+  }
+  section.append(h('h3', {}, 'Holdout charts'));
+  const charts = h('div', { class: 'charts' });
+  section.append(charts);
+  if (binary) binaryModelCharts(charts, m.holdout);
+  else multiclassModelCharts(charts, m.holdout);
+}
+
+function actions(name, v, detail) {
+  const box = h('form', { class: 'row', 'data-actions': true, onsubmit: (e) => e.preventDefault() });
+  const run = async (label, body) => {
+    if (!confirm(`${label}?`)) return;
+    try {
+      await api(`/console/actions/models/${encodeURIComponent(name)}/aliases/${body.alias}`, { method: 'POST', body: JSON.stringify(body.payload) });
+      await route();
+    } catch (error) {
+      showError(box, error);
+    }
+  };
+  const ready = v.status === 'ready';
+  for (const alias of ['staging', 'production']) {
+    const current = detail.aliases.find((a) => a.alias === alias);
+    box.append(
+      h('button', { type: 'button', disabled: !ready || current?.version === v.version, onclick: () => run(`Promote ${name} v${v.version} to ${alias}`, { alias, payload: { action: 'promote', version: v.version } }) }, `Promote v${v.version} to ${alias}`),
+    );
+  }
+  const production = detail.aliases.find((a) => a.alias === 'production');
+  if (production && production.history.length > 1) {
+    box.append(h('button', { type: 'button', onclick: () => run(`Roll ${name} production back from v${production.version} to its previous version`, { alias: 'production', payload: { action: 'rollback' } }) }, 'Roll production back'));
+  }
+  return box;
+}
+
+// ---------- segments ----------
+
+async function segmentsView(segmentId = 'high-value') {
+  const input = h('input', { name: 'segment', value: segmentId, 'aria-label': 'segment id', size: 16 });
+  const out = h('div', {});
+  const form = h(
+    'form',
+    { class: 'row', onsubmit: (e) => (e.preventDefault(), (location.hash = `#/segments/${encodeURIComponent(input.value.trim())}`)) },
+    'Segment',
+    input,
+    h('button', { type: 'submit' }, 'Show'),
+    h('button', { type: 'button', class: 'primary', onclick: () => startRun(input.value.trim(), out) }, 'Start a run'),
+  );
+  view.replaceChildren(h('h2', {}, 'Segments'), h('p', { class: 'muted' }, 'Demo segments: all, high-value, at-risk, new, dormant.'), form, out);
+  await showStats(segmentId, out);
+}
+
+async function startRun(segmentId, out) {
+  for (const earlier of out.querySelectorAll('[data-run]')) earlier.remove();
+  const status = h('div', { 'data-run': true });
+  out.prepend(status);
+  try {
+    const started = await api(`segments/${encodeURIComponent(segmentId)}/ml/predict/`, { method: 'POST', body: '{}' });
+    const bar = h('progress', { max: 1, value: 0 });
+    const label = h('span', {}, ` run ${started.run_id}: ${started.status}`);
+    status.replaceChildren(bar, label);
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 700));
+      const run = await api(started.status_url);
+      const p = run.progress;
+      bar.max = Math.max(1, p.customers_planned);
+      bar.value = p.customers_scored + p.customers_failed;
+      label.textContent = ` run ${run.run_id}: ${run.status}, ${p.customers_scored.toLocaleString()} of ${p.customers_planned.toLocaleString()} customers scored, ${p.chunks_done}/${p.chunks_planned} chunks`;
+      if (['completed', 'partial', 'failed'].includes(run.status)) break;
+    }
+    await showStats(segmentId, out);
+    out.prepend(status);
+  } catch (error) {
+    showError(status, error);
+  }
+}
+
+async function showStats(segmentId, out) {
+  out.replaceChildren();
+  let stats;
+  try {
+    stats = await api(`segments/${encodeURIComponent(segmentId)}/ml/stats/`);
+  } catch (error) {
+    showError(out, error);
+    return;
+  }
+  out.append(
+    h('h3', {}, `Latest run ${stats.run_id} (${stats.status}, finished ${when(stats.finished_at)})`),
+    h('p', {}, `${stats.customers.scored.toLocaleString()} customers scored, ${stats.customers.failed.toLocaleString()} failed.`),
+  );
+  if (stats.drift.length) {
+    out.append(table(['model', 'PSI against its holdout', 'level'], stats.drift.map((d) => h('tr', {}, h('td', {}, d.model), h('td', { class: 'num' }, num(d.psi)), h('td', { class: d.level === 'major' ? 'fail' : d.level === 'moderate' ? '' : 'pass' }, d.level))), { name: 'drift' }));
+  }
+  const latest = h('div', { class: 'charts', 'data-charts': 'latest' });
+  out.append(latest);
+  if (stats.churn) {
+    const edges = stats.churn.histogram.edges;
+    barChart(latest, `Churn probability (mean ${num(stats.churn.mean, 3)})`, edges.slice(0, -1).map((e) => e.toFixed(1)), [{ label: 'customers', values: stats.churn.histogram.counts }]);
+    const bands = Object.keys(stats.churn.risk_bands);
+    barChart(latest, 'Churn risk bands', bands, [{ label: 'customers', values: bands.map((b) => stats.churn.risk_bands[b]) }]);
+  }
+  if (stats.nbo) {
+    barChart(latest, 'Offer mix (best offer)', stats.nbo.top_offers.map((o) => o.offer_id), [{ label: 'customers', values: stats.nbo.top_offers.map((o) => o.customers) }]);
+  }
+  if (stats.rfm) {
+    barChart(latest, 'RFM segments', stats.rfm.segments.map((s) => s.segment), [{ label: 'customers', values: stats.rfm.segments.map((s) => s.customers) }]);
+  }
+
+  const runs = [stats, ...stats.history].filter((r) => r.finished_at).sort((a, b) => a.finished_at.localeCompare(b.finished_at));
+  out.append(h('h3', {}, `Trend over ${runs.length} run${runs.length === 1 ? '' : 's'}`));
+  if (runs.length < 2) {
+    out.append(h('p', { class: 'muted', 'data-trend': 'waiting' }, 'Trend lines appear after two finished runs.'));
+    return;
+  }
+  const trends = h('div', { class: 'charts', 'data-charts': 'trend' });
+  out.append(trends);
+  const t = (r) => Date.parse(r.finished_at) / 1000;
+  const scored = (r) => Math.max(1, r.customers.scored);
+  trendChart(
+    trends,
+    'Churn',
+    runs.map((r) => ({ t: t(r), values: { 'mean churn': r.churn?.mean ?? null, 'high-risk share': r.churn ? (r.churn.risk_bands.high ?? 0) / scored(r) : null } })),
+    ['mean churn', 'high-risk share'],
+    'share',
+  );
+  const offers = [...new Set(runs.flatMap((r) => r.nbo?.top_offers.map((o) => o.offer_id) ?? []))];
+  if (offers.length) {
+    trendChart(trends, 'Offer shares', runs.map((r) => ({ t: t(r), values: Object.fromEntries((r.nbo?.top_offers ?? []).map((o) => [o.offer_id, o.share])) })), offers, 'share');
+  }
+  const models = [...new Set(runs.flatMap((r) => r.drift.map((d) => d.model)))];
+  if (models.length) {
+    trendChart(
+      trends,
+      'Drift (PSI; 0.1 moderate, 0.25 major)',
+      runs.map((r) => ({ t: t(r), values: { ...Object.fromEntries(r.drift.map((d) => [d.model, d.psi])), moderate: 0.1, major: 0.25 } })),
+      [...models, 'moderate', 'major'],
+      'PSI',
+      ['moderate', 'major'],
+    );
+  }
+}
+
+// ---------- try it ----------
+
+function tryView() {
+  const ids = h('textarea', { name: 'ids', 'aria-label': 'customer ids' }, 'demo-000001 demo-000002');
+  const type = h('select', { name: 'type', 'aria-label': 'prediction type' }, ['all', 'churn', 'nbo', 'rfm'].map((t) => h('option', { value: t }, t)));
+  const out = h('div', {});
+  const form = h(
+    'form',
+    {
+      class: 'row',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        out.replaceChildren(h('p', { class: 'muted' }, 'Scoring…'));
+        const customer_ids = ids.value.split(/[\s,]+/).filter(Boolean);
+        try {
+          const answer = await api('ml/predict/batch', { method: 'POST', body: JSON.stringify({ customer_ids, type: type.value }) });
+          out.replaceChildren(answerView(answer));
+        } catch (error) {
+          out.replaceChildren();
+          showError(out, error);
+        }
+      },
+    },
+    'Customer ids',
+    ids,
+    type,
+    h('button', { type: 'submit', class: 'primary' }, 'Score'),
+  );
+  view.replaceChildren(h('h2', {}, 'Try it'), h('p', { class: 'muted' }, 'Scores through the batch API (at most 100 customers), as the back-end would.'), form, out);
+}
+
+function describe(result) {
+  const parts = [];
+  const churn = result.churn ?? ('churn_probability' in result ? result : null);
+  const nbo = result.nbo ?? ('offer_id' in result ? result : null);
+  const rfm = result.rfm ?? ('rfm_score' in result ? result : null);
+  if (churn) parts.push([`churn ${num(churn.churn_probability, 3)} (${churn.churn_risk})`, churn.source]);
+  if (nbo) parts.push([`offer ${nbo.offer_id} ${nbo.offer_name} at ${pct(nbo.confidence)}`, nbo.source]);
+  if (rfm) parts.push([`RFM ${rfm.segment} (${rfm.rfm_score})`, rfm.source]);
+  return parts;
+}
+
+const sourceText = (s) => (!s ? '' : s.type === 'model' ? `${s.name} v${s.version} (${s.alias})` : s.type === 'rules' ? `rules (${s.cut_points})` : `MOCK ${s.name}`);
+
+function answerView(answer) {
+  const rows = answer.results.flatMap((r) => describe(r.result).map(([what, source], i) => h('tr', {}, h('td', {}, i === 0 ? r.customer_id : ''), h('td', {}, what), h('td', { class: source?.type === 'mock' ? 'fail' : '' }, sourceText(source)))));
+  const box = h('div', { 'data-answer': true });
+  box.append(h('p', {}, `${answer.successful} scored, ${answer.failed} failed.`));
+  box.append(table(['customer', 'answer', 'source'], rows, { name: 'answers' }));
+  if (answer.errors.length) box.append(table(['customer', 'error'], answer.errors.map((e) => h('tr', {}, h('td', {}, e.customer_id), h('td', { class: 'fail' }, e.error))), { name: 'errors' }));
+  if (answer.warnings.length) box.append(h('h3', {}, 'Warnings'), h('ul', { 'data-warnings': true }, answer.warnings.map((w) => h('li', {}, `${w.code}: ${w.message}`))));
+  box.append(h('details', {}, h('summary', {}, 'Raw answer'), h('pre', {}, JSON.stringify(answer, null, 2))));
+  return box;
+}
+
+// ---------- routing ----------
+
+async function route() {
+  const [, page = 'models', a, b] = location.hash.replace(/^#\/?/, '#/').split('/');
+  for (const link of document.querySelectorAll('nav a[data-view]')) link.classList.toggle('active', link.dataset.view === page);
+  try {
+    if (page === 'models' && a) await modelView(decodeURIComponent(a), b);
+    else if (page === 'segments') await segmentsView(a ? decodeURIComponent(a) : undefined);
+    else if (page === 'try') tryView();
+    else await modelsView();
+  } catch (error) {
+    view.replaceChildren();
+    showError(view, error);
+  }
+}
+
+async function main() {
+  try {
+    settings = await api('/console/settings.json');
+  } catch {
+    /* a static host without the local server: read-only */
+  }
+  document.getElementById('where').textContent = `${settings.label}${settings.actions ? '' : ' (read-only)'}`;
+  window.addEventListener('hashchange', route);
+  await route();
+}
+
+main();

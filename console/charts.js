@@ -1,0 +1,152 @@
+// The model and segment charts, drawn with uPlot (a global from vendor/uplot.js). Shared by the
+// console and by `loyalty-ml report`, which inlines this file into one self-contained HTML page.
+
+const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4b5563'];
+const WIDTH = 360;
+const HEIGHT = 260;
+
+function box(parent, title) {
+  const el = document.createElement('div');
+  el.className = 'chart';
+  el.dataset.chart = title;
+  const h = document.createElement('h4');
+  h.textContent = title;
+  el.append(h);
+  parent.append(el);
+  return el;
+}
+
+function unitScales() {
+  return { x: { time: false, range: [0, 1] }, y: { range: [0, 1] } };
+}
+
+function line(label, color, extra = {}) {
+  return { label, stroke: color, width: 2, points: { show: false }, ...extra };
+}
+
+const diagonal = (label) => line(label, '#9ca3af', { dash: [5, 5], width: 1 });
+
+/** ROC: true against false positive rate, with the chance diagonal. */
+export function rocChart(parent, curves, auc) {
+  const { fpr, tpr } = curves.roc;
+  const el = box(parent, `ROC (AUC ${auc == null ? 'n/a' : auc.toFixed(3)})`);
+  return new uPlot(
+    { width: WIDTH, height: HEIGHT, scales: unitScales(), axes: [{ label: 'false positive rate' }, { label: 'true positive rate' }], series: [{}, line('model', COLORS[0]), diagonal('chance')] },
+    [fpr, tpr, fpr.slice()],
+    el,
+  );
+}
+
+/** Reliability: observed rate against mean predicted probability per bin, with the ideal diagonal. */
+export function calibrationChart(parent, bins) {
+  const used = bins.filter((b) => b.count > 0);
+  const x = used.map((b) => b.mean_predicted);
+  const el = box(parent, 'Calibration (reliability)');
+  return new uPlot(
+    {
+      width: WIDTH,
+      height: HEIGHT,
+      scales: unitScales(),
+      axes: [{ label: 'mean predicted' }, { label: 'observed rate' }],
+      series: [{}, line('observed', COLORS[1], { points: { show: true, size: 6 } }), diagonal('ideal')],
+    },
+    [x, used.map((b) => b.observed_rate), x.slice()],
+    el,
+  );
+}
+
+/** Cumulative gain: share of positives found in the top share of customers, beside random targeting. */
+export function gainChart(parent, curves) {
+  const { share, captured } = curves.gain;
+  const el = box(parent, 'Cumulative gain (lift)');
+  return new uPlot(
+    { width: WIDTH, height: HEIGHT, scales: unitScales(), axes: [{ label: 'share of customers contacted' }, { label: 'share of positives found' }], series: [{}, line('model', COLORS[2]), diagonal('random')] },
+    [share, captured, share.slice()],
+    el,
+  );
+}
+
+/** Bars over categories (or histogram bins): one series per entry of `series`. */
+export function barChart(parent, title, labels, series, yLabel = 'customers') {
+  const x = labels.map((_, i) => i);
+  const crowded = labels.length > 8 || labels.reduce((a, l) => a + String(l).length, 0) > 40;
+  const el = box(parent, title);
+  // One series: centred bars; two: side by side, left and right of their category.
+  const bars = (i) => uPlot.paths.bars(series.length === 1 ? { size: [0.8, 60], align: 0 } : { size: [0.4, 30], align: i === 0 ? -1 : 1 });
+  return new uPlot(
+    {
+      width: WIDTH + (crowded ? 160 : 0),
+      padding: [12, crowded ? 48 : 12, 0, 0],
+      height: HEIGHT,
+      scales: { x: { time: false, range: [-0.6, labels.length - 0.4] } },
+      axes: [{ splits: () => x, values: (_, splits) => splits.map((i) => labels[i] ?? ''), rotate: crowded ? -35 : 0, size: crowded ? 110 : 40 }, { label: yLabel }],
+      series: [{}, ...series.map((s, i) => ({ label: s.label, fill: COLORS[i % COLORS.length] + 'cc', stroke: COLORS[i % COLORS.length], paths: bars(i), points: { show: false } }))],
+    },
+    [x, ...series.map((s) => s.values)],
+    el,
+  );
+}
+
+/** The holdout score distribution of each outcome (share of its rows per score bin), so both show whatever their counts. */
+export function histogramChart(parent, curves) {
+  const { edges, positives, negatives } = curves.histogram;
+  const x = edges.slice(0, -1).map((e, i) => (e + edges[i + 1]) / 2);
+  const share = (counts) => {
+    const total = counts.reduce((a, b) => a + b, 0) || 1;
+    return counts.map((c) => c / total);
+  };
+  const el = box(parent, 'Holdout scores by outcome');
+  return new uPlot(
+    {
+      width: WIDTH,
+      height: HEIGHT,
+      scales: { x: { time: false, range: [0, 1] } },
+      axes: [{ label: 'predicted probability' }, { label: 'share of the outcome\'s rows' }],
+      series: [{}, line('negatives', COLORS[0], { points: { show: true, size: 4 } }), line('positives', COLORS[1], { points: { show: true, size: 4 } })],
+    },
+    [x, share(negatives), share(positives)],
+    el,
+  );
+}
+
+/** Lines over time: `points` are {t (seconds), values: {name: number|null}}; `bands` are drawn as dashed reference lines. */
+export function trendChart(parent, title, points, names, yLabel, bands = []) {
+  const el = box(parent, title);
+  const x = points.map((p) => p.t);
+  return new uPlot(
+    {
+      width: WIDTH + 120,
+      height: HEIGHT,
+      scales: { x: { time: true } },
+      axes: [{}, { label: yLabel }],
+      series: [{}, ...names.map((n, i) => (bands.includes(n) ? diagonal(n) : line(n, COLORS[i % COLORS.length], { points: { show: true, size: 5 } })))],
+    },
+    [x, ...names.map((n) => points.map((p) => p.values[n] ?? null))],
+    el,
+  );
+}
+
+/** All charts of one binary model version (the report and the console draw the same). */
+export function binaryModelCharts(parent, holdout) {
+  if (!holdout.curves) {
+    const p = document.createElement('p');
+    p.className = 'muted';
+    p.textContent = 'This version was trained before report curves were recorded; only its calibration is shown.';
+    parent.append(p);
+    calibrationChart(parent, holdout.calibration);
+    return;
+  }
+  rocChart(parent, holdout.curves, holdout.auc);
+  calibrationChart(parent, holdout.calibration);
+  gainChart(parent, holdout.curves);
+  histogramChart(parent, holdout.curves);
+}
+
+/** The charts of one multiclass (NBO) version: per offer, recall and how often it is ranked first. */
+export function multiclassModelCharts(parent, holdout) {
+  const offers = Object.keys(holdout.top_class_share);
+  barChart(parent, 'Per offer: recall and share ranked first', offers, [
+    { label: 'recall', values: offers.map((o) => holdout.per_class_recall[o] ?? null) },
+    { label: 'ranked first', values: offers.map((o) => holdout.top_class_share[o]) },
+  ], 'share');
+}

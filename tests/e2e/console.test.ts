@@ -1,0 +1,163 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { startOffline, type Offline } from '../../devkit/offline';
+import { createTestDatabase } from '../../devkit/postgres';
+import { startConsoleServer, type ConsoleServer } from '../../lib/console/server';
+import { ModelRegistry } from '../../lib/registry/index';
+import { FsObjectStore } from '../../lib/storage/fs';
+import { trainFromWarehouse } from '../../lib/training/run';
+import { loadDemoData } from '../../lib/warehouse/demo-load';
+import { openWarehouse, type WarehouseHandle } from '../../lib/warehouse/index';
+import { runCli } from '../support/cli';
+import { tinyModel } from '../support/models';
+import { tempDir } from '../support/registry';
+
+/**
+ * The console in a real browser (Debian's chromium, headless, driven by playwright-core) against
+ * the local service: each view loaded, clicked through and read as a person would, failing on any
+ * console error. Screenshots go to tests/output/.
+ */
+const SCREENSHOTS = resolve(import.meta.dirname, '../output');
+let offline: Offline;
+let front: ConsoleServer;
+let warehouse: WarehouseHandle;
+let registry: ModelRegistry;
+let registryDir: string;
+let browser: Browser;
+let page: Page;
+let problems: string[];
+
+beforeAll(async () => {
+  const url = await createTestDatabase(inject('postgresUrl'), 'e2e_console');
+  warehouse = await openWarehouse(url);
+  await loadDemoData(warehouse.pool, warehouse.warehouse.cfg, { customers: 2000, seed: 5 });
+  registryDir = tempDir();
+  registry = new ModelRegistry(new FsObjectStore(registryDir), { actor: 'e2e' });
+  for (const model of ['churn', 'nbo']) await trainFromWarehouse(model, { registry, warehouse }, { promote: 'production' });
+  offline = await startOffline({ WAREHOUSE_URL: url, MODEL_REGISTRY_URI: registryDir, ML_MOCK_MODE: 'off', MODEL_ALIAS_TTL_SECONDS: '1', SEGMENT_CHUNK_SIZE: '100' });
+  front = await startConsoleServer({ port: 0, apiUrl: offline.baseUrl, registry, actor: 'console-test' });
+  browser = await chromium.launch({ executablePath: execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim(), args: ['--no-sandbox', '--disable-background-networking'] });
+  mkdirSync(SCREENSHOTS, { recursive: true });
+}, 240_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await front?.close();
+  await offline?.stop();
+  await warehouse?.close();
+});
+
+beforeEach(async () => {
+  problems = [];
+  page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  page.on('console', (message) => {
+    // The one 404 the console expects: the statistics of a segment never scored, which it explains on the page.
+    const expected = message.text().includes('status of 404') && /\/segments\/[^/]+\/ml\/stats\/$/.test(message.location().url);
+    if (message.type() === 'error' && !expected) problems.push(`console error: ${message.text()} (${message.location().url})`);
+  });
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+});
+
+afterEach(async (context) => {
+  await page.screenshot({ path: resolve(SCREENSHOTS, `console-${context.task.name.replace(/\W+/g, '-').slice(0, 60)}.png`), fullPage: true });
+  await page.close();
+  expect(problems).toEqual([]);
+});
+
+const rowsOf = (table: string) => page.locator(`table[data-table="${table}"] tbody tr`);
+
+describe('the console in a browser', () => {
+  it('lists the served models, then shows churn with its ROC, calibration, gain and histogram charts', async () => {
+    await page.goto(`${front.url}/`);
+    await expect.poll(() => rowsOf('models').allInnerTexts()).toEqual([expect.stringMatching(/^churn\tmodel\tv1\tnone/), expect.stringMatching(/^nbo\tmodel\tv1\tnone/)]);
+    await page.getByRole('link', { name: 'churn' }).click();
+    await page.locator('[data-version-detail="1"]').waitFor();
+    const charts = await page.locator('.chart h4').allInnerTexts();
+    expect(charts).toEqual([expect.stringMatching(/^ROC \(AUC 0\.\d{3}\)$/), 'Calibration (reliability)', 'Cumulative gain (lift)', 'Holdout scores by outcome']);
+    expect(await page.locator('.chart canvas').count()).toBe(4);
+    expect(await rowsOf('metrics').first().innerText()).toMatch(/^auc\t0\.\d{4}\t0\.5000\t0\.\d{4}/);
+    expect(await rowsOf('candidates').count()).toBeGreaterThanOrEqual(3);
+    expect(await page.locator('table[data-table="candidates"] tr.selected').innerText()).toContain('(shipped)');
+    expect((await rowsOf('gates').allInnerTexts()).every((row) => row.includes('passed'))).toBe(true);
+  });
+
+  it('writes the same charts into one self-contained HTML report (loyalty-ml report)', async () => {
+    const out = resolve(tempDir(), 'churn.html');
+    const cli = await runCli(['report', 'churn', '1', '--out', out, '--registry', registryDir]);
+    expect([cli.code, cli.stdout.trim()]).toEqual([0, `wrote ${out}: churn v1`]);
+    const html = readFileSync(out, 'utf8');
+    expect(html).not.toMatch(/(src|href)="(https?:|\/)/); // nothing loaded from elsewhere
+    await page.goto(`file://${out}`);
+    await page.locator('.chart canvas').nth(3).waitFor();
+    expect(await page.locator('.chart h4').allInnerTexts()).toHaveLength(4);
+    expect(await page.locator('h1').innerText()).toBe('churn v1');
+    const missing = await runCli(['report', 'churn', '1', '--registry', registryDir]);
+    expect([missing.code, missing.stderr]).toEqual([2, expect.stringContaining('--out')]);
+  });
+
+  it('shows the NBO model per offer', async () => {
+    await page.goto(`${front.url}/console/#/models/nbo`);
+    await page.locator('[data-version-detail="1"]').waitFor();
+    expect(await page.locator('.chart h4').allInnerTexts()).toEqual(['Per offer: recall and share ranked first']);
+    expect(await rowsOf('metrics').first().innerText()).toMatch(/^top1_accuracy\t0\.\d{4}/);
+  });
+
+  it('promotes a version to staging after a confirmation, and the registry follows', async () => {
+    const { bytes, draft } = await tinyModel('churn', { seed: 3 });
+    const published = await registry.publish('churn', bytes, draft);
+    await page.goto(`${front.url}/console/#/models/churn/${published.version}`);
+    const dialogs: string[] = [];
+    page.on('dialog', (dialog) => {
+      dialogs.push(dialog.message());
+      void dialog.accept();
+    });
+    await page.getByRole('button', { name: `Promote v${published.version} to staging` }).click();
+    await expect.poll(() => rowsOf('aliases').allInnerTexts()).toContainEqual(expect.stringMatching(new RegExp(`^staging\\tv${published.version}\\t`)));
+    expect(dialogs).toEqual([`Promote churn v${published.version} to staging?`]);
+    expect((await registry.getAlias('churn', 'staging'))?.version).toBe(published.version);
+  });
+
+  it('starts two segment runs, watches them finish, and draws the trend', async () => {
+    await page.goto(`${front.url}/console/#/segments/high-value`);
+    await expect.poll(() => page.locator('main').innerText()).toMatch(/never been scored/);
+    for (let run = 1; run <= 2; run++) {
+      await page.getByRole('button', { name: 'Start a run' }).click();
+      await expect.poll(() => page.locator('[data-run]').innerText(), { timeout: 60_000 }).toMatch(/completed, [\d,]+ of [\d,]+ customers scored/);
+    }
+    await page.locator('[data-charts="trend"]').waitFor();
+    expect(await page.locator('[data-charts="latest"] .chart h4').allInnerTexts()).toEqual([
+      expect.stringMatching(/^Churn probability \(mean 0\.\d{3}\)$/),
+      'Churn risk bands',
+      'Offer mix (best offer)',
+      'RFM segments',
+    ]);
+    expect(await page.locator('[data-charts="trend"] .chart h4').allInnerTexts()).toEqual(['Churn', 'Offer shares', expect.stringMatching(/^Drift/)]);
+    await expect.poll(() => page.locator('main h3').allInnerTexts()).toContain('Trend over 2 runs');
+  });
+
+  it('scores customers from the page and shows answers, sources and errors', async () => {
+    await page.goto(`${front.url}/console/#/try`);
+    await page.getByLabel('customer ids').fill('demo-000001, demo-000002 nobody');
+    await page.getByLabel('prediction type').selectOption('all');
+    await page.getByRole('button', { name: 'Score' }).click();
+    await page.locator('[data-answer]').waitFor();
+    expect(await page.locator('[data-answer] > p').first().innerText()).toBe('2 scored, 1 failed.');
+    const answers = await rowsOf('answers').allInnerTexts();
+    expect(answers[0]).toMatch(/^demo-000001\tchurn 0\.\d{3} \((low|medium|high)\)\tchurn v1 \(production\)$/);
+    expect(answers.some((a) => /offer [a-z_0-9]+ .+ at \d+\.\d%\tnbo v1 \(production\)/.test(a))).toBe(true);
+    expect(answers.some((a) => /RFM .+ \(\d{3}\)\trules \(/.test(a))).toBe(true);
+    expect(await rowsOf('errors').allInnerTexts()).toEqual([expect.stringMatching(/^nobody\t/)]);
+  });
+
+  it('serves the API reference from the generated OpenAPI document', async () => {
+    await page.goto(`${front.url}/docs`);
+    await page.getByText('Score up to 100 customers').first().waitFor();
+    const operations = await page.locator('.opblock-summary-path').allInnerTexts();
+    expect(operations.map((p) => p.replace(/\u200b/g, ''))).toContain('/api/loyalty/v1/ml/predict/batch');
+    const document = (await (await fetch(`${front.url}/api/loyalty/v1/openapi.json`)).json()) as { openapi: string };
+    expect(document.openapi).toBe('3.1.0');
+  });
+});
