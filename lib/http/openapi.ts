@@ -8,12 +8,12 @@ type JsonSchema = Record<string, unknown>;
  * Schema 2020-12, as OpenAPI 3.1 uses). Named schemas (`.meta({ id })`) become components and are
  * referenced; everything else is inlined. Deterministic: the same code gives the same bytes.
  */
-export function openApiDocument(version: string): Record<string, unknown> {
+export function openApiDocument(version: string, examples: Record<string, unknown> = {}): Record<string, unknown> {
   const components: Record<string, JsonSchema> = {};
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of ROUTES) {
     paths[route.path] ??= {};
-    paths[route.path]![route.method] = operation(route, components);
+    paths[route.path]![route.method] = operation(route, components, examples);
   }
   return {
     openapi: '3.1.0',
@@ -34,7 +34,8 @@ export function openApiDocument(version: string): Record<string, unknown> {
   };
 }
 
-function operation(route: Route, components: Record<string, JsonSchema>): Record<string, unknown> {
+/** `examples` are real answers keyed `METHOD /path status` (docs/api-examples.json, recorded by the end-to-end tests). */
+function operation(route: Route, components: Record<string, JsonSchema>, examples: Record<string, unknown>): Record<string, unknown> {
   const parameters = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
   for (const [name, description] of Object.entries(route.query ?? {})) parameters.push({ name, in: 'query', required: false, schema: { type: 'string' }, description } as never);
   const op: Record<string, unknown> = {
@@ -47,7 +48,11 @@ function operation(route: Route, components: Record<string, JsonSchema>): Record
     op.requestBody = { required: !route.requestOptional, content: { 'application/json': { schema: convert(route.request, 'input', components) } } };
   }
   op.responses = Object.fromEntries(
-    Object.entries(route.responses).map(([status, r]) => [status, { description: r.description, content: { 'application/json': { schema: convert(r.schema, 'output', components) } } }]),
+    Object.entries(route.responses).map(([status, r]) => {
+      const example = examples[`${route.method.toUpperCase()} ${route.path} ${status}`];
+      const content = { schema: convert(r.schema, 'output', components), ...(example === undefined ? {} : { example }) };
+      return [status, { description: r.description, content: { 'application/json': content } }];
+    }),
   );
   return op;
 }

@@ -118,6 +118,13 @@ describe('the console in a browser', () => {
     await expect.poll(() => rowsOf('aliases').allInnerTexts()).toContainEqual(expect.stringMatching(new RegExp(`^staging\\tv${published.version}\\t`)));
     expect(dialogs).toEqual([`Promote churn v${published.version} to staging?`]);
     expect((await registry.getAlias('churn', 'staging'))?.version).toBe(published.version);
+
+    await page.getByRole('button', { name: `Promote v${published.version} to production` }).click();
+    await expect.poll(() => rowsOf('aliases').allInnerTexts()).toContainEqual(expect.stringMatching(new RegExp(`^production\\tv${published.version}\\t`)));
+    await page.getByRole('button', { name: 'Roll production back' }).click();
+    await expect.poll(() => rowsOf('aliases').allInnerTexts()).toContainEqual(expect.stringMatching(/^production\tv1\t[\s\S]*rollback v\d+ → v1 by e2e \(from the console by console-test\)/));
+    expect(dialogs.slice(1)).toEqual([`Promote churn v${published.version} to production?`, `Roll churn production back from v${published.version} to its previous version?`]);
+    expect((await registry.getAlias('churn', 'production'))?.version).toBe(1);
   });
 
   it('starts two segment runs, watches them finish, and draws the trend', async () => {

@@ -8,11 +8,21 @@ import { ROUTE_KEYS } from '../support/routes';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const committed = JSON.parse(readFileSync(resolve(ROOT, 'docs/openapi.json'), 'utf8'));
+const EXAMPLES = JSON.parse(readFileSync(resolve(ROOT, 'docs/api-examples.json'), 'utf8')) as Record<string, unknown>;
 
 describe('the OpenAPI document', () => {
   it('is what the code generates (run npm run docs:openapi after changing a schema)', () => {
     const { version } = JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8'));
-    expect(committed).toEqual(JSON.parse(JSON.stringify(openApiDocument(version))));
+    expect(committed).toEqual(JSON.parse(JSON.stringify(openApiDocument(version, EXAMPLES))));
+  });
+
+  it('carries a real answer as the example of most routes, each valid against its own schema', () => {
+    const keys = Object.keys(EXAMPLES);
+    expect(keys.length).toBeGreaterThanOrEqual(10);
+    for (const key of keys) {
+      const [method, path, status] = key.split(' ') as [string, string, string];
+      expect(() => assertMatchesContract(method, path.replace(/\{\w+\}/g, 'x'), Number(status), EXAMPLES[key]), key).not.toThrow();
+    }
   });
 
   it('lists exactly the routes the stack deploys', () => {
