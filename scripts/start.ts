@@ -40,6 +40,8 @@ async function main(): Promise<void> {
   let front: ConsoleServer | null = null;
   let closeApp: (() => Promise<void>) | null = null;
   const stop = async (code: number) => {
+    stopping = true;
+    if (background && background.exitCode === null) background.kill('SIGTERM');
     if (child && child.exitCode === null) {
       try {
         process.kill(-child.pid!, 'SIGTERM');
@@ -148,19 +150,25 @@ function trainInBackground(models: ('churn' | 'nbo')[], env: Record<string, stri
   say(`training ${models.join(' and ')} in full in the background (a few minutes; log: ${log}); the quick models serve meanwhile`);
   const next = (i: number) => {
     const model = models[i];
-    if (!model) return;
+    if (!model || stopping) return;
     const child = spawn(resolve(root, 'node_modules/.bin/tsx'), [resolve(root, 'bin/loyalty-ml.ts'), 'train', model, '--promote', 'production'], {
       cwd: root,
       env: { ...process.env, ...env, STAGE: 'local', LOYALTY_ML_ACTOR: 'npm-start' },
       stdio: ['ignore', out, out],
     });
+    background = child;
     child.on('exit', (code) => {
+      if (stopping) return;
       say(code === 0 ? `background training: ${model} trained in full and promoted to production` : `background training: ${model} kept its quick model (exit ${code}; see ${log})`);
       next(i + 1);
     });
   };
   next(0);
 }
+
+/** The background training's current child, stopped with everything else. */
+let background: ReturnType<typeof spawn> | null = null;
+let stopping = false;
 
 /** Fails before any long first-run work when something already listens on the port. */
 function assertPortFree(p: number): Promise<void> {
