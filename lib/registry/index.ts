@@ -114,10 +114,12 @@ export class ModelRegistry {
   }
 
   /** Every published version of a model, oldest first. */
-  async listVersions(name: string): Promise<ModelManifest[]> {
+  async listVersions(name: string, options: { newest?: number } = {}): Promise<ModelManifest[]> {
     assertName('model', name);
     const numbers = await this.versionNumbers(name, true);
-    return Promise.all(numbers.map((n) => this.getManifest(name, n)));
+    // Only the manifests asked for are read: one GET each.
+    const wanted = options.newest === undefined ? numbers : numbers.slice(-options.newest);
+    return Promise.all(wanted.map((n) => this.getManifest(name, n)));
   }
 
   /** The manifest of one version. NotFoundError when it does not exist (or is not finished). */

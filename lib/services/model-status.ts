@@ -93,23 +93,10 @@ export class ModelStatusService {
         );
         const [production, staging] = await Promise.all([this.aliasStatus(registry, name, 'production'), this.aliasStatus(registry, name, 'staging')]);
         const held = models.status(name);
-        const servable = production?.checksum_verified ?? false;
-        // "model" only when this instance serves a loaded version, or could load the one published.
-        const mode =
-          mockMode === 'on' || held.mode === 'mock'
-            ? 'mock'
-            : held.mode === 'model'
-              ? 'model'
-              : !production
-                ? mockMode === 'auto'
-                  ? 'mock'
-                  : 'unavailable'
-                : loadError === null && servable
-                  ? 'model'
-                  : 'unavailable';
         return {
           name,
-          mode,
+          // models.get() above has just tried to load it: what this instance holds now is the answer.
+          mode: held.mode,
           production,
           staging,
           loaded: held.serving !== null,
@@ -126,12 +113,9 @@ export class ModelStatusService {
   /** Every version of one model (newest first, at most `limit`) and its aliases with their history. */
   async detail(name: string, limit = 50): Promise<ModelDetail> {
     const { registry } = this.deps;
-    const [manifests, aliases] = await Promise.all([registry.listVersions(name), registry.listAliases(name)]);
+    const [manifests, aliases] = await Promise.all([registry.listVersions(name, { newest: limit }), registry.listAliases(name)]);
     if (!manifests.length && !aliases.length) throw new NotFoundError(`No model named ${name} in the registry`, { code: 'model_not_found' });
-    const versions = manifests
-      .sort((a, b) => b.version - a.version)
-      .slice(0, limit)
-      .map(versionSummary);
+    const versions = manifests.reverse().map(versionSummary);
     return { name, aliases: aliases.sort((a, b) => a.alias.localeCompare(b.alias)), versions };
   }
 

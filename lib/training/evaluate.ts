@@ -23,16 +23,17 @@ export interface EvaluationReport {
 export async function evaluateVersion(registry: ModelRegistry, name: string, ref: VersionRef, data: EvaluationData): Promise<EvaluationReport> {
   const { manifest, bytes } = await registry.readModel(name, ref);
   if (data.records.length === 0) throw new ValidationError('No labelled rows to evaluate on');
-  const columns = new Set(data.records.flatMap((r, i) => (i < 100 ? Object.keys(r) : [])));
-  const missing = manifest.input.features.map((f) => f.name).filter((f) => !columns.has(f));
-  if (missing.length) {
-    throw new ValidationError(
-      `${name} v${manifest.version} takes ${missing.join(', ')}, which ${data.description} does not have (it has ${[...columns].join(', ')}); evaluate it on data with its features (--csv FILE --label COLUMN)`,
-      { code: 'model_not_feedable' },
-    );
-  }
   const runner = await ModelRunner.create(manifest, bytes, { threads: 2 });
   try {
+    // The columns the model reads (before its own encoding), as predict checks them: every record carries the same keys.
+    const columns = Object.keys(data.records[0]!);
+    const missing = runner.rawColumns.filter((c) => !columns.includes(c));
+    if (missing.length) {
+      throw new ValidationError(
+        `${name} v${manifest.version} takes ${missing.join(', ')}, which ${data.description} does not have (it has ${columns.join(', ')}); evaluate it on data with its features (--csv FILE --label COLUMN)`,
+        { code: 'model_not_feedable' },
+      );
+    }
     const P = await runner.predictRecords(data.records);
     const k = manifest.output.classes.length;
     const counts = new Array<number>(k).fill(0);
