@@ -1,35 +1,14 @@
 // The operators' console: models with their charts, segments with their trends, and scoring by
 // hand. Plain modules and the API's own JSON; no build step.
-import { barChart, binaryModelCharts, multiclassModelCharts, trendChart } from './charts.js';
+import { barChart, trendChart } from './charts.js';
+import { h, num, pct, table, when } from './dom.js';
+import { versionDetail } from './version.js';
 
 const API = '/api/loyalty/v1';
 const view = document.getElementById('view');
 let settings = { label: 'local', actions: false };
 
-// ---------- small helpers ----------
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'onclick' || k === 'onsubmit' || k === 'onchange') el.addEventListener(k.slice(2), v);
-    else if (v !== undefined && v !== null && v !== false) el.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c instanceof Node ? c : String(c));
-  return el;
-}
-
-function table(headers, rows, options = {}) {
-  return h(
-    'table',
-    { 'data-table': options.name },
-    h('thead', {}, h('tr', {}, headers.map((x) => h('th', {}, x)))),
-    h('tbody', {}, rows),
-  );
-}
-
-const num = (x, digits = 4) => (x === null || x === undefined || Number.isNaN(x) ? '–' : typeof x === 'number' ? x.toFixed(digits) : String(x));
-const pct = (x) => (x === null || x === undefined ? '–' : `${(x * 100).toFixed(1)}%`);
-const when = (iso) => (iso ? new Date(iso).toLocaleString() : '–');
+// ---------- talking to the API ----------
 
 async function api(path, init) {
   const response = await fetch(path.startsWith('/') ? path : `${API}/${path}`, {
@@ -132,64 +111,7 @@ async function modelView(name, selected) {
       { name: 'versions' },
     ),
   );
-  if (version) versionSection(name, version, detail);
-}
-
-function versionSection(name, v, detail) {
-  const section = h('section', { 'data-version-detail': v.version });
-  view.append(section);
-  section.append(h('h3', {}, `v${v.version}: ${v.lineage.family ?? v.lineage.origin}, trained by ${v.created_by} on ${v.lineage.rows ?? '?'} rows`));
-  if (v.refusal_reasons.length) section.append(h('p', { class: 'fail' }, `Refused: ${v.refusal_reasons.join('; ')}`));
-  if (settings.actions) section.append(actions(name, v, detail));
-
-  const m = v.metrics;
-  if (!m) {
-    section.append(h('p', { class: 'muted' }, 'Published from outside: no training metrics.'));
-    return;
-  }
-  const binary = 'auc' in m.holdout;
-  const keys = binary ? ['auc', 'pr_auc', 'log_loss', 'brier', 'ece', 'top_decile_lift'] : ['top1_accuracy', 'top3_accuracy', 'log_loss'];
-  const sets = [
-    ['holdout', m.holdout],
-    ['class prior', m.baseline_prior],
-    ['out-of-fold', m.cross_validation?.out_of_fold],
-    [`production v${m.production?.version ?? ''} then`, m.production?.metrics],
-  ].filter(([, set]) => set);
-  section.append(
-    table(
-      ['metric', ...sets.map(([label]) => label)],
-      keys.map((k) => h('tr', {}, h('td', {}, k), sets.map(([, set]) => h('td', { class: 'num' }, num(set[k]))))),
-      { name: 'metrics' },
-    ),
-  );
-  const candidates = m.cross_validation?.candidates ?? [];
-  if (candidates.length) {
-    section.append(h('h3', {}, `Candidates compared (${m.cross_validation.description})`));
-    section.append(
-      table(
-        ['family', 'out-of-fold score', 'settings', 'seconds'],
-        candidates.map((c) =>
-          h('tr', { class: c.family === m.chosen_family ? 'selected' : null }, h('td', {}, c.family + (c.family === m.chosen_family ? ' (shipped)' : '')), h('td', { class: 'num' }, num(c.score)), h('td', {}, JSON.stringify(c.settings)), h('td', { class: 'num' }, num(c.seconds, 1))),
-        ),
-        { name: 'candidates' },
-      ),
-    );
-  }
-  if (v.gates) {
-    section.append(h('h3', {}, 'Gates'));
-    section.append(
-      table(
-        ['gate', 'verdict', 'value', 'threshold', 'reason'],
-        v.gates.results.map((g) => h('tr', {}, h('td', {}, g.gate), h('td', { class: g.passed ? 'pass' : 'fail' }, g.passed ? 'passed' : 'failed'), h('td', { class: 'num' }, num(g.value)), h('td', { class: 'num' }, num(g.threshold)), h('td', {}, g.reason ?? ''))),
-        { name: 'gates' },
-      ),
-    );
-  }
-  section.append(h('h3', {}, 'Holdout charts'));
-  const charts = h('div', { class: 'charts' });
-  section.append(charts);
-  if (binary) binaryModelCharts(charts, m.holdout);
-  else multiclassModelCharts(charts, m.holdout);
+  if (version) view.append(versionDetail(version, settings.actions ? actions(name, version, detail) : null));
 }
 
 function actions(name, v, detail) {

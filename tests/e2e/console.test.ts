@@ -94,6 +94,9 @@ describe('the console in a browser', () => {
     await page.locator('.chart canvas').nth(3).waitFor();
     expect(await page.locator('.chart h4').allInnerTexts()).toHaveLength(4);
     expect(await page.locator('h1').innerText()).toBe('churn v1');
+    // The console's own version view: the same tables as the model page.
+    expect(await rowsOf('metrics').first().innerText()).toMatch(/^auc\t0\.\d{4}\t0\.5000\t0\.\d{4}/);
+    expect(await page.locator('table[data-table="candidates"] tr.selected').innerText()).toContain('(shipped)');
     const missing = await runCli(['report', 'churn', '1', '--registry', registryDir]);
     expect([missing.code, missing.stderr]).toEqual([2, expect.stringContaining('--out')]);
   });
