@@ -82,10 +82,15 @@ export function brierScore(p: ArrayLike<number>, y: ArrayLike<number | boolean>)
  * count in proportion, so ties cannot flatter it (the count may then be fractional).
  */
 export function capturedAt(scores: ArrayLike<number>, labels: ArrayLike<number | boolean>, fraction: number): { rows: number; positives: number } {
-  const k = Math.max(1, Math.round(scores.length * fraction));
+  return capturedInGroups(tieGroups(scores, labels, true), scores.length, fraction);
+}
+
+/** capturedAt over groups already sorted by descending score (several shares, one sort). */
+function capturedInGroups(groups: { size: number; positives: number }[], n: number, fraction: number): { rows: number; positives: number } {
+  const k = Math.max(1, Math.round(n * fraction));
   let taken = 0;
   let hits = 0;
-  for (const g of tieGroups(scores, labels, true)) {
+  for (const g of groups) {
     if (taken >= k) break;
     const share = Math.min(1, (k - taken) / g.size);
     hits += g.positives * share;
@@ -187,6 +192,7 @@ export function scoreCurves(p: ArrayLike<number>, y: ArrayLike<number | boolean>
   }
   const keep = thinned(fpr.length, 101);
   const gainShares = Array.from({ length: 21 }, (_, i) => i / 20);
+  const gainAt = (share: number): number => (share === 0 || !positives ? 0 : round4(capturedInGroups(groups, p.length, share).positives / positives));
   const edges = Array.from({ length: 21 }, (_, i) => i / 20);
   const histPos = new Array<number>(20).fill(0);
   const histNeg = new Array<number>(20).fill(0);
@@ -199,7 +205,7 @@ export function scoreCurves(p: ArrayLike<number>, y: ArrayLike<number | boolean>
     roc: { fpr: keep.map((i) => round4(fpr[i]!)), tpr: keep.map((i) => round4(tpr[i]!)) },
     gain: {
       share: gainShares,
-      captured: gainShares.map((s) => (s === 0 || !positives ? 0 : round4(capturedAt(p, y, s).positives / positives))),
+      captured: gainShares.map(gainAt),
     },
     histogram: { edges, positives: histPos, negatives: histNeg },
   };

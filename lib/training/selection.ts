@@ -1,4 +1,4 @@
-import { binaryMetrics, multiclassMetrics } from '../metrics';
+import { multiclassMetrics, rocAuc } from '../metrics';
 import type { OnnxGraphBuilder } from '../onnx/writer';
 import { Rng, shuffledIndices } from '../random';
 import type { InputColumn } from './design';
@@ -140,7 +140,7 @@ export function oofScore(P: Float64Array, data: SelectionData, rows = coveredRow
   const k = data.classes.length;
   if (k === 2) {
     const p = Float64Array.from(rows, (r) => P[r * 2 + 1]!);
-    return binaryMetrics(p, Int32Array.from(rows, (r) => data.y[r]!)).auc;
+    return rocAuc(p, Int32Array.from(rows, (r) => data.y[r]!));
   }
   const M = new Float64Array(rows.length * k);
   rows.forEach((r, i) => M.set(P.subarray(r * k, (r + 1) * k), i * k));
