@@ -40,6 +40,25 @@ export interface Config {
   maxBodyBytes: number;
   /** Where segment runs and statistics are kept (the registry's store by default, under segments/). */
   resultsUri: string;
+  /** The prediction log (results store, below predictions/) and champion-challenger shadow scoring. */
+  predictionLog: {
+    enabled: boolean;
+    /** Share of single-customer answers logged; batch, legacy batch and segment answers are all logged. */
+    singleSampleRate: number;
+    /** The challenger's alias, scored beside the served model and logged with shadow: true (null: none). */
+    shadowAlias: string | null;
+    /** Share of logged batch requests the challenger also scores (segment runs: every customer). */
+    shadowSampleRate: number;
+  };
+  /** Realised quality: how predictions meet their outcomes, and when the scheduled check raises the alarm. */
+  monitoring: {
+    /** A prediction's churn outcome is the customer's first churn snapshot this many days from its features' date. */
+    outcomeHorizonDays: number;
+    /** The alarm fires when realised AUC is this far below the version's holdout AUC. */
+    aucMargin: number;
+    /** The training function the scheduled check starts when quality drops (null: it only alarms). */
+    retrainFunction: string | null;
+  };
   segments: {
     chunkSize: number;
     concurrency: number;
@@ -104,6 +123,17 @@ export function loadConfig(env: Env = process.env): Config {
     rfmCutPoints: oneOf(env, 'RFM_CUT_POINTS', ['quintiles', 'fixed'], 'quintiles'),
     maxBodyBytes: seconds(env, 'MAX_BODY_BYTES', 65_536, 1024, 6_000_000),
     resultsUri: optional(env, 'RESULTS_URI') ?? registry,
+    predictionLog: {
+      enabled: oneOf(env, 'PREDICTION_LOG', ['on', 'off'], 'on') === 'on',
+      singleSampleRate: fraction(env, 'PREDICTION_LOG_SINGLE_SAMPLE', 1),
+      shadowAlias: shadowAlias(env),
+      shadowSampleRate: fraction(env, 'SHADOW_SAMPLE_RATE', 0.1),
+    },
+    monitoring: {
+      outcomeHorizonDays: seconds(env, 'OUTCOME_HORIZON_DAYS', 35, 1, 400),
+      aucMargin: fraction(env, 'MONITOR_AUC_MARGIN', 0.05),
+      retrainFunction: optional(env, 'MONITOR_RETRAIN_FUNCTION') ?? null,
+    },
     segments: {
       chunkSize: seconds(env, 'SEGMENT_CHUNK_SIZE', 1000, 1, 10_000),
       concurrency: seconds(env, 'SEGMENT_CONCURRENCY', 4, 1, 1000),
@@ -155,6 +185,23 @@ function seconds(env: Env, name: string, fallback: number, min: number, max: num
   const n = Number(value);
   if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${value}"`);
   return n;
+}
+
+/** A share from 0 to 1. */
+function fraction(env: Env, name: string, fallback: number): number {
+  const value = optional(env, name);
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n > 1) throw new ConfigError(`${name} must be a number from 0 to 1, got "${value}"`);
+  return n;
+}
+
+/** The challenger alias: staging unless SHADOW_ALIAS names another, or `none`. */
+function shadowAlias(env: Env): string | null {
+  const value = optional(env, 'SHADOW_ALIAS') ?? 'staging';
+  if (value === 'none') return null;
+  if (!/^[a-z][a-z0-9-]{0,31}$/.test(value)) throw new ConfigError(`SHADOW_ALIAS must be an alias name or "none", got "${value}"`);
+  return value;
 }
 
 function riskThresholds(env: Env): [number, number] {

@@ -49,7 +49,12 @@ export type MetricName =
   | 'SegmentRunsPastLease'
   | 'SegmentRunsResumed'
   | 'TrainingRuns'
-  | 'ModelsRefused';
+  | 'ModelsRefused'
+  | 'PredictionLogWriteFailures'
+  | 'PredictionLogRecordsLost'
+  | 'ShadowPredictions'
+  | 'ShadowFailures'
+  | 'RealisedQualityAlarms';
 
 /** Records loyalty-ml's metrics (a no-op outside Lambda). */
 export const telemetry = {

@@ -19,6 +19,8 @@ import { perInstance } from './instance';
 export interface CoreApp {
   config: Config;
   registry: ModelRegistry;
+  /** Where segment runs, statistics, the prediction log and quality reports are kept. */
+  results: ObjectStore;
   runs: SegmentRunStore;
   /** The warehouse, opened on first use (a secret read and a pool), then kept for the instance. */
   warehouse(): Promise<WarehouseHandle>;
@@ -44,7 +46,8 @@ export async function createCoreApp(cfg: Config = processConfig(), parts: CorePa
     parts.resultsStore ?? (cfg.resultsUri === cfg.modelRegistryUri ? undefined : openObjectStore(cfg.resultsUri)),
   ]);
   const registry = new ModelRegistry(registryStore, { actor: cfg.actor });
-  const runs = new SegmentRunStore(resultsStore ?? registryStore);
+  const results = resultsStore ?? registryStore;
+  const runs = new SegmentRunStore(results);
   const warehouse = lazyWarehouse(cfg, parts.warehouse);
   const lambda = parts.lambdaClient ?? (parts.workerInvoker && parts.planners ? undefined : instrument(defaultLambdaClient()));
   const segments = new SegmentRunService({
@@ -55,7 +58,7 @@ export async function createCoreApp(cfg: Config = processConfig(), parts: CorePa
     planners: parts.planners ?? new LambdaPlannerStarter(cfg.segments.plannerFunction, lambda),
     settings: cfg.segments,
   });
-  return { config: cfg, registry, runs, warehouse: warehouse.get, segments, close: warehouse.close };
+  return { config: cfg, registry, results, runs, warehouse: warehouse.get, segments, close: warehouse.close };
 }
 
 /**

@@ -1,6 +1,8 @@
 import { RefreshingValue } from '../cache';
 import { FEATURES, SERVED_MODELS } from '../catalog';
 import { config as processConfig, type Config } from '../config';
+import { PredictionLog } from '../monitoring/log';
+import { ShadowScorer } from '../monitoring/shadow';
 import { logger, telemetry } from '../observability';
 import { ModelProvider } from '../scoring/models';
 import { ScoringService, type FeatureSource } from '../scoring/service';
@@ -17,6 +19,8 @@ export interface ScoringApp extends CoreApp {
   models: ModelProvider;
   profile: RefreshingValue<BaseProfile>;
   scoring: ScoringService;
+  /** The prediction log (results store, predictions/). */
+  log: PredictionLog;
   predictions: PredictionService;
   modelStatus: ModelStatusService;
   chunks: ChunkScoringService;
@@ -45,20 +49,22 @@ export function withScoring(core: CoreApp, parts: Pick<ScoringParts, 'features' 
   });
   const features: FeatureSource = parts.features ?? { getFeatures: async (ids) => (await core.warehouse()).warehouse.getFeatures(ids) };
   const profile = parts.profile ?? new RefreshingValue(async () => computeBaseProfile((await core.warehouse()).warehouse), cfg.profileTtlMs);
-  const scoring = new ScoringService({
-    features,
-    models,
-    profile,
-    settings: { churnRiskThresholds: cfg.churnRiskThresholds, rfmCutPoints: cfg.rfmCutPoints },
-  });
+  const settings = { churnRiskThresholds: cfg.churnRiskThresholds, rfmCutPoints: cfg.rfmCutPoints };
+  const scoring = new ScoringService({ features, models, profile, settings });
+  const log = new PredictionLog(core.results, { enabled: cfg.predictionLog.enabled, singleSampleRate: cfg.predictionLog.singleSampleRate, attempts: 3, backoffMs: 100 });
+  const challenger = cfg.predictionLog.shadowAlias
+    ? new ModelProvider(core.registry, { alias: cfg.predictionLog.shadowAlias, ttlMs: cfg.aliasTtlMs, mockMode: 'off', columns: FEATURES, expectedKind: SERVED_MODELS })
+    : undefined;
+  const shadow = challenger && cfg.predictionLog.enabled ? new ShadowScorer(new ScoringService({ features, models: challenger, profile, settings })) : undefined;
   return {
     ...core,
     models,
     profile,
     scoring,
-    predictions: new PredictionService({ scoring, maxCustomers: cfg.batchMaxCustomers }),
+    log,
+    predictions: new PredictionService({ scoring, maxCustomers: cfg.batchMaxCustomers, log, ...(shadow ? { shadow: { scorer: shadow, sampleRate: cfg.predictionLog.shadowSampleRate } } : {}) }),
     modelStatus: new ModelStatusService({ registry: core.registry, models, names: Object.keys(SERVED_MODELS), servingAlias: cfg.servingAlias, mockMode: cfg.mockMode, ttlMs: cfg.aliasTtlMs }),
-    chunks: new ChunkScoringService({ scoring, runs: core.runs, deadlineMs: cfg.batchDeadlineMs, faults: parseFaultPlan(cfg.segments.faults) }),
+    chunks: new ChunkScoringService({ scoring, runs: core.runs, deadlineMs: cfg.batchDeadlineMs, faults: parseFaultPlan(cfg.segments.faults), log, shadow }),
   };
 }
 

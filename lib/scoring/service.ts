@@ -43,12 +43,14 @@ export interface BatchOutcome {
   timedOut: string[];
   /** With `keepInputs`: the features each found customer was scored on (segment statistics). */
   inputs: Map<string, (number | null)[]>;
+  /** The date each found customer's features were valid for, when the warehouse records it. */
+  asOf: Map<string, string | null>;
   /** Milliseconds spent per stage (warehouse_ms, churn_ms, nbo_ms, rfm_ms, total_ms). */
   timings: Record<string, number>;
 }
 
 function emptyOutcome(type: PredictionType, ids: string[], duplicates: string[]): BatchOutcome {
-  return { type, ids, results: [], errors: [], warnings: [], duplicates, timedOut: [], inputs: new Map(), timings: {} };
+  return { type, ids, results: [], errors: [], warnings: [], duplicates, timedOut: [], inputs: new Map(), asOf: new Map(), timings: {} };
 }
 
 function timedOut(outcome: BatchOutcome, ids: string[], stage: string, deadlineMs: number): void {
@@ -115,6 +117,7 @@ export class ScoringService {
     }
     outcome.timings.warehouse_ms = performance.now() - started;
     const found = distinct.filter((id) => rows.has(id));
+    for (const id of found) outcome.asOf.set(id, rows.get(id)!.asOf ?? null);
     await this.scoreFound(outcome, found, found.map((id) => rows.get(id)!.features), profilePromise, deadline, deadlineMs, options);
     for (const id of distinct) if (!rows.has(id)) outcome.errors.push({ customer_id: id, error: NOT_FOUND });
     outcome.timings.total_ms = performance.now() - started;

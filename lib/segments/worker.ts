@@ -1,5 +1,7 @@
 import { z } from 'zod';
-import type { ScoringService } from '../scoring/service';
+import { recordsOf, type PredictionLog } from '../monitoring/log';
+import { shadowAnswers, type ShadowScorer } from '../monitoring/shadow';
+import type { BatchOutcome, ScoringService } from '../scoring/service';
 import type { AllResult } from '../scoring/results';
 import { FEATURES } from '../catalog';
 import { SERVING_WARNINGS } from '../scoring/warnings';
@@ -57,7 +59,7 @@ export function parseFaultPlan(value: string | undefined): FaultPlan[] | null {
  */
 export async function scoreChunk(
   payload: WorkerPayload,
-  deps: { scoring: ScoringService; runs: SegmentRunStore; deadlineMs: number; faults?: FaultPlan[] | null },
+  deps: { scoring: ScoringService; runs: SegmentRunStore; deadlineMs: number; faults?: FaultPlan[] | null; log?: PredictionLog; shadow?: ShadowScorer },
 ): Promise<WorkerResult> {
   for (const f of deps.faults ?? []) {
     if (f.segment !== undefined && f.segment !== payload.segment_id) continue;
@@ -102,7 +104,20 @@ export async function scoreChunk(
     aggregate,
   };
   await deps.runs.putPart(payload.segment_id, part);
+  if (deps.log) await logChunk(deps.log, deps.shadow, payload, outcome);
   return { chunk: payload.chunk, scored: customers.length, failed: outcome.errors.length };
+}
+
+/**
+ * Logs every answer of a chunk, and the challenger's answers for the same customers, as one file
+ * keyed by (segment, run, chunk) in the run's day: a retried chunk replaces its file, never adds one.
+ */
+async function logChunk(log: PredictionLog, shadow: ShadowScorer | undefined, payload: WorkerPayload, outcome: BatchOutcome): Promise<void> {
+  const context = { t: new Date().toISOString(), origin: `run:${payload.segment_id}/${payload.run_id}`, asOf: outcome.asOf };
+  const records = recordsOf(outcome.results, context);
+  records.push(...recordsOf(await shadowAnswers(shadow, outcome), { ...context, shadow: true }));
+  const day = `${payload.run_id.slice(0, 4)}-${payload.run_id.slice(4, 6)}-${payload.run_id.slice(6, 8)}`;
+  await log.write(records, { day, name: `segment-${payload.segment_id}-${payload.run_id}-c${String(payload.chunk).padStart(6, '0')}` });
 }
 
 /** What served a result, as a segment tallies it. */

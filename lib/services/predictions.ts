@@ -1,3 +1,5 @@
+import { recordsOf, type PredictionLog } from '../monitoring/log';
+import { shadowAnswers, type ShadowScorer } from '../monitoring/shadow';
 import { logContext, logger, telemetry } from '../observability';
 import { checkBatchSize } from '../scoring/api';
 import type { CustomerResult, PredictionType, ResultSource } from '../scoring/results';
@@ -9,21 +11,48 @@ export interface PredictionRequest {
   /** A batch request (limited to `maxCustomers` distinct ids) or a single customer. */
   batch: boolean;
   deadlineMs: number;
+  /** The invocation's request id, recorded with its logged answers. */
+  requestId?: string;
 }
 
 /**
  * Answers the prediction routes (single, batch and the old contract): checks the batch size,
  * scores, and records what was served: predictions by type and source (model, mock or rules),
- * warnings by code, answers from a stale model, batch sizes and deadline hits.
+ * warnings by code, answers from a stale model, batch sizes and deadline hits. Once the answer is
+ * built, it is written to the prediction log (single answers sampled), with a sample of batches
+ * also scored by the challenger; neither can change or fail the answer.
  */
 export class PredictionService {
-  constructor(private readonly deps: { scoring: ScoringService; maxCustomers: number }) {}
+  constructor(
+    private readonly deps: {
+      scoring: ScoringService;
+      maxCustomers: number;
+      log?: PredictionLog;
+      shadow?: { scorer: ShadowScorer; sampleRate: number };
+      random?: () => number;
+    },
+  ) {}
 
   async predict(request: PredictionRequest): Promise<BatchOutcome> {
     if (request.batch) checkBatchSize(request.customerIds, this.deps.maxCustomers);
-    const outcome = await this.deps.scoring.score(request.customerIds, request.type, request.deadlineMs);
+    const logged = this.deps.log?.sampled(request.batch) ?? false;
+    const shadowed = logged && request.batch && this.deps.shadow !== undefined && (this.deps.random ?? Math.random)() < this.deps.shadow.sampleRate;
+    const outcome = await this.deps.scoring.score(request.customerIds, request.type, request.deadlineMs, { keepInputs: shadowed });
     this.record(outcome, request.batch);
+    if (logged) await this.writeLog(outcome, request, shadowed);
     return outcome;
+  }
+
+  /** Logs the answers (and the challenger's, when sampled); never throws. */
+  private async writeLog(outcome: BatchOutcome, request: PredictionRequest, shadowed: boolean): Promise<void> {
+    try {
+      const context = { t: new Date().toISOString(), origin: `req:${request.requestId ?? 'local'}`, asOf: outcome.asOf };
+      const records = recordsOf(outcome.results, { ...context, warnings: outcome.warnings.map((w) => w.code) });
+      if (shadowed) records.push(...recordsOf(await shadowAnswers(this.deps.shadow?.scorer, outcome), { ...context, shadow: true }));
+      await this.deps.log!.write(records);
+    } catch (error) {
+      logger.error('prediction log skipped', { error: (error as Error).message });
+    }
   }
 
   private record(outcome: BatchOutcome, batch: boolean): void {

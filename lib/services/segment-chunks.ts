@@ -1,3 +1,5 @@
+import type { PredictionLog } from '../monitoring/log';
+import type { ShadowScorer } from '../monitoring/shadow';
 import { logContext } from '../observability';
 import type { ScoringService } from '../scoring/service';
 import type { SegmentRunStore } from '../segments/runs';
@@ -5,7 +7,7 @@ import { scoreChunk, type FaultPlan, type WorkerPayload, type WorkerResult } fro
 
 /** The segment worker's work: score one chunk with the batch scoring path and write its part. */
 export class ChunkScoringService {
-  constructor(private readonly deps: { scoring: ScoringService; runs: SegmentRunStore; deadlineMs: number; faults: FaultPlan[] | null }) {}
+  constructor(private readonly deps: { scoring: ScoringService; runs: SegmentRunStore; deadlineMs: number; faults: FaultPlan[] | null; log?: PredictionLog; shadow?: ShadowScorer }) {}
 
   score(payload: WorkerPayload): Promise<WorkerResult> {
     logContext({ segment_id: payload.segment_id, run_id: payload.run_id, chunk: payload.chunk, attempt: payload.attempt });

@@ -1,4 +1,4 @@
-import type { Warehouse } from './index';
+import { toBool, toIsoDate, type Warehouse } from './index';
 import { FEATURES } from '../catalog';
 import { q, table } from './schema';
 
@@ -130,18 +130,6 @@ function append(
 
 function finish(b: Building): HistoryColumns {
   return { rows: b.customerIds.length, X: Float64Array.from(b.values), customerIds: b.customerIds, times: b.times, labels: b.labels };
-}
-
-function toIsoDate(d: string | Date): string {
-  if (d instanceof Date) {
-    // pg returns DATE as a local-midnight Date; rebuild the calendar date from local parts.
-    return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
-  }
-  return String(d).slice(0, 10);
-}
-
-function toBool(v: unknown): boolean {
-  return v === true || v === 't' || v === 'true' || v === 1 || v === '1';
 }
 
 function monthStarts(lo: Date, hi: Date): Date[] {

@@ -16,6 +16,8 @@ export interface SqlClient {
 export interface CustomerFeatureRow {
   customerId: string;
   features: (number | null)[];
+  /** The date the features were valid for (the table's updated_at), when the warehouse records it. */
+  asOf?: string | null;
 }
 
 export interface Segment {
@@ -51,7 +53,7 @@ export class Warehouse {
       const ids = customerIds.slice(start, start + IN_LIST_LIMIT);
       const placeholders = ids.map((_, i) => `$${i + 1}`).join(', ');
       const result = await this.run<Record<string, unknown>>(
-        `SELECT ${q(cf.customer_id)} AS customer_id, ${this.featureSelect}
+        `SELECT ${q(cf.customer_id)} AS customer_id, ${this.featureSelect}, ${q(cf.updated_at)} AS loyalty_ml_as_of
          FROM ${table(this.cfg, cf.table)} WHERE ${q(cf.customer_id)} IN (${placeholders})`,
         ids,
       );
@@ -60,6 +62,7 @@ export class Warehouse {
         out.set(id, {
           customerId: id,
           features: FEATURES.map((f) => toNumber(row[this.cfg.features[f]!])),
+          asOf: toIsoDateOrNull(row.loyalty_ml_as_of),
         });
       }
     }
@@ -131,6 +134,24 @@ export class Warehouse {
       }
     }
   }
+}
+
+/** A DATE or TIMESTAMP column's calendar date (pg returns both as a local-midnight Date; rebuilt from local parts). */
+export function toIsoDate(d: string | Date): string {
+  if (d instanceof Date) {
+    return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+  }
+  return String(d).slice(0, 10);
+}
+
+/** A BOOLEAN column's value, whatever form the driver returns it in. */
+export function toBool(v: unknown): boolean {
+  return v === true || v === 't' || v === 'true' || v === 1 || v === '1';
+}
+
+function toIsoDateOrNull(value: unknown): string | null {
+  if (value === null || value === undefined) return null;
+  return toIsoDate(value as string | Date);
 }
 
 function toNumber(value: unknown): number | null {

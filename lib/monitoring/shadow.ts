@@ -1,0 +1,62 @@
+import { logger, telemetry } from '../observability';
+import type { CustomerResult, ResultSource } from '../scoring/results';
+import type { BatchOutcome, ScoringService } from '../scoring/service';
+
+/**
+ * The challenger: the same scoring path over the challenger alias's models (staging by default),
+ * run on the features the served answer was computed from, after that answer is ready. Its
+ * answers are only logged (shadow: true), never returned. A model whose challenger is the served
+ * version itself, or that has no challenger version, is skipped.
+ */
+export class ShadowScorer {
+  constructor(private readonly scoring: ScoringService) {}
+
+  /** Challenger answers for the churn and NBO parts of a served outcome (scored with `keepInputs`). */
+  async score(served: BatchOutcome): Promise<{ customer_id: string; result: CustomerResult }[]> {
+    const ids = served.results.map((r) => r.customer_id).filter((id) => served.inputs.has(id));
+    if (ids.length === 0) return [];
+    const features = ids.map((id) => served.inputs.get(id)!);
+    const servedVersions = servedModelVersions(served);
+    const out: { customer_id: string; result: CustomerResult }[] = [];
+    for (const part of ['churn', 'nbo'] as const) {
+      const servedPart = served.type === part || (served.type === 'all' && served.results.some((r) => part in r.result));
+      if (!servedPart) continue;
+      let outcome: BatchOutcome;
+      try {
+        outcome = await this.scoring.scoreFeatures(ids, features, part);
+      } catch (error) {
+        // No challenger version (the usual case) or one that cannot load: nothing to compare.
+        logger.debug('no shadow answers', { model: part, reason: (error as Error).message });
+        continue;
+      }
+      const first = outcome.results[0]?.result as { source?: ResultSource } | undefined;
+      const source = first?.source;
+      if (!source || source.type !== 'model' || servedVersions.get(part) === source.version) continue;
+      out.push(...outcome.results);
+      telemetry.count('ShadowPredictions', outcome.results.length, { Model: part });
+    }
+    return out;
+  }
+}
+
+/** The model version each model part of an outcome was served by. */
+function servedModelVersions(outcome: BatchOutcome): Map<string, number> {
+  const out = new Map<string, number>();
+  const first = outcome.results[0]?.result;
+  if (!first) return out;
+  const parts = 'source' in first ? [first] : [first.churn, first.nbo];
+  for (const p of parts) if (p?.source.type === 'model') out.set(p.source.name, p.source.version);
+  return out;
+}
+
+/** Shadow failures are counted, never raised: a challenger must not cost the caller an answer. */
+export async function shadowAnswers(shadow: ShadowScorer | undefined, served: BatchOutcome): Promise<{ customer_id: string; result: CustomerResult }[]> {
+  if (!shadow) return [];
+  try {
+    return await shadow.score(served);
+  } catch (error) {
+    telemetry.count('ShadowFailures', 1);
+    logger.warn('shadow scoring failed; the served answers are unaffected', { error: (error as Error).message });
+    return [];
+  }
+}
