@@ -26,6 +26,10 @@ export interface DemoSummary {
   offer_history_rows: number;
   accepted_offers: number;
   segments: Record<string, number>;
+  /** Months the demo has moved forward past its first as-of date (`demo-data --advance`). */
+  months_advanced?: number;
+  /** Per month moved forward: the snapshot written for it and the best achievable churn AUC on it. */
+  advanced?: AdvancedMonth[];
   /** Best achievable scores: the generating process's own probabilities on the data it generated. */
   oracle: {
     churn_rate: number;
@@ -35,6 +39,16 @@ export interface DemoSummary {
     nbo_top1_accuracy: number;
     nbo_top3_accuracy: number;
   };
+}
+
+export interface AdvancedMonth {
+  snapshot: string;
+  snapshot_rows: number;
+  churn_rate: number;
+  /** The process's own probabilities against the outcomes it drew: what a perfect model would reach. */
+  achievable_churn_auc: number;
+  offers: number;
+  accepted_offers: number;
 }
 
 export interface DemoProgress {
@@ -102,6 +116,7 @@ export async function loadDemoData(
       customers,
       seed,
       as_of: DEMO_AS_OF,
+      months_advanced: 0,
       churn_history_rows: churnRows,
       offer_history_rows: offerRows,
       accepted_offers: accepted,
@@ -120,6 +135,101 @@ export async function loadDemoData(
   }
 }
 
+/**
+ * Moves the demo forward in time by whole months, in one transaction: for each month, the churn
+ * outcome of every active customer at the current as-of date (a labelled snapshot), the offers
+ * made during the month and their responses, then the customers' new features and segments as of
+ * the next month. What the generating process implies, so predictions logged before the advance
+ * meet their outcomes after it.
+ */
+export async function advanceDemoData(pool: pg.Pool, cfg: WarehouseConfig, options: { months: number; onProgress?: DemoProgress }): Promise<DemoSummary> {
+  if (!Number.isSafeInteger(options.months) || options.months < 1 || options.months > 24) {
+    throw new ValidationError(`--advance must be 1 to 24 months (30d, 60d, … or 1m, 2m, …), got ${options.months} months`);
+  }
+  const summary = await readDemoSummary(pool);
+  if (!summary) throw new ValidationError('The warehouse holds no demo data to move forward: run loyalty-ml demo-data first', { code: 'no_demo_data' });
+  if (summary.churn_history_rows === 0) throw new ValidationError('The demo data was loaded with --no-history; reload it with history before moving it forward', { code: 'no_demo_history' });
+  const before = summary.months_advanced ?? 0;
+  const ahead = before + options.months;
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (error) {
+    throw new WarehouseUnavailableError(`Cannot connect to the warehouse: ${describePgError(error)}`, { cause: error });
+  }
+  const months = new Map<string, { p: number[]; y: number[]; offers: number; accepted: number }>();
+  const segmentCounts: Record<string, number> = Object.fromEntries(DEMO_SEGMENTS.map((s) => [s.id, 0]));
+  let asOf = summary.as_of;
+  let churnRows = 0;
+  let offerRows = 0;
+  let accepted = 0;
+  try {
+    await client.query('BEGIN');
+    const cf = cfg.customer_features;
+    const sm = cfg.segment_members;
+    await client.query(`DELETE FROM ${table(cfg, cf.table)}`);
+    await client.query(`DELETE FROM ${table(cfg, sm.table)}`);
+    for (let from = 1; from <= summary.customers; from += CHUNK) {
+      const to = Math.min(summary.customers, from + CHUNK - 1);
+      const batch = generateDemoBatch(summary.seed, from, to, ahead);
+      asOf = batch.asOf;
+      // Only what is new: the months up to the previous as-of date are already in the warehouse.
+      batch.churn = batch.churn.filter((r) => r.snapshotDate >= summary.as_of);
+      batch.offers = batch.offers.filter((o) => o.offeredAt >= summary.as_of);
+      await insertBatch(client, cfg, batch);
+      for (const r of batch.churn) {
+        const m = months.get(r.snapshotDate) ?? { p: [], y: [], offers: 0, accepted: 0 };
+        m.p.push(r.probability);
+        m.y.push(r.churned ? 1 : 0);
+        months.set(r.snapshotDate, m);
+      }
+      for (const o of batch.offers) {
+        const m = months.get(monthStart(o.offeredAt))!;
+        m.offers++;
+        if (o.accepted) m.accepted++;
+      }
+      for (const c of batch.customers) for (const seg of c.segments) segmentCounts[seg] = (segmentCounts[seg] ?? 0) + 1;
+      churnRows += batch.churn.length;
+      offerRows += batch.offers.length;
+      accepted += batch.offers.filter((o) => o.accepted).length;
+      options.onProgress?.(to, summary.customers);
+    }
+    const round = (v: number) => Math.round(v * 10000) / 10000;
+    const advanced: AdvancedMonth[] = [...months.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([snapshot, m]) => ({
+      snapshot,
+      snapshot_rows: m.y.length,
+      churn_rate: round(m.y.reduce((a, b) => a + b, 0) / Math.max(1, m.y.length)),
+      achievable_churn_auc: round(rocAuc(m.p, m.y)),
+      offers: m.offers,
+      accepted_offers: m.accepted,
+    }));
+    const next: DemoSummary = {
+      ...summary,
+      as_of: asOf,
+      churn_history_rows: summary.churn_history_rows + churnRows,
+      offer_history_rows: summary.offer_history_rows + offerRows,
+      accepted_offers: summary.accepted_offers + accepted,
+      segments: segmentCounts,
+      months_advanced: ahead,
+      advanced: [...(summary.advanced ?? []), ...advanced],
+    };
+    await client.query(`UPDATE ${q(DEMO_METADATA_TABLE)} SET value = $1 WHERE key = 'summary'`, [JSON.stringify(next)]);
+    await client.query('COMMIT');
+    return next;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    if (error instanceof ValidationError) throw error;
+    throw new WarehouseUnavailableError(`Moving the demo data forward failed and was rolled back: ${describePgError(error)}`, { cause: error });
+  } finally {
+    client.release();
+  }
+}
+
+/** The first day of a timestamp's month (YYYY-MM-01): the demo's offers of a month follow its snapshot. */
+function monthStart(iso: string): string {
+  return `${iso.slice(0, 7)}-01`;
+}
+
 /** The summary the last demo-data load stored, or null when the warehouse holds no demo data. */
 export async function readDemoSummary(db: { query: pg.Pool['query'] }): Promise<DemoSummary | null> {
   try {
@@ -133,7 +243,7 @@ export async function readDemoSummary(db: { query: pg.Pool['query'] }): Promise<
 async function insertBatch(client: pg.PoolClient, cfg: WarehouseConfig, batch: DemoBatch): Promise<void> {
   const featureCols = FEATURES.map((f) => q(cfg.features[f]!)).join(', ');
   const cf = cfg.customer_features;
-  const now = new Date(`${DEMO_AS_OF}T00:00:00Z`);
+  const now = new Date(`${batch.asOf}T00:00:00Z`);
   await insertRows(
     client,
     `${table(cfg, cf.table)} (${q(cf.customer_id)}, ${featureCols}, ${q(cf.updated_at)})`,

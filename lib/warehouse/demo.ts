@@ -67,6 +67,8 @@ export interface OfferRow {
 }
 
 export interface DemoBatch {
+  /** The date the customers' features are valid for (DEMO_AS_OF, later after months ahead). */
+  asOf: string;
   customers: DemoCustomer[];
   churn: ChurnSnapshotRow[];
   offers: OfferRow[];
@@ -132,10 +134,17 @@ interface CustomerState {
   churned: boolean;
 }
 
-/** Generates customers [from, to] (1-based, inclusive). Each customer's rows depend only on (seed, n). */
-export function generateDemoBatch(seed: number, from: number, to: number): DemoBatch {
-  const batch: DemoBatch = { customers: [], churn: [], offers: [] };
+/**
+ * Generates customers [from, to] (1-based, inclusive). Each customer's rows depend only on (seed, n).
+ * With `monthsAhead`, the process continues past DEMO_AS_OF for that many months (time moving
+ * forward): each month an active customer's churn is drawn from the features it had (a snapshot
+ * row, labelled), offers are made, and the next month's features are drawn; the customers' current
+ * features are those of the last month. The months up to DEMO_AS_OF are the same whatever
+ * `monthsAhead` (the later months draw from a separate stream), so time can move forward in steps.
+ */
+export function generateDemoBatch(seed: number, from: number, to: number, monthsAhead = 0): DemoBatch {
   const asOf = new Date(`${DEMO_AS_OF}T00:00:00Z`);
+  const batch: DemoBatch = { asOf: isoDate(monthsBefore(asOf, -monthsAhead)), customers: [], churn: [], offers: [] };
   for (let n = from; n <= to; n++) {
     const rng = new Rng(hash32(seed, n));
     const id = demoCustomerId(n);
@@ -171,24 +180,36 @@ export function generateDemoBatch(seed: number, from: number, to: number): DemoB
         if (rng.next() < churnProbability(x)) state.churned = true;
       }
       if (back >= 1 && back <= OFFER_MONTHS_BACK && !state.churned && rng.next() < OFFER_RATE_PER_MONTH) {
-        const acceptance = acceptanceProbabilities(x);
-        const k = Math.floor(rng.next() * OFFER_IDS.length);
-        const offeredAt = new Date(date.getTime() + Math.floor(rng.next() * 28) * 86_400_000 + Math.floor(rng.next() * 86_400) * 1000);
-        batch.offers.push({
-          customerId: id,
-          offeredAt: offeredAt.toISOString(),
-          features: observed,
-          offerId: OFFER_IDS[k]!,
-          accepted: rng.next() < acceptance[k]!,
-          acceptance,
-        });
+        batch.offers.push(makeOffer(rng, id, date, x, observed));
       }
       if (back === 0) current = x;
     }
-    const x = current!;
-    batch.customers.push({ customerId: id, features: observe(rng, x), segments: segmentsOf(x) });
+    let x = current!;
+    let observed = observe(rng, x);
+    const ahead = new Rng(hash32(hash32(seed, n), 0x2545f491));
+    for (let month = 0; month < monthsAhead; month++) {
+      const date = monthsBefore(asOf, -month);
+      if (!state.churned) {
+        const p = churnProbability(x);
+        const churned = ahead.next() < p;
+        batch.churn.push({ customerId: id, snapshotDate: isoDate(date), features: observed, churned, probability: p });
+        if (churned) state.churned = true;
+      }
+      if (!state.churned && ahead.next() < OFFER_RATE_PER_MONTH) batch.offers.push(makeOffer(ahead, id, date, x, observed));
+      x = monthFeatures(ahead, state, state.tenureNow + (month + 1) * 30);
+      observed = observe(ahead, x);
+    }
+    batch.customers.push({ customerId: id, features: observed, segments: segmentsOf(x) });
   }
   return batch;
+}
+
+/** An offer made at random in the month starting at `date`, accepted with the process's probability. */
+function makeOffer(rng: Rng, customerId: string, date: Date, x: DemoFeatures, observed: FeatureVector): OfferRow {
+  const acceptance = acceptanceProbabilities(x);
+  const k = Math.floor(rng.next() * OFFER_IDS.length);
+  const offeredAt = new Date(date.getTime() + Math.floor(rng.next() * 28) * 86_400_000 + Math.floor(rng.next() * 86_400) * 1000);
+  return { customerId, offeredAt: offeredAt.toISOString(), features: observed, offerId: OFFER_IDS[k]!, accepted: rng.next() < acceptance[k]!, acceptance };
 }
 
 /** Draws one month's features from the hidden traits; churned customers stop buying. */
