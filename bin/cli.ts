@@ -4,6 +4,7 @@ import { demoData } from './commands/demo-data';
 import { doctor } from './commands/doctor';
 import { evaluate, predictCommand } from './commands/evaluate';
 import { list } from './commands/list';
+import { compare, monitor } from './commands/monitor';
 import { promote, rollback } from './commands/promote';
 import { publish } from './commands/publish';
 import { report } from './commands/report';
@@ -12,7 +13,7 @@ import { show } from './commands/show';
 import { trainCommand } from './commands/train';
 
 /** Every verb, in the order `--help` lists them. */
-export const COMMANDS: Command[] = [demoData, trainCommand, evaluate, predictCommand, report, scoreSegment, segmentStats, publish, list, show, promote, rollback, doctor, consoleCommand];
+export const COMMANDS: Command[] = [demoData, trainCommand, evaluate, predictCommand, report, scoreSegment, segmentStats, monitor, compare, publish, list, show, promote, rollback, doctor, consoleCommand];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

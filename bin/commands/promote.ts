@@ -1,24 +1,37 @@
-import { commandRegistry, registryOption } from '../../lib/cli/context';
+import { commandApp, commandRegistry, registryOption, warehouseOption } from '../../lib/cli/context';
 import { parseCommandArgs, UsageError, type Command } from '../../lib/cli/runtime';
 
 export const promote: Command = {
   name: 'promote',
   summary: 'point an alias (production, staging, …) at a version',
-  usage: `loyalty-ml promote NAME VERSION ALIAS [--reason TEXT] [--registry URI] [--json]
+  usage: `loyalty-ml promote NAME VERSION ALIAS [--reason TEXT] [--require-win] [--registry URI] [--warehouse URL] [--json]
 
 VERSION is a number, another alias (promote what staging has: \`promote churn staging production\`)
 or latest. Only versions that passed their gates and whose bytes verify can be promoted. Every move
-is recorded in the alias's history (when, by whom, from which version to which).`,
+is recorded in the alias's history (when, by whom, from which version to which).
+--require-win (churn) adds a gate on realised outcomes: VERSION must beat the version ALIAS points
+at on the same customers' realised churn (as \`loyalty-ml compare\`, DeLong p < 0.05), which needs
+both to have been logged (the challenger in shadow) and the outcomes to have arrived.`,
   async run(args, io) {
-    const { values, positionals } = parseCommandArgs(args, { reason: { type: 'string' }, json: { type: 'boolean' }, ...registryOption }, {
-      min: 3,
-      max: 3,
-      names: 'NAME VERSION ALIAS',
-    });
+    const { values, positionals } = parseCommandArgs(
+      args,
+      { reason: { type: 'string' }, 'require-win': { type: 'boolean' }, json: { type: 'boolean' }, ...registryOption, ...warehouseOption },
+      { min: 3, max: 3, names: 'NAME VERSION ALIAS' },
+    );
     const [name, ref, alias] = positionals as [string, string, string];
-    const registry = await commandRegistry(values);
-    const before = await registry.getAlias(name, alias);
-    const record = await registry.promote(name, alias, ref, values.reason ?? null);
+    const app = await commandApp(values);
+    let record;
+    let before;
+    try {
+      before = await app.registry.getAlias(name, alias);
+      if (values['require-win']) {
+        const win = await app.monitoring.requireRealisedWin(name, alias, ref);
+        if (win && !values.json) io.err(win.verdict);
+      }
+      record = await app.registry.promote(name, alias, ref, values.reason ?? null);
+    } finally {
+      await app.close();
+    }
     if (values.json) io.out(JSON.stringify(record, null, 2));
     else if (before?.version === record.version) io.out(`${name}@${alias} already points at v${record.version}`);
     else io.out(`${name}@${alias}: ${before ? `v${before.version}` : 'unset'} -> v${record.version}`);

@@ -5,6 +5,7 @@ import { ModelRegistry } from '../registry/index';
 import { defaultLambdaClient, LambdaPlannerStarter, LambdaWorkerInvoker } from '../segments/invokers';
 import type { PlannerStarter, WorkerInvoker } from '../segments/planner';
 import { SegmentRunStore } from '../segments/runs';
+import { MonitoringService } from '../services/monitoring';
 import { SegmentRunService } from '../services/segment-runs';
 import { openObjectStore, type ObjectStore } from '../storage/index';
 import { openWarehouse, type WarehouseHandle } from '../warehouse/index';
@@ -25,6 +26,8 @@ export interface CoreApp {
   /** The warehouse, opened on first use (a secret read and a pool), then kept for the instance. */
   warehouse(): Promise<WarehouseHandle>;
   segments: SegmentRunService;
+  /** Realised quality of served models: the prediction log against the warehouse's outcomes. */
+  monitoring: MonitoringService;
   /** Closes what the app opened (the warehouse pool, an embedded warehouse). */
   close(): Promise<void>;
 }
@@ -58,7 +61,8 @@ export async function createCoreApp(cfg: Config = processConfig(), parts: CorePa
     planners: parts.planners ?? new LambdaPlannerStarter(cfg.segments.plannerFunction, lambda),
     settings: cfg.segments,
   });
-  return { config: cfg, registry, results, runs, warehouse: warehouse.get, segments, close: warehouse.close };
+  const monitoring = new MonitoringService({ results, registry, warehouse: warehouse.get, settings: cfg.monitoring });
+  return { config: cfg, registry, results, runs, warehouse: warehouse.get, segments, monitoring, close: warehouse.close };
 }
 
 /**

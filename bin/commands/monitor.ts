@@ -1,0 +1,134 @@
+import { commandApp, registryOption, warehouseOption } from '../../lib/cli/context';
+import { formatTable, parseCommandArgs, ProgressReporter, type Command } from '../../lib/cli/runtime';
+import type { ChurnComparison, ChurnQuality, NboQuality, QualityReport, VersionQuality } from '../../lib/monitoring/quality';
+
+export const monitor: Command = {
+  name: 'monitor',
+  summary: "measure a served model's realised quality: logged predictions against what happened",
+  usage: `loyalty-ml monitor churn|nbo [--since YYYY-MM-DD] [--registry URI] [--warehouse URL] [--json]
+
+Reads the prediction log (results store, predictions/) from --since on, joins each prediction with
+its outcome in the warehouse (churn: the customer's first churn snapshot within OUTCOME_HORIZON_DAYS,
+default 35, of the date its features were valid for; NBO: the offers made to the customer in that
+window) and reports per model version (shadow challengers apart) and per week: churn AUC with its
+95% interval (DeLong), Brier score, top-decile lift and calibration by decile; NBO the acceptance
+of offers that were the recommended one against the others. The report is stored (monitoring/) and
+served at GET /api/loyalty/v1/ml/models/{name}/performance.`,
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(
+      args,
+      { since: { type: 'string' }, json: { type: 'boolean' }, ...registryOption, ...warehouseOption },
+      { min: 1, max: 1, names: 'churn|nbo' },
+    );
+    const app = await commandApp(values);
+    try {
+      const progress = new ProgressReporter(io, `monitor ${positionals[0]}: log files`);
+      const report = await app.monitoring.report(positionals[0]!, { since: values.since, onProgress: (done, total) => progress.update(done, total) });
+      io.out(values.json ? JSON.stringify(report, null, 2) : describeReport(report));
+      return 0;
+    } finally {
+      await app.close();
+    }
+  },
+};
+
+export const compare: Command = {
+  name: 'compare',
+  summary: 'compare two churn models on the same customers\u2019 realised outcomes (DeLong test)',
+  usage: `loyalty-ml compare churn A B [--since YYYY-MM-DD] [--registry URI] [--warehouse URL] [--json]
+
+A and B are aliases as logged (production, and staging for the challenger scored in shadow) or
+version numbers. Takes every customer both predicted for the same date whose churn outcome is
+known, compares their AUCs with DeLong's paired test and says whether B wins (higher AUC,
+p < 0.05). Exit code 0 when B wins, 1 when it does not.`,
+  async run(args, io) {
+    const { values, positionals } = parseCommandArgs(
+      args,
+      { since: { type: 'string' }, json: { type: 'boolean' }, ...registryOption, ...warehouseOption },
+      { min: 3, max: 3, names: 'churn A B' },
+    );
+    const [model, a, b] = positionals as [string, string, string];
+    const app = await commandApp(values);
+    try {
+      const result = await app.monitoring.compare(model, a, b, { since: values.since });
+      io.out(values.json ? JSON.stringify(result, null, 2) : describeComparison(result));
+      return result.winner === 'b' ? 0 : 1;
+    } finally {
+      await app.close();
+    }
+  },
+};
+
+function describeReport(report: QualityReport): string {
+  const lines = [`${report.model}: realised quality from ${report.predictions_read.toLocaleString('en-US')} logged predictions${report.since ? ` since ${report.since}` : ''} (outcome window ${report.horizon_days} days)`];
+  if (report.versions.length === 0) lines.push('  no logged predictions yet: serve some, then let outcomes arrive');
+  for (const v of report.versions) {
+    lines.push('', versionTitle(v));
+    lines.push(report.model === 'churn' ? churnTable(v as VersionQuality<ChurnQuality>) : nboTable(v as VersionQuality<NboQuality>));
+    const q = v.overall.quality as ChurnQuality | null;
+    if (report.model === 'churn' && q?.calibration.length) {
+      lines.push(`  calibration by decile (predicted -> observed): ${q.calibration.map((d) => `${pct(d.mean_predicted)}->${pct(d.observed_rate)}`).join('  ')}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+function versionTitle(v: VersionQuality<unknown>): string {
+  const who = v.version === null ? 'mock answers' : `v${v.version}${v.aliases.length ? ` (${v.aliases.join(', ')})` : ''}`;
+  const holdout = v.holdout_auc !== undefined && v.holdout_auc !== null ? `, holdout AUC ${v.holdout_auc}` : '';
+  return `${who}${v.shadow ? ' [shadow: challenger, never returned]' : ''}${holdout}`;
+}
+
+function churnTable(v: VersionQuality<ChurnQuality>): string {
+  const rows = [...v.weeks, v.overall].map((p) => {
+    const q = p.quality;
+    return [
+      p.period,
+      p.predictions.toLocaleString('en-US'),
+      p.matched.toLocaleString('en-US'),
+      q ? pct(q.observed_rate) : '-',
+      q?.auc != null ? `${q.auc.toFixed(4)}${q.auc_ci95 ? ` [${q.auc_ci95[0].toFixed(3)}, ${q.auc_ci95[1].toFixed(3)}]` : ''}` : '-',
+      q ? q.brier.toFixed(4) : '-',
+      q?.top_decile_lift != null ? q.top_decile_lift.toFixed(2) : '-',
+    ];
+  });
+  return indent(formatTable(['period', 'predictions', 'with outcome', 'churned', 'AUC [95% CI]', 'Brier', 'lift@10%'], rows));
+}
+
+function nboTable(v: VersionQuality<NboQuality>): string {
+  const rows = [...v.weeks, v.overall].map((p) => {
+    const q = p.quality;
+    return [
+      p.period,
+      p.predictions.toLocaleString('en-US'),
+      p.matched.toLocaleString('en-US'),
+      q ? `${q.recommended.accepted}/${q.recommended.offers} (${q.recommended.rate === null ? '-' : pct(q.recommended.rate)})` : '-',
+      q ? `${q.other.accepted}/${q.other.offers} (${q.other.rate === null ? '-' : pct(q.other.rate)})` : '-',
+      q?.lift != null ? q.lift.toFixed(2) : '-',
+      q?.p_value != null ? (q.p_value < 0.0001 ? '<0.0001' : q.p_value.toFixed(4)) : '-',
+    ];
+  });
+  return indent(formatTable(['period', 'predictions', 'offered', 'recommended accepted', 'other accepted', 'lift', 'p'], rows));
+}
+
+function describeComparison(c: ChurnComparison): string {
+  const side = (s: ChurnComparison['a']) => `${s.label}${s.versions.length ? ` (v${s.versions.join(', v')})` : ''}: AUC ${s.auc ?? '-'}`;
+  return [
+    `churn on ${c.customers.toLocaleString('en-US')} customers both predicted, ${c.churned.toLocaleString('en-US')} churned`,
+    `  ${side(c.a)}`,
+    `  ${side(c.b)}`,
+    ...(c.difference !== null ? [`  difference ${c.difference >= 0 ? '+' : ''}${c.difference} (se ${c.se}), DeLong p = ${c.p_value}`] : []),
+    c.verdict,
+  ].join('\n');
+}
+
+function pct(v: number): string {
+  return `${(v * 100).toFixed(1)}%`;
+}
+
+function indent(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');
+}

@@ -1,0 +1,414 @@
+import { aucWithInterval, brierScore, delongTest, liftAt, normalCdf } from '../metrics';
+import type { ChurnOutcome, OfferOutcome } from '../warehouse/outcomes';
+import type { PredictionRecord } from './log';
+
+/**
+ * Realised quality: logged predictions joined with what happened afterwards. Pure functions:
+ * records and outcomes in, figures out.
+ *
+ * A prediction's reference date is the date its features were valid for (`as_of`), or the day it
+ * was made when the warehouse does not say. Its churn outcome is the customer's first churn
+ * snapshot dated from the reference date to `horizonDays` later; its offer outcomes are the offers
+ * made to the customer in that window. A customer predicted several times by the same version for
+ * the same reference date counts once (the latest prediction).
+ */
+
+export interface CalibrationDecile {
+  decile: number;
+  customers: number;
+  mean_predicted: number;
+  observed_rate: number;
+}
+
+export interface ChurnQuality {
+  customers: number;
+  churned: number;
+  observed_rate: number;
+  mean_predicted: number;
+  auc: number | null;
+  /** 95% confidence interval of the AUC (DeLong). */
+  auc_ci95: [number, number] | null;
+  brier: number;
+  top_decile_lift: number | null;
+  calibration: CalibrationDecile[];
+}
+
+export interface NboQuality {
+  /** Offers made to customers in their window, split by whether the made offer was the recommended one. */
+  recommended: { offers: number; accepted: number; rate: number | null };
+  other: { offers: number; accepted: number; rate: number | null };
+  /** Acceptance of recommended offers divided by acceptance of the others. */
+  lift: number | null;
+  /** Two-sided p-value of the two-proportion z-test (recommended against other). */
+  p_value: number | null;
+}
+
+export interface PeriodQuality<Q> {
+  /** ISO week of the predictions (e.g. 2026-W47), or "all". */
+  period: string;
+  predictions: number;
+  /** Predictions that met an outcome. */
+  matched: number;
+  quality: Q | null;
+}
+
+export interface VersionQuality<Q> {
+  /** Registry version, or null for mock answers. */
+  version: number | null;
+  aliases: string[];
+  /** Whether this version's predictions were shadow ones (a challenger's, never returned). */
+  shadow: boolean;
+  /** The version's holdout AUC from training, for comparison (churn). */
+  holdout_auc?: number | null;
+  overall: PeriodQuality<Q>;
+  weeks: PeriodQuality<Q>[];
+}
+
+export interface QualityReport<Q = ChurnQuality | NboQuality> {
+  model: string;
+  computed_at: string;
+  since: string | null;
+  horizon_days: number;
+  predictions_read: number;
+  outcome_range: { from: string; to: string } | null;
+  versions: VersionQuality<Q>[];
+}
+
+/** A deduplicated prediction with its reference date. */
+interface Reference {
+  record: PredictionRecord;
+  ref: string;
+}
+
+export function referenceDate(record: PredictionRecord): string {
+  return record.as_of ?? record.t.slice(0, 10);
+}
+
+export function addDays(day: string, days: number): string {
+  return new Date(Date.parse(`${day}T00:00:00Z`) + days * 86_400_000).toISOString().slice(0, 10);
+}
+
+/** The range of outcome dates the records need: from their first reference date to the last one's horizon. */
+export function outcomeRange(records: readonly PredictionRecord[], horizonDays: number): { from: string; to: string } | null {
+  if (records.length === 0) return null;
+  let lo = '9999-12-31';
+  let hi = '0000-01-01';
+  for (const r of records) {
+    const d = referenceDate(r);
+    if (d < lo) lo = d;
+    if (d > hi) hi = d;
+  }
+  return { from: lo, to: addDays(hi, horizonDays) };
+}
+
+/** ISO 8601 week of a timestamp, e.g. 2026-W47. */
+export function isoWeek(t: string): string {
+  const d = new Date(Date.UTC(Number(t.slice(0, 4)), Number(t.slice(5, 7)) - 1, Number(t.slice(8, 10))));
+  const day = d.getUTCDay() || 7;
+  d.setUTCDate(d.getUTCDate() + 4 - day);
+  const yearStart = Date.UTC(d.getUTCFullYear(), 0, 1);
+  const week = Math.ceil(((d.getTime() - yearStart) / 86_400_000 + 1) / 7);
+  return `${d.getUTCFullYear()}-W${String(week).padStart(2, '0')}`;
+}
+
+/** Groups records by (version, shadow), one per customer and reference date (the latest). */
+function byVersion(records: readonly PredictionRecord[]): Map<string, { version: number | null; shadow: boolean; aliases: Set<string>; refs: Reference[] }> {
+  const latest = new Map<string, PredictionRecord>();
+  for (const r of records) {
+    const key = `${r.version ?? 'mock'}|${r.shadow ? 1 : 0}|${r.customer_id}|${referenceDate(r)}`;
+    const held = latest.get(key);
+    if (!held || held.t < r.t) latest.set(key, r);
+  }
+  const groups = new Map<string, { version: number | null; shadow: boolean; aliases: Set<string>; refs: Reference[] }>();
+  for (const record of latest.values()) {
+    const key = `${record.version ?? 'mock'}|${record.shadow ? 1 : 0}`;
+    const group = groups.get(key) ?? { version: record.version, shadow: record.shadow, aliases: new Set<string>(), refs: [] };
+    if (record.alias) group.aliases.add(record.alias);
+    group.refs.push({ record, ref: referenceDate(record) });
+    groups.set(key, group);
+  }
+  return groups;
+}
+
+/** The customer's first churn outcome within the horizon of a reference date. */
+export function churnOutcomeFor(outcomes: readonly ChurnOutcome[] | undefined, ref: string, horizonDays: number): boolean | null {
+  if (!outcomes) return null;
+  const end = addDays(ref, horizonDays);
+  for (const o of outcomes) if (o.date >= ref && o.date < end) return o.churned;
+  return null;
+}
+
+function sortVersions<Q>(list: VersionQuality<Q>[]): VersionQuality<Q>[] {
+  return list.sort((a, b) => (b.version ?? 0) - (a.version ?? 0) || Number(a.shadow) - Number(b.shadow));
+}
+
+/** Realised churn quality per version and week. */
+export function churnQualityReport(
+  records: readonly PredictionRecord[],
+  outcomes: ReadonlyMap<string, readonly ChurnOutcome[]>,
+  options: { horizonDays: number; since: string | null; computedAt: string; range: { from: string; to: string } | null },
+): QualityReport<ChurnQuality> {
+  const versions: VersionQuality<ChurnQuality>[] = [];
+  for (const group of byVersion(records.filter((r) => r.model === 'churn' && r.churn_probability !== undefined)).values()) {
+    const weeks = new Map<string, { p: number[]; y: number[]; predictions: number }>();
+    const all = { p: [] as number[], y: [] as number[], predictions: 0 };
+    for (const { record, ref } of group.refs) {
+      const week = isoWeek(record.t);
+      const w = weeks.get(week) ?? { p: [], y: [], predictions: 0 };
+      w.predictions++;
+      all.predictions++;
+      const y = churnOutcomeFor(outcomes.get(record.customer_id), ref, options.horizonDays);
+      if (y !== null) {
+        w.p.push(record.churn_probability!);
+        w.y.push(y ? 1 : 0);
+        all.p.push(record.churn_probability!);
+        all.y.push(y ? 1 : 0);
+      }
+      weeks.set(week, w);
+    }
+    const period = (name: string, s: { p: number[]; y: number[]; predictions: number }): PeriodQuality<ChurnQuality> => ({
+      period: name,
+      predictions: s.predictions,
+      matched: s.p.length,
+      quality: s.p.length ? churnQuality(s.p, s.y) : null,
+    });
+    versions.push({
+      version: group.version,
+      aliases: [...group.aliases].sort(),
+      shadow: group.shadow,
+      overall: period('all', all),
+      weeks: [...weeks.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => period(k, v)),
+    });
+  }
+  return { model: 'churn', computed_at: options.computedAt, since: options.since, horizon_days: options.horizonDays, predictions_read: records.length, outcome_range: options.range, versions: sortVersions(versions) };
+}
+
+/** AUC with its interval, Brier score, top-decile lift and calibration by decile of predicted probability. */
+export function churnQuality(p: number[], y: number[]): ChurnQuality {
+  const churned = y.reduce((a, b) => a + b, 0);
+  const both = churned > 0 && churned < y.length;
+  const interval = both ? aucWithInterval(p, y) : null;
+  return {
+    customers: y.length,
+    churned,
+    observed_rate: round(churned / y.length),
+    mean_predicted: round(p.reduce((a, b) => a + b, 0) / p.length),
+    auc: interval ? round(interval.auc) : null,
+    auc_ci95: interval && Number.isFinite(interval.se) ? [round(interval.lower), round(interval.upper)] : null,
+    brier: round(brierScore(p, y)),
+    top_decile_lift: churned > 0 ? round(liftAt(p, y, 0.1)) : null,
+    calibration: deciles(p, y),
+  };
+}
+
+/** Predicted against observed rate in ten equal-count groups by predicted probability. */
+function deciles(p: number[], y: number[]): CalibrationDecile[] {
+  const order = p.map((_, i) => i).sort((a, b) => p[a]! - p[b]!);
+  const out: CalibrationDecile[] = [];
+  for (let d = 0; d < 10; d++) {
+    const lo = Math.floor((d * order.length) / 10);
+    const hi = Math.floor(((d + 1) * order.length) / 10);
+    if (hi <= lo) continue;
+    let sp = 0;
+    let sy = 0;
+    for (let k = lo; k < hi; k++) {
+      sp += p[order[k]!]!;
+      sy += y[order[k]!]!;
+    }
+    out.push({ decile: d + 1, customers: hi - lo, mean_predicted: round(sp / (hi - lo)), observed_rate: round(sy / (hi - lo)) });
+  }
+  return out;
+}
+
+/** Realised NBO quality per version and week: how often made offers were accepted when they were the recommended one. */
+export function nboQualityReport(
+  records: readonly PredictionRecord[],
+  outcomes: ReadonlyMap<string, readonly OfferOutcome[]>,
+  options: { horizonDays: number; since: string | null; computedAt: string; range: { from: string; to: string } | null },
+): QualityReport<NboQuality> {
+  const versions: VersionQuality<NboQuality>[] = [];
+  for (const group of byVersion(records.filter((r) => r.model === 'nbo' && r.offer_id !== undefined)).values()) {
+    const weeks = new Map<string, NboTally>();
+    const all = emptyTally();
+    for (const { record, ref } of group.refs) {
+      const week = isoWeek(record.t);
+      const w = weeks.get(week) ?? emptyTally();
+      w.predictions++;
+      all.predictions++;
+      const end = addDays(ref, options.horizonDays);
+      const made = (outcomes.get(record.customer_id) ?? []).filter((o) => o.offeredAt >= ref && o.offeredAt < end);
+      if (made.length) {
+        w.matched++;
+        all.matched++;
+      }
+      for (const o of made) {
+        for (const t of [w, all]) {
+          const side = o.offerId === record.offer_id ? t.recommended : t.other;
+          side.offers++;
+          if (o.accepted) side.accepted++;
+        }
+      }
+      weeks.set(week, w);
+    }
+    const period = (name: string, t: NboTally): PeriodQuality<NboQuality> => ({
+      period: name,
+      predictions: t.predictions,
+      matched: t.matched,
+      quality: t.matched ? nboQuality(t) : null,
+    });
+    versions.push({
+      version: group.version,
+      aliases: [...group.aliases].sort(),
+      shadow: group.shadow,
+      overall: period('all', all),
+      weeks: [...weeks.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => period(k, v)),
+    });
+  }
+  return { model: 'nbo', computed_at: options.computedAt, since: options.since, horizon_days: options.horizonDays, predictions_read: records.length, outcome_range: options.range, versions: sortVersions(versions) };
+}
+
+interface NboTally {
+  predictions: number;
+  matched: number;
+  recommended: { offers: number; accepted: number };
+  other: { offers: number; accepted: number };
+}
+
+function emptyTally(): NboTally {
+  return { predictions: 0, matched: 0, recommended: { offers: 0, accepted: 0 }, other: { offers: 0, accepted: 0 } };
+}
+
+function nboQuality(t: NboTally): NboQuality {
+  const rate = (s: { offers: number; accepted: number }) => (s.offers ? round(s.accepted / s.offers) : null);
+  const r = t.recommended;
+  const o = t.other;
+  let pValue: number | null = null;
+  if (r.offers && o.offers) {
+    const pooled = (r.accepted + o.accepted) / (r.offers + o.offers);
+    const se = Math.sqrt(pooled * (1 - pooled) * (1 / r.offers + 1 / o.offers));
+    pValue = se > 0 ? round(2 * (1 - normalCdf(Math.abs(r.accepted / r.offers - o.accepted / o.offers) / se)), 6) : null;
+  }
+  const rr = rate(r);
+  const ro = rate(o);
+  return { recommended: { ...r, rate: rr }, other: { ...o, rate: ro }, lift: rr !== null && ro ? round(rr / ro) : null, p_value: pValue };
+}
+
+/** Which logged predictions a side of a comparison takes: an alias as logged, or a version number. */
+export type Contender = { alias: string } | { version: number };
+
+export function parseContender(value: string): Contender {
+  return /^\d+$/.test(value) ? { version: Number(value) } : { alias: value };
+}
+
+function matches(record: PredictionRecord, c: Contender): boolean {
+  return 'version' in c ? record.version === c.version : record.alias === c.alias;
+}
+
+export interface ChurnComparison {
+  model: 'churn';
+  a: { label: string; versions: number[]; auc: number | null };
+  b: { label: string; versions: number[]; auc: number | null };
+  /** Customers both sides predicted for the same reference date, with an outcome. */
+  customers: number;
+  churned: number;
+  /** AUC of b minus AUC of a, with DeLong's paired test. */
+  difference: number | null;
+  se: number | null;
+  p_value: number | null;
+  /** b wins when its AUC is higher and the difference is significant at `alpha`. */
+  winner: 'a' | 'b' | null;
+  alpha: number;
+  verdict: string;
+}
+
+/**
+ * The churn models of two sides on the same customers' realised outcomes: every customer both
+ * predicted for the same reference date whose outcome is known, compared by DeLong's paired test.
+ */
+export function compareChurn(
+  records: readonly PredictionRecord[],
+  outcomes: ReadonlyMap<string, readonly ChurnOutcome[]>,
+  sides: { a: Contender; b: Contender; aLabel: string; bLabel: string },
+  options: { horizonDays: number; alpha?: number },
+): ChurnComparison {
+  const alpha = options.alpha ?? 0.05;
+  const pick = (c: Contender) => {
+    const map = new Map<string, PredictionRecord>();
+    for (const r of records) {
+      if (r.model !== 'churn' || r.churn_probability === undefined || r.source !== 'model' || !matches(r, c)) continue;
+      const key = `${r.customer_id}|${referenceDate(r)}`;
+      const held = map.get(key);
+      if (!held || held.t < r.t) map.set(key, r);
+    }
+    return map;
+  };
+  const A = pick(sides.a);
+  const B = pick(sides.b);
+  const pa: number[] = [];
+  const pb: number[] = [];
+  const y: number[] = [];
+  const versionsA = new Set<number>();
+  const versionsB = new Set<number>();
+  for (const [key, ra] of A) {
+    const rb = B.get(key);
+    if (!rb || ra.version === rb.version) continue;
+    const outcome = churnOutcomeFor(outcomes.get(ra.customer_id), referenceDate(ra), options.horizonDays);
+    if (outcome === null) continue;
+    pa.push(ra.churn_probability!);
+    pb.push(rb.churn_probability!);
+    y.push(outcome ? 1 : 0);
+    versionsA.add(ra.version!);
+    versionsB.add(rb.version!);
+  }
+  const churned = y.reduce((s, v) => s + v, 0);
+  const side = (label: string, versions: Set<number>, auc: number | null) => ({ label, versions: [...versions].sort((p, q) => p - q), auc: auc === null ? null : round(auc) });
+  if (churned < 2 || y.length - churned < 2) {
+    return {
+      model: 'churn',
+      a: side(sides.aLabel, versionsA, null),
+      b: side(sides.bLabel, versionsB, null),
+      customers: y.length,
+      churned,
+      difference: null,
+      se: null,
+      p_value: null,
+      winner: null,
+      alpha,
+      verdict: `Not enough realised outcomes to compare: ${y.length} customers predicted by both with a known outcome, ${churned} churned (at least 2 of each class are needed).`,
+    };
+  }
+  const test = delongTest(pa, pb, y);
+  const winner = test.p_value < alpha ? (test.difference > 0 ? 'b' : 'a') : null;
+  const verdict =
+    winner === 'b'
+      ? `${sides.bLabel} wins: realised AUC ${round(test.auc_b)} against ${round(test.auc_a)} (difference ${signed(test.difference)}, p = ${formatP(test.p_value)}).`
+      : winner === 'a'
+        ? `${sides.bLabel} loses: realised AUC ${round(test.auc_b)} against ${round(test.auc_a)} for ${sides.aLabel} (difference ${signed(test.difference)}, p = ${formatP(test.p_value)}).`
+        : `No significant difference: realised AUC ${round(test.auc_b)} for ${sides.bLabel} against ${round(test.auc_a)} (difference ${signed(test.difference)}, p = ${formatP(test.p_value)} ≥ ${alpha}).`;
+  return {
+    model: 'churn',
+    a: side(sides.aLabel, versionsA, test.auc_a),
+    b: side(sides.bLabel, versionsB, test.auc_b),
+    customers: y.length,
+    churned,
+    difference: round(test.difference),
+    se: round(test.se, 6),
+    p_value: round(test.p_value, 6),
+    winner,
+    alpha,
+    verdict,
+  };
+}
+
+function signed(v: number): string {
+  return `${v >= 0 ? '+' : ''}${round(v)}`;
+}
+
+function formatP(p: number): string {
+  return p < 0.0001 ? '< 0.0001' : String(round(p, 4));
+}
+
+function round(v: number, digits = 4): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}

@@ -1,0 +1,189 @@
+import { ConflictError, NotFoundError, ValidationError } from '../errors';
+import { readPredictionLog } from '../monitoring/log';
+import {
+  churnQualityReport,
+  compareChurn,
+  nboQualityReport,
+  outcomeRange,
+  parseContender,
+  type ChurnComparison,
+  type ChurnQuality,
+  type QualityReport,
+} from '../monitoring/quality';
+import { logger, telemetry } from '../observability';
+import { isBinaryMetrics } from '../registry/manifest';
+import type { ModelRegistry } from '../registry/index';
+import type { ObjectStore } from '../storage/index';
+import type { WarehouseHandle } from '../warehouse/index';
+import { readChurnOutcomes, readOfferOutcomes } from '../warehouse/outcomes';
+
+export const MONITORED_MODELS = ['churn', 'nbo'] as const;
+export type MonitoredModel = (typeof MONITORED_MODELS)[number];
+
+const REPORTS_PREFIX = 'monitoring';
+
+/** What the scheduled check found for one model. */
+export interface QualityCheck {
+  model: MonitoredModel;
+  /** The served version judged (the newest non-shadow version with realised outcomes). */
+  version: number | null;
+  realised_auc: number | null;
+  holdout_auc: number | null;
+  /** Realised AUC more than the margin below the holdout AUC. */
+  degraded: boolean;
+  message: string;
+}
+
+/**
+ * Realised quality: reads the prediction log and the warehouse's outcomes, reports per model
+ * version and week, stores every report (so the trend is kept) and compares champion and
+ * challenger on the same customers. The scheduled check raises an alarm (and can start training)
+ * when a served model's realised AUC falls too far below its holdout AUC.
+ */
+export class MonitoringService {
+  constructor(
+    private readonly deps: {
+      results: ObjectStore;
+      registry: ModelRegistry;
+      warehouse: () => Promise<WarehouseHandle>;
+      settings: { outcomeHorizonDays: number; aucMargin: number };
+      now?: () => Date;
+    },
+  ) {}
+
+  /** Computes a model's realised quality since a date (all of the log by default) and stores the report. */
+  async report(model: string, options: { since?: string; onProgress?: (done: number, total: number) => void } = {}): Promise<QualityReport> {
+    const name = checkModel(model);
+    const since = checkSince(options.since);
+    const horizonDays = this.deps.settings.outcomeHorizonDays;
+    const records = await readPredictionLog(this.deps.results, { model: name, since, onProgress: options.onProgress });
+    const range = outcomeRange(records, horizonDays);
+    const computedAt = (this.deps.now?.() ?? new Date()).toISOString();
+    const common = { horizonDays, since: since ?? null, computedAt, range };
+    let report: QualityReport;
+    if (name === 'churn') {
+      const outcomes = range ? await readChurnOutcomes((await this.deps.warehouse()).warehouse, range) : new Map();
+      report = churnQualityReport(records, outcomes, common);
+      await this.addHoldoutAuc(report as QualityReport<ChurnQuality>);
+    } else {
+      const outcomes = range ? await readOfferOutcomes((await this.deps.warehouse()).warehouse, { from: range.from, to: range.to }) : new Map();
+      report = nboQualityReport(records, outcomes, common);
+    }
+    const body = new TextEncoder().encode(JSON.stringify(report));
+    await this.deps.results.put(`${REPORTS_PREFIX}/${name}/reports/${computedAt.replace(/[-:.]/g, '')}.json`, body, { contentType: 'application/json' });
+    await this.deps.results.put(`${REPORTS_PREFIX}/${name}/latest.json`, body, { contentType: 'application/json' });
+    return report;
+  }
+
+  /** The latest stored report, with the overall realised figures of every earlier report (the trend). */
+  async performance(model: string): Promise<{ latest: QualityReport; history: { computed_at: string; versions: { version: number | null; shadow: boolean; matched: number; quality: unknown }[] }[] }> {
+    const name = checkModel(model);
+    const latest = await this.deps.results.get(`${REPORTS_PREFIX}/${name}/latest.json`);
+    if (!latest) {
+      throw new NotFoundError(`No realised quality has been measured for ${name} yet: run loyalty-ml monitor ${name} (or wait for the scheduled check)`, { code: 'performance_not_measured' });
+    }
+    const { keys } = await this.deps.results.list(`${REPORTS_PREFIX}/${name}/reports/`);
+    const recent = keys.sort().slice(-52);
+    const history = [];
+    for (const key of recent) {
+      const object = await this.deps.results.get(key);
+      if (!object) continue;
+      const r = JSON.parse(new TextDecoder().decode(object.body)) as QualityReport;
+      history.push({ computed_at: r.computed_at, versions: r.versions.map((v) => ({ version: v.version, shadow: v.shadow, matched: v.overall.matched, quality: v.overall.quality })) });
+    }
+    return { latest: JSON.parse(new TextDecoder().decode(latest.body)) as QualityReport, history };
+  }
+
+  /** Two sides (aliases as logged, or version numbers) on the same customers' realised churn outcomes. */
+  async compare(model: string, a: string, b: string, options: { since?: string } = {}): Promise<ChurnComparison> {
+    const name = checkModel(model);
+    if (name !== 'churn') throw new ValidationError('compare measures churn models (AUC on realised churn); NBO versions are compared by `monitor nbo`', { code: 'unsupported_model' });
+    if (a === b) throw new ValidationError(`compare needs two different sides, got ${a} twice`);
+    const since = checkSince(options.since);
+    const horizonDays = this.deps.settings.outcomeHorizonDays;
+    const records = await readPredictionLog(this.deps.results, { model: name, since });
+    const range = outcomeRange(records, horizonDays);
+    const outcomes = range ? await readChurnOutcomes((await this.deps.warehouse()).warehouse, range) : new Map();
+    return compareChurn(records, outcomes, { a: parseContender(a), b: parseContender(b), aLabel: a, bLabel: b }, { horizonDays });
+  }
+
+  /**
+   * The promotion gate on realised outcomes: the version `ref` names must beat the version `alias`
+   * points at now, on the same customers' realised churn (DeLong, p < 0.05). Refuses otherwise.
+   * An alias that points nowhere yet has nothing to beat.
+   */
+  async requireRealisedWin(model: string, alias: string, ref: string, options: { since?: string } = {}): Promise<ChurnComparison | null> {
+    const current = await this.deps.registry.getAlias(model, alias);
+    if (!current) return null;
+    const candidate = await this.deps.registry.resolveVersion(model, ref);
+    if (candidate === current.version) return null;
+    const result = await this.compare(model, String(current.version), String(candidate), options);
+    if (result.winner !== 'b') {
+      throw new ConflictError(`Refused to move ${model}@${alias} from v${current.version} to v${candidate}: the realised-outcome gate needs v${candidate} to win. ${result.verdict}`, { code: 'challenger_not_better' });
+    }
+    return result;
+  }
+
+  /**
+   * The scheduled check: fresh reports for churn and NBO; for churn, the newest served version with
+   * realised outcomes is judged against its holdout AUC, and a drop beyond the margin is counted
+   * (the alarm watches that metric) and logged.
+   */
+  async check(): Promise<QualityCheck[]> {
+    const out: QualityCheck[] = [];
+    for (const model of MONITORED_MODELS) {
+      const report = await this.report(model);
+      if (model !== 'churn') continue;
+      const served = (report as QualityReport<ChurnQuality>).versions.find((v) => !v.shadow && v.version !== null && v.overall.quality?.auc !== null && v.overall.quality !== null);
+      if (!served) {
+        out.push({ model, version: null, realised_auc: null, holdout_auc: null, degraded: false, message: 'no served predictions with realised outcomes yet' });
+        continue;
+      }
+      const realised = served.overall.quality!.auc!;
+      const holdout = served.holdout_auc ?? null;
+      const degraded = holdout !== null && realised < holdout - this.deps.settings.aucMargin;
+      const message =
+        holdout === null
+          ? `v${served.version}: realised AUC ${realised} (no holdout AUC to compare with)`
+          : `v${served.version}: realised AUC ${realised} against holdout ${holdout} (alarm below ${round(holdout - this.deps.settings.aucMargin)})`;
+      if (degraded) {
+        telemetry.count('RealisedQualityAlarms', 1, { Model: model });
+        logger.warn('realised quality below holdout', { model, model_version: served.version, realised_auc: realised, holdout_auc: holdout, margin: this.deps.settings.aucMargin });
+      }
+      out.push({ model, version: served.version, realised_auc: realised, holdout_auc: holdout, degraded, message });
+    }
+    return out;
+  }
+
+  private async addHoldoutAuc(report: QualityReport<ChurnQuality>): Promise<void> {
+    for (const v of report.versions) {
+      if (v.version === null) continue;
+      try {
+        const manifest = await this.deps.registry.getManifest(report.model, v.version);
+        const holdout = manifest.metrics?.holdout;
+        v.holdout_auc = holdout && isBinaryMetrics(holdout) ? round(holdout.auc) : null;
+      } catch {
+        v.holdout_auc = null;
+      }
+    }
+  }
+}
+
+function checkModel(model: string): MonitoredModel {
+  if (!(MONITORED_MODELS as readonly string[]).includes(model)) {
+    throw new ValidationError(`Unknown model "${model}": realised quality is measured for ${MONITORED_MODELS.join(' and ')}`, { code: 'unknown_model' });
+  }
+  return model as MonitoredModel;
+}
+
+function checkSince(since: string | undefined): string | undefined {
+  if (since === undefined) return undefined;
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(since) || Number.isNaN(Date.parse(`${since}T00:00:00Z`))) {
+    throw new ValidationError(`--since must be a date as YYYY-MM-DD, got "${since}"`, { code: 'invalid_date' });
+  }
+  return since;
+}
+
+function round(v: number): number {
+  return Math.round(v * 10000) / 10000;
+}
