@@ -1,4 +1,4 @@
-import { aucWithInterval, brierScore, delongTest, liftAt, normalCdf } from '../metrics';
+import { aucWithInterval, brierScore, delongTest, liftAt, normalCdf, rocAuc } from '../metrics';
 import type { ChurnOutcome, OfferOutcome } from '../warehouse/outcomes';
 import type { PredictionRecord } from './log';
 
@@ -188,13 +188,14 @@ export function churnQuality(p: number[], y: number[]): ChurnQuality {
   const churned = y.reduce((a, b) => a + b, 0);
   const both = churned > 0 && churned < y.length;
   const interval = both ? aucWithInterval(p, y) : null;
+  const auc = both ? rocAuc(p, y) : null;
   return {
     customers: y.length,
     churned,
     observed_rate: round(churned / y.length),
     mean_predicted: round(p.reduce((a, b) => a + b, 0) / p.length),
-    auc: interval ? round(interval.auc) : null,
-    auc_ci95: interval && Number.isFinite(interval.se) ? [round(interval.lower), round(interval.upper)] : null,
+    auc: auc === null ? null : round(auc),
+    auc_ci95: interval && Number.isFinite(interval.se) && Number.isFinite(interval.lower) ? [round(interval.lower), round(interval.upper)] : null,
     brier: round(brierScore(p, y)),
     top_decile_lift: churned > 0 ? round(liftAt(p, y, 0.1)) : null,
     calibration: deciles(p, y),

@@ -161,7 +161,7 @@ export class MonitoringService {
       try {
         const manifest = await this.deps.registry.getManifest(report.model, v.version);
         const holdout = manifest.metrics?.holdout;
-        v.holdout_auc = holdout && isBinaryMetrics(holdout) ? round(holdout.auc) : null;
+        v.holdout_auc = holdout && isBinaryMetrics(holdout) && holdout.auc !== null ? round(holdout.auc) : null;
       } catch {
         v.holdout_auc = null;
       }

@@ -6,6 +6,7 @@ import type { ModelRegistry } from '../../lib/registry/index';
 import type { FeatureSource } from '../../lib/scoring/service';
 import type { BaseProfile, CustomerFeatureRow } from '../../lib/warehouse/index';
 import { FEATURES } from '../../lib/catalog';
+import type { ObjectStore } from '../../lib/storage/index';
 import { tempFsStore } from './registry';
 
 /** An in-memory feature source that counts its queries. */
@@ -36,13 +37,13 @@ export const PROFILE: BaseProfile = {
 };
 
 /** An app over an in-memory warehouse and local-folder stores, for handler and service tests. */
-export async function testApp(options: { features: FeatureSource; registry?: ModelRegistry; mockMode?: 'auto' | 'on' | 'off'; env?: Record<string, string> }): Promise<ScoringApp> {
+export async function testApp(options: { features: FeatureSource; registry?: ModelRegistry; results?: ObjectStore; mockMode?: 'auto' | 'on' | 'off'; env?: Record<string, string> }): Promise<ScoringApp> {
   const registryStore = options.registry?.store ?? tempFsStore();
   // Nothing here should open a warehouse: a connection would be refused at once.
   const config = loadConfig({ STAGE: 'test', ML_MOCK_MODE: options.mockMode ?? 'off', MODEL_REGISTRY_URI: registryStore.location, WAREHOUSE_URL: 'postgres://127.0.0.1:9/none', ...options.env });
   return createScoringApp(config, {
     registryStore,
-    resultsStore: tempFsStore(),
+    resultsStore: options.results ?? tempFsStore(),
     features: options.features,
     profile: new RefreshingValue(async () => PROFILE, 60_000),
   });
