@@ -2,7 +2,8 @@
 // - prediction and status functions read models/ (and the warehouse secret);
 // - segment functions read and write segments/ and segment-parts/ as their step needs;
 // - only the planner may invoke the worker; the start functions and the sweeper invoke the planner;
-// - only training writes models/ (versions and aliases).
+// - only training writes models/ (versions and aliases);
+// - prediction functions and segment workers append to predictions/, only the quality check writes monitoring/.
 // Every role that reads keys which may be absent also lists their prefix: without s3:ListBucket,
 // S3 answers 403 AccessDenied instead of 404 for a missing key, and "not there yet" (a first
 // history.json, an unknown run) would look like an outage.
@@ -49,7 +50,9 @@ module.exports = async ({ resolveVariable }) => {
 
   return {
     Resources: {
-      PredictRole: role(['predict', 'predictBatch', 'legacyTest', 'models'], [read('models/'), list('models/'), secret]),
+      // Prediction functions also append to the prediction log; the status function reads the
+      // stored quality reports.
+      PredictRole: role(['predict', 'predictBatch', 'legacyTest', 'models'], [read('models/', 'monitoring/'), list('models/', 'monitoring/'), write('predictions/'), secret]),
       // Creating a run also probes the store's conditional writes (segments/_probe/) and indexes it
       // as unfinished (segments/_active/); a run whose planner cannot start leaves that index.
       SegmentStartRole: role(['segmentStart', 'segmentNightly'], [
@@ -72,7 +75,17 @@ module.exports = async ({ resolveVariable }) => {
         secret,
         failures,
       ]),
-      SegmentWorkerRole: role(['segmentWorker'], [read('models/'), list('models/'), write('segment-parts/'), secret]),
+      SegmentWorkerRole: role(['segmentWorker'], [read('models/'), list('models/'), write('segment-parts/', 'predictions/'), secret]),
+      // The quality check reads the log, manifests and segment drift, writes reports, and (with
+      // MONITOR_RETRAIN=on) starts training.
+      QualityCheckRole: role(['qualityCheck'], [
+        read('predictions/', 'models/', 'monitoring/', 'segments/'),
+        list('predictions/', 'models/', 'monitoring/', 'segments/'),
+        write('monitoring/'),
+        invoke('train'),
+        secret,
+        failures,
+      ]),
       SegmentSweeperRole: role(['segmentSweeper'], [
         read('segments/'),
         write('segments/'),

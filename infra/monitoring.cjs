@@ -58,6 +58,8 @@ module.exports = async ({ resolveVariable }) => {
   resources.FailedSegmentChunksAlarm = serviceAlarm('SegmentChunksFailed', 'Segment runs ended partial or failed: chunks failed after their retries', 3600);
   resources.SegmentRunsFailedAlarm = serviceAlarm('SegmentRunsFailed', 'Segment runs failed (every chunk failed, or their planners kept dying)', 3600);
   resources.SegmentRunsPastLeaseAlarm = serviceAlarm('SegmentRunsPastLease', "A segment run's planner died (crash, timeout, out of memory) and the sweeper found its lease expired", 3600);
+  resources.PredictionLogWriteFailuresAlarm = serviceAlarm('PredictionLogWriteFailures', 'Prediction log files could not be written after retries (the answers were returned; their log records are lost)', 300);
+  resources.RealisedQualityAlarm = serviceAlarm('RealisedQualityAlarms', "A served model's realised AUC fell more than MONITOR_AUC_MARGIN below its holdout AUC, or its scores drifted majorly", 86400);
   resources.AsyncFailuresAlarm = {
     Type: 'AWS::CloudWatch::Alarm',
     Properties: {

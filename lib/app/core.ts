@@ -2,7 +2,7 @@ import type { LambdaClient } from '@aws-sdk/client-lambda';
 import { config as processConfig, type Config } from '../config';
 import { configureObservability, logger, tracer } from '../observability';
 import { ModelRegistry } from '../registry/index';
-import { defaultLambdaClient, LambdaPlannerStarter, LambdaWorkerInvoker } from '../segments/invokers';
+import { defaultLambdaClient, invokeAsync, LambdaPlannerStarter, LambdaWorkerInvoker } from '../segments/invokers';
 import type { PlannerStarter, WorkerInvoker } from '../segments/planner';
 import { SegmentRunStore } from '../segments/runs';
 import { MonitoringService } from '../services/monitoring';
@@ -61,7 +61,15 @@ export async function createCoreApp(cfg: Config = processConfig(), parts: CorePa
     planners: parts.planners ?? new LambdaPlannerStarter(cfg.segments.plannerFunction, lambda),
     settings: cfg.segments,
   });
-  const monitoring = new MonitoringService({ results, registry, warehouse: warehouse.get, settings: cfg.monitoring });
+  const retrainFunction = cfg.monitoring.retrainFunction;
+  const monitoring = new MonitoringService({
+    results,
+    registry,
+    warehouse: warehouse.get,
+    settings: { ...cfg.monitoring, servingAlias: cfg.servingAlias },
+    segments: { runs, ids: cfg.segments.scheduled },
+    ...(retrainFunction ? { retrain: (model: string) => invokeAsync(retrainFunction, { model, promote: 'staging' }, lambda ?? instrument(defaultLambdaClient())) } : {}),
+  });
   return { config: cfg, registry, results, runs, warehouse: warehouse.get, segments, monitoring, close: warehouse.close };
 }
 

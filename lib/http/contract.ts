@@ -140,6 +140,69 @@ export const ModelDetailSchema = z
   })
   .meta({ id: 'ModelDetail' });
 
+const ChurnQualitySchema = z
+  .object({
+    customers: z.number().int().nonnegative(),
+    churned: z.number().int().nonnegative(),
+    observed_rate: z.number(),
+    mean_predicted: z.number(),
+    auc: z.number().nullable(),
+    auc_ci95: z.tuple([z.number(), z.number()]).nullable().describe('95% confidence interval of the AUC (DeLong)'),
+    brier: z.number(),
+    top_decile_lift: z.number().nullable(),
+    calibration: z.array(z.object({ decile: z.number().int(), customers: z.number().int(), mean_predicted: z.number(), observed_rate: z.number() })),
+  })
+  .meta({ id: 'RealisedChurnQuality' });
+
+const OfferTallySchema = z.object({ offers: z.number().int().nonnegative(), accepted: z.number().int().nonnegative(), rate: z.number().nullable() });
+const NboQualitySchema = z
+  .object({
+    recommended: OfferTallySchema.describe('offers made that were the recommended one'),
+    other: OfferTallySchema.describe('offers made that were not'),
+    lift: z.number().nullable(),
+    p_value: z.number().nullable().describe('two-proportion z-test, recommended against other'),
+  })
+  .meta({ id: 'RealisedNboQuality' });
+
+const RealisedQualitySchema = z.union([ChurnQualitySchema, NboQualitySchema]);
+const PeriodQualitySchema = z.object({
+  period: z.string().describe('ISO week of the predictions (2026-W47), or "all"'),
+  predictions: z.number().int().nonnegative(),
+  matched: z.number().int().nonnegative().describe('predictions that met an outcome'),
+  quality: RealisedQualitySchema.nullable(),
+});
+
+export const PerformanceSchema = z
+  .object({
+    latest: z.object({
+      model: z.string(),
+      computed_at: z.string(),
+      since: z.string().nullable(),
+      horizon_days: z.number().int().positive(),
+      predictions_read: z.number().int().nonnegative(),
+      outcome_range: z.object({ from: z.string(), to: z.string() }).nullable(),
+      versions: z.array(
+        z.object({
+          version: z.number().int().positive().nullable().describe('null for mock answers'),
+          aliases: z.array(z.string()),
+          shadow: z.boolean().describe("a challenger's predictions, scored beside the served model and never returned"),
+          holdout_auc: z.number().nullable().optional(),
+          overall: PeriodQualitySchema,
+          weeks: z.array(PeriodQualitySchema),
+        }),
+      ),
+    }),
+    history: z
+      .array(
+        z.object({
+          computed_at: z.string(),
+          versions: z.array(z.object({ version: z.number().int().positive().nullable(), shadow: z.boolean(), matched: z.number().int().nonnegative(), quality: RealisedQualitySchema.nullable() })),
+        }),
+      )
+      .describe('the overall figures of the stored reports, oldest first (at most 52)'),
+  })
+  .meta({ id: 'ModelPerformance' });
+
 export const RunStartedSchema = z
   .object({ run_id: z.string(), segment_id: z.string(), status: z.enum(RUN_STATUSES), types: z.array(z.enum(SCORE_TYPES)), status_url: z.string() })
   .meta({ id: 'RunStarted' });
@@ -234,6 +297,14 @@ export const ROUTES: Route[] = [
     summary: 'One model\'s versions and aliases',
     description: 'Every version (newest first, at most 50) with its training metrics, the candidates compared, gates and report curves; every alias with its history.',
     responses: { '200': { description: 'the model', schema: ModelDetailSchema }, ...errors(400, 404, 500, 503) },
+  },
+  {
+    method: 'get',
+    path: '/api/loyalty/v1/ml/models/{name}/performance',
+    summary: 'A model\'s realised quality',
+    description:
+      'Logged predictions against what happened (churn: AUC with its interval, Brier, lift, calibration by decile; NBO: acceptance of recommended offers against the others), per version and week, from the latest report of `loyalty-ml monitor` or the daily check, with the trend of earlier reports. 404 `performance_not_measured` before the first report.',
+    responses: { '200': { description: 'the latest report and the trend', schema: PerformanceSchema }, ...errors(400, 404, 500, 503) },
   },
   {
     method: 'post',

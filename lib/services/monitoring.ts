@@ -13,6 +13,7 @@ import {
 import { logger, telemetry } from '../observability';
 import { isBinaryMetrics } from '../registry/manifest';
 import type { ModelRegistry } from '../registry/index';
+import type { SegmentRunStore } from '../segments/runs';
 import type { ObjectStore } from '../storage/index';
 import type { WarehouseHandle } from '../warehouse/index';
 import { readChurnOutcomes, readOfferOutcomes } from '../warehouse/outcomes';
@@ -25,12 +26,16 @@ const REPORTS_PREFIX = 'monitoring';
 /** What the scheduled check found for one model. */
 export interface QualityCheck {
   model: MonitoredModel;
-  /** The served version judged (the newest non-shadow version with realised outcomes). */
+  /** The served version judged: the one the serving alias points at, once its predictions have outcomes. */
   version: number | null;
   realised_auc: number | null;
   holdout_auc: number | null;
-  /** Realised AUC more than the margin below the holdout AUC. */
-  degraded: boolean;
+  /** Drift of the model's scores in the latest statistics of the scheduled segments. */
+  drift: { segment: string; psi: number; level: string }[];
+  /** Why the check raised the alarm (empty: nothing wrong). */
+  alarms: string[];
+  /** Whether training was started because of the alarms. */
+  retraining: boolean;
   message: string;
 }
 
@@ -46,7 +51,11 @@ export class MonitoringService {
       results: ObjectStore;
       registry: ModelRegistry;
       warehouse: () => Promise<WarehouseHandle>;
-      settings: { outcomeHorizonDays: number; aucMargin: number };
+      settings: { outcomeHorizonDays: number; aucMargin: number; servingAlias: string };
+      /** Segment statistics, and the segments whose latest drift the scheduled check reads. */
+      segments?: { runs: SegmentRunStore; ids: string[] };
+      /** Starts training of a model (the scheduled check, when quality drops); absent: alarm only. */
+      retrain?: (model: MonitoredModel) => Promise<void>;
       now?: () => Date;
     },
   ) {}
@@ -125,32 +134,57 @@ export class MonitoringService {
   }
 
   /**
-   * The scheduled check: fresh reports for churn and NBO; for churn, the newest served version with
-   * realised outcomes is judged against its holdout AUC, and a drop beyond the margin is counted
-   * (the alarm watches that metric) and logged.
+   * The scheduled check: fresh reports for churn and NBO. A model raises the alarm when the newest
+   * served churn version's realised AUC is more than the margin below its holdout AUC, or when the
+   * latest statistics of a scheduled segment show major drift of its scores. An alarm is counted
+   * (RealisedQualityAlarms, which a CloudWatch alarm watches), logged, and starts training when
+   * the check may (the new version still faces every gate and lands in staging).
    */
   async check(): Promise<QualityCheck[]> {
     const out: QualityCheck[] = [];
     for (const model of MONITORED_MODELS) {
       const report = await this.report(model);
-      if (model !== 'churn') continue;
-      const served = (report as QualityReport<ChurnQuality>).versions.find((v) => !v.shadow && v.version !== null && v.overall.quality?.auc !== null && v.overall.quality !== null);
-      if (!served) {
-        out.push({ model, version: null, realised_auc: null, holdout_auc: null, degraded: false, message: 'no served predictions with realised outcomes yet' });
-        continue;
+      const alarms: string[] = [];
+      let version: number | null = null;
+      let realised: number | null = null;
+      let holdout: number | null = null;
+      if (model === 'churn') {
+        const current = await this.deps.registry.getAlias(model, this.deps.settings.servingAlias).catch(() => null);
+        const measured = (report as QualityReport<ChurnQuality>).versions.filter((v) => !v.shadow && v.version !== null && v.overall.quality?.auc != null);
+        const served = measured.find((v) => v.version === current?.version) ?? (current ? undefined : measured[0]);
+        if (served) {
+          version = served.version;
+          realised = served.overall.quality!.auc!;
+          holdout = served.holdout_auc ?? null;
+          if (holdout !== null && realised < holdout - this.deps.settings.aucMargin) {
+            alarms.push(`realised AUC ${realised} of v${version} is more than ${this.deps.settings.aucMargin} below its holdout AUC ${holdout}`);
+          }
+        }
       }
-      const realised = served.overall.quality!.auc!;
-      const holdout = served.holdout_auc ?? null;
-      const degraded = holdout !== null && realised < holdout - this.deps.settings.aucMargin;
-      const message =
-        holdout === null
-          ? `v${served.version}: realised AUC ${realised} (no holdout AUC to compare with)`
-          : `v${served.version}: realised AUC ${realised} against holdout ${holdout} (alarm below ${round(holdout - this.deps.settings.aucMargin)})`;
-      if (degraded) {
+      const drift = await this.latestDrift(model);
+      for (const d of drift) if (d.level === 'major') alarms.push(`major drift in segment ${d.segment} (PSI ${round(d.psi)})`);
+      let retraining = false;
+      if (alarms.length) {
         telemetry.count('RealisedQualityAlarms', 1, { Model: model });
-        logger.warn('realised quality below holdout', { model, model_version: served.version, realised_auc: realised, holdout_auc: holdout, margin: this.deps.settings.aucMargin });
+        logger.warn('model quality alarm', { model, model_version: version, alarms });
+        if (this.deps.retrain) {
+          await this.deps.retrain(model);
+          retraining = true;
+        }
       }
-      out.push({ model, version: served.version, realised_auc: realised, holdout_auc: holdout, degraded, message });
+      const quality = realised === null ? 'no realised churn outcomes yet' : `v${version}: realised AUC ${realised}${holdout === null ? '' : ` against holdout ${holdout}`}`;
+      out.push({ model, version, realised_auc: realised, holdout_auc: holdout, drift, alarms, retraining, message: model === 'churn' ? quality : `${drift.length} segment drift figures` });
+    }
+    return out;
+  }
+
+  /** The model's drift in the latest finished statistics of each watched segment. */
+  private async latestDrift(model: MonitoredModel): Promise<QualityCheck['drift']> {
+    const out: QualityCheck['drift'] = [];
+    for (const segment of this.deps.segments?.ids ?? []) {
+      const history = await this.deps.segments!.runs.history(segment).catch(() => []);
+      const latest = history[0];
+      for (const d of latest?.drift ?? []) if (d.model === model) out.push({ segment, psi: d.psi, level: d.level });
     }
     return out;
   }

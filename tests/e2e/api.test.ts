@@ -3,7 +3,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ModelRegistry } from '../../lib/registry/index';
 import { FsObjectStore } from '../../lib/storage/fs';
 import { trainFromWarehouse } from '../../lib/training/run';
-import { loadDemoData } from '../../lib/warehouse/demo-load';
+import { advanceDemoData, loadDemoData } from '../../lib/warehouse/demo-load';
+import { createCoreApp } from '../../lib/app/core';
+import { loadConfig } from '../../lib/config';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { openWarehouse, type WarehouseHandle } from '../../lib/warehouse/index';
 import { publishTiny } from '../support/models';
 import { startOffline, type Offline } from '../../devkit/offline';
@@ -14,6 +18,8 @@ import { tempDir } from '../support/registry';
 let offline: Offline;
 let warehouse: WarehouseHandle;
 let registry: ModelRegistry;
+let registryDir: string;
+let warehouseUrl: string;
 const API = '/api/loyalty/v1';
 
 async function post(path: string, body: unknown): Promise<{ status: number; body: any }> {
@@ -27,11 +33,12 @@ const demo = (n: number) => `demo-${String(n).padStart(6, '0')}`;
 
 beforeAll(async () => {
   const url = await createTestDatabase(inject('postgresUrl'), 'e2e_api');
+  warehouseUrl = url;
   warehouse = await openWarehouse(url);
   await loadDemoData(warehouse.pool, warehouse.warehouse.cfg, { customers: 3000, seed: 8 });
   // The old warehouse bug, reproduced for a few customers: recency defaulted to 999.
   await warehouse.pool.query(`UPDATE customer_features SET days_since_last_transaction = 999 WHERE customer_id BETWEEN 'demo-002901' AND 'demo-002920'`);
-  const registryDir = tempDir();
+  registryDir = tempDir();
   registry = new ModelRegistry(new FsObjectStore(registryDir), { actor: 'e2e' });
   for (const model of ['churn', 'nbo']) {
     const outcome = await trainFromWarehouse(model, { registry, warehouse }, { promote: 'production' });
@@ -274,5 +281,32 @@ describe('segment scoring through serverless-offline and real Lambda invocations
     expect(unknown.body.error.message).toMatch(/does not exist/);
     const badStart = await fetch(`${offline.baseUrl}${API}/segments/no-such-segment/ml/predict/`, { method: 'POST' });
     expect(badStart.status).toBe(404);
+  });
+});
+
+describe('the prediction log and realised quality through serverless-offline', () => {
+  it('logs the answers it gave, and serves realised quality once outcomes have arrived and been measured', async () => {
+    const before = await get('/ml/models/churn/performance');
+    expect([before.status, before.body.error.code]).toEqual([404, 'performance_not_measured']);
+    // Every batch answered above (and the segment runs) was logged below predictions/, by day.
+    const days = readdirSync(join(registryDir, 'predictions'));
+    expect(days.every((d) => /^dt=\d{4}-\d{2}-\d{2}$/.test(d))).toBe(true);
+    expect(readdirSync(join(registryDir, 'predictions', days[0]!)).some((f) => f.startsWith('segment-all-'))).toBe(true);
+
+    // A month passes in the warehouse; the quality check measures what it brought.
+    await advanceDemoData(warehouse.pool, warehouse.warehouse.cfg, { months: 1 });
+    const app = await createCoreApp(loadConfig({ STAGE: 'test', MODEL_REGISTRY_URI: registryDir, WAREHOUSE_URL: warehouseUrl }), { warehouse });
+    const checks = await app.monitoring.check();
+    expect(checks.find((c) => c.model === 'churn')).toMatchObject({ version: 1, realised_auc: expect.any(Number), retraining: false });
+
+    expect((await get('/ml/models/nbo/performance')).status).toBe(200);
+    const { status, body } = await get('/ml/models/churn/performance');
+    expect(status).toBe(200);
+    const served = body.latest.versions.find((v: { shadow: boolean; version: number }) => !v.shadow && v.version === 1);
+    expect(served.overall.matched).toBeGreaterThan(100);
+    expect(served.overall.quality.auc).toBeGreaterThan(0.7);
+    expect(body.history).toHaveLength(1);
+    const unknown = await get('/ml/models/rfm/performance');
+    expect([unknown.status, unknown.body.error.code]).toEqual([400, 'unknown_model']);
   });
 });

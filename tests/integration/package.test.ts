@@ -8,7 +8,7 @@ import { ROUTE_KEYS } from '../support/routes';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const INFERENCE = ['predict', 'predictBatch', 'legacyTest', 'models', 'segmentWorker', 'train'];
-const NO_INFERENCE = ['segmentStart', 'segmentRunStatus', 'segmentStats', 'segmentPlanner', 'segmentNightly', 'segmentSweeper'];
+const NO_INFERENCE = ['segmentStart', 'segmentRunStatus', 'segmentStats', 'segmentPlanner', 'segmentNightly', 'segmentSweeper', 'qualityCheck'];
 const MB = 1024 * 1024;
 
 let out: string;
@@ -48,11 +48,12 @@ describe('the generated CloudFormation template', () => {
     expect(urls.map(([, u]) => [u.Properties.TargetFunctionArn['Fn::GetAtt'][0], u.Properties.AuthType])).toEqual([['PredictBatchLambdaFunction', 'AWS_IAM']]);
   });
 
-  it('schedules nightly segment scoring, the run sweeper and weekly training', () => {
+  it('schedules nightly segment scoring, the run sweeper, the daily quality check and weekly training', () => {
     const schedules = resources('AWS::Events::Rule').map(([, r]) => [r.Properties.ScheduleExpression, r.Properties.State]);
     expect(schedules.sort()).toEqual([
       ['cron(0 2 * * ? *)', 'ENABLED'],
       ['cron(0 3 ? * SUN *)', 'ENABLED'],
+      ['cron(0 5 * * ? *)', 'ENABLED'],
       ['cron(30 3 ? * SUN *)', 'ENABLED'],
       ['rate(5 minutes)', 'ENABLED'],
     ]);
@@ -60,7 +61,7 @@ describe('the generated CloudFormation template', () => {
 
   it('runs every function on nodejs22.x x86_64 with its own least-privilege role and log retention', () => {
     const functions = resources('AWS::Lambda::Function');
-    expect(functions).toHaveLength(12);
+    expect(functions).toHaveLength(13);
     for (const [, f] of functions) {
       expect(f.Properties.Runtime).toBe('nodejs22.x');
       expect(f.Properties.Architectures).toEqual(['x86_64']);
@@ -90,9 +91,16 @@ describe('the generated CloudFormation template', () => {
     const plannerStarters = Object.keys(roles).filter((r) => grants(r, 'lambda:InvokeFunction').some((g) => g.includes('segmentPlanner'))).sort();
     expect(plannerStarters).toEqual(['SegmentPlannerRole', 'SegmentStartRole', 'SegmentSweeperRole']);
     expect(grants('SegmentSweeperRole', 'secretsmanager:GetSecretValue')).toEqual([]);
-    expect(grants('PredictRole', 's3:PutObject')).toEqual([]);
+    // Prediction functions write only the prediction log; only the quality check writes its reports.
+    expect(grants('PredictRole', 's3:PutObject')).toEqual([expect.stringContaining('/predictions/*')]);
+    const logWriters = Object.keys(roles).filter((r) => grants(r, 's3:PutObject').some((g) => g.includes('/predictions/'))).sort();
+    expect(logWriters).toEqual(['PredictRole', 'SegmentWorkerRole']);
+    const reportWriters = Object.keys(roles).filter((r) => grants(r, 's3:PutObject').some((g) => g.includes('/monitoring/')));
+    expect(reportWriters).toEqual(['QualityCheckRole']);
+    const trainers = Object.keys(roles).filter((r) => grants(r, 'lambda:InvokeFunction').some((g) => g.includes('-train')));
+    expect(trainers).toEqual(['QualityCheckRole']);
     expect(grants('SegmentReadRole', 's3:PutObject')).toEqual([]);
-    expect(grants('PredictRole', 's3:GetObject').every((g) => g.includes('/models/'))).toBe(true);
+    expect(grants('PredictRole', 's3:GetObject').every((g) => g.includes('/models/') || g.includes('/monitoring/'))).toBe(true);
     expect(grants('SegmentReadRole', 's3:GetObject').every((g) => g.includes('/segments/'))).toBe(true);
   });
 
@@ -166,12 +174,13 @@ describe('the generated CloudFormation template', () => {
       const id = fn.charAt(0).toUpperCase() + fn.slice(1);
       expect(alarms).toEqual(expect.arrayContaining([`${id}ErrorsAlarm`, `${id}ThrottlesAlarm`, `${id}DurationAlarm`]));
     }
-    expect(alarms).toEqual(expect.arrayContaining(['FailedSegmentChunksAlarm', 'AsyncFailuresAlarm', 'MockPredictionsAlarm', 'StaleModelAnswersAlarm', 'SegmentRunsPastLeaseAlarm', 'SegmentRunsFailedAlarm']));
+    expect(alarms).toEqual(expect.arrayContaining(['FailedSegmentChunksAlarm', 'AsyncFailuresAlarm', 'MockPredictionsAlarm', 'StaleModelAnswersAlarm', 'SegmentRunsPastLeaseAlarm', 'SegmentRunsFailedAlarm', 'PredictionLogWriteFailuresAlarm', 'RealisedQualityAlarm']));
     // The service's alarms watch exactly what lib/observability.ts emits: namespace, metric and dimensions.
     const mock = template.Resources.MockPredictionsAlarm!.Properties;
     expect(mock).toMatchObject({ Namespace: 'loyalty-ml', MetricName: 'MockPredictions', Dimensions: [{ Name: 'service', Value: 'loyalty-ml' }, { Name: 'Stage', Value: 'ci' }] });
     const destinations = resources('AWS::Lambda::EventInvokeConfig').map(([, c]) => [c.Properties.FunctionName.Ref, c.Properties.DestinationConfig.OnFailure.Destination['Fn::GetAtt'][0]]);
     expect(destinations.sort()).toEqual([
+      ['QualityCheckLambdaFunction', 'AsyncFailureQueue'],
       ['SegmentNightlyLambdaFunction', 'AsyncFailureQueue'],
       ['SegmentPlannerLambdaFunction', 'AsyncFailureQueue'],
       ['SegmentSweeperLambdaFunction', 'AsyncFailureQueue'],

@@ -21,7 +21,7 @@ import { startTlsPostgres, type TlsPostgres } from '../../devkit/postgres';
 import { tempDir } from '../../devkit/temp';
 import { ModelRegistry } from '../../lib/registry/index';
 import { S3ObjectStore } from '../../lib/storage/s3';
-import { loadDemoData } from '../../lib/warehouse/demo-load';
+import { advanceDemoData, loadDemoData } from '../../lib/warehouse/demo-load';
 import { loadWarehouseConfig } from '../../lib/warehouse/schema';
 import { runCli, type CliResult } from '../support/cli';
 import { ROUTE_KEYS } from '../support/routes';
@@ -91,6 +91,7 @@ beforeAll(async () => {
       SEGMENT_CHUNK_RETRIES: '1',
       SEGMENT_LEASE_SECONDS: String(LEASE_SECONDS),
       SCHEDULED_SEGMENTS: 'high-value,new',
+      MONITOR_RETRAIN: 'on',
     },
   });
   if (packaged.status !== 0) throw new Error(`npm run package failed:\n${packaged.stdout}\n${packaged.stderr}`);
@@ -177,10 +178,10 @@ afterAll(async () => {
 
 describe('the deployment rehearsal on moto', () => {
   it('creates the packaged stack from its templates, naming what moto skipped, with every route and schedule', async () => {
-    expect(stack.functions.size).toBe(12);
+    expect(stack.functions.size).toBe(13);
     expect(stack.createdThroughApis).toEqual(expect.arrayContaining(['WarehouseSecret (AWS::SecretsManager::Secret)', 'HttpApi (AWS::ApiGatewayV2::Api)', 'RegistryBucketPolicy (AWS::S3::BucketPolicy)']));
     expect(stack.createdThroughApis.some((r) => r.endsWith('(AWS::CloudWatch::Alarm)'))).toBe(true);
-    expect(stack.filledIn.some((f) => f.startsWith('WAREHOUSE_SECRET_ARN on 12 functions'))).toBe(true);
+    expect(stack.filledIn.some((f) => f.startsWith('WAREHOUSE_SECRET_ARN on 13 functions'))).toBe(true);
     for (const fn of stack.functions.values()) {
       expect(fn.environment.WAREHOUSE_SECRET_ARN, fn.functionName).toBe(stack.secretArn);
       expect(fn.environment.WAREHOUSE_URL ?? '', fn.functionName).toBe('');
@@ -188,13 +189,14 @@ describe('the deployment rehearsal on moto', () => {
     }
     expect(gateway.routeKeys).toEqual(ROUTE_KEYS);
     expect(stack.schedules.map((s) => [s.functionName.replace('loyalty-ml-prod-', ''), s.expression]).sort()).toEqual([
+      ['qualityCheck', 'cron(0 5 * * ? *)'],
       ['segmentNightly', 'cron(0 2 * * ? *)'],
       ['segmentSweeper', 'rate(5 minutes)'],
       ['train', 'cron(0 3 ? * SUN *)'],
       ['train', 'cron(30 3 ? * SUN *)'],
     ]);
     const alarms = (await operator.cloudwatch.send(new DescribeAlarmsCommand({ MaxRecords: 100 }))).MetricAlarms ?? [];
-    expect(alarms.map((a) => a.MetricName)).toEqual(expect.arrayContaining(['MockPredictions', 'StaleModelAnswers', 'SegmentChunksFailed', 'SegmentRunsPastLease']));
+    expect(alarms.map((a) => a.MetricName)).toEqual(expect.arrayContaining(['MockPredictions', 'StaleModelAnswers', 'SegmentChunksFailed', 'SegmentRunsPastLease', 'PredictionLogWriteFailures', 'RealisedQualityAlarms']));
   });
 
   it('reaches the warehouse only over TLS, with the credentials that exist only in the secret', async () => {
@@ -264,6 +266,11 @@ describe('the deployment rehearsal on moto', () => {
     expect(lines[0]).toMatchObject({ service: 'loyalty-ml', stage: 'prod', function_name: 'loyalty-ml-prod-predict', function_request_id: expect.any(String), cold_start: expect.any(Boolean) });
     const emf = host.jsonLogs('predictBatch').find((l) => l.Predictions !== undefined && l.Source === 'model');
     expect(emf).toMatchObject({ _aws: { CloudWatchMetrics: [{ Namespace: 'loyalty-ml' }] }, Model: 'nbo', Source: 'model', Stage: 'prod' });
+
+    // Every answer went to the prediction log under the function's own role: one file per invocation.
+    const logged = await listKeys('predictions/dt=');
+    expect(logged.length).toBeGreaterThanOrEqual(4);
+    for (const fn of ['predict', 'predictBatch', 'legacyTest']) expect(host.jsonLogs(fn).filter((l) => /prediction log/.test(String(l.message))), fn).toEqual([]);
   });
 
   it('answers 400, never 500, for an undecodable path and for start bodies that are null or carry unknown keys', async () => {
@@ -287,6 +294,8 @@ describe('the deployment rehearsal on moto', () => {
     expect(second.stats.run_id).toBe(second.run_id);
     expect(second.stats.history.map((h: any) => h.run_id)).toEqual([first.run_id]);
     expect(second.stats.models.map((m: any) => m.label).sort()).toEqual(['churn v1 (production)', 'nbo v1 (production)']);
+    // The workers logged every customer of each run, one file per chunk.
+    expect((await listKeys('predictions/dt=')).filter((k) => k.includes(`/segment-high-value-${second.run_id}-c`)).length).toBe(Math.ceil(members / 200));
   });
 
   it('starts each scheduled segment once when the nightly event is delivered twice', async () => {
@@ -365,6 +374,7 @@ describe('the deployment rehearsal on moto', () => {
     const predictRole = credentials.get(stack.functions.get('predict')!.roleName)!;
     const s3 = new S3Client({ endpoint: moto.endpoint, region: REGION, forcePathStyle: true, credentials: predictRole });
     await expect(s3.send(new PutObjectCommand({ Bucket: stack.registryBucket, Key: 'models/churn/aliases/production.json', Body: '{}' }))).rejects.toThrow(/Access Denied|AccessDenied/);
+    await expect(s3.send(new PutObjectCommand({ Bucket: stack.registryBucket, Key: 'monitoring/churn/latest.json', Body: '{}' }))).rejects.toThrow(/Access Denied|AccessDenied/);
     const worker = await host.invoke('segmentWorker', {}); // a bad payload is refused by the worker itself
     expect(worker.ok).toBe(false);
     const { LambdaClient, InvokeCommand } = await import('@aws-sdk/client-lambda');
@@ -372,6 +382,29 @@ describe('the deployment rehearsal on moto', () => {
     await expect(asWorker.send(new InvokeCommand({ FunctionName: stack.functions.get('segmentPlanner')!.functionName, InvocationType: 'Event', Payload: new TextEncoder().encode('{}') }))).rejects.toThrow(/not authorized to perform: lambda:InvokeFunction/);
     expect(endpoint.denied).toContainEqual({ caller: stack.functions.get('segmentWorker')!.roleName, target: stack.functions.get('segmentPlanner')!.functionName });
   });
+
+  it('measures realised quality when the daily check fires, serves it, and starts training when drift is major', async () => {
+    expect((await get('/ml/models/churn/performance'))).toMatchObject({ status: 404, body: { error: { code: 'performance_not_measured' } } });
+    // A month passes in the warehouse: outcomes for everything predicted so far.
+    await advanceDemoData(admin, loadWarehouseConfig(), { months: 1 });
+    const check = stack.schedules.find((s) => s.functionName.endsWith('qualityCheck'))!;
+    const event = { version: '0', id: randomBytes(8).toString('hex'), 'detail-type': 'Scheduled Event', source: 'aws.events', account: stack.accountId, time: '2026-12-02T05:00:00Z', region: REGION, resources: [], detail: {} };
+    const result = await host.invoke(check.functionName, event);
+    if (!result.ok) throw new Error(`the quality check failed: ${result.error.errorMessage}`);
+    const churn = (result.result as any[]).find((c) => c.model === 'churn');
+    expect(churn).toMatchObject({ version: 2, realised_auc: expect.any(Number), retraining: true });
+    expect(churn.alarms.join(' ')).toMatch(/major drift in segment high-value/);
+    await host.idle(300_000);
+
+    const performance = await get('/ml/models/churn/performance');
+    expect(performance.status).toBe(200);
+    const served = performance.body.latest.versions.filter((v: any) => !v.shadow).map((v: any) => v.version);
+    expect(served).toEqual(expect.arrayContaining([1, 2]));
+    // The retraining the check started ran under the training role, gates and all, into staging.
+    const registry = operatorRegistry();
+    expect((await registry.getAlias('churn', 'staging'))?.version).toBe(3);
+    expect(host.jsonLogs('qualityCheck').find((l) => l.message === 'model quality alarm')).toMatchObject({ model: 'churn' });
+  }, 420_000);
 
   it('answers a batch through the HTTP API within its deadline when the warehouse hangs, before the gateway cuts at 30 s', async () => {
     const ids = Array.from({ length: 10 }, (_, i) => demo(i + 201));

@@ -2,6 +2,7 @@
 export const ROUTE_KEYS = [
   'GET /api/loyalty/v1/ml/models',
   'GET /api/loyalty/v1/ml/models/{name}',
+  'GET /api/loyalty/v1/ml/models/{name}/performance',
   'GET /api/loyalty/v1/segments/{id}/ml/runs/{run_id}',
   'GET /api/loyalty/v1/segments/{id}/ml/stats/',
   'POST /api/loyalty/v1/config/ml/test/',
