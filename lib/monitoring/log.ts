@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { gunzipSync, gzip } from 'node:zlib';
 import { logger, telemetry } from '../observability';
-import type { CustomerResult, ResultSource } from '../scoring/results';
+import { offerProbabilitiesJson, type CustomerResult, type ResultSource } from '../scoring/results';
 import type { ObjectStore } from '../storage/index';
 
 /**
@@ -13,6 +14,8 @@ import type { ObjectStore } from '../storage/index';
  * dependency in the prediction function; gzip brings a line to about 60 bytes.
  */
 export const PREDICTIONS_PREFIX = 'predictions';
+
+const gzipAsync = promisify(gzip);
 
 /** One logged answer for one customer and one model. */
 export interface PredictionRecord {
@@ -49,40 +52,56 @@ export interface AnswerContext {
   asOf?: Map<string, string | null>;
 }
 
-/** Turns answers into log records (three for type `all`). */
-export function recordsOf(results: readonly { customer_id: string; result: CustomerResult }[], context: AnswerContext): PredictionRecord[] {
-  const out: PredictionRecord[] = [];
-  for (const { customer_id, result } of results) {
-    const base = (source: ResultSource) => ({
-      t: context.t,
-      customer_id,
-      source: source.type,
-      version: source.type === 'model' ? source.version : null,
-      alias: source.type === 'model' ? source.alias : null,
-      shadow: context.shadow ?? false,
-      as_of: context.asOf?.get(customer_id) ?? null,
-      origin: context.origin,
-      ...(context.warnings?.length ? { warnings: context.warnings } : {}),
-    });
-    const parts = 'source' in result ? [result] : [result.churn, result.nbo, result.rfm];
-    for (const part of parts) {
-      if (!part) continue;
-      if ('churn_probability' in part) {
-        out.push({ ...base(part.source), model: 'churn', churn_probability: part.churn_probability, churn_risk: part.churn_risk });
-      } else if ('offer_id' in part) {
-        out.push({
-          ...base(part.source),
-          model: 'nbo',
-          offer_id: part.offer_id,
-          confidence: part.confidence,
-          offer_probabilities: Object.fromEntries(part.offers.map((o) => [o.offer_id, o.probability])),
-        });
-      } else {
-        out.push({ ...base(part.source), model: 'rfm', rfm_score: part.rfm_score, rfm_segment: part.segment });
+/**
+ * A file's worth of log lines, built as text: each line is the JSON of a PredictionRecord, but
+ * the fields every answer of one source shares (time, origin, model, version, alias, warnings)
+ * are serialised once per source and batch, and NBO probabilities are read from the batch's
+ * matrix without building ranked offer objects. A segment chunk of 1,000 customers scored for
+ * churn, NBO and RFM costs about a millisecond this way, against 20 with an object per line.
+ */
+export class LogLines {
+  private readonly parts: string[] = [];
+  private readonly prefixes = new Map<ResultSource, string>();
+  count = 0;
+
+  /** Adds the answers (three lines per customer for type `all`). */
+  add(results: readonly { customer_id: string; result: CustomerResult }[], context: AnswerContext): this {
+    const warnings = context.warnings?.length ? `,"warnings":${JSON.stringify(context.warnings)}` : '';
+    const common = `"t":"${context.t}","shadow":${context.shadow ? 'true' : 'false'},"origin":${JSON.stringify(context.origin)}${warnings}`;
+    for (const { customer_id, result } of results) {
+      const asOf = context.asOf?.get(customer_id);
+      const who = `{"customer_id":${jsonString(customer_id)},"as_of":${asOf ? `"${asOf}"` : 'null'},`;
+      const parts = 'source' in result ? [result] : [result.churn, result.nbo, result.rfm];
+      for (const part of parts) {
+        if (!part) continue;
+        let prefix = this.prefixes.get(part.source);
+        if (prefix === undefined) {
+          const s = part.source;
+          const model = s.type === 'model' || s.type === 'mock' ? s.name : 'rfm';
+          prefix = `"model":"${model}","source":"${s.type}","version":${s.type === 'model' ? s.version : 'null'},"alias":${s.type === 'model' ? JSON.stringify(s.alias) : 'null'},${common}`;
+          this.prefixes.set(part.source, prefix);
+        }
+        let tail: string;
+        if ('churn_probability' in part) tail = `,"churn_probability":${part.churn_probability},"churn_risk":"${part.churn_risk}"}`;
+        else if ('offer_id' in part) tail = `,"offer_id":${jsonString(part.offer_id)},"confidence":${part.confidence},"offer_probabilities":${offerProbabilitiesJson(part)}}`;
+        else tail = `,"rfm_score":"${part.rfm_score}","rfm_segment":${jsonString(part.segment)}}`;
+        this.parts.push(who + prefix + tail);
+        this.count++;
       }
     }
+    return this;
   }
-  return out;
+
+  text(): string {
+    return this.parts.length ? this.parts.join('\n') + '\n' : '';
+  }
+}
+
+const PLAIN = /^[A-Za-z0-9 _.:@+\/-]*$/;
+
+/** A JSON string literal (most ids and names need no escaping). */
+function jsonString(value: string): string {
+  return PLAIN.test(value) ? `"${value}"` : JSON.stringify(value);
 }
 
 /** The key of a log file: its day's partition, then a name unique to the invocation (or run chunk). */
@@ -90,12 +109,11 @@ export function logKey(day: string, name: string): string {
   return `${PREDICTIONS_PREFIX}/dt=${day}/${name}.jsonl.gz`;
 }
 
-export function encodeRecords(records: readonly PredictionRecord[]): Uint8Array {
-  return gzipSync(records.map((r) => JSON.stringify(r)).join('\n') + '\n', { level: 6 });
+export function decodeRecords(body: Uint8Array): PredictionRecord[] {
+  return decodeText(gunzipSync(body).toString('utf8'));
 }
 
-export function decodeRecords(body: Uint8Array): PredictionRecord[] {
-  const text = gunzipSync(body).toString('utf8');
+function decodeText(text: string): PredictionRecord[] {
   const out: PredictionRecord[] = [];
   for (const line of text.split('\n')) if (line) out.push(JSON.parse(line) as PredictionRecord);
   return out;
@@ -129,24 +147,28 @@ export class PredictionLog {
     return batch || this.random() < this.settings.singleSampleRate;
   }
 
-  /** Writes one invocation's records as one file; `name` defaults to a fresh unique name. Returns whether it was written. */
-  async write(records: readonly PredictionRecord[], options: { name?: string; day?: string } = {}): Promise<boolean> {
-    if (!this.settings.enabled || records.length === 0) return true;
-    const day = options.day ?? records[0]!.t.slice(0, 10);
-    const name = options.name ?? `${records[0]!.t.replace(/[-:.]/g, '')}-${randomBytes(6).toString('hex')}`;
+  /**
+   * Writes one invocation's lines as one gzip file (compressed on libuv's thread pool, beside the
+   * scoring on the main thread); `name` defaults to a fresh unique name. Returns whether it was written.
+   */
+  async write(lines: LogLines, options: { t: string; name?: string; day?: string }): Promise<boolean> {
+    if (!this.settings.enabled || lines.count === 0) return true;
+    const records = lines.count;
+    const day = options.day ?? options.t.slice(0, 10);
+    const name = options.name ?? `${options.t.replace(/[-:.]/g, '')}-${randomBytes(6).toString('hex')}`;
     const key = logKey(day, name);
     let body: Uint8Array;
     try {
-      body = encodeRecords(records);
+      body = await gzipAsync(lines.text(), { level: 1 });
     } catch (error) {
-      return this.lost(key, records.length, error);
+      return this.lost(key, records, error);
     }
     for (let attempt = 1; attempt <= this.settings.attempts; attempt++) {
       try {
         await this.store.put(key, body, { contentType: 'application/x-ndjson' });
         return true;
       } catch (error) {
-        if (attempt === this.settings.attempts) return this.lost(key, records.length, error);
+        if (attempt === this.settings.attempts) return this.lost(key, records, error);
         await new Promise((r) => setTimeout(r, this.settings.backoffMs * attempt));
       }
     }

@@ -95,6 +95,8 @@ interface NboBatch {
   /** Per customer, offer indices best first. */
   order: Uint8Array;
   k: number;
+  /** `"offer_id":` per offer, built once per batch for the prediction log. */
+  jsonKeys?: string[];
 }
 
 class NboAnswer implements NboResult {
@@ -132,9 +134,25 @@ class NboAnswer implements NboResult {
     return this.#ranked;
   }
 
+  /** Every offer's probability as a JSON object keyed by offer id, in the model's class order. */
+  probabilitiesJson(): string {
+    const { k, P } = this.#batch;
+    const keys = (this.#batch.jsonKeys ??= this.#batch.offerIds.map((id) => `${JSON.stringify(id)}:`));
+    const base = this.#row * k;
+    let out = '{';
+    for (let c = 0; c < k; c++) out += `${c ? ',' : ''}${keys[c]}${round(P[base + c]!)}`;
+    return `${out}}`;
+  }
+
   toJSON(): NboResult {
     return { customer_id: this.customer_id, offer_id: this.offer_id, offer_name: this.offer_name, confidence: this.confidence, offers: this.offers, source: this.source };
   }
+}
+
+/** Every offer's probability of an NBO answer as a JSON object keyed by offer id (the prediction log's field). */
+export function offerProbabilitiesJson(result: NboResult): string {
+  if (result instanceof NboAnswer) return result.probabilitiesJson();
+  return JSON.stringify(Object.fromEntries(result.offers.map((o) => [o.offer_id, o.probability])));
 }
 
 /** A result as a plain object (answers that build parts lazily expose them through toJSON). */

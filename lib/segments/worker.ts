@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { recordsOf, type PredictionLog } from '../monitoring/log';
+import { LogLines, type PredictionLog } from '../monitoring/log';
 import { shadowAnswers, type ShadowScorer } from '../monitoring/shadow';
 import type { BatchOutcome, ScoringService } from '../scoring/service';
 import type { AllResult } from '../scoring/results';
@@ -103,8 +103,8 @@ export async function scoreChunk(
     failed: outcome.errors.map((e) => ({ customer_id: e.customer_id, error: e.error })),
     aggregate,
   };
-  await deps.runs.putPart(payload.segment_id, part);
-  if (deps.log) await logChunk(deps.log, deps.shadow, payload, outcome);
+  // The part and the log file are written side by side; a log failure never fails the chunk.
+  await Promise.all([deps.runs.putPart(payload.segment_id, part), deps.log ? logChunk(deps.log, deps.shadow, payload, outcome) : undefined]);
   return { chunk: payload.chunk, scored: customers.length, failed: outcome.errors.length };
 }
 
@@ -114,10 +114,9 @@ export async function scoreChunk(
  */
 async function logChunk(log: PredictionLog, shadow: ShadowScorer | undefined, payload: WorkerPayload, outcome: BatchOutcome): Promise<void> {
   const context = { t: new Date().toISOString(), origin: `run:${payload.segment_id}/${payload.run_id}`, asOf: outcome.asOf };
-  const records = recordsOf(outcome.results, context);
-  records.push(...recordsOf(await shadowAnswers(shadow, outcome), { ...context, shadow: true }));
+  const lines = new LogLines().add(outcome.results, context).add(await shadowAnswers(shadow, outcome), { ...context, shadow: true });
   const day = `${payload.run_id.slice(0, 4)}-${payload.run_id.slice(4, 6)}-${payload.run_id.slice(6, 8)}`;
-  await log.write(records, { day, name: `segment-${payload.segment_id}-${payload.run_id}-c${String(payload.chunk).padStart(6, '0')}` });
+  await log.write(lines, { t: context.t, day, name: `segment-${payload.segment_id}-${payload.run_id}-c${String(payload.chunk).padStart(6, '0')}` });
 }
 
 /** What served a result, as a segment tallies it. */

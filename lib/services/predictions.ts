@@ -1,4 +1,4 @@
-import { recordsOf, type PredictionLog } from '../monitoring/log';
+import { LogLines, type PredictionLog } from '../monitoring/log';
 import { shadowAnswers, type ShadowScorer } from '../monitoring/shadow';
 import { logContext, logger, telemetry } from '../observability';
 import { checkBatchSize } from '../scoring/api';
@@ -47,9 +47,9 @@ export class PredictionService {
   private async writeLog(outcome: BatchOutcome, request: PredictionRequest, shadowed: boolean): Promise<void> {
     try {
       const context = { t: new Date().toISOString(), origin: `req:${request.requestId ?? 'local'}`, asOf: outcome.asOf };
-      const records = recordsOf(outcome.results, { ...context, warnings: outcome.warnings.map((w) => w.code) });
-      if (shadowed) records.push(...recordsOf(await shadowAnswers(this.deps.shadow?.scorer, outcome), { ...context, shadow: true }));
-      await this.deps.log!.write(records);
+      const lines = new LogLines().add(outcome.results, { ...context, warnings: outcome.warnings.map((w) => w.code) });
+      if (shadowed) lines.add(await shadowAnswers(this.deps.shadow?.scorer, outcome), { ...context, shadow: true });
+      await this.deps.log!.write(lines, { t: context.t });
     } catch (error) {
       logger.error('prediction log skipped', { error: (error as Error).message });
     }
