@@ -1,6 +1,6 @@
 // The operators' console: models with their charts, segments with their trends, and scoring by
 // hand. Plain modules and the API's own JSON; no build step.
-import { barChart, trendChart } from './charts.js';
+import { barChart, calibrationChart, trendChart } from './charts.js';
 import { h, num, pct, table, when } from './dom.js';
 import { versionDetail } from './version.js';
 
@@ -87,6 +87,9 @@ async function modelView(name, selected) {
     ),
   );
 
+  view.append(h('h3', {}, 'Realised quality'));
+  view.append(await realisedQuality(name));
+
   const version = detail.versions.find((v) => v.version === Number(selected)) ?? detail.versions.find((v) => aliasOf.get(v.version)?.includes('production')) ?? detail.versions[0];
   view.append(h('h3', {}, 'Versions'));
   view.append(
@@ -112,6 +115,48 @@ async function modelView(name, selected) {
     ),
   );
   if (version) view.append(versionDetail(version, settings.actions ? actions(name, version, detail) : null));
+}
+
+/** Logged predictions against what happened: per version, the trend across reports and the calibration. */
+async function realisedQuality(name) {
+  const out = h('div', { 'data-section': 'performance' });
+  let perf;
+  try {
+    perf = await api(`ml/models/${encodeURIComponent(name)}/performance`);
+  } catch (error) {
+    if (error.code !== 'performance_not_measured') throw error;
+    out.append(h('p', { class: 'muted' }, `Not measured yet: once outcomes have arrived, run loyalty-ml monitor ${name} (the daily check does it on a deployed stage).`));
+    return out;
+  }
+  const latest = perf.latest;
+  const churn = latest.model === 'churn';
+  const label = (v) => `${v.version === null ? 'mock' : `v${v.version}`}${v.aliases.length ? ` (${v.aliases.join(', ')})` : ''}${v.shadow ? ' shadow' : ''}`;
+  out.append(
+    h('p', { class: 'muted' }, `Measured ${when(latest.computed_at)} from ${latest.predictions_read.toLocaleString()} logged predictions; outcomes within ${latest.horizon_days} days of each prediction.`),
+    table(
+      churn ? ['version', 'predictions', 'with outcome', 'churned', 'AUC [95% CI]', 'holdout AUC', 'Brier', 'lift@10%'] : ['version', 'predictions', 'offered', 'recommended accepted', 'others accepted', 'lift', 'p'],
+      latest.versions.map((v) => {
+        const q = v.overall.quality;
+        const cells = churn
+          ? [pct(q?.observed_rate), q?.auc == null ? '–' : `${num(q.auc, 3)}${q.auc_ci95 ? ` [${num(q.auc_ci95[0], 3)}, ${num(q.auc_ci95[1], 3)}]` : ''}`, num(v.holdout_auc, 3), num(q?.brier), num(q?.top_decile_lift, 2)]
+          : [q ? `${pct(q.recommended.rate)} of ${q.recommended.offers}` : '–', q ? `${pct(q.other.rate)} of ${q.other.offers}` : '–', num(q?.lift, 2), num(q?.p_value)];
+        return h('tr', { class: v.shadow ? 'muted' : null }, h('td', {}, label(v)), h('td', { class: 'num' }, v.overall.predictions.toLocaleString()), h('td', { class: 'num' }, v.overall.matched.toLocaleString()), cells.map((c) => h('td', { class: 'num' }, c)));
+      }),
+      { name: 'performance' },
+    ),
+  );
+  const charts = h('div', { class: 'charts' });
+  out.append(charts);
+  const key = (v) => `v${v.version ?? 'mock'}${v.shadow ? ' shadow' : ''}`;
+  const names = [...new Set(perf.history.flatMap((r) => r.versions.map(key)))];
+  const points = perf.history.map((r) => ({
+    t: Date.parse(r.computed_at) / 1000,
+    values: Object.fromEntries(r.versions.filter((v) => v.quality).map((v) => [key(v), churn ? v.quality.auc : v.quality.lift])),
+  }));
+  trendChart(charts, churn ? 'Realised AUC by report' : 'Acceptance lift of recommended offers by report', points, names, churn ? 'AUC' : 'lift');
+  const served = latest.versions.find((v) => !v.shadow && v.overall.quality?.calibration);
+  if (churn && served) calibrationChart(charts, served.overall.quality.calibration.map((d) => ({ count: d.customers, mean_predicted: d.mean_predicted, observed_rate: d.observed_rate })));
+  return out;
 }
 
 function actions(name, v, detail) {

@@ -9,7 +9,9 @@ import { startConsoleServer, type ConsoleServer } from '../../lib/console/server
 import { ModelRegistry } from '../../lib/registry/index';
 import { FsObjectStore } from '../../lib/storage/fs';
 import { trainFromWarehouse } from '../../lib/training/run';
-import { loadDemoData } from '../../lib/warehouse/demo-load';
+import { advanceDemoData, loadDemoData } from '../../lib/warehouse/demo-load';
+import { createCoreApp } from '../../lib/app/core';
+import { loadConfig } from '../../lib/config';
 import { openWarehouse, type WarehouseHandle } from '../../lib/warehouse/index';
 import { runCli } from '../support/cli';
 import { tinyModel } from '../support/models';
@@ -26,12 +28,14 @@ let front: ConsoleServer;
 let warehouse: WarehouseHandle;
 let registry: ModelRegistry;
 let registryDir: string;
+let warehouseUrl: string;
 let browser: Browser;
 let page: Page;
 let problems: string[];
 
 beforeAll(async () => {
   const url = await createTestDatabase(inject('postgresUrl'), 'e2e_console');
+  warehouseUrl = url;
   warehouse = await openWarehouse(url);
   await loadDemoData(warehouse.pool, warehouse.warehouse.cfg, { customers: 2000, seed: 5 });
   registryDir = tempDir();
@@ -54,8 +58,9 @@ beforeEach(async () => {
   problems = [];
   page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   page.on('console', (message) => {
-    // The one 404 the console expects: the statistics of a segment never scored, which it explains on the page.
-    const expected = message.text().includes('status of 404') && /\/segments\/[^/]+\/ml\/stats\/$/.test(message.location().url);
+    // The 404s the console expects and explains on the page: the statistics of a segment never
+    // scored, and the realised quality of a model not measured yet.
+    const expected = message.text().includes('status of 404') && /\/segments\/[^/]+\/ml\/stats\/$|\/ml\/models\/[^/]+\/performance$/.test(message.location().url);
     if (message.type() === 'error' && !expected) problems.push(`console error: ${message.text()} (${message.location().url})`);
   });
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
@@ -160,6 +165,23 @@ describe('the console in a browser', () => {
     expect(answers.some((a) => /offer [a-z_0-9]+ .+ at \d+\.\d%\tnbo v1 \(production\)/.test(a))).toBe(true);
     expect(answers.some((a) => /RFM .+ \(\d{3}\)\trules \(/.test(a))).toBe(true);
     expect(await rowsOf('errors').allInnerTexts()).toEqual([expect.stringMatching(/^nobody\t/)]);
+  });
+
+  it('shows realised quality once outcomes have arrived: a table per version, the trend across reports and the calibration', async () => {
+    await page.goto(`${front.url}/console/#/models/churn`);
+    await expect.poll(() => page.locator('[data-section="performance"]').innerText()).toMatch(/Not measured yet: .*loyalty-ml monitor churn/);
+    // The whole base is scored (every answer logged); a month passes and the quality is measured twice.
+    const started = (await (await fetch(`${offline.baseUrl}/api/loyalty/v1/segments/all/ml/predict/`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })).json()) as { status_url: string };
+    await expect.poll(async () => ((await (await fetch(`${offline.baseUrl}${started.status_url}`)).json()) as { status: string }).status, { timeout: 60_000 }).toBe('completed');
+    await advanceDemoData(warehouse.pool, warehouse.warehouse.cfg, { months: 1 });
+    const app = await createCoreApp(loadConfig({ STAGE: 'test', MODEL_REGISTRY_URI: registryDir, WAREHOUSE_URL: warehouseUrl }), { warehouse });
+    await app.monitoring.report('churn');
+    await app.monitoring.report('churn');
+    await page.reload();
+    await expect.poll(async () => (await rowsOf('performance').allInnerTexts()).filter((r) => !r.includes('shadow'))).toEqual([expect.stringMatching(/^v1 \(production\)\t[\d,]+\t[\d,]+\t[\d.]+%\t0\.\d{3} \[0\.\d{3}, (0\.\d{3}|1\.000)\]\t0\.\d{3}\t/)]);
+    const charts = await page.locator('[data-section="performance"] .chart h4').allInnerTexts();
+    expect(charts).toEqual(['Realised AUC by report', 'Calibration (reliability)']);
+    expect(await page.locator('[data-section="performance"] .chart canvas').count()).toBe(2);
   });
 
   it('serves the API reference from the generated OpenAPI document', async () => {
