@@ -11,6 +11,9 @@ import { loadConfig } from '../lib/config';
 import { createSession, ort } from '../lib/inference/session';
 import { ModelRegistry } from '../lib/registry/index';
 import { createScoringApp, type ScoringApp } from '../lib/app/scoring';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { startMoto, TEST_CREDENTIALS } from '../devkit/moto';
+import { S3ObjectStore } from '../lib/storage/s3';
 import { LocalWorkerInvoker } from '../lib/segments/invokers';
 import { FsObjectStore } from '../lib/storage/fs';
 import { trainFromWarehouse } from '../lib/training/run';
@@ -38,6 +41,7 @@ const S = {
   training: '6. Training time',
   gbt: '8. Boosted trees: training speed, and serving beside the MLP',
   artifacts: '7. Function artifact sizes',
+  log: '10. The prediction log: a batch of 100 with and without it',
 };
 
 async function main(): Promise<void> {
@@ -63,6 +67,7 @@ async function main(): Promise<void> {
     await familyServingSection(wh, url);
     await gbtTrainingSection(wh, quick ? 5_000 : 50_000);
     await inProcessBatchSection(app);
+    await predictionLogSection(url, registryDir);
     const quality = await qualitySection({ quick, warehouse: wh.warehouse, log });
     rows.push(...quality.rows);
     details.push(quality.markdown);
@@ -223,6 +228,51 @@ async function inProcessBatchSection(app: ScoringApp): Promise<void> {
     for (const id of ids) await app.scoring.score([id], 'churn', 60_000);
   }, { reps: quick ? 3 : 10 });
   rows.push(batchVersusSingles('in process, churn, PostgreSQL', batch.median, '100 singles', singles.median));
+}
+
+/**
+ * 10: the same batch of 100 answered with the prediction log off, written to a local folder, and
+ * written to S3 (moto's server over HTTP on this machine), interleaved so noise hits all three.
+ */
+async function predictionLogSection(url: string, registryDir: string): Promise<void> {
+  const moto = await startMoto();
+  try {
+    const client = new S3Client({ endpoint: moto.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: TEST_CREDENTIALS, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+    await client.send(new CreateBucketCommand({ Bucket: 'bench-log' }));
+    const env = { STAGE: 'bench', MODEL_REGISTRY_URI: registryDir, WAREHOUSE_URL: url, ML_MOCK_MODE: 'off', SHADOW_ALIAS: 'none' };
+    const off = await createScoringApp(loadConfig({ ...env, PREDICTION_LOG: 'off' }));
+    const folder = await createScoringApp(loadConfig({ ...env, RESULTS_URI: tempDir('loyalty-ml-bench-log-') }));
+    const s3 = await createScoringApp(loadConfig(env), { resultsStore: new S3ObjectStore({ bucket: 'bench-log', client }) });
+    const ids = Array.from({ length: 100 }, (_, i) => `demo-${String(i * 7 + 1).padStart(6, '0')}`);
+    for (const type of ['churn', 'all'] as const) {
+      const times: Record<'off' | 'folder' | 's3', number[]> = { off: [], folder: [], s3: [] };
+      const apps = { off, folder, s3 };
+      for (let i = 0; i < (quick ? 20 : 200) + 10; i++) {
+        for (const which of ['off', 'folder', 's3'] as const) {
+          const t0 = performance.now();
+          await apps[which].predictions.predict({ customerIds: ids, type, batch: true, deadlineMs: 60_000 });
+          if (i >= 10) times[which].push(performance.now() - t0);
+        }
+      }
+      const base = summarize(times.off).median;
+      for (const which of ['folder', 's3'] as const) {
+        const median = summarize(times[which]).median;
+        rows.push({
+          section: S.log,
+          metric: `type ${type}, log ${which === 'folder' ? 'to a local folder' : 'to S3 (moto, local HTTP)'}`,
+          ours: median,
+          unit: 'ms',
+          peer: { label: 'log off', value: base },
+          ratio: median / base,
+          target: null,
+          note: `adds ${(median - base).toFixed(2)} ms at the median; p99 ${summarize(times[which]).p99.toFixed(1)} ms against ${summarize(times.off).p99.toFixed(1)} ms`,
+        });
+      }
+    }
+    await Promise.all([off.close(), folder.close(), s3.close()]);
+  } finally {
+    await moto.stop();
+  }
 }
 
 function batchVersusSingles(metric: string, batch: number, peer: string, singles: number): BenchRow {
