@@ -56,6 +56,10 @@ export interface Config {
     outcomeHorizonDays: number;
     /** The alarm fires when realised AUC is this far below the version's holdout AUC. */
     aucMargin: number;
+    /** Days of the log a report reads when no --since is given (the outcome horizon plus the weeks to report). */
+    windowDays: number;
+    /** Log files read per day at most; busier days are sampled evenly. */
+    maxFilesPerDay: number;
     /** The training function the scheduled check starts when quality drops (null: it only alarms). */
     retrainFunction: string | null;
   };
@@ -132,6 +136,8 @@ export function loadConfig(env: Env = process.env): Config {
     monitoring: {
       outcomeHorizonDays: seconds(env, 'OUTCOME_HORIZON_DAYS', 35, 1, 400),
       aucMargin: fraction(env, 'MONITOR_AUC_MARGIN', 0.05),
+      windowDays: seconds(env, 'MONITOR_WINDOW_DAYS', 63, 1, 800),
+      maxFilesPerDay: seconds(env, 'MONITOR_MAX_FILES_PER_DAY', 2000, 1, 1_000_000),
       retrainFunction: optional(env, 'MONITOR_RETRAIN_FUNCTION') ?? null,
     },
     segments: {

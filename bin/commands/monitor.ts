@@ -7,7 +7,9 @@ export const monitor: Command = {
   summary: "measure a served model's realised quality: logged predictions against what happened",
   usage: `loyalty-ml monitor churn|nbo [--since YYYY-MM-DD] [--registry URI] [--warehouse URL] [--json]
 
-Reads the prediction log (results store, predictions/) from --since on, joins each prediction with
+Reads the prediction log (results store, predictions/) from --since on (default: the last
+MONITOR_WINDOW_DAYS, 63; days with more than MONITOR_MAX_FILES_PER_DAY files, 2,000, are sampled
+evenly), joins each prediction with
 its outcome in the warehouse (churn: the customer's first churn snapshot within OUTCOME_HORIZON_DAYS,
 default 35, of the date its features were valid for; NBO: the offers made to the customer in that
 window) and reports per model version (shadow challengers apart) and per week: churn AUC with its
@@ -60,7 +62,8 @@ p < 0.05). Exit code 0 when B wins, 1 when it does not.`,
 };
 
 function describeReport(report: QualityReport): string {
-  const lines = [`${report.model}: realised quality from ${report.predictions_read.toLocaleString('en-US')} logged predictions${report.since ? ` since ${report.since}` : ''} (outcome window ${report.horizon_days} days)`];
+  const files = report.log_files.read < report.log_files.total ? `, a sample of ${report.log_files.read.toLocaleString('en-US')} of ${report.log_files.total.toLocaleString('en-US')} log files` : '';
+  const lines = [`${report.model}: realised quality from ${report.predictions_read.toLocaleString('en-US')} logged predictions${report.since ? ` since ${report.since}` : ''}${files} (outcome window ${report.horizon_days} days)`];
   if (report.versions.length === 0) lines.push('  no logged predictions yet: serve some, then let outcomes arrive');
   for (const v of report.versions) {
     lines.push('', versionTitle(v));

@@ -180,6 +180,7 @@ export const PerformanceSchema = z
       since: z.string().nullable(),
       horizon_days: z.number().int().positive(),
       predictions_read: z.number().int().nonnegative(),
+      log_files: z.object({ read: z.number().int().nonnegative(), total: z.number().int().nonnegative() }).describe('log files read, of those in the window (busy days are sampled)'),
       outcome_range: z.object({ from: z.string(), to: z.string() }).nullable(),
       versions: z.array(
         z.object({

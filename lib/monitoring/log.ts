@@ -184,31 +184,44 @@ export class PredictionLog {
 }
 
 /**
- * Reads the log of the days from `since` up to today for one model: the day partitions are listed
- * (one listing of `predictions/`), then each file of those days is read, `parallel` at a time.
+ * Reads one model's records from the log of the days from `since` on. The day partitions are
+ * listed, then the files of each day, read `parallel` at a time. A day with more than
+ * `maxFilesPerDay` files is sampled: that many files, evenly spaced in key order (a request's or
+ * chunk's served and shadow answers share a file, so pairs stay whole). Large programmes log
+ * hundreds of thousands of files a day; a sample of a few thousand measures AUC to about ±0.005.
  */
 export async function readPredictionLog(
   store: ObjectStore,
-  options: { model: string; since?: string; onProgress?: (done: number, total: number) => void; parallel?: number },
-): Promise<PredictionRecord[]> {
+  options: { model: string; since?: string; maxFilesPerDay?: number; onProgress?: (done: number, total: number) => void; parallel?: number },
+): Promise<{ records: PredictionRecord[]; files: { read: number; total: number } }> {
   const { prefixes } = await store.list(`${PREDICTIONS_PREFIX}/`, { delimiter: '/' });
   const days = prefixes
     .map((p) => /dt=(\d{4}-\d{2}-\d{2})\/$/.exec(p)?.[1])
     .filter((d): d is string => d !== undefined && (options.since === undefined || d >= options.since))
     .sort();
   const keys: string[] = [];
-  for (const day of days) keys.push(...(await store.list(`${PREDICTIONS_PREFIX}/dt=${day}/`)).keys.filter((k) => k.endsWith('.jsonl.gz')));
-  const out: PredictionRecord[] = [];
+  let total = 0;
+  for (const day of days) {
+    const all = (await store.list(`${PREDICTIONS_PREFIX}/dt=${day}/`)).keys.filter((k) => k.endsWith('.jsonl.gz')).sort();
+    total += all.length;
+    keys.push(...evenlySpaced(all, options.maxFilesPerDay ?? Infinity));
+  }
+  const records: PredictionRecord[] = [];
   let next = 0;
   let done = 0;
   const worker = async () => {
     while (next < keys.length) {
       const key = keys[next++]!;
       const object = await store.get(key);
-      if (object) for (const r of decodeRecords(object.body)) if (r.model === options.model) out.push(r);
+      if (object) for (const r of decodeRecords(object.body)) if (r.model === options.model) records.push(r);
       options.onProgress?.(++done, keys.length);
     }
   };
   await Promise.all(Array.from({ length: Math.min(options.parallel ?? 16, Math.max(1, keys.length)) }, worker));
-  return out;
+  return { records, files: { read: keys.length, total } };
+}
+
+function evenlySpaced<T>(items: T[], most: number): T[] {
+  if (items.length <= most) return items;
+  return Array.from({ length: most }, (_, i) => items[Math.floor((i * items.length) / most)]!);
 }

@@ -70,6 +70,8 @@ export interface QualityReport<Q = ChurnQuality | NboQuality> {
   since: string | null;
   horizon_days: number;
   predictions_read: number;
+  /** Log files read, of those in the window (days with more than MONITOR_MAX_FILES_PER_DAY are sampled). */
+  log_files: { read: number; total: number };
   outcome_range: { from: string; to: string } | null;
   versions: VersionQuality<Q>[];
 }
@@ -78,6 +80,14 @@ export interface QualityReport<Q = ChurnQuality | NboQuality> {
 interface Reference {
   record: PredictionRecord;
   ref: string;
+}
+
+export interface ReportOptions {
+  horizonDays: number;
+  since: string | null;
+  computedAt: string;
+  range: { from: string; to: string } | null;
+  files?: { read: number; total: number };
 }
 
 export function referenceDate(record: PredictionRecord): string {
@@ -146,7 +156,7 @@ function sortVersions<Q>(list: VersionQuality<Q>[]): VersionQuality<Q>[] {
 export function churnQualityReport(
   records: readonly PredictionRecord[],
   outcomes: ReadonlyMap<string, readonly ChurnOutcome[]>,
-  options: { horizonDays: number; since: string | null; computedAt: string; range: { from: string; to: string } | null },
+  options: ReportOptions,
 ): QualityReport<ChurnQuality> {
   const versions: VersionQuality<ChurnQuality>[] = [];
   for (const group of byVersion(records.filter((r) => r.model === 'churn' && r.churn_probability !== undefined)).values()) {
@@ -180,7 +190,7 @@ export function churnQualityReport(
       weeks: [...weeks.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => period(k, v)),
     });
   }
-  return { model: 'churn', computed_at: options.computedAt, since: options.since, horizon_days: options.horizonDays, predictions_read: records.length, outcome_range: options.range, versions: sortVersions(versions) };
+  return { model: 'churn', computed_at: options.computedAt, since: options.since, horizon_days: options.horizonDays, predictions_read: records.length, log_files: options.files ?? { read: 0, total: 0 }, outcome_range: options.range, versions: sortVersions(versions) };
 }
 
 /** AUC with its interval, Brier score, top-decile lift and calibration by decile of predicted probability. */
@@ -225,7 +235,7 @@ function deciles(p: number[], y: number[]): CalibrationDecile[] {
 export function nboQualityReport(
   records: readonly PredictionRecord[],
   outcomes: ReadonlyMap<string, readonly OfferOutcome[]>,
-  options: { horizonDays: number; since: string | null; computedAt: string; range: { from: string; to: string } | null },
+  options: ReportOptions,
 ): QualityReport<NboQuality> {
   const versions: VersionQuality<NboQuality>[] = [];
   for (const group of byVersion(records.filter((r) => r.model === 'nbo' && r.offer_id !== undefined)).values()) {
@@ -265,7 +275,7 @@ export function nboQualityReport(
       weeks: [...weeks.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => period(k, v)),
     });
   }
-  return { model: 'nbo', computed_at: options.computedAt, since: options.since, horizon_days: options.horizonDays, predictions_read: records.length, outcome_range: options.range, versions: sortVersions(versions) };
+  return { model: 'nbo', computed_at: options.computedAt, since: options.since, horizon_days: options.horizonDays, predictions_read: records.length, log_files: options.files ?? { read: 0, total: 0 }, outcome_range: options.range, versions: sortVersions(versions) };
 }
 
 interface NboTally {

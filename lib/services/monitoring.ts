@@ -51,7 +51,7 @@ export class MonitoringService {
       results: ObjectStore;
       registry: ModelRegistry;
       warehouse: () => Promise<WarehouseHandle>;
-      settings: { outcomeHorizonDays: number; aucMargin: number; servingAlias: string };
+      settings: { outcomeHorizonDays: number; aucMargin: number; servingAlias: string; windowDays: number; maxFilesPerDay: number };
       /** Segment statistics, and the segments whose latest drift the scheduled check reads. */
       segments?: { runs: SegmentRunStore; ids: string[] };
       /** Starts training of a model (the scheduled check, when quality drops); absent: alarm only. */
@@ -60,15 +60,18 @@ export class MonitoringService {
     },
   ) {}
 
-  /** Computes a model's realised quality since a date (all of the log by default) and stores the report. */
+  /**
+   * Computes a model's realised quality since a date (by default the last MONITOR_WINDOW_DAYS) and
+   * stores the report.
+   */
   async report(model: string, options: { since?: string; onProgress?: (done: number, total: number) => void } = {}): Promise<QualityReport> {
     const name = checkModel(model);
-    const since = checkSince(options.since);
+    const since = checkSince(options.since) ?? this.windowStart();
     const horizonDays = this.deps.settings.outcomeHorizonDays;
-    const records = await readPredictionLog(this.deps.results, { model: name, since, onProgress: options.onProgress });
+    const { records, files } = await readPredictionLog(this.deps.results, { model: name, since, maxFilesPerDay: this.deps.settings.maxFilesPerDay, onProgress: options.onProgress });
     const range = outcomeRange(records, horizonDays);
     const computedAt = (this.deps.now?.() ?? new Date()).toISOString();
-    const common = { horizonDays, since: since ?? null, computedAt, range };
+    const common = { horizonDays, since, computedAt, range, files };
     let report: QualityReport;
     if (name === 'churn') {
       const outcomes = range ? await readChurnOutcomes((await this.deps.warehouse()).warehouse, range) : new Map();
@@ -108,9 +111,9 @@ export class MonitoringService {
     const name = checkModel(model);
     if (name !== 'churn') throw new ValidationError('compare measures churn models (AUC on realised churn); NBO versions are compared by `monitor nbo`', { code: 'unsupported_model' });
     if (a === b) throw new ValidationError(`compare needs two different sides, got ${a} twice`);
-    const since = checkSince(options.since);
+    const since = checkSince(options.since) ?? this.windowStart();
     const horizonDays = this.deps.settings.outcomeHorizonDays;
-    const records = await readPredictionLog(this.deps.results, { model: name, since });
+    const { records } = await readPredictionLog(this.deps.results, { model: name, since, maxFilesPerDay: this.deps.settings.maxFilesPerDay });
     const range = outcomeRange(records, horizonDays);
     const outcomes = range ? await readChurnOutcomes((await this.deps.warehouse()).warehouse, range) : new Map();
     return compareChurn(records, outcomes, { a: parseContender(a), b: parseContender(b), aLabel: a, bLabel: b }, { horizonDays });
@@ -187,6 +190,12 @@ export class MonitoringService {
       for (const d of latest?.drift ?? []) if (d.model === model) out.push({ segment, psi: d.psi, level: d.level });
     }
     return out;
+  }
+
+  /** The first day of the default window: MONITOR_WINDOW_DAYS before today. */
+  private windowStart(): string {
+    const now = this.deps.now?.() ?? new Date();
+    return new Date(now.getTime() - this.deps.settings.windowDays * 86_400_000).toISOString().slice(0, 10);
   }
 
   private async addHoldoutAuc(report: QualityReport<ChurnQuality>): Promise<void> {

@@ -163,7 +163,7 @@ describe('the prediction log', () => {
 
     const outcome = await app.predictions.predict({ customerIds: ids(20), type: 'all', batch: true, deadlineMs: 5000, requestId: 'req-1' });
 
-    const logged = (await readPredictionLog(results, { model: 'churn' })).concat(await readPredictionLog(results, { model: 'nbo' }));
+    const logged = (await readPredictionLog(results, { model: 'churn' })).records.concat((await readPredictionLog(results, { model: 'nbo' })).records);
     const served = logged.filter((r) => !r.shadow);
     expect(served).toHaveLength(40);
     const answer = outcome.results[3]!.result as { churn: { churn_probability: number }; nbo: { offer_id: string } };
@@ -196,6 +196,20 @@ describe('the prediction log', () => {
     expect(actual.warnings).toEqual(expected.warnings);
     expect(attempts).toBe(3);
     expect((await broken.list('predictions/')).keys).toEqual([]);
+  });
+
+  it('reads at most MONITOR_MAX_FILES_PER_DAY files of a busy day, evenly spaced, and says how many of how many', async () => {
+    const results = tempFsStore();
+    const app = await testApp({ features: features(), registry: await servedRegistry(false), results });
+    for (let i = 0; i < 5; i++) await app.predictions.predict({ customerIds: ids(4), type: 'churn', batch: true, deadlineMs: 5000 });
+
+    const sampled = await readPredictionLog(results, { model: 'churn', maxFilesPerDay: 2 });
+    const whole = await readPredictionLog(results, { model: 'churn' });
+
+    expect(sampled.files).toEqual({ read: 2, total: 5 });
+    expect(sampled.records).toHaveLength(8);
+    expect(whole).toMatchObject({ files: { read: 5, total: 5 }, records: expect.any(Array) });
+    expect(whole.records).toHaveLength(20);
   });
 
   it('samples single answers by PREDICTION_LOG_SINGLE_SAMPLE and writes nothing when the log is off', async () => {
