@@ -83,35 +83,28 @@ function versionTitle(v: VersionQuality<unknown>): string {
 }
 
 function churnTable(v: VersionQuality<ChurnQuality>): string {
-  const rows = [...v.weeks, v.overall].map((p) => {
-    const q = p.quality;
-    return [
-      p.period,
-      p.predictions.toLocaleString('en-US'),
-      p.matched.toLocaleString('en-US'),
-      q ? pct(q.observed_rate) : '-',
-      q?.auc != null ? `${q.auc.toFixed(4)}${q.auc_ci95 ? ` [${q.auc_ci95[0].toFixed(3)}, ${q.auc_ci95[1].toFixed(3)}]` : ''}` : '-',
-      q ? q.brier.toFixed(4) : '-',
-      q?.top_decile_lift != null ? q.top_decile_lift.toFixed(2) : '-',
-    ];
-  });
-  return indent(formatTable(['period', 'predictions', 'with outcome', 'churned', 'AUC [95% CI]', 'Brier', 'lift@10%'], rows));
+  return periodTable(v, ['churned', 'AUC [95% CI]', 'Brier', 'lift@10%'], (q) => [
+    pct(q.observed_rate),
+    q.auc != null ? `${q.auc.toFixed(4)}${q.auc_ci95 ? ` [${q.auc_ci95[0].toFixed(3)}, ${q.auc_ci95[1].toFixed(3)}]` : ''}` : '-',
+    q.brier.toFixed(4),
+    q.top_decile_lift != null ? q.top_decile_lift.toFixed(2) : '-',
+  ]);
 }
 
 function nboTable(v: VersionQuality<NboQuality>): string {
-  const rows = [...v.weeks, v.overall].map((p) => {
-    const q = p.quality;
-    return [
-      p.period,
-      p.predictions.toLocaleString('en-US'),
-      p.matched.toLocaleString('en-US'),
-      q ? `${q.recommended.accepted}/${q.recommended.offers} (${q.recommended.rate === null ? '-' : pct(q.recommended.rate)})` : '-',
-      q ? `${q.other.accepted}/${q.other.offers} (${q.other.rate === null ? '-' : pct(q.other.rate)})` : '-',
-      q?.lift != null ? q.lift.toFixed(2) : '-',
-      q?.p_value != null ? (q.p_value < 0.0001 ? '<0.0001' : q.p_value.toFixed(4)) : '-',
-    ];
-  });
-  return indent(formatTable(['period', 'predictions', 'offered', 'recommended accepted', 'other accepted', 'lift', 'p'], rows));
+  const share = (s: NboQuality['recommended']) => `${s.accepted}/${s.offers} (${s.rate === null ? '-' : pct(s.rate)})`;
+  return periodTable(v, ['recommended accepted', 'other accepted', 'lift', 'p'], (q) => [
+    share(q.recommended),
+    share(q.other),
+    q.lift != null ? q.lift.toFixed(2) : '-',
+    q.p_value != null ? (q.p_value < 0.0001 ? '<0.0001' : q.p_value.toFixed(4)) : '-',
+  ]);
+}
+
+/** One row per week and one overall: predictions, those with an outcome, then the model's own figures. */
+function periodTable<Q>(v: VersionQuality<Q>, headers: string[], cells: (q: Q) => string[]): string {
+  const rows = [...v.weeks, v.overall].map((p) => [p.period, p.predictions.toLocaleString('en-US'), p.matched.toLocaleString('en-US'), ...(p.quality ? cells(p.quality) : headers.map(() => '-'))]);
+  return indent(formatTable(['period', 'predictions', 'with outcome', ...headers], rows));
 }
 
 function describeComparison(c: ChurnComparison): string {

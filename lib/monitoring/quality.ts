@@ -148,49 +148,71 @@ export function churnOutcomeFor(outcomes: readonly ChurnOutcome[] | undefined, r
   return null;
 }
 
-function sortVersions<Q>(list: VersionQuality<Q>[]): VersionQuality<Q>[] {
-  return list.sort((a, b) => (b.version ?? 0) - (a.version ?? 0) || Number(a.shadow) - Number(b.shadow));
+/** What a report tallies for one version and period. */
+interface Tally {
+  predictions: number;
+  matched: number;
 }
 
-/** Realised churn quality per version and week. */
-export function churnQualityReport(
+/**
+ * Per (version, shadow) group of the records: a tally per ISO week of the predictions and one
+ * overall, each turned into the figures of its period.
+ */
+function qualityReport<T extends Tally, Q>(
+  model: string,
   records: readonly PredictionRecord[],
-  outcomes: ReadonlyMap<string, readonly ChurnOutcome[]>,
   options: ReportOptions,
-): QualityReport<ChurnQuality> {
-  const versions: VersionQuality<ChurnQuality>[] = [];
-  for (const group of byVersion(records.filter((r) => r.model === 'churn' && r.churn_probability !== undefined)).values()) {
-    const weeks = new Map<string, { p: number[]; y: number[]; predictions: number }>();
-    const all = { p: [] as number[], y: [] as number[], predictions: 0 };
-    for (const { record, ref } of group.refs) {
-      const week = isoWeek(record.t);
-      const w = weeks.get(week) ?? { p: [], y: [], predictions: 0 };
-      w.predictions++;
-      all.predictions++;
-      const y = churnOutcomeFor(outcomes.get(record.customer_id), ref, options.horizonDays);
-      if (y !== null) {
-        w.p.push(record.churn_probability!);
-        w.y.push(y ? 1 : 0);
-        all.p.push(record.churn_probability!);
-        all.y.push(y ? 1 : 0);
+  measure: { empty: () => T; add: (tally: T, reference: Reference) => void; quality: (tally: T) => Q },
+): QualityReport<Q> {
+  const versions: VersionQuality<Q>[] = [];
+  for (const group of byVersion(records).values()) {
+    const weeks = new Map<string, T>();
+    const all = measure.empty();
+    for (const reference of group.refs) {
+      const week = isoWeek(reference.record.t);
+      const tally = weeks.get(week) ?? measure.empty();
+      weeks.set(week, tally);
+      for (const t of [tally, all]) {
+        t.predictions++;
+        measure.add(t, reference);
       }
-      weeks.set(week, w);
     }
-    const period = (name: string, s: { p: number[]; y: number[]; predictions: number }): PeriodQuality<ChurnQuality> => ({
-      period: name,
-      predictions: s.predictions,
-      matched: s.p.length,
-      quality: s.p.length ? churnQuality(s.p, s.y) : null,
-    });
+    const period = (name: string, t: T): PeriodQuality<Q> => ({ period: name, predictions: t.predictions, matched: t.matched, quality: t.matched ? measure.quality(t) : null });
     versions.push({
       version: group.version,
       aliases: [...group.aliases].sort(),
       shadow: group.shadow,
       overall: period('all', all),
-      weeks: [...weeks.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => period(k, v)),
+      weeks: [...weeks.entries()].sort(([x], [y]) => x.localeCompare(y)).map(([k, v]) => period(k, v)),
     });
   }
-  return { model: 'churn', computed_at: options.computedAt, since: options.since, horizon_days: options.horizonDays, predictions_read: records.length, log_files: options.files ?? { read: 0, total: 0 }, outcome_range: options.range, versions: sortVersions(versions) };
+  versions.sort((x, y) => (y.version ?? 0) - (x.version ?? 0) || Number(x.shadow) - Number(y.shadow));
+  return {
+    model,
+    computed_at: options.computedAt,
+    since: options.since,
+    horizon_days: options.horizonDays,
+    predictions_read: records.length,
+    log_files: options.files ?? { read: 0, total: 0 },
+    outcome_range: options.range,
+    versions,
+  };
+}
+
+/** Realised churn quality per version and week. */
+export function churnQualityReport(records: readonly PredictionRecord[], outcomes: ReadonlyMap<string, readonly ChurnOutcome[]>, options: ReportOptions): QualityReport<ChurnQuality> {
+  const churn = records.filter((r) => r.model === 'churn' && r.churn_probability !== undefined);
+  return qualityReport('churn', churn, options, {
+    empty: () => ({ predictions: 0, matched: 0, p: [] as number[], y: [] as number[] }),
+    add: (t, { record, ref }) => {
+      const y = churnOutcomeFor(outcomes.get(record.customer_id), ref, options.horizonDays);
+      if (y === null) return;
+      t.matched++;
+      t.p.push(record.churn_probability!);
+      t.y.push(y ? 1 : 0);
+    },
+    quality: (t) => churnQuality(t.p, t.y),
+  });
 }
 
 /** AUC with its interval, Brier score, top-decile lift and calibration by decile of predicted probability. */
@@ -232,55 +254,25 @@ function deciles(p: number[], y: number[]): CalibrationDecile[] {
 }
 
 /** Realised NBO quality per version and week: how often made offers were accepted when they were the recommended one. */
-export function nboQualityReport(
-  records: readonly PredictionRecord[],
-  outcomes: ReadonlyMap<string, readonly OfferOutcome[]>,
-  options: ReportOptions,
-): QualityReport<NboQuality> {
-  const versions: VersionQuality<NboQuality>[] = [];
-  for (const group of byVersion(records.filter((r) => r.model === 'nbo' && r.offer_id !== undefined)).values()) {
-    const weeks = new Map<string, NboTally>();
-    const all = emptyTally();
-    for (const { record, ref } of group.refs) {
-      const week = isoWeek(record.t);
-      const w = weeks.get(week) ?? emptyTally();
-      w.predictions++;
-      all.predictions++;
+export function nboQualityReport(records: readonly PredictionRecord[], outcomes: ReadonlyMap<string, readonly OfferOutcome[]>, options: ReportOptions): QualityReport<NboQuality> {
+  const nbo = records.filter((r) => r.model === 'nbo' && r.offer_id !== undefined);
+  return qualityReport('nbo', nbo, options, {
+    empty: emptyTally,
+    add: (t, { record, ref }) => {
       const end = addDays(ref, options.horizonDays);
       const made = (outcomes.get(record.customer_id) ?? []).filter((o) => o.offeredAt >= ref && o.offeredAt < end);
-      if (made.length) {
-        w.matched++;
-        all.matched++;
-      }
+      if (made.length) t.matched++;
       for (const o of made) {
-        for (const t of [w, all]) {
-          const side = o.offerId === record.offer_id ? t.recommended : t.other;
-          side.offers++;
-          if (o.accepted) side.accepted++;
-        }
+        const side = o.offerId === record.offer_id ? t.recommended : t.other;
+        side.offers++;
+        if (o.accepted) side.accepted++;
       }
-      weeks.set(week, w);
-    }
-    const period = (name: string, t: NboTally): PeriodQuality<NboQuality> => ({
-      period: name,
-      predictions: t.predictions,
-      matched: t.matched,
-      quality: t.matched ? nboQuality(t) : null,
-    });
-    versions.push({
-      version: group.version,
-      aliases: [...group.aliases].sort(),
-      shadow: group.shadow,
-      overall: period('all', all),
-      weeks: [...weeks.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => period(k, v)),
-    });
-  }
-  return { model: 'nbo', computed_at: options.computedAt, since: options.since, horizon_days: options.horizonDays, predictions_read: records.length, log_files: options.files ?? { read: 0, total: 0 }, outcome_range: options.range, versions: sortVersions(versions) };
+    },
+    quality: nboQuality,
+  });
 }
 
-interface NboTally {
-  predictions: number;
-  matched: number;
+interface NboTally extends Tally {
   recommended: { offers: number; accepted: number };
   other: { offers: number; accepted: number };
 }

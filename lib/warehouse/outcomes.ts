@@ -27,14 +27,7 @@ export async function readChurnOutcomes(warehouse: Warehouse, range: { from: str
      ORDER BY ${q(ch.customer_id)}, ${q(ch.snapshot_date)}`,
     [range.from, range.to],
   );
-  const out = new Map<string, ChurnOutcome[]>();
-  for (const row of result.rows) {
-    const id = String(row.customer_id);
-    const list = out.get(id) ?? [];
-    list.push({ date: toIsoDate(row.d), churned: toBool(row.churned) });
-    out.set(id, list);
-  }
-  return out;
+  return byCustomer(result.rows, (row) => ({ date: toIsoDate(row.d), churned: toBool(row.churned) }));
 }
 
 /** Offers made from `from` (inclusive) to `to` (exclusive), by customer, oldest first. */
@@ -47,11 +40,16 @@ export async function readOfferOutcomes(warehouse: Warehouse, range: { from: str
      ORDER BY ${q(oh.customer_id)}, ${q(oh.offered_at)}`,
     [range.from, range.to],
   );
-  const out = new Map<string, OfferOutcome[]>();
-  for (const row of result.rows) {
+  return byCustomer(result.rows, (row) => ({ offeredAt: toIsoDate(row.t), offerId: String(row.offer_id), accepted: toBool(row.accepted) }));
+}
+
+/** Rows grouped by customer, in query order. */
+function byCustomer<R extends { customer_id: string }, O>(rows: R[], outcome: (row: R) => O): Map<string, O[]> {
+  const out = new Map<string, O[]>();
+  for (const row of rows) {
     const id = String(row.customer_id);
     const list = out.get(id) ?? [];
-    list.push({ offeredAt: toIsoDate(row.t), offerId: String(row.offer_id), accepted: toBool(row.accepted) });
+    list.push(outcome(row));
     out.set(id, list);
   }
   return out;
