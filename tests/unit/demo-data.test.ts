@@ -14,6 +14,26 @@ describe('demo customer base', () => {
     expect(generateDemoBatch(12, 1, 400).customers).not.toEqual(whole.customers);
   });
 
+  it('moves forward in time without changing the past: outcomes of the features customers had, and two steps equal one of two', () => {
+    const now = generateDemoBatch(11, 1, 300);
+    const one = generateDemoBatch(11, 1, 300, 1);
+    const two = generateDemoBatch(11, 1, 300, 2);
+    const past = (b: typeof now) => b.churn.filter((r) => r.snapshotDate < '2026-11-01');
+
+    expect([now.asOf, one.asOf, two.asOf]).toEqual(['2026-11-01', '2026-12-01', '2027-01-01']);
+    expect(past(one)).toEqual(now.churn);
+    expect(one.offers.filter((o) => o.offeredAt < '2026-11-01')).toEqual(now.offers);
+    // The first month's outcomes are judged on the features customer_features held.
+    const first = one.churn.filter((r) => r.snapshotDate === '2026-11-01');
+    const current = new Map(now.customers.map((c) => [c.customerId, c.features]));
+    expect(first.length).toBeGreaterThan(100);
+    for (const r of first) expect(r.features).toEqual(current.get(r.customerId));
+    // Two steps of one month write what one step of two months writes.
+    expect(two.churn.filter((r) => r.snapshotDate <= '2026-11-01')).toEqual(one.churn);
+    const second = new Map(two.churn.filter((r) => r.snapshotDate === '2026-12-01').map((r) => [r.customerId, r.features]));
+    for (const c of one.customers) if (second.has(c.customerId)) expect(second.get(c.customerId)).toEqual(c.features);
+  });
+
   it('names customers demo-000001, demo-000002, …', () => {
     expect(generateDemoBatch(1, 1, 2).customers.map((c) => c.customerId)).toEqual(['demo-000001', 'demo-000002']);
     expect(demoCustomerId(50_000)).toBe('demo-050000');
