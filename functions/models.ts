@@ -12,7 +12,8 @@ import { httpHandler, pathParam } from '../lib/http/index';
  */
 export const handler = httpHandler({ maxBodyBytes: config().maxBodyBytes }, async ({ event }) => {
   const { modelStatus, monitoring } = await scoringApp();
-  if (event.routeKey?.endsWith('/performance') || event.rawPath?.endsWith('/performance')) return { body: await monitoring.performance(pathParam(event, 'name')) };
+  // The route key, not the path: a model could be named "performance".
+  if (event.routeKey?.endsWith('/{name}/performance')) return { body: await monitoring.performance(pathParam(event, 'name')) };
   if (event.pathParameters?.name !== undefined) return { body: await modelStatus.detail(pathParam(event, 'name')) };
   return { body: await modelStatus.report() };
 });
