@@ -165,7 +165,8 @@ export class PredictionLog {
     }
     for (let attempt = 1; attempt <= this.settings.attempts; attempt++) {
       try {
-        await this.store.put(key, body, { contentType: 'application/x-ndjson' });
+        // A lost log file costs only itself: no fsync per file in a local folder.
+        await this.store.put(key, body, { contentType: 'application/x-ndjson', durable: false });
         return true;
       } catch (error) {
         if (attempt === this.settings.attempts) return this.lost(key, records, error);

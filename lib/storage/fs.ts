@@ -45,7 +45,7 @@ export class FsObjectStore implements ObjectStore {
     const tmp = `${target}.${randomUUID()}.tmp`;
     try {
       await fsp.mkdir(dirname(target), { recursive: true });
-      await writeDurably(tmp, body);
+      await writeFile(tmp, body, options.durable !== false);
     } catch (error) {
       throw this.unavailable(`write ${key}`, error);
     }
@@ -147,11 +147,11 @@ function etagOf(body: Uint8Array): string {
   return createHash('sha256').update(body).digest('hex');
 }
 
-async function writeDurably(path: string, body: Uint8Array): Promise<void> {
+async function writeFile(path: string, body: Uint8Array, durable: boolean): Promise<void> {
   const handle = await fsp.open(path, 'wx');
   try {
     await handle.writeFile(body);
-    await handle.sync();
+    if (durable) await handle.sync();
   } finally {
     await handle.close();
   }

@@ -13,6 +13,12 @@ export interface PutOptions {
   /** Replace only this version: fail with PreconditionFailedError when the etag differs. */
   ifMatch?: string;
   contentType?: string;
+  /**
+   * Local folders only: false skips the fsync that makes a write survive a power cut (S3's writes
+   * are durable either way). For data whose loss costs nothing but itself, such as prediction log
+   * files, where a sync per file would cost more than writing it.
+   */
+  durable?: boolean;
 }
 
 export interface ListResult {
