@@ -1,4 +1,4 @@
-import { ConflictError, NotFoundError, ValidationError } from '../errors';
+import { ConflictError, NotFoundError, PreconditionFailedError, ValidationError } from '../errors';
 import { readPredictionLog } from '../monitoring/log';
 import {
   churnQualityReport,
@@ -84,26 +84,36 @@ export class MonitoringService {
     const body = new TextEncoder().encode(JSON.stringify(report));
     await this.deps.results.put(`${REPORTS_PREFIX}/${name}/reports/${computedAt.replace(/[-:.]/g, '')}.json`, body, { contentType: 'application/json' });
     await this.deps.results.put(`${REPORTS_PREFIX}/${name}/latest.json`, body, { contentType: 'application/json' });
+    await this.appendTrend(report);
     return report;
   }
 
-  /** The latest stored report, with the overall realised figures of every earlier report (the trend). */
-  async performance(model: string): Promise<{ latest: QualityReport; history: { computed_at: string; versions: { version: number | null; shadow: boolean; matched: number; quality: unknown }[] }[] }> {
+  /** The latest stored report, with the overall realised figures of the reports before it (the trend): two reads. */
+  async performance(model: string): Promise<{ latest: QualityReport; history: TrendPoint[] }> {
     const name = checkModel(model);
-    const latest = await this.deps.results.get(`${REPORTS_PREFIX}/${name}/latest.json`);
+    const [latest, trend] = await Promise.all([this.deps.results.get(`${REPORTS_PREFIX}/${name}/latest.json`), this.deps.results.get(trendKey(name))]);
     if (!latest) {
       throw new NotFoundError(`No realised quality has been measured for ${name} yet: run loyalty-ml monitor ${name} (or wait for the scheduled check)`, { code: 'performance_not_measured' });
     }
-    const { keys } = await this.deps.results.list(`${REPORTS_PREFIX}/${name}/reports/`);
-    const recent = keys.sort().slice(-52);
-    const history = [];
-    for (const key of recent) {
-      const object = await this.deps.results.get(key);
-      if (!object) continue;
-      const r = JSON.parse(new TextDecoder().decode(object.body)) as QualityReport;
-      history.push({ computed_at: r.computed_at, versions: r.versions.map((v) => ({ version: v.version, shadow: v.shadow, matched: v.overall.matched, quality: v.overall.quality })) });
+    return { latest: decodeJson<QualityReport>(latest.body), history: trend ? decodeJson<TrendPoint[]>(trend.body) : [] };
+  }
+
+  /** Adds a report's overall figures to the model's trend (compare-and-swap, so concurrent reports keep both; the last 52). */
+  private async appendTrend(report: QualityReport): Promise<void> {
+    const key = trendKey(report.model);
+    const point: TrendPoint = { computed_at: report.computed_at, versions: report.versions.map((v) => ({ version: v.version, shadow: v.shadow, matched: v.overall.matched, quality: v.overall.quality })) };
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const stored = await this.deps.results.get(key);
+      const points = stored ? decodeJson<TrendPoint[]>(stored.body) : [];
+      const next = [...points.filter((p) => p.computed_at !== point.computed_at), point].sort((a, b) => a.computed_at.localeCompare(b.computed_at)).slice(-52);
+      try {
+        await this.deps.results.put(key, new TextEncoder().encode(JSON.stringify(next)), stored ? { ifMatch: stored.etag, contentType: 'application/json' } : { ifNoneMatch: true, contentType: 'application/json' });
+        return;
+      } catch (error) {
+        if (!(error instanceof PreconditionFailedError)) throw error;
+      }
     }
-    return { latest: JSON.parse(new TextDecoder().decode(latest.body)) as QualityReport, history };
+    throw new ConflictError(`Could not add to the trend of ${report.model}: other reports kept writing it`);
   }
 
   /** Two sides (aliases as logged, or version numbers) on the same customers' realised churn outcomes. */
@@ -137,14 +147,15 @@ export class MonitoringService {
   }
 
   /**
-   * The scheduled check: fresh reports for churn and NBO. A model raises the alarm when the newest
-   * served churn version's realised AUC is more than the margin below its holdout AUC, or when the
+   * The scheduled check: fresh reports for churn and NBO. A model raises the alarm when the churn
+   * version the serving alias points at has a realised AUC more than the margin below its holdout AUC, or when the
    * latest statistics of a scheduled segment show major drift of its scores. An alarm is counted
    * (RealisedQualityAlarms, which a CloudWatch alarm watches), logged, and starts training when
    * the check may (the new version still faces every gate and lands in staging).
    */
   async check(): Promise<QualityCheck[]> {
     const out: QualityCheck[] = [];
+    const drifts = await this.latestDrift();
     for (const model of MONITORED_MODELS) {
       const report = await this.report(model);
       const alarms: string[] = [];
@@ -164,7 +175,7 @@ export class MonitoringService {
           }
         }
       }
-      const drift = await this.latestDrift(model);
+      const drift = drifts.filter((d) => d.model === model).map(({ segment, psi, level }) => ({ segment, psi, level }));
       for (const d of drift) if (d.level === 'major') alarms.push(`major drift in segment ${d.segment} (PSI ${round(d.psi)})`);
       let retraining = false;
       if (alarms.length) {
@@ -181,13 +192,12 @@ export class MonitoringService {
     return out;
   }
 
-  /** The model's drift in the latest finished statistics of each watched segment. */
-  private async latestDrift(model: MonitoredModel): Promise<QualityCheck['drift']> {
-    const out: QualityCheck['drift'] = [];
+  /** Every model's drift in the latest finished statistics of each watched segment (one read per segment). */
+  private async latestDrift(): Promise<(QualityCheck['drift'][number] & { model: string })[]> {
+    const out: (QualityCheck['drift'][number] & { model: string })[] = [];
     for (const segment of this.deps.segments?.ids ?? []) {
       const history = await this.deps.segments!.runs.history(segment).catch(() => []);
-      const latest = history[0];
-      for (const d of latest?.drift ?? []) if (d.model === model) out.push({ segment, psi: d.psi, level: d.level });
+      for (const d of history[0]?.drift ?? []) out.push({ model: d.model, segment, psi: d.psi, level: d.level });
     }
     return out;
   }
@@ -210,6 +220,20 @@ export class MonitoringService {
       }
     }
   }
+}
+
+/** One report's overall figures, as the trend keeps them. */
+export interface TrendPoint {
+  computed_at: string;
+  versions: { version: number | null; shadow: boolean; matched: number; quality: unknown }[];
+}
+
+function trendKey(model: string): string {
+  return `${REPORTS_PREFIX}/${model}/trend.json`;
+}
+
+function decodeJson<T>(body: Uint8Array): T {
+  return JSON.parse(new TextDecoder().decode(body)) as T;
 }
 
 function checkModel(model: string): MonitoredModel {
