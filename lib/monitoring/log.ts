@@ -11,7 +11,8 @@ import type { ObjectStore } from '../storage/index';
  * partitioned by day (`predictions/dt=YYYY-MM-DD/…`, the layout Athena and Glue read as a
  * partition column). JSON Lines rather than Parquet: an invocation writes a few hundred lines at
  * most, where Parquet's footer and row-group overhead buy nothing, and writing it needs no
- * dependency in the prediction function; gzip brings a line to about 60 bytes.
+ * dependency in the prediction function; gzip level 1 brings a line to about 28 bytes (332 raw,
+ * measured on the 20,000-customer demo scored for churn, NBO and RFM).
  */
 export const PREDICTIONS_PREFIX = 'predictions';
 
@@ -57,7 +58,7 @@ export interface AnswerContext {
  * the fields every answer of one source shares (time, origin, model, version, alias, warnings)
  * are serialised once per source and batch, and NBO probabilities are read from the batch's
  * matrix without building ranked offer objects. A segment chunk of 1,000 customers scored for
- * churn, NBO and RFM costs about a millisecond this way, against 20 with an object per line.
+ * churn, NBO and RFM costs 3.4 ms this way (measured), against about 20 with an object per line.
  */
 export class LogLines {
   private readonly parts: string[] = [];
@@ -109,13 +110,13 @@ export function logKey(day: string, name: string): string {
   return `${PREDICTIONS_PREFIX}/dt=${day}/${name}.jsonl.gz`;
 }
 
-export function decodeRecords(body: Uint8Array): PredictionRecord[] {
-  return decodeText(gunzipSync(body).toString('utf8'));
-}
-
-function decodeText(text: string): PredictionRecord[] {
+/** A log file's records; with `models`, only theirs (other lines are skipped unparsed). */
+export function decodeRecords(body: Uint8Array, models?: readonly string[]): PredictionRecord[] {
+  const wanted = models?.map((m) => `"model":"${m}"`);
   const out: PredictionRecord[] = [];
-  for (const line of text.split('\n')) if (line) out.push(JSON.parse(line) as PredictionRecord);
+  for (const line of gunzipSync(body).toString('utf8').split('\n')) {
+    if (line && (!wanted || wanted.some((w) => line.includes(w)))) out.push(JSON.parse(line) as PredictionRecord);
+  }
   return out;
 }
 
@@ -138,13 +139,12 @@ export class PredictionLog {
   constructor(
     private readonly store: ObjectStore,
     readonly settings: PredictionLogSettings,
-    private readonly random: () => number = Math.random,
   ) {}
 
   /** Whether a single-customer answer is logged (sampled); batches and segment runs always are. */
   sampled(batch: boolean): boolean {
     if (!this.settings.enabled) return false;
-    return batch || this.random() < this.settings.singleSampleRate;
+    return batch || Math.random() < this.settings.singleSampleRate;
   }
 
   /**
@@ -185,7 +185,8 @@ export class PredictionLog {
 }
 
 /**
- * Reads one model's records from the log of the days from `since` on. The day partitions are
+ * Reads the records of some models from the log of the days from `since` on (one pass serves
+ * several models: the daily check reads each file once for churn and NBO). The day partitions are
  * listed, then the files of each day, read `parallel` at a time. A day with more than
  * `maxFilesPerDay` files is sampled: that many files, evenly spaced in key order (a request's or
  * chunk's served and shadow answers share a file, so pairs stay whole). Large programmes log
@@ -193,7 +194,7 @@ export class PredictionLog {
  */
 export async function readPredictionLog(
   store: ObjectStore,
-  options: { model: string; since?: string; maxFilesPerDay?: number; onProgress?: (done: number, total: number) => void; parallel?: number },
+  options: { models: readonly string[]; since?: string; maxFilesPerDay?: number; onProgress?: (done: number, total: number) => void; parallel?: number },
 ): Promise<{ records: PredictionRecord[]; files: { read: number; total: number } }> {
   const { prefixes } = await store.list(`${PREDICTIONS_PREFIX}/`, { delimiter: '/' });
   const days = prefixes
@@ -214,7 +215,7 @@ export async function readPredictionLog(
     while (next < keys.length) {
       const key = keys[next++]!;
       const object = await store.get(key);
-      if (object) for (const r of decodeRecords(object.body)) if (r.model === options.model) records.push(r);
+      if (object) for (const r of decodeRecords(object.body, options.models)) records.push(r);
       options.onProgress?.(++done, keys.length);
     }
   };

@@ -1,5 +1,5 @@
 import { ConflictError, NotFoundError, PreconditionFailedError, ValidationError } from '../errors';
-import { readPredictionLog } from '../monitoring/log';
+import { readPredictionLog, type PredictionRecord } from '../monitoring/log';
 import {
   churnQualityReport,
   compareChurn,
@@ -16,7 +16,7 @@ import type { ModelRegistry } from '../registry/index';
 import type { SegmentRunStore } from '../segments/runs';
 import type { ObjectStore } from '../storage/index';
 import type { WarehouseHandle } from '../warehouse/index';
-import { readChurnOutcomes, readOfferOutcomes } from '../warehouse/outcomes';
+import { readChurnOutcomes, readOfferOutcomes, type ChurnOutcome } from '../warehouse/outcomes';
 
 export const MONITORED_MODELS = ['churn', 'nbo'] as const;
 export type MonitoredModel = (typeof MONITORED_MODELS)[number];
@@ -67,19 +67,35 @@ export class MonitoringService {
   async report(model: string, options: { since?: string; onProgress?: (done: number, total: number) => void } = {}): Promise<QualityReport> {
     const name = checkModel(model);
     const since = checkSince(options.since) ?? this.windowStart();
+    const log = await this.readLog([name], since, options.onProgress);
+    return this.measure(name, log.records, log.files, since);
+  }
+
+  /** The log's records of the given models since a day, read once however many models ask. */
+  private readLog(models: readonly MonitoredModel[], since: string, onProgress?: (done: number, total: number) => void) {
+    return readPredictionLog(this.deps.results, { models, since, maxFilesPerDay: this.deps.settings.maxFilesPerDay, onProgress });
+  }
+
+  /** The churn outcomes the records need (one range scan of the history), and that range. */
+  private async churnOutcomes(records: readonly PredictionRecord[]): Promise<{ range: { from: string; to: string } | null; outcomes: Map<string, ChurnOutcome[]> }> {
+    const range = outcomeRange(records, this.deps.settings.outcomeHorizonDays);
+    return { range, outcomes: range ? await readChurnOutcomes((await this.deps.warehouse()).warehouse, range) : new Map() };
+  }
+
+  /** One model's report from its records and the warehouse's outcomes, stored with its place in the trend. */
+  private async measure(name: MonitoredModel, all: readonly PredictionRecord[], files: { read: number; total: number }, since: string): Promise<QualityReport> {
+    const records = all.filter((r) => r.model === name);
     const horizonDays = this.deps.settings.outcomeHorizonDays;
-    const { records, files } = await readPredictionLog(this.deps.results, { model: name, since, maxFilesPerDay: this.deps.settings.maxFilesPerDay, onProgress: options.onProgress });
-    const range = outcomeRange(records, horizonDays);
     const computedAt = (this.deps.now?.() ?? new Date()).toISOString();
-    const common = { horizonDays, since, computedAt, range, files };
     let report: QualityReport;
     if (name === 'churn') {
-      const outcomes = range ? await readChurnOutcomes((await this.deps.warehouse()).warehouse, range) : new Map();
-      report = churnQualityReport(records, outcomes, common);
+      const { range, outcomes } = await this.churnOutcomes(records);
+      report = churnQualityReport(records, outcomes, { horizonDays, since, computedAt, range, files });
       await this.addHoldoutAuc(report as QualityReport<ChurnQuality>);
     } else {
-      const outcomes = range ? await readOfferOutcomes((await this.deps.warehouse()).warehouse, { from: range.from, to: range.to }) : new Map();
-      report = nboQualityReport(records, outcomes, common);
+      const range = outcomeRange(records, horizonDays);
+      const outcomes = range ? await readOfferOutcomes((await this.deps.warehouse()).warehouse, range) : new Map();
+      report = nboQualityReport(records, outcomes, { horizonDays, since, computedAt, range, files });
     }
     const body = new TextEncoder().encode(JSON.stringify(report));
     await this.deps.results.put(`${REPORTS_PREFIX}/${name}/reports/${computedAt.replace(/[-:.]/g, '')}.json`, body, { contentType: 'application/json' });
@@ -121,12 +137,9 @@ export class MonitoringService {
     const name = checkModel(model);
     if (name !== 'churn') throw new ValidationError('compare measures churn models (AUC on realised churn); NBO versions are compared by `monitor nbo`', { code: 'unsupported_model' });
     if (a === b) throw new ValidationError(`compare needs two different sides, got ${a} twice`);
-    const since = checkSince(options.since) ?? this.windowStart();
-    const horizonDays = this.deps.settings.outcomeHorizonDays;
-    const { records } = await readPredictionLog(this.deps.results, { model: name, since, maxFilesPerDay: this.deps.settings.maxFilesPerDay });
-    const range = outcomeRange(records, horizonDays);
-    const outcomes = range ? await readChurnOutcomes((await this.deps.warehouse()).warehouse, range) : new Map();
-    return compareChurn(records, outcomes, { a: parseContender(a), b: parseContender(b), aLabel: a, bLabel: b }, { horizonDays });
+    const { records } = await this.readLog([name], checkSince(options.since) ?? this.windowStart());
+    const { outcomes } = await this.churnOutcomes(records);
+    return compareChurn(records, outcomes, { a: parseContender(a), b: parseContender(b), aLabel: a, bLabel: b }, { horizonDays: this.deps.settings.outcomeHorizonDays });
   }
 
   /**
@@ -156,8 +169,10 @@ export class MonitoringService {
   async check(): Promise<QualityCheck[]> {
     const out: QualityCheck[] = [];
     const drifts = await this.latestDrift();
+    const since = this.windowStart();
+    const log = await this.readLog(MONITORED_MODELS, since);
     for (const model of MONITORED_MODELS) {
-      const report = await this.report(model);
+      const report = await this.measure(model, log.records, log.files, since);
       const alarms: string[] = [];
       let version: number | null = null;
       let realised: number | null = null;

@@ -163,7 +163,9 @@ describe('the prediction log', () => {
 
     const outcome = await app.predictions.predict({ customerIds: ids(20), type: 'all', batch: true, deadlineMs: 5000, requestId: 'req-1' });
 
-    const logged = (await readPredictionLog(results, { model: 'churn' })).records.concat((await readPredictionLog(results, { model: 'nbo' })).records);
+    const logged = (await readPredictionLog(results, { models: ['churn', 'nbo'] })).records;
+    // One model asked for: only its lines (the RFM lines of the same file are skipped).
+    expect(new Set((await readPredictionLog(results, { models: ['nbo'] })).records.map((r) => r.model))).toEqual(new Set(['nbo']));
     const served = logged.filter((r) => !r.shadow);
     expect(served).toHaveLength(40);
     const answer = outcome.results[3]!.result as { churn: { churn_probability: number }; nbo: { offer_id: string } };
@@ -203,8 +205,8 @@ describe('the prediction log', () => {
     const app = await testApp({ features: features(), registry: await servedRegistry(false), results });
     for (let i = 0; i < 5; i++) await app.predictions.predict({ customerIds: ids(4), type: 'churn', batch: true, deadlineMs: 5000 });
 
-    const sampled = await readPredictionLog(results, { model: 'churn', maxFilesPerDay: 2 });
-    const whole = await readPredictionLog(results, { model: 'churn' });
+    const sampled = await readPredictionLog(results, { models: ['churn'], maxFilesPerDay: 2 });
+    const whole = await readPredictionLog(results, { models: ['churn'] });
 
     expect(sampled.files).toEqual({ read: 2, total: 5 });
     expect(sampled.records).toHaveLength(8);
