@@ -121,14 +121,20 @@ export function isoWeek(t: string): string {
   return `${d.getUTCFullYear()}-W${String(week).padStart(2, '0')}`;
 }
 
-/** Groups records by (version, shadow), one per customer and reference date (the latest). */
-function byVersion(records: readonly PredictionRecord[]): Map<string, { version: number | null; shadow: boolean; aliases: Set<string>; refs: Reference[] }> {
+/** The latest record (by answer time) for each key. */
+function latestBy(records: readonly PredictionRecord[], key: (r: PredictionRecord) => string): Map<string, PredictionRecord> {
   const latest = new Map<string, PredictionRecord>();
   for (const r of records) {
-    const key = `${r.version ?? 'mock'}|${r.shadow ? 1 : 0}|${r.customer_id}|${referenceDate(r)}`;
-    const held = latest.get(key);
-    if (!held || held.t < r.t) latest.set(key, r);
+    const k = key(r);
+    const held = latest.get(k);
+    if (!held || held.t < r.t) latest.set(k, r);
   }
+  return latest;
+}
+
+/** Groups records by (version, shadow), one per customer and reference date (the latest). */
+function byVersion(records: readonly PredictionRecord[]): Map<string, { version: number | null; shadow: boolean; aliases: Set<string>; refs: Reference[] }> {
+  const latest = latestBy(records, (r) => `${r.version ?? 'mock'}|${r.shadow ? 1 : 0}|${r.customer_id}|${referenceDate(r)}`);
   const groups = new Map<string, { version: number | null; shadow: boolean; aliases: Set<string>; refs: Reference[] }>();
   for (const record of latest.values()) {
     const key = `${record.version ?? 'mock'}|${record.shadow ? 1 : 0}`;
@@ -219,8 +225,10 @@ export function churnQualityReport(records: readonly PredictionRecord[], outcome
 export function churnQuality(p: number[], y: number[]): ChurnQuality {
   const churned = y.reduce((a, b) => a + b, 0);
   const both = churned > 0 && churned < y.length;
+  // DeLong's computation yields the AUC with its interval; with a single case of a class it has no
+  // variance, and the AUC alone is taken from the ranks.
   const interval = both ? aucWithInterval(p, y) : null;
-  const auc = both ? rocAuc(p, y) : null;
+  const auc = interval === null ? null : Number.isFinite(interval.auc) ? interval.auc : rocAuc(p, y);
   return {
     customers: y.length,
     churned,
@@ -335,16 +343,11 @@ export function compareChurn(
   options: { horizonDays: number; alpha?: number },
 ): ChurnComparison {
   const alpha = options.alpha ?? 0.05;
-  const pick = (c: Contender) => {
-    const map = new Map<string, PredictionRecord>();
-    for (const r of records) {
-      if (r.model !== 'churn' || r.churn_probability === undefined || r.source !== 'model' || !matches(r, c)) continue;
-      const key = `${r.customer_id}|${referenceDate(r)}`;
-      const held = map.get(key);
-      if (!held || held.t < r.t) map.set(key, r);
-    }
-    return map;
-  };
+  const pick = (c: Contender) =>
+    latestBy(
+      records.filter((r) => r.model === 'churn' && r.churn_probability !== undefined && r.source === 'model' && matches(r, c)),
+      (r) => `${r.customer_id}|${referenceDate(r)}`,
+    );
   const A = pick(sides.a);
   const B = pick(sides.b);
   const pa: number[] = [];
