@@ -19,8 +19,6 @@ export interface ScoringApp extends CoreApp {
   models: ModelProvider;
   profile: RefreshingValue<BaseProfile>;
   scoring: ScoringService;
-  /** The prediction log (results store, predictions/). */
-  log: PredictionLog;
   predictions: PredictionService;
   modelStatus: ModelStatusService;
   chunks: ChunkScoringService;
@@ -61,7 +59,6 @@ export function withScoring(core: CoreApp, parts: Pick<ScoringParts, 'features' 
     models,
     profile,
     scoring,
-    log,
     predictions: new PredictionService({ scoring, maxCustomers: cfg.batchMaxCustomers, log, ...(shadow ? { shadow: { scorer: shadow, sampleRate: cfg.predictionLog.shadowSampleRate } } : {}) }),
     modelStatus: new ModelStatusService({ registry: core.registry, models, names: Object.keys(SERVED_MODELS), servingAlias: cfg.servingAlias, mockMode: cfg.mockMode, ttlMs: cfg.aliasTtlMs }),
     chunks: new ChunkScoringService({ scoring, runs: core.runs, deadlineMs: cfg.batchDeadlineMs, faults: parseFaultPlan(cfg.segments.faults), log, shadow }),

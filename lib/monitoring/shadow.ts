@@ -1,5 +1,5 @@
 import { logger, telemetry } from '../observability';
-import type { CustomerResult, ResultSource } from '../scoring/results';
+import { sourcesOf, type CustomerResult, type ResultSource } from '../scoring/results';
 import type { BatchOutcome, ScoringService } from '../scoring/service';
 
 /**
@@ -39,14 +39,11 @@ export class ShadowScorer {
   }
 }
 
-/** The model version each model part of an outcome was served by. */
+/** The model version each model part of an outcome was served by (one batch, one version per model). */
 function servedModelVersions(outcome: BatchOutcome): Map<string, number> {
-  const out = new Map<string, number>();
   const first = outcome.results[0]?.result;
-  if (!first) return out;
-  const parts = 'source' in first ? [first] : [first.churn, first.nbo];
-  for (const p of parts) if (p?.source.type === 'model') out.set(p.source.name, p.source.version);
-  return out;
+  const sources = first ? sourcesOf(first) : [];
+  return new Map(sources.flatMap((s) => (s.type === 'model' ? [[s.name, s.version] as const] : [])));
 }
 
 /** Shadow failures are counted, never raised: a challenger must not cost the caller an answer. */

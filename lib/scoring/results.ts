@@ -149,6 +149,12 @@ class NboAnswer implements NboResult {
   }
 }
 
+/** The sources of one customer's answer (three for type "all"). */
+export function sourcesOf(result: CustomerResult): ResultSource[] {
+  if ('source' in result) return [result.source];
+  return [result.churn?.source, result.nbo?.source, result.rfm?.source].filter((s): s is ResultSource => s !== undefined);
+}
+
 /** Every offer's probability of an NBO answer as a JSON object keyed by offer id (the prediction log's field). */
 export function offerProbabilitiesJson(result: NboResult): string {
   if (result instanceof NboAnswer) return result.probabilitiesJson();

@@ -2,7 +2,7 @@ import { LogLines, type PredictionLog } from '../monitoring/log';
 import { shadowAnswers, type ShadowScorer } from '../monitoring/shadow';
 import { logContext, logger, telemetry } from '../observability';
 import { checkBatchSize } from '../scoring/api';
-import type { CustomerResult, PredictionType, ResultSource } from '../scoring/results';
+import { sourcesOf, type PredictionType, type ResultSource } from '../scoring/results';
 import type { BatchOutcome, ScoringService } from '../scoring/service';
 
 export interface PredictionRequest {
@@ -29,14 +29,13 @@ export class PredictionService {
       maxCustomers: number;
       log?: PredictionLog;
       shadow?: { scorer: ShadowScorer; sampleRate: number };
-      random?: () => number;
     },
   ) {}
 
   async predict(request: PredictionRequest): Promise<BatchOutcome> {
     if (request.batch) checkBatchSize(request.customerIds, this.deps.maxCustomers);
     const logged = this.deps.log?.sampled(request.batch) ?? false;
-    const shadowed = logged && request.batch && this.deps.shadow !== undefined && (this.deps.random ?? Math.random)() < this.deps.shadow.sampleRate;
+    const shadowed = logged && request.batch && this.deps.shadow !== undefined && Math.random() < this.deps.shadow.sampleRate;
     const outcome = await this.deps.scoring.score(request.customerIds, request.type, request.deadlineMs, { keepInputs: shadowed });
     this.record(outcome, request.batch);
     if (logged) await this.writeLog(outcome, request, shadowed);
@@ -87,10 +86,4 @@ export class PredictionService {
       timings_ms: outcome.timings,
     });
   }
-}
-
-/** The sources of one customer's answer (three for type "all"). */
-function sourcesOf(result: CustomerResult): ResultSource[] {
-  if ('source' in result) return [result.source];
-  return [result.churn?.source, result.nbo?.source, result.rfm?.source].filter((s): s is ResultSource => s !== undefined);
 }
