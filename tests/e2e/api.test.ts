@@ -290,6 +290,7 @@ describe('the prediction log and realised quality through serverless-offline', (
     expect([before.status, before.body.error.code]).toEqual([404, 'performance_not_measured']);
     // Every batch answered above (and the segment runs) was logged below predictions/, by day.
     const days = readdirSync(join(registryDir, 'predictions'));
+    expect(days.length).toBeGreaterThan(0);
     expect(days.every((d) => /^dt=\d{4}-\d{2}-\d{2}$/.test(d))).toBe(true);
     expect(readdirSync(join(registryDir, 'predictions', days[0]!)).some((f) => f.startsWith('segment-all-'))).toBe(true);
 
