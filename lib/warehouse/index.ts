@@ -12,6 +12,24 @@ export interface SqlClient {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
 }
 
+/**
+ * A slice of a segment scan: the members in id order with their features as one row-major
+ * matrix (FEATURES order, NaN where the warehouse has no value). `found[i]` is 0 for a member the
+ * features table lacks (its row is all NaN).
+ */
+export interface FeatureBatch {
+  ids: string[];
+  features: Float64Array;
+  found: Uint8Array;
+  asOf: (string | null)[];
+}
+
+/** Rows per FETCH of a segment scan by default (a single-node Amazon Redshift cluster allows at most 1,000: `SEGMENT_FETCH_ROWS`). */
+export const SCAN_FETCH_ROWS = 10_000;
+
+/** Every column as the server's text: numbers are parsed once, straight into the matrix. */
+const RAW_TEXT = { getTypeParser: () => (value: string) => value } as unknown as pg.CustomTypesConfig;
+
 /** One customer's current features, in FEATURES order; null where the warehouse has no value. */
 export interface CustomerFeatureRow {
   customerId: string;
@@ -112,6 +130,63 @@ export class Warehouse {
     return result.rows.map((r) => r.id);
   }
 
+  /**
+   * A segment's members with their features, in customer id order, as ONE query: the members
+   * table LEFT JOINed to the features table behind a cursor (`DECLARE … CURSOR` and `FETCH FORWARD`
+   * inside a transaction, which PostgreSQL and Amazon Redshift both accept), fetched `fetchRows`
+   * at a time with the next FETCH already on its way while the caller works on the current batch.
+   * Warehouse load per run is this one statement whatever the segment's size.
+   */
+  async *scanSegmentFeatures(segmentId: string, options: { fetchRows?: number } = {}): AsyncGenerator<FeatureBatch> {
+    const fetchRows = options.fetchRows ?? SCAN_FETCH_ROWS;
+    if (!Number.isInteger(fetchRows) || fetchRows < 1) throw new ValidationError(`Invalid fetch size ${fetchRows}`);
+    const m = this.cfg.segment_members;
+    const cf = this.cfg.customer_features;
+    const features = FEATURES.map((f) => `f.${q(this.cfg.features[f]!)}`).join(', ');
+    const sql =
+      `DECLARE loyalty_ml_scan NO SCROLL CURSOR FOR ` +
+      `SELECT m.${q(m.customer_id)}, ${features}, f.${q(cf.updated_at)}, f.${q(cf.customer_id)} ` +
+      `FROM ${table(this.cfg, m.table)} m LEFT JOIN ${table(this.cfg, cf.table)} f ON f.${q(cf.customer_id)} = m.${q(m.customer_id)} ` +
+      `WHERE m.${q(m.segment_id)} = ${literal(segmentId)} ORDER BY m.${q(m.customer_id)}`;
+    // A cursor lives in one connection's transaction: a pool lends one; a single client is used as it is.
+    let client: pg.ClientBase & { release?: (error?: Error) => void };
+    try {
+      client = this.db instanceof pg.Pool ? await this.db.connect() : (this.db as pg.ClientBase);
+    } catch (error) {
+      throw new WarehouseUnavailableError(`Warehouse query failed (${this.location}): ${describePgError(error)}`, { cause: error });
+    }
+    const fetch = () =>
+      client.query({ text: `FETCH FORWARD ${fetchRows} FROM loyalty_ml_scan`, rowMode: 'array', types: RAW_TEXT }) as Promise<pg.QueryResult<unknown[]>>;
+    let broken: Error | undefined;
+    let committed = false;
+    let pending: Promise<pg.QueryResult<unknown[]>> | undefined;
+    try {
+      await client.query('BEGIN');
+      await client.query(sql);
+      pending = fetch();
+      for (;;) {
+        const result: pg.QueryResult<unknown[]> = await pending!;
+        pending = undefined;
+        if (result.rows.length === 0) break;
+        // The server prepares the next batch while this one is parsed and handed on.
+        if (result.rows.length === fetchRows) pending = fetch();
+        yield toFeatureBatch(result.rows, FEATURES.length);
+      }
+      await client.query('COMMIT');
+      committed = true;
+    } catch (error) {
+      broken = error as Error;
+      await pending?.catch(() => undefined);
+      if (error instanceof WarehouseUnavailableError) throw error;
+      throw new WarehouseUnavailableError(`Warehouse scan of segment ${segmentId} failed (${this.location}): ${describePgError(error)}`, { cause: error });
+    } finally {
+      if (pending) await pending.catch(() => undefined);
+      // A consumer that stopped early (or an error) leaves the transaction open: roll it back.
+      if (!broken && !committed) await client.query('ROLLBACK').catch(() => undefined);
+      client.release?.(broken);
+    }
+  }
+
   /** Number of customers with features. */
   async countCustomers(): Promise<number> {
     const cf = this.cfg.customer_features;
@@ -134,6 +209,44 @@ export class Warehouse {
       }
     }
   }
+}
+
+/**
+ * A text value as an SQL string literal, where a cursor's statement takes no parameters. Backslashes
+ * are refused: PostgreSQL and Redshift read them differently (segment ids never hold one).
+ */
+function literal(value: string): string {
+  if (value.includes('\\')) throw new ValidationError(`Invalid segment id "${value}"`, { code: 'invalid_segment_id' });
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** Rows of [id, ...features, updated_at, features' id] (all text) as a FeatureBatch. */
+function toFeatureBatch(rows: unknown[][], width: number): FeatureBatch {
+  const n = rows.length;
+  const ids = new Array<string>(n);
+  const features = new Float64Array(n * width);
+  const found = new Uint8Array(n);
+  const asOf = new Array<string | null>(n);
+  let lastRaw: unknown = undefined;
+  let lastDate: string | null = null;
+  for (let i = 0; i < n; i++) {
+    const row = rows[i]!;
+    ids[i] = row[0] as string;
+    const base = i * width;
+    for (let j = 0; j < width; j++) {
+      const v = row[j + 1];
+      // '' never comes from a numeric column; anything unparseable is missing, as toNumber treats it.
+      features[base + j] = v === null ? NaN : +(v as string);
+    }
+    found[i] = row[width + 2] === null ? 0 : 1;
+    const raw = row[width + 1];
+    if (raw !== lastRaw) {
+      lastRaw = raw;
+      lastDate = raw === null || raw === undefined ? null : toIsoDate(raw as string);
+    }
+    asOf[i] = lastDate;
+  }
+  return { ids, features, found, asOf };
 }
 
 /** A DATE or TIMESTAMP column's calendar date (pg returns both as a local-midnight Date; rebuilt from local parts). */
