@@ -79,6 +79,14 @@ export interface Config {
     scheduled: string[];
     /** Test hook (local and test stages only): injected worker faults, e.g. "fail-once:1,3;fail-always:2". */
     faults: string | undefined;
+    /** Rows per FETCH of the run's one warehouse scan (a single-node Redshift cluster allows 1,000). */
+    fetchRows: number;
+    /** A chunk's features travel in the worker's payload up to this many bytes; larger chunks go as a file. */
+    inlinePayloadBytes: number;
+    /** Runs of more customers than this take the distributed map (Step Functions) instead of one planner. */
+    mapThreshold: number;
+    /** The distributed map's tolerated failure percentage: more failed chunks than this fail the map's items as a whole. */
+    mapToleratedFailurePercent: number;
   };
 }
 
@@ -151,6 +159,10 @@ export function loadConfig(env: Env = process.env): Config {
       plannerFunction: optional(env, 'SEGMENT_PLANNER_FUNCTION') ?? `loyalty-ml-${stage}-segmentPlanner`,
       scheduled: (optional(env, 'SCHEDULED_SEGMENTS') ?? 'all').split(',').map((s) => s.trim()).filter(Boolean),
       faults: local ? optional(env, 'SEGMENT_WORKER_FAULTS') : undefined,
+      fetchRows: seconds(env, 'SEGMENT_FETCH_ROWS', 10_000, 100, 100_000),
+      inlinePayloadBytes: seconds(env, 'SEGMENT_INLINE_PAYLOAD_BYTES', 256 * 1024, 0, 6 * 1024 * 1024),
+      mapThreshold: seconds(env, 'SEGMENT_MAP_THRESHOLD', 5_000_000, 1, 1_000_000_000),
+      mapToleratedFailurePercent: seconds(env, 'SEGMENT_MAP_TOLERATED_FAILURE_PERCENT', 5, 0, 100),
     },
   };
 }

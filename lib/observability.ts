@@ -46,6 +46,7 @@ export type MetricName =
   | 'SegmentRunsPartial'
   | 'SegmentRunsFailed'
   | 'SegmentRunsHandedOff'
+  | 'SegmentRunsMapped'
   | 'SegmentRunsPastLease'
   | 'SegmentRunsResumed'
   | 'TrainingRuns'

@@ -82,6 +82,18 @@ export class ModelRunner {
     return this.predictEncoded(X, rows.length);
   }
 
+  /**
+   * Probabilities for a row-major matrix whose columns are named by `columns` (NaN = missing): the
+   * segment worker's path. Passed through when the model's features are exactly these columns.
+   */
+  async predictMatrix(X: Float64Array, rows: number, columns: readonly string[]): Promise<Float64Array> {
+    const features = this.manifest.input.features;
+    if (!this.encodings && features.length === columns.length && features.every((f, j) => f.name === columns[j] && f.type !== 'string')) return this.predictEncoded(X, rows);
+    const width = columns.length;
+    const matrix = Array.from({ length: rows }, (_, r) => Array.from(X.subarray(r * width, (r + 1) * width), (v) => (Number.isNaN(v) ? null : v)));
+    return this.predictRows(matrix, columns);
+  }
+
   /** Probabilities for rows already in feature order (row-major, NaN for missing). */
   async predictEncoded(X: Float64Array, rows: number): Promise<Float64Array> {
     const cols = this.manifest.input.features.length;

@@ -2,7 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gunzipSync, gzip } from 'node:zlib';
 import { logger, telemetry } from '../observability';
+import { makeVector, Table, tableFromIPC, tableToIPC, type Vector } from 'apache-arrow';
 import { offerProbabilitiesJson, type CustomerResult, type ResultSource } from '../scoring/results';
+import { RISK_BANDS, type MatrixScores } from '../scoring/service';
+import { utf8Vector } from '../segments/chunks';
 import type { ObjectStore } from '../storage/index';
 
 /**
@@ -106,12 +109,144 @@ function jsonString(value: string): string {
 }
 
 /** The key of a log file: its day's partition, then a name unique to the invocation (or run chunk). */
-export function logKey(day: string, name: string): string {
-  return `${PREDICTIONS_PREFIX}/dt=${day}/${name}.jsonl.gz`;
+export function logKey(day: string, name: string, extension = LINES_EXTENSION): string {
+  return `${PREDICTIONS_PREFIX}/dt=${day}/${name}${extension}`;
+}
+
+const LINES_EXTENSION = '.jsonl.gz';
+const COLUMNS_EXTENSION = '.arrow';
+const ARROW_MAGIC = 'ARROW1';
+const NONE = 255;
+
+/**
+ * A segment chunk's answers (and its challenger's) as one Arrow IPC file: a row per customer and
+ * scorer, a column per field, and the fields every row shares (time, origin, sources, offer ids) in
+ * the schema's metadata. Segment runs log every customer: as JSON lines, three per customer, the
+ * log cost a run 14-21% of its throughput; as columns it is a few copies of the score arrays.
+ * `decodeRecords` reads it back as the same records JSON lines hold.
+ */
+export function columnarLogFile(served: MatrixScores, shadows: MatrixScores[], context: { t: string; origin: string; asOf: readonly (string | null)[] }): { body: Uint8Array; records: number } {
+  const sets = [served, ...shadows];
+  const n = served.ids.length;
+  const rows = n * sets.length;
+  const classes = served.nbo?.classes ?? shadows.find((s) => s.nbo)?.nbo?.classes ?? [];
+  const k = classes.length;
+  const churnP = new Float64Array(rows).fill(NaN);
+  const churnRisk = new Uint8Array(rows).fill(NONE);
+  const offer = new Uint8Array(rows).fill(NONE);
+  const confidence = new Float64Array(rows).fill(NaN);
+  const probs = Array.from({ length: k }, () => new Float64Array(rows).fill(NaN));
+  const shadow = new Uint8Array(rows);
+  const ids: string[] = [];
+  const asOf: (string | null)[] = [];
+  const rfmScore: (string | null)[] = [];
+  const rfmSegment: (string | null)[] = [];
+  let records = 0;
+  sets.forEach((set, s) => {
+    const base = s * n;
+    ids.push(...served.ids);
+    asOf.push(...context.asOf);
+    if (s > 0) shadow.fill(1, base, base + n);
+    if (set.churn) {
+      churnP.set(set.churn.p, base);
+      churnRisk.set(set.churn.risk, base);
+      records += n;
+    }
+    if (set.nbo) {
+      offer.set(set.nbo.top, base);
+      confidence.set(set.nbo.confidence, base);
+      const P = set.nbo.P;
+      for (let c = 0; c < k; c++) {
+        const col = probs[c]!;
+        for (let i = 0; i < n; i++) col[base + i] = Math.round(P[i * k + c]! * 1e6) / 1e6;
+      }
+      records += n;
+    }
+    for (let i = 0; i < n; i++) {
+      rfmScore.push(set.rfm ? set.rfm.score[i]! : null);
+      rfmSegment.push(set.rfm ? set.rfm.segment[i]! : null);
+    }
+    if (set.rfm) records += n;
+  });
+  const columns: Record<string, Vector> = {
+    customer_id: utf8Vector(ids),
+    as_of: utf8Vector(asOf),
+    shadow: makeVector(shadow),
+    churn_probability: makeVector(churnP),
+    churn_risk: makeVector(churnRisk),
+    offer: makeVector(offer),
+    confidence: makeVector(confidence),
+    rfm_score: utf8Vector(rfmScore),
+    rfm_segment: utf8Vector(rfmSegment),
+  };
+  probs.forEach((col, c) => (columns[`p${c}`] = makeVector(col)));
+  const table = new Table(columns);
+  const meta: ColumnarMeta = {
+    t: context.t,
+    origin: context.origin,
+    classes: [...classes],
+    sources: sets.map((set) => ({ churn: set.churn?.source ?? null, nbo: set.nbo?.source ?? null, rfm: set.rfm?.source ?? null })),
+  };
+  table.schema.metadata.set('loyalty-ml', JSON.stringify(meta));
+  return { body: tableToIPC(table, 'file'), records };
+}
+
+interface ColumnarMeta {
+  t: string;
+  origin: string;
+  classes: string[];
+  /** Per scorer (served first, then challengers): what answered each model, or null. */
+  sources: { churn: ResultSource | null; nbo: ResultSource | null; rfm: ResultSource | null }[];
+}
+
+function isArrow(body: Uint8Array): boolean {
+  return body.length > 6 && Buffer.from(body.subarray(0, 6)).toString('latin1') === ARROW_MAGIC;
+}
+
+function decodeColumns(body: Uint8Array, models?: readonly string[]): PredictionRecord[] {
+  const table = tableFromIPC(body);
+  const meta = JSON.parse(table.schema.metadata.get('loyalty-ml') ?? 'null') as ColumnarMeta | null;
+  if (!meta) return [];
+  const col = <T>(name: string) => table.getChild(name)!.toArray() as T;
+  const ids = col<string[]>('customer_id');
+  const asOf = col<(string | null)[]>('as_of');
+  const churnP = col<Float64Array>('churn_probability');
+  const risk = col<Uint8Array>('churn_risk');
+  const offer = col<Uint8Array>('offer');
+  const confidence = col<Float64Array>('confidence');
+  const rfmScore = col<(string | null)[]>('rfm_score');
+  const rfmSegment = col<(string | null)[]>('rfm_segment');
+  const probs = meta.classes.map((_, c) => col<Float64Array>(`p${c}`));
+  const n = table.numRows / meta.sources.length;
+  const want = (m: string) => !models || models.includes(m);
+  const out: PredictionRecord[] = [];
+  meta.sources.forEach((sources, s) => {
+    const common = (source: ResultSource, i: number) => ({
+      t: meta.t,
+      customer_id: ids[i]!,
+      source: source.type,
+      version: source.type === 'model' ? source.version : null,
+      alias: source.type === 'model' ? source.alias : null,
+      shadow: s > 0,
+      as_of: asOf[i] ?? null,
+      origin: meta.origin,
+    });
+    for (let i = s * n; i < (s + 1) * n; i++) {
+      if (sources.churn && want('churn')) out.push({ ...common(sources.churn, i), model: 'churn', churn_probability: churnP[i]!, churn_risk: RISK_BANDS[risk[i]!]! });
+      if (sources.nbo && want('nbo')) {
+        const p: Record<string, number> = {};
+        meta.classes.forEach((c, k) => (p[c] = probs[k]![i]!));
+        out.push({ ...common(sources.nbo, i), model: 'nbo', offer_id: meta.classes[offer[i]!]!, confidence: confidence[i]!, offer_probabilities: p });
+      }
+      if (sources.rfm && want('rfm')) out.push({ ...common(sources.rfm, i), model: 'rfm', rfm_score: rfmScore[i]!, rfm_segment: rfmSegment[i]! });
+    }
+  });
+  return out;
 }
 
 /** A log file's records; with `models`, only theirs (other lines are skipped unparsed). */
 export function decodeRecords(body: Uint8Array, models?: readonly string[]): PredictionRecord[] {
+  if (isArrow(body)) return decodeColumns(body, models);
   const wanted = models?.map((m) => `"model":"${m}"`);
   const out: PredictionRecord[] = [];
   for (const line of gunzipSync(body).toString('utf8').split('\n')) {
@@ -153,7 +288,6 @@ export class PredictionLog {
    */
   async write(lines: LogLines, options: { t: string; name?: string; day?: string }): Promise<boolean> {
     if (!this.settings.enabled || lines.count === 0) return true;
-    const records = lines.count;
     const day = options.day ?? options.t.slice(0, 10);
     const name = options.name ?? `${options.t.replace(/[-:.]/g, '')}-${randomBytes(6).toString('hex')}`;
     const key = logKey(day, name);
@@ -161,12 +295,29 @@ export class PredictionLog {
     try {
       body = await gzipAsync(lines.text(), { level: 1 });
     } catch (error) {
-      return this.lost(key, records, error);
+      return this.lost(key, lines.count, error);
     }
+    return this.put(key, body, lines.count, 'application/x-ndjson');
+  }
+
+  /** Writes a segment chunk's answers as one columnar file (see `columnarLogFile`), replacing a retried chunk's. */
+  async writeColumns(build: () => { body: Uint8Array; records: number }, options: { day: string; name: string }): Promise<boolean> {
+    if (!this.settings.enabled) return true;
+    const key = logKey(options.day, options.name, COLUMNS_EXTENSION);
+    let file: { body: Uint8Array; records: number };
+    try {
+      file = build();
+    } catch (error) {
+      return this.lost(key, 0, error);
+    }
+    return this.put(key, file.body, file.records, 'application/vnd.apache.arrow.file');
+  }
+
+  private async put(key: string, body: Uint8Array, records: number, contentType: string): Promise<boolean> {
     for (let attempt = 1; attempt <= this.settings.attempts; attempt++) {
       try {
         // A lost log file costs only itself: no fsync per file in a local folder.
-        await this.store.put(key, body, { contentType: 'application/x-ndjson', durable: false });
+        await this.store.put(key, body, { contentType, durable: false });
         return true;
       } catch (error) {
         if (attempt === this.settings.attempts) return this.lost(key, records, error);
@@ -204,7 +355,7 @@ export async function readPredictionLog(
   const keys: string[] = [];
   let total = 0;
   for (const day of days) {
-    const all = (await store.list(`${PREDICTIONS_PREFIX}/dt=${day}/`)).keys.filter((k) => k.endsWith('.jsonl.gz')).sort();
+    const all = (await store.list(`${PREDICTIONS_PREFIX}/dt=${day}/`)).keys.filter((k) => k.endsWith(LINES_EXTENSION) || k.endsWith(COLUMNS_EXTENSION)).sort();
     total += all.length;
     keys.push(...evenlySpaced(all, options.maxFilesPerDay ?? Infinity));
   }

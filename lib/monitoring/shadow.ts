@@ -1,6 +1,6 @@
 import { logger, telemetry } from '../observability';
 import { sourcesOf, type CustomerResult, type ResultSource } from '../scoring/results';
-import type { BatchOutcome, ScoringService } from '../scoring/service';
+import type { BatchOutcome, MatrixScores, ScoringService } from '../scoring/service';
 
 /**
  * The challenger: the same scoring path over the challenger alias's models (staging by default),
@@ -9,7 +9,7 @@ import type { BatchOutcome, ScoringService } from '../scoring/service';
  * version itself, or that has no challenger version, is skipped.
  */
 export class ShadowScorer {
-  constructor(private readonly scoring: ScoringService) {}
+  constructor(readonly scoring: ScoringService) {}
 
   /** Challenger answers for the churn and NBO parts of a served outcome (scored with `keepInputs`). */
   async score(served: BatchOutcome): Promise<{ customer_id: string; result: CustomerResult }[]> {
@@ -37,6 +37,32 @@ export class ShadowScorer {
     }
     return out;
   }
+}
+
+/**
+ * Challenger scores for a segment chunk's matrix (the worker's columnar path): churn and NBO where
+ * the served chunk has them and the challenger is another version. Failures are counted, never raised.
+ */
+export async function shadowMatrix(shadow: ShadowScorer | undefined, served: MatrixScores, X: Float64Array): Promise<MatrixScores[]> {
+  if (!shadow) return [];
+  const challenger: MatrixScores = { ids: served.ids, warnings: [] };
+  for (const part of ['churn', 'nbo'] as const) {
+    const mine = served[part];
+    if (!mine) continue;
+    let scores: MatrixScores;
+    try {
+      scores = await shadow.scoring.scoreMatrix(served.ids, X, { parts: [part], deadlineMs: 60_000 });
+    } catch (error) {
+      logger.debug('no shadow answers', { model: part, reason: (error as Error).message });
+      continue;
+    }
+    const source = scores[part]?.source;
+    if (!source || source.type !== 'model' || (mine.source.type === 'model' && mine.source.version === source.version)) continue;
+    if (part === 'churn') challenger.churn = scores.churn;
+    else challenger.nbo = scores.nbo;
+    telemetry.count('ShadowPredictions', served.ids.length, { Model: part });
+  }
+  return challenger.churn || challenger.nbo ? [challenger] : [];
 }
 
 /** The model version each model part of an outcome was served by (one batch, one version per model). */

@@ -167,6 +167,7 @@ export function plainResult<T extends object>(result: T): T {
   return typeof withJson.toJSON === 'function' ? withJson.toJSON() : result;
 }
 
-function round(v: number): number {
+/** A probability as answers carry it (six decimals). */
+export function round(v: number): number {
   return Math.round(v * 1e6) / 1e6;
 }

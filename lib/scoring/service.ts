@@ -5,6 +5,8 @@ import { OFFER_IDS } from '../catalog';
 import { mockChurnProbability, mockOfferProbabilities } from './mock';
 import type { ModelHandle, ModelProvider } from './models';
 import {
+  churnRisk,
+  round,
   churnResult,
   nboResults,
   type AllResult,
@@ -65,6 +67,24 @@ export interface ScoreOptions {
   parts?: ScorePart[];
   keepInputs?: boolean;
 }
+
+/**
+ * A chunk's scores as columns (segment workers): no object per customer. Probabilities are
+ * rounded as answers round them; `risk` is 0 low, 1 medium, 2 high; `top` indexes `classes`.
+ */
+export interface MatrixScores {
+  ids: string[];
+  churn?: { p: Float64Array; risk: Uint8Array; source: ResultSource };
+  nbo?: { classes: readonly string[]; P: Float64Array; top: Uint8Array; confidence: Float64Array; source: ResultSource };
+  rfm?: { score: string[]; segment: string[]; source: ResultSource };
+  /** How the chunk was served (mock answers, stale models, fixed RFM cut points). */
+  warnings: Warning[];
+}
+
+export const RISK_BANDS = ['low', 'medium', 'high'] as const;
+
+/** The deadline passed before every model had answered. */
+export class ScoringTimeoutError extends Error {}
 
 const RECENCY = FEATURES.indexOf('days_since_last_transaction');
 const FREQUENCY = FEATURES.indexOf('transaction_count_90d');
@@ -137,6 +157,83 @@ export class ScoringService {
     return outcome;
   }
 
+  /**
+   * Scores a matrix of features (row-major in FEATURES order, NaN = missing) into columns: the
+   * segment worker's path, one onnxruntime run per model and no per-customer objects. Throws
+   * ScoringTimeoutError when the deadline passes first.
+   */
+  async scoreMatrix(
+    ids: string[],
+    X: Float64Array,
+    options: { parts: readonly ScorePart[]; deadlineMs: number; quintiles?: (BaseProfile['quintiles'] & { customers: number }) | null },
+  ): Promise<MatrixScores> {
+    const deadline = Date.now() + options.deadlineMs;
+    const n = ids.length;
+    const out: MatrixScores = { ids, warnings: [] };
+    const rows = () => Array.from({ length: n }, (_, i) => Array.from(X.subarray(i * FEATURES.length, (i + 1) * FEATURES.length), (v) => (Number.isNaN(v) ? null : v)));
+    try {
+      for (const part of options.parts) {
+        if (n === 0) break;
+        if (part === 'churn') {
+          const { handle, warnings } = await withDeadline(this.deps.models.get('churn'), deadline);
+          out.warnings.push(...warnings);
+          const p = new Float64Array(n);
+          const risk = new Uint8Array(n);
+          const thresholds = this.deps.settings.churnRiskThresholds;
+          let raw: ArrayLike<number>;
+          let stride = 1;
+          let at = 0;
+          if (handle.kind === 'mock') raw = rows().map(mockChurnProbability);
+          else {
+            raw = await withDeadline(handle.runner.predictMatrix(X, n, FEATURES), deadline);
+            stride = 2;
+            at = handle.manifest.output.classes.indexOf(handle.manifest.output.positive_class!);
+          }
+          for (let i = 0; i < n; i++) {
+            const v = raw[i * stride + at]!;
+            p[i] = round(v);
+            risk[i] = RISK_BANDS.indexOf(churnRisk(v, thresholds));
+          }
+          out.churn = { p, risk, source: sourceOf('churn', handle) };
+        } else if (part === 'nbo') {
+          const { handle, warnings } = await withDeadline(this.deps.models.get('nbo'), deadline);
+          out.warnings.push(...warnings);
+          const classes = handle.kind === 'mock' ? OFFER_IDS : handle.manifest.output.classes;
+          const P = handle.kind === 'mock' ? Float64Array.from(rows().flatMap(mockOfferProbabilities)) : await withDeadline(handle.runner.predictMatrix(X, n, FEATURES), deadline);
+          const k = classes.length;
+          const top = new Uint8Array(n);
+          const confidence = new Float64Array(n);
+          for (let i = 0; i < n; i++) {
+            // The first best offer in class order, as the ranked answer's first offer.
+            let best = 0;
+            for (let c = 1; c < k; c++) if (P[i * k + c]! > P[i * k + best]!) best = c;
+            top[i] = best;
+            confidence[i] = round(P[i * k + best]!);
+          }
+          out.nbo = { classes, P, top, confidence, source: sourceOf('nbo', handle) };
+        } else {
+          const given = options.quintiles;
+          const profile = given === undefined ? await withDeadline(this.profile(), deadline) : given === null ? null : { customers: given.customers, quintiles: given, commonValues: {}, computedAt: '' };
+          const cuts = this.rfmCuts(profile, out.warnings);
+          const score = new Array<string>(n);
+          const segment = new Array<string>(n);
+          const w = FEATURES.length;
+          const known = (v: number) => (Number.isNaN(v) ? null : v);
+          for (let i = 0; i < n; i++) {
+            const s = scoreRfm({ recency_days: known(X[i * w + RECENCY]!), frequency: known(X[i * w + FREQUENCY]!), monetary: known(X[i * w + MONETARY]!) }, cuts);
+            score[i] = s.rfm_score;
+            segment[i] = s.segment;
+          }
+          out.rfm = { score, segment, source: { type: 'rules', name: 'rfm', cut_points: cuts.basis } };
+        }
+      }
+    } catch (error) {
+      if (error instanceof DeadlineExceeded) throw new ScoringTimeoutError(`not scored within ${Math.round(options.deadlineMs / 1000)} s`);
+      throw error;
+    }
+    return out;
+  }
+
   /** The base profile, or null when it cannot be had (RFM then falls back to fixed cut points). */
   private profile(): Promise<BaseProfile | null> {
     return this.deps.profile.get().then(
@@ -192,12 +289,16 @@ export class ScoringService {
     return all as AllResult;
   }
 
+  /** The RFM cut points in force (a warning when the quintiles are wanted but unavailable). */
+  private rfmCuts(profile: BaseProfile | null, warnings: Warning[]): RfmCutPoints {
+    if (this.deps.settings.rfmCutPoints !== 'quintiles') return FIXED_CUT_POINTS;
+    if (profile) return { ...profile.quintiles, basis: 'quintiles', customers: profile.customers };
+    warnings.push({ code: 'rfm_fixed_cut_points', message: 'customer-base quintiles are unavailable (warehouse statistics failed); RFM scores use the fixed cut points' });
+    return FIXED_CUT_POINTS;
+  }
+
   private rfm(ids: string[], features: (number | null)[][], profile: BaseProfile | null, warnings: Warning[]): RfmResult[] {
-    let cuts: RfmCutPoints = FIXED_CUT_POINTS;
-    if (this.deps.settings.rfmCutPoints === 'quintiles') {
-      if (profile) cuts = { ...profile.quintiles, basis: 'quintiles', customers: profile.customers };
-      else warnings.push({ code: 'rfm_fixed_cut_points', message: 'customer-base quintiles are unavailable (warehouse statistics failed); RFM scores use the fixed cut points' });
-    }
+    const cuts = this.rfmCuts(profile, warnings);
     const source: ResultSource = { type: 'rules', name: 'rfm', cut_points: cuts.basis };
     return ids.map((id, i) => {
       const f = features[i]!;

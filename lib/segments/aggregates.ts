@@ -99,6 +99,87 @@ export function addCustomer(agg: SegmentAggregate, result: CompactResult, featur
   if (features) addFeatures(agg.features, features);
 }
 
+/** Columns of scores for one chunk, as `addScores` reads them (see ScoringService.scoreMatrix). */
+export interface ScoreColumns {
+  n: number;
+  churn?: { p: ArrayLike<number>; risk: ArrayLike<number> };
+  nbo?: { classes: readonly string[]; top: ArrayLike<number>; confidence: ArrayLike<number> };
+  rfm?: { segment: readonly string[] };
+}
+
+const RISKS = ['low', 'medium', 'high'] as const;
+
+/**
+ * Adds a whole chunk of scored customers from columns, and the features they were scored on (a
+ * row-major matrix, NaN = missing): the same counts `addCustomer` keeps one customer at a time.
+ */
+export function addScores(agg: SegmentAggregate, scores: ScoreColumns, X: Float64Array): void {
+  const n = scores.n;
+  agg.scored += n;
+  if (scores.churn) {
+    const { p, risk } = scores.churn;
+    const values = new Map<number, number>();
+    const bands = [0, 0, 0];
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      const m = micro(p[i]!);
+      sum += m;
+      values.set(m, (values.get(m) ?? 0) + 1);
+      bands[risk[i]!]!++;
+    }
+    agg.churn.n += n;
+    agg.churn.sumMicro += sum;
+    for (const [m, c] of values) inc(agg.churn.micro, String(m), c);
+    RISKS.forEach((r, k) => {
+      if (bands[k]) inc(agg.churn.risk, r, bands[k]);
+    });
+  }
+  if (scores.nbo) {
+    const { classes, top, confidence } = scores.nbo;
+    const tops = new Array<number>(classes.length).fill(0);
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      const m = micro(confidence[i]!);
+      sum += m;
+      if (m >= 990_000) agg.nbo.nearCertain++;
+      tops[top[i]!]!++;
+    }
+    agg.nbo.n += n;
+    agg.nbo.confidenceSumMicro += sum;
+    classes.forEach((c, k) => {
+      if (tops[k]) inc(agg.nbo.topOffer, c, tops[k]);
+    });
+  }
+  if (scores.rfm) {
+    agg.rfm.n += n;
+    for (const segment of scores.rfm.segment) inc(agg.rfm.segments, segment);
+  }
+  const f = agg.features;
+  const width = f.names.length;
+  const recency = f.names.indexOf('days_since_last_transaction');
+  const first: (number | null)[] = [];
+  const varies = new Array<boolean>(width).fill(false);
+  for (let j = 0; j < width; j++) first.push(n ? nullable(X[j]!) : null);
+  for (let i = 0; i < n; i++) {
+    const base = i * width;
+    for (let j = 0; j < width; j++) {
+      const v = X[base + j]!;
+      if (Number.isNaN(v)) f.missing[j]!++;
+      if (!varies[j] && nullable(v) !== first[j]) varies[j] = true;
+    }
+    if (recency >= 0 && X[base + recency] === DEFAULTED_RECENCY) f.defaultedRecency++;
+  }
+  if (n > 0) {
+    const chunk: FeatureAggregate['constant'] = first.map((value, j) => (varies[j] ? 'varies' : { value }));
+    f.constant = f.constant === null ? chunk : f.constant.map((c, j) => (c !== 'varies' && chunk[j] !== 'varies' && c.value === (chunk[j] as { value: number | null }).value ? c : 'varies'));
+  }
+  f.n += n;
+}
+
+function nullable(v: number): number | null {
+  return Number.isNaN(v) ? null : v;
+}
+
 function addFeatures(f: FeatureAggregate, row: (number | null)[]): void {
   f.n++;
   const recency = f.names.indexOf('days_since_last_transaction');

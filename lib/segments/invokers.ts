@@ -1,7 +1,8 @@
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { ConfigError } from '../errors';
-import type { PlannerStarter, WorkerInvoker } from './planner';
+import { mapExecutionName, type MapItem, type MapStarter, type PlannerStarter, type WorkerInvoker } from './planner';
+import type { SegmentRun, SegmentRunStore } from './runs';
 import { WorkerResultSchema, type WorkerPayload, type WorkerResult } from './worker';
 
 let defaultClient: LambdaClient | undefined;
@@ -102,5 +103,48 @@ export class LocalWorkerInvoker implements WorkerInvoker {
 
   invoke(payload: WorkerPayload): Promise<WorkerResult> {
     return this.run(payload);
+  }
+}
+
+/**
+ * The distributed map in this process (the CLI, tests, benchmarks): the same manifest, the same
+ * worker payloads and the same merge step as the state machine, with its MaxConcurrency, retries
+ * and ToleratedFailurePercentage. Returns once the run is merged.
+ */
+export class LocalMapRunner implements MapStarter {
+  constructor(
+    private readonly deps: {
+      runs: SegmentRunStore;
+      invoker: WorkerInvoker;
+      concurrency: number;
+      retries: number;
+      toleratedFailurePercent: number;
+      merge: (segmentId: string, runId: string, mapError?: string) => Promise<unknown>;
+    },
+  ) {}
+
+  async start(run: SegmentRun, manifestKey: string): Promise<string> {
+    const stored = await this.deps.runs.store.get(manifestKey);
+    if (!stored) throw new Error(`the manifest ${manifestKey} is missing`);
+    const items = JSON.parse(new TextDecoder().decode(stored.body)) as MapItem[];
+    let next = 0;
+    let failed = 0;
+    const worker = async () => {
+      while (next < items.length) {
+        const item = items[next++]!;
+        for (let attempt = 1; attempt <= this.deps.retries + 1; attempt++) {
+          try {
+            await this.deps.invoker.invoke({ ...item, attempt });
+            break;
+          } catch {
+            if (attempt === this.deps.retries + 1) failed++;
+          }
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.deps.concurrency, items.length) }, worker));
+    const tolerated = (failed / Math.max(1, items.length)) * 100 <= this.deps.toleratedFailurePercent;
+    await this.deps.merge(run.segment_id, run.run_id, tolerated ? undefined : `${failed} of ${items.length} items failed, more than the tolerated ${this.deps.toleratedFailurePercent}%`);
+    return `local:${mapExecutionName(run)}`;
   }
 }

@@ -3,6 +3,8 @@ import { ConfigError, PreconditionFailedError } from '../errors';
 import type { ModelRegistry } from '../registry/index';
 import { emptyAggregate, finalizeStatistics, mergeInto, type DriftReference, type SegmentAggregate } from './aggregates';
 import { isFinished, type SegmentRun, type SegmentRunStore, type StoredStatistics } from './runs';
+import type { FeatureBatch } from '../warehouse/index';
+import { chunkFingerprint, cutChunks, toInline, type FeatureChunk } from './chunks';
 import type { WorkerPayload, WorkerResult } from './worker';
 
 /** Runs one chunk somewhere: in this process, or in a worker Lambda. Throws when the chunk failed. */
@@ -15,9 +17,24 @@ export interface PlannerStarter {
   start(segmentId: string, runId: string): Promise<void>;
 }
 
-/** What the planner needs from the warehouse: segment members, a page at a time. */
+/** What the planner needs from the warehouse: the members' count, and one scan of members with features. */
 export interface MemberSource {
-  segmentMembersPage(segmentId: string, afterId: string | null, limit: number): Promise<string[]>;
+  countSegmentMembers(segmentId: string): Promise<number>;
+  scanSegmentFeatures(segmentId: string, options?: { fetchRows?: number }): AsyncIterable<FeatureBatch>;
+}
+
+/** Starts the distributed map over a run's manifest (Step Functions, or the local runner). */
+export interface MapStarter {
+  start(run: SegmentRun, manifestKey: string): Promise<string>;
+}
+
+/** How a run reads and hands out its customers. */
+export interface ScanSettings {
+  fetchRows: number;
+  /** A chunk's features go inline while its payload is at most this many bytes. */
+  inlinePayloadBytes: number;
+  /** More members than this: the distributed map. */
+  mapThreshold: number;
 }
 
 export interface PlannerSettings {
@@ -46,7 +63,9 @@ export type PlannerOutcome =
   /** Another planner took the run over (this one's lease had expired); this one stopped. */
   | { kind: 'lease_lost'; run: SegmentRun }
   /** The run's planners died too often: the run is now failed. */
-  | { kind: 'gave_up'; run: SegmentRun };
+  | { kind: 'gave_up'; run: SegmentRun }
+  /** The run's chunks are written and the distributed map that scores and merges them has started. */
+  | { kind: 'mapped'; run: SegmentRun };
 
 export interface PlanDeps {
   members: MemberSource;
@@ -57,6 +76,11 @@ export interface PlanDeps {
   owner: string;
   lease: LeaseSettings;
   retryBackoffMs: number;
+  scan: ScanSettings;
+  /** The customer base's RFM quintiles, read once per planner and handed to every chunk (null: unavailable). */
+  rfmQuintiles?: () => Promise<WorkerPayload['rfm_quintiles']>;
+  /** Starts the distributed map (runs above the threshold); without one every run is planned here. */
+  map?: MapStarter;
   /** Milliseconds this planner may still work (a Lambda's remaining time); unlimited when absent. */
   timeLeftMs?: () => number;
   /** Stop dispatching this long before the time runs out (a chunk in flight must still finish). */
@@ -99,6 +123,15 @@ export async function planSegmentRun(segmentId: string, runId: string, deps: Pla
 }
 
 async function work(run: SegmentRun, lease: RunLease, resuming: boolean, settings: PlannerSettings, deps: PlanDeps): Promise<PlannerOutcome> {
+  if (!run.path) {
+    const members = await deps.members.countSegmentMembers(run.segment_id);
+    const mapped = deps.map !== undefined && members > deps.scan.mapThreshold;
+    // Saved with the first progress.
+    run.path = { kind: mapped ? 'distributed-map' : 'planner', members, threshold: deps.scan.mapThreshold, manifest_key: null, execution: null };
+  }
+  const quintiles = run.types.includes('rfm') && deps.rfmQuintiles ? await deps.rfmQuintiles() : undefined;
+  if (run.path.kind === 'distributed-map') return writeMap(run, lease, deps, quintiles);
+
   const existing = resuming ? await deps.runs.partChunks(run.segment_id, run.run_id) : new Set<number>();
   let lastProgress = 0;
   const report = async (force = false) => {
@@ -110,18 +143,29 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
   };
 
   const succeeded: number[] = [];
-  const runChunk = async (chunk: number, ids: string[]) => {
-    if (existing.has(chunk)) {
-      const part = await deps.runs.getPart(run.segment_id, run.run_id, chunk).catch(() => null);
-      if (part && sameCustomers(ids, part)) {
-        succeeded.push(chunk);
+  const runChunk = async (number: number, chunk: FeatureChunk) => {
+    const fingerprint = chunkFingerprint(chunk.ids);
+    if (existing.has(number)) {
+      const part = await deps.runs.getPart(run.segment_id, run.run_id, number).catch(() => null);
+      if (part && part.fingerprint === fingerprint) {
+        succeeded.push(number);
         run.progress.chunks_done++;
-        run.progress.customers_scored += part.customers.length;
+        run.progress.customers_scored += part.scored;
         run.progress.customers_failed += part.failed.length;
         run.planner.resumed_chunks++;
         await report();
         return;
       }
+    }
+    let customers: WorkerPayload['customers'];
+    try {
+      customers = await chunkCustomers(run, number, chunk, fingerprint, deps);
+    } catch (error) {
+      run.progress.chunks_failed++;
+      run.progress.customers_failed += chunk.ids.length;
+      run.failed_chunks.push({ chunk: number, attempts: 0, error: `its chunk file could not be written: ${describe(error)}`, customer_ids: chunk.ids });
+      await report();
+      return;
     }
     let lastError = 'unknown error';
     let attempts = 0;
@@ -133,7 +177,7 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
       attempts = attempt;
       let result: WorkerResult;
       try {
-        result = await deps.invoker.invoke({ run_id: run.run_id, segment_id: run.segment_id, chunk, attempt, customer_ids: ids, types: run.types });
+        result = await deps.invoker.invoke({ run_id: run.run_id, segment_id: run.segment_id, chunk: number, attempt, types: run.types, ...(quintiles !== undefined ? { rfm_quintiles: quintiles } : {}), customers });
       } catch (error) {
         lastError = describe(error);
         // A misconfigured invoker (no region, no such function, no credentials) fails the same way every time.
@@ -141,7 +185,7 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
         continue;
       }
       // Only the invocation is retried: once it succeeded, the chunk is counted exactly once.
-      succeeded.push(chunk);
+      succeeded.push(number);
       run.progress.chunks_done++;
       run.progress.customers_scored += result.scored;
       run.progress.customers_failed += result.failed;
@@ -149,8 +193,8 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
       return;
     }
     run.progress.chunks_failed++;
-    run.progress.customers_failed += ids.length;
-    run.failed_chunks.push({ chunk, attempts, error: lastError, customer_ids: ids });
+    run.progress.customers_failed += chunk.ids.length;
+    run.failed_chunks.push({ chunk: number, attempts, error: lastError, customer_ids: chunk.ids });
     await report();
   };
 
@@ -158,26 +202,20 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
   const outOfTime = () => deps.timeLeftMs !== undefined && deps.timeLeftMs() < margin;
   const inFlight = new Set<Promise<void>>();
   let stopped: 'time' | 'lease' | null = null;
-  let cursor: string | null = null;
-  let chunk = 0;
-  const pageSize = settings.chunkSize * Math.max(1, settings.concurrency);
-  paging: for (;;) {
-    const page: string[] = await deps.members.segmentMembersPage(run.segment_id, cursor, pageSize);
-    if (page.length === 0) break;
-    cursor = page[page.length - 1]!;
-    for (let start = 0; start < page.length; start += settings.chunkSize) {
-      while (inFlight.size >= settings.concurrency) await Promise.race(inFlight);
-      if (lease.lost || outOfTime()) {
-        stopped = lease.lost ? 'lease' : 'time';
-        break paging;
-      }
-      const ids = page.slice(start, start + settings.chunkSize);
-      chunk++;
-      run.progress.chunks_planned = chunk;
-      run.progress.customers_planned += ids.length;
-      const task: Promise<void> = runChunk(chunk, ids).finally(() => inFlight.delete(task));
-      inFlight.add(task);
+  let number = 0;
+  // One scan per run: the members with their features, in id order, cut into chunks as they arrive.
+  const chunks = cutChunks(deps.members.scanSegmentFeatures(run.segment_id, { fetchRows: deps.scan.fetchRows }), settings.chunkSize);
+  for await (const chunk of chunks) {
+    while (inFlight.size >= settings.concurrency) await Promise.race(inFlight);
+    if (lease.lost || outOfTime()) {
+      stopped = lease.lost ? 'lease' : 'time';
+      break;
     }
+    number++;
+    run.progress.chunks_planned = number;
+    run.progress.customers_planned += chunk.ids.length;
+    const task: Promise<void> = runChunk(number, chunk).finally(() => inFlight.delete(task));
+    inFlight.add(task);
   }
   await Promise.all(inFlight);
   if (stopped === 'lease' || lease.lost) return { kind: 'lease_lost', run };
@@ -187,18 +225,103 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
   }
   run.progress.planning_complete = true;
   await report(true);
+  const stats = await mergeRun(run, succeeded, deps);
+  if (lease.lost) return { kind: 'lease_lost', run };
+  await lease.finish();
+  return { kind: 'finished', run, stats };
+}
 
+/** A chunk as its worker receives it: inline while the payload fits, else as a chunk file. */
+async function chunkCustomers(run: SegmentRun, number: number, chunk: FeatureChunk, fingerprint: string, deps: Pick<PlanDeps, 'runs' | 'scan'>): Promise<WorkerPayload['customers']> {
+  const inline = toInline(chunk);
+  // The payload's other fields take well under a kilobyte.
+  const bytes = inline.features.length + inline.ids.reduce((n, id) => n + id.length + 3, 0) + inline.missing.length * 8 + inline.as_of.length * 20 + 1024;
+  if (bytes <= deps.scan.inlinePayloadBytes) return { inline };
+  const file = await deps.runs.putChunkFile(run.segment_id, run.run_id, chunk, number);
+  return { file, count: chunk.ids.length, fingerprint };
+}
+
+/** A manifest item: one chunk for the distributed map's item processor (the segment worker). */
+export interface MapItem {
+  run_id: string;
+  segment_id: string;
+  chunk: number;
+  types: SegmentRun['types'];
+  rfm_quintiles?: WorkerPayload['rfm_quintiles'];
+  customers: { file: string; count: number; fingerprint: string };
+}
+
+/**
+ * The distributed map's planning: every chunk to a chunk file, the manifest (a JSON array of
+ * worker payloads, what the map's ItemReader reads), then the map is started. The lease is
+ * released: from here the map's merge step finishes the run.
+ */
+async function writeMap(run: SegmentRun, lease: RunLease, deps: PlanDeps, quintiles: WorkerPayload['rfm_quintiles']): Promise<PlannerOutcome> {
+  const items: MapItem[] = [];
+  let number = 0;
+  const chunks = cutChunks(deps.members.scanSegmentFeatures(run.segment_id, { fetchRows: deps.scan.fetchRows }), run.settings.chunk_size);
+  const writes = new Set<Promise<void>>();
+  let lastSave = Date.now();
+  for await (const chunk of chunks) {
+    if (lease.lost) return { kind: 'lease_lost', run };
+    const n = ++number;
+    const fingerprint = chunkFingerprint(chunk.ids);
+    while (writes.size >= 16) await Promise.race(writes);
+    const write: Promise<void> = deps.runs.putChunkFile(run.segment_id, run.run_id, chunk, n).then((file) => {
+      items[n - 1] = { run_id: run.run_id, segment_id: run.segment_id, chunk: n, types: run.types, ...(quintiles !== undefined ? { rfm_quintiles: quintiles } : {}), customers: { file, count: chunk.ids.length, fingerprint } };
+    });
+    const tracked: Promise<void> = write.finally(() => writes.delete(tracked));
+    writes.add(tracked);
+    run.progress.chunks_planned = n;
+    run.progress.customers_planned += chunk.ids.length;
+    if (Date.now() - lastSave > 1000) {
+      lastSave = Date.now();
+      deps.onProgress?.(run);
+      await lease.save().catch(() => undefined);
+    }
+  }
+  await Promise.all(writes);
+  run.progress.planning_complete = true;
+  if (items.length === 0) {
+    const stats = await mergeRun(run, [], deps);
+    await lease.finish();
+    return { kind: 'finished', run, stats };
+  }
+  const manifestKey = await deps.runs.putManifest(run.segment_id, run.run_id, items);
+  run.path!.manifest_key = manifestKey;
+  run.path!.execution = mapExecutionName(run);
+  // Released before the start: from here the map's merge step owns the run record.
+  await lease.release();
+  deps.onProgress?.(run);
+  try {
+    await deps.map!.start(run, manifestKey);
+  } catch (error) {
+    const failed = await deps.runs.updateRun(run.segment_id, run.run_id, (r) => {
+      if (isFinished(r.status)) return false;
+      r.status = 'failed';
+      r.error = `the distributed map could not be started: ${describe(error)}`;
+      r.finished_at = new Date().toISOString();
+      return true;
+    });
+    return { kind: 'finished', run: failed, stats: null };
+  }
+  return { kind: 'mapped', run };
+}
+
+/**
+ * Merges exactly one part per successful chunk, in chunk order, into the run's statistics and
+ * history, and marks the run completed, partial or failed. Chunks whose part is missing count as
+ * failed. Used by the planner and by the distributed map's merge step.
+ */
+export async function mergeRun(run: SegmentRun, succeeded: number[], deps: Pick<PlanDeps, 'runs' | 'registry'>): Promise<StoredStatistics | null> {
   if (succeeded.length === 0 && run.progress.chunks_planned > 0) {
     run.status = 'failed';
     run.error = `every one of the ${run.progress.chunks_planned} chunks failed; the first said: ${run.failed_chunks[0]?.error ?? 'nothing'}`;
     run.finished_at = new Date().toISOString();
-    await lease.finish();
-    return { kind: 'finished', run, stats: null };
+    return null;
   }
-
-  // Merge exactly one part per successful chunk, in chunk order.
   const merged: SegmentAggregate = emptyAggregate(FEATURES);
-  const ordered = succeeded.sort((a, b) => a - b);
+  const ordered = [...succeeded].sort((a, b) => a - b);
   const READS = 16;
   for (let i = 0; i < ordered.length; i += READS) {
     const batch = ordered.slice(i, i + READS);
@@ -212,7 +335,6 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
     });
   }
   merged.failed += run.failed_chunks.reduce((n, c) => n + c.customer_ids.length, 0);
-  if (lease.lost) return { kind: 'lease_lost', run };
   const statistics = finalizeStatistics(merged, await driftReferences(merged, deps.registry));
   run.status = run.failed_chunks.length ? 'partial' : 'completed';
   run.finished_at = new Date().toISOString();
@@ -230,8 +352,7 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
   };
   await deps.runs.putStatistics(stats);
   await deps.runs.appendHistory(stats);
-  await lease.finish();
-  return { kind: 'finished', run, stats };
+  return stats;
 }
 
 /**
@@ -241,6 +362,7 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
 async function claim(segmentId: string, runId: string, deps: PlanDeps): Promise<PlannerOutcome | { lease: RunLease; resuming: boolean }> {
   const { run, etag } = await deps.runs.readRun(segmentId, runId);
   if (isFinished(run.status)) return { kind: 'not_needed', run, reason: `the run is ${run.status} already` };
+  if (run.path?.execution) return { kind: 'not_needed', run, reason: `the distributed map ${run.path.execution} scores the run` };
   const now = Date.now();
   const expires = run.planner.expires_at === null ? null : Date.parse(run.planner.expires_at);
   if (run.planner.owner !== null && expires !== null && expires > now) {
@@ -347,13 +469,6 @@ class RunLease {
   }
 }
 
-/** Whether a stored part scored exactly these customers (membership may change between planners). */
-function sameCustomers(ids: string[], part: { customers: { id: string }[]; failed: { customer_id: string }[] }): boolean {
-  if (part.customers.length + part.failed.length !== ids.length) return false;
-  const wanted = new Set(ids);
-  return part.customers.every((c) => wanted.has(c.id)) && part.failed.every((f) => wanted.has(f.customer_id));
-}
-
 /** The training fingerprints of the model versions that scored the run (for drift). */
 async function driftReferences(merged: SegmentAggregate, registry: ModelRegistry | undefined): Promise<DriftReference[]> {
   if (!registry) return [];
@@ -366,6 +481,11 @@ async function driftReferences(merged: SegmentAggregate, registry: ModelRegistry
     refs.push({ model: tally.model, version: tally.version, counts: fp.counts, topClassShare: fp.top_class_share });
   }
   return refs;
+}
+
+/** The name of a run's distributed-map execution: one per run, so starting it twice starts it once. */
+export function mapExecutionName(run: Pick<SegmentRun, 'segment_id' | 'run_id'>): string {
+  return `${run.segment_id}-${run.run_id}`.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 80);
 }
 
 /** A new run record, queued. */
@@ -396,6 +516,7 @@ export function newRun(runId: string, segmentId: string, types: SegmentRun['type
     failed_chunks: [],
     error: null,
     planner: { attempts: 0, failures: 0, owner: null, expires_at: null, resumed_chunks: 0, last_error: null },
+    path: null,
   };
 }
 

@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ContentionError, IntegrityError, NotFoundError, PreconditionFailedError, UnsafeStoreError, ValidationError } from '../errors';
 import type { ObjectStore } from '../storage/index';
-import { CompactResultSchema, SegmentAggregateSchema, SegmentStatisticsSchema } from './aggregates';
+import { SegmentAggregateSchema, SegmentStatisticsSchema } from './aggregates';
+import { decodeChunkFile, encodeChunkFile, type FeatureChunk } from './chunks';
 
 /**
  * Segment runs in the object store: the run record (progress, outcome and the planner's lease),
@@ -86,6 +87,22 @@ export const SegmentRunSchema = z.object({
   failed_chunks: z.array(FailedChunkSchema),
   error: z.string().nullable(),
   planner: PlannerLeaseSchema.default({ attempts: 0, failures: 0, owner: null, expires_at: null, resumed_chunks: 0, last_error: null }),
+  /**
+   * How the run is scored, decided by its size when its first planner starts: `planner` (one
+   * planner dispatches chunks to workers and merges) or `distributed-map` (the planner writes chunk
+   * files and a manifest; a Step Functions distributed map runs the workers and the merge).
+   */
+  path: z
+    .object({
+      kind: z.enum(['planner', 'distributed-map']),
+      members: count,
+      threshold: count,
+      /** Distributed map: the manifest its ItemReader reads, and the execution that was started. */
+      manifest_key: z.string().nullable().default(null),
+      execution: z.string().nullable().default(null),
+    })
+    .nullable()
+    .default(null),
 });
 export type SegmentRun = z.infer<typeof SegmentRunSchema>;
 
@@ -94,7 +111,9 @@ export const ChunkPartSchema = z.object({
   chunk: z.number().int().positive(),
   attempt: z.number().int().positive(),
   written_at: timestamp,
-  customers: z.array(CompactResultSchema),
+  /** The chunk's identity (see chunkFingerprint): a resumed run keeps a part only for the same customers. */
+  fingerprint: z.string(),
+  scored: z.number().int().nonnegative(),
   failed: z.array(z.object({ customer_id: z.string(), error: z.string() })),
   aggregate: SegmentAggregateSchema,
 });
@@ -232,6 +251,36 @@ export class SegmentRunStore {
   /** Writes (or, for a retried chunk, replaces) a chunk's part: idempotent per (run, chunk). */
   async putPart(segmentId: string, part: ChunkPart): Promise<void> {
     await this.store.put(this.partKey(segmentId, part.run_id, part.chunk), encode(part), { contentType: 'application/json' });
+  }
+
+  /** Where a chunk's features wait for its worker when they do not fit the payload. */
+  chunkFileKey(segmentId: string, runId: string, chunk: number): string {
+    return `segment-chunks/${segmentId}/${runId}/${String(chunk).padStart(6, '0')}.arrow`;
+  }
+
+  async putChunkFile(segmentId: string, runId: string, chunk: FeatureChunk, number: number): Promise<string> {
+    const key = this.chunkFileKey(segmentId, runId, number);
+    await this.store.put(key, encodeChunkFile(chunk), { contentType: 'application/vnd.apache.arrow.file', durable: false });
+    return key;
+  }
+
+  async getChunkFile(segmentId: string, runId: string, chunk: number): Promise<FeatureChunk> {
+    const stored = await this.store.get(this.chunkFileKey(segmentId, runId, chunk));
+    if (!stored) throw new NotFoundError(`Chunk ${chunk} of run ${runId} has no chunk file`, { code: 'chunk_not_found' });
+    return decodeChunkFile(stored.body);
+  }
+
+  /** The distributed map's manifest: a JSON array of worker payloads, one per chunk. */
+  async putManifest(segmentId: string, runId: string, items: unknown[]): Promise<string> {
+    const key = `segment-chunks/${segmentId}/${runId}/manifest.json`;
+    await this.store.put(key, encode(items), { contentType: 'application/json' });
+    return key;
+  }
+
+  async getManifest(segmentId: string, runId: string): Promise<{ chunk: number; customers: { count: number } }[]> {
+    const stored = await this.store.get(`segment-chunks/${segmentId}/${runId}/manifest.json`);
+    if (!stored) throw new NotFoundError(`Run ${runId} of segment ${segmentId} has no manifest`, { code: 'manifest_not_found' });
+    return decode(stored.body, z.array(z.object({ chunk: z.number().int().positive(), customers: z.object({ count: z.number().int().positive() }) })), `manifest of run ${runId}`);
   }
 
   async getPart(segmentId: string, runId: string, chunk: number): Promise<ChunkPart | null> {

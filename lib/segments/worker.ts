@@ -1,24 +1,35 @@
 import { z } from 'zod';
-import { LogLines, type PredictionLog } from '../monitoring/log';
-import { shadowAnswers, type ShadowScorer } from '../monitoring/shadow';
-import type { BatchOutcome, ScoringService } from '../scoring/service';
-import type { AllResult } from '../scoring/results';
+import { columnarLogFile, type PredictionLog } from '../monitoring/log';
+import { shadowMatrix, type ShadowScorer } from '../monitoring/shadow';
+import { NOT_FOUND, ScoringTimeoutError, type ScoringService } from '../scoring/service';
 import { FEATURES } from '../catalog';
+import { IntegrityError } from '../errors';
 import { SERVING_WARNINGS } from '../scoring/warnings';
 import type { ResultSource } from '../scoring/results';
-import { addCustomer, emptyAggregate, tallyModel, type CompactResult, type ModelTally } from './aggregates';
+import { addScores, emptyAggregate, tallyModel, type ModelTally } from './aggregates';
+import { chunkFingerprint, foundRows, fromInline, InlineChunkSchema, type FeatureChunk } from './chunks';
 import { SCORE_TYPES, SEGMENT_ID, RUN_ID, type ChunkPart, type SegmentRunStore } from './runs';
 
+/**
+ * A chunk to score: its customers' features inline (while the payload fits) or the key of its chunk
+ * file. The worker never reads the warehouse.
+ */
 export const WorkerPayloadSchema = z.object({
   run_id: z.string().regex(RUN_ID),
   segment_id: z.string().regex(SEGMENT_ID),
   chunk: z.number().int().positive(),
-  attempt: z.number().int().positive(),
-  customer_ids: z.array(z.string().min(1).max(128)).min(1).max(10_000),
+  /** The planner's attempt number (a distributed map's items carry none: its retries are its own). */
+  attempt: z.number().int().positive().default(1),
   types: z.array(z.enum(SCORE_TYPES)).min(1),
+  /** The RFM cut points' basis the planner read once for the run (quintiles of the customer base); null when unavailable. */
+  rfm_quintiles: z
+    .object({ recency_days: z.array(z.number()), frequency: z.array(z.number()), monetary: z.array(z.number()), customers: z.number().int().nonnegative() })
+    .nullable()
+    .optional(),
+  customers: z.union([z.strictObject({ inline: InlineChunkSchema }), z.strictObject({ file: z.string().min(1), count: z.number().int().positive(), fingerprint: z.string() })]),
 });
 
-export type WorkerPayload = z.infer<typeof WorkerPayloadSchema>;
+export type WorkerPayload = z.input<typeof WorkerPayloadSchema>;
 
 export const WorkerResultSchema = z.object({
   chunk: z.number().int().positive(),
@@ -53,70 +64,81 @@ export function parseFaultPlan(value: string | undefined): FaultPlan[] | null {
 }
 
 /**
- * Scores one chunk of a segment with the same code as the batch API (one warehouse query, one
- * ONNX run per model) and writes its part object: per-customer results and the partial aggregate.
- * Customers the warehouse lacks are counted as failed; a timeout throws so the chunk is retried.
+ * Scores one chunk of a segment from the features it carries (one onnxruntime run per model, scores
+ * as columns) and writes its part object: the chunk's fingerprint, its partial aggregate and the
+ * members the warehouse had no features for (failed). A timeout throws so the chunk is retried.
  */
 export async function scoreChunk(
-  payload: WorkerPayload,
+  input: WorkerPayload,
   deps: { scoring: ScoringService; runs: SegmentRunStore; deadlineMs: number; faults?: FaultPlan[] | null; log?: PredictionLog; shadow?: ShadowScorer },
 ): Promise<WorkerResult> {
+  const payload = WorkerPayloadSchema.parse(input);
   for (const f of deps.faults ?? []) {
     if (f.segment !== undefined && f.segment !== payload.segment_id) continue;
     if (f.failAlways.includes(payload.chunk) || (f.failOnce.includes(payload.chunk) && payload.attempt === 1)) {
       throw new Error(`Injected fault for chunk ${payload.chunk}, attempt ${payload.attempt}`);
     }
   }
-  const outcome = await deps.scoring.score(payload.customer_ids, 'all', deps.deadlineMs, { parts: payload.types, keepInputs: true });
-  if (outcome.timedOut.length) throw new ChunkTimeoutError(`${outcome.timedOut.length} customers of chunk ${payload.chunk} were not scored within ${Math.round(deps.deadlineMs / 1000)} s`);
+  const started = Date.now();
+  const chunk = await loadChunk(payload, deps.runs);
+  const { ids, features, asOf, missing } = foundRows(chunk);
+  let scores;
+  try {
+    scores = await deps.scoring.scoreMatrix(ids, features, {
+      parts: payload.types,
+      deadlineMs: Math.max(1, deps.deadlineMs - (Date.now() - started)),
+      // The worker never reads the warehouse: the quintiles come with the chunk (absent: fixed cut points, with a warning).
+      quintiles: payload.rfm_quintiles ?? null,
+    });
+  } catch (error) {
+    if (error instanceof ScoringTimeoutError) throw new ChunkTimeoutError(`chunk ${payload.chunk} (${ids.length} customers) was ${error.message}`);
+    throw error;
+  }
 
   const aggregate = emptyAggregate(FEATURES);
-  const customers: CompactResult[] = [];
-  for (const { customer_id, result } of outcome.results) {
-    const r = result as Partial<AllResult>;
-    const compact: CompactResult = { id: customer_id };
-    if (r.churn) {
-      compact.churn = r.churn.churn_probability;
-      compact.risk = r.churn.churn_risk;
-      tallyModel(aggregate.models, servedBy(r.churn.source));
-    }
-    if (r.nbo) {
-      compact.offer = r.nbo.offer_id;
-      compact.confidence = r.nbo.confidence;
-      tallyModel(aggregate.models, servedBy(r.nbo.source));
-    }
-    if (r.rfm) {
-      compact.rfm = r.rfm.rfm_score;
-      compact.rfm_segment = r.rfm.segment;
-    }
-    customers.push(compact);
-    addCustomer(aggregate, compact, outcome.inputs.get(customer_id));
+  addScores(aggregate, { n: ids.length, churn: scores.churn, nbo: scores.nbo, rfm: scores.rfm }, features);
+  if (ids.length) {
+    if (scores.churn) tallyModel(aggregate.models, servedBy(scores.churn.source), ids.length);
+    if (scores.nbo) tallyModel(aggregate.models, servedBy(scores.nbo.source), ids.length);
   }
-  aggregate.failed = outcome.errors.length;
-  for (const w of outcome.warnings) if (SERVING_WARNINGS.includes(w.code)) aggregate.workerWarnings[w.code] = w.message;
+  aggregate.failed = missing.length;
+  for (const w of scores.warnings) if (SERVING_WARNINGS.includes(w.code)) aggregate.workerWarnings[w.code] = w.message;
   const part: ChunkPart = {
     run_id: payload.run_id,
     chunk: payload.chunk,
     attempt: payload.attempt,
     written_at: new Date().toISOString(),
-    customers,
-    failed: outcome.errors.map((e) => ({ customer_id: e.customer_id, error: e.error })),
+    fingerprint: chunkFingerprint(chunk.ids),
+    scored: ids.length,
+    failed: missing.map((customer_id) => ({ customer_id, error: NOT_FOUND })),
     aggregate,
   };
   // The part and the log file are written side by side; a log failure never fails the chunk.
-  await Promise.all([deps.runs.putPart(payload.segment_id, part), deps.log ? logChunk(deps.log, deps.shadow, payload, outcome) : undefined]);
-  return { chunk: payload.chunk, scored: customers.length, failed: outcome.errors.length };
+  const logged = async () => {
+    if (!deps.log || ids.length === 0) return;
+    const shadows = await shadowMatrix(deps.shadow, scores, features);
+    const t = new Date().toISOString();
+    const day = `${payload.run_id.slice(0, 4)}-${payload.run_id.slice(4, 6)}-${payload.run_id.slice(6, 8)}`;
+    await deps.log.writeColumns(() => columnarLogFile(scores, shadows, { t, origin: `run:${payload.segment_id}/${payload.run_id}`, asOf }), {
+      day,
+      name: `segment-${payload.segment_id}-${payload.run_id}-c${String(payload.chunk).padStart(6, '0')}`,
+    });
+  };
+  await Promise.all([deps.runs.putPart(payload.segment_id, part), logged()]);
+  return { chunk: payload.chunk, scored: ids.length, failed: missing.length };
 }
 
-/**
- * Logs every answer of a chunk, and the challenger's answers for the same customers, as one file
- * keyed by (segment, run, chunk) in the run's day: a retried chunk replaces its file, never adds one.
- */
-async function logChunk(log: PredictionLog, shadow: ShadowScorer | undefined, payload: WorkerPayload, outcome: BatchOutcome): Promise<void> {
-  const context = { t: new Date().toISOString(), origin: `run:${payload.segment_id}/${payload.run_id}`, asOf: outcome.asOf };
-  const lines = new LogLines().add(outcome.results, context).add(await shadowAnswers(shadow, outcome), { ...context, shadow: true });
-  const day = `${payload.run_id.slice(0, 4)}-${payload.run_id.slice(4, 6)}-${payload.run_id.slice(6, 8)}`;
-  await log.write(lines, { t: context.t, day, name: `segment-${payload.segment_id}-${payload.run_id}-c${String(payload.chunk).padStart(6, '0')}` });
+/** The chunk's customers and features: from the payload, or from the run's chunk file. */
+async function loadChunk(payload: z.infer<typeof WorkerPayloadSchema>, runs: SegmentRunStore): Promise<FeatureChunk> {
+  const c = payload.customers;
+  if ('inline' in c) return fromInline(c.inline);
+  const expected = runs.chunkFileKey(payload.segment_id, payload.run_id, payload.chunk);
+  if (c.file !== expected) throw new IntegrityError(`chunk ${payload.chunk} names the file ${c.file}; its run keeps it at ${expected}`);
+  const chunk = await runs.getChunkFile(payload.segment_id, payload.run_id, payload.chunk);
+  if (chunk.ids.length !== c.count || chunkFingerprint(chunk.ids) !== c.fingerprint) {
+    throw new IntegrityError(`the chunk file of chunk ${payload.chunk} holds other customers than the planner listed (${chunk.ids.length}, expected ${c.count})`);
+  }
+  return chunk;
 }
 
 /** What served a result, as a segment tallies it. */

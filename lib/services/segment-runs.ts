@@ -2,7 +2,8 @@ import type { Config } from '../config';
 import { NotFoundError, ServiceUnavailableError } from '../errors';
 import { logContext, logger, telemetry } from '../observability';
 import type { ModelRegistry } from '../registry/index';
-import { newRun, planSegmentRun, type PlannerOutcome, type PlannerSettings, type PlannerStarter, type WorkerInvoker } from '../segments/planner';
+import { mergeRun, newRun, planSegmentRun, type MapStarter, type PlannerOutcome, type PlannerSettings, type PlannerStarter, type WorkerInvoker } from '../segments/planner';
+import { LocalMapRunner } from '../segments/invokers';
 import {
   assertSegmentId,
   isFinished,
@@ -14,7 +15,7 @@ import {
   type SegmentRunStore,
   type StoredStatistics,
 } from '../segments/runs';
-import type { WarehouseHandle } from '../warehouse/index';
+import { computeBaseProfile, type WarehouseHandle } from '../warehouse/index';
 
 /** A stopped planner keeps this long between its last dispatch and its own timeout (a chunk may take the worker's whole timeout). */
 export const PLANNER_HANDOFF_MARGIN_MS = 180_000;
@@ -48,6 +49,8 @@ export class SegmentRunService {
       registry: ModelRegistry;
       invoker: WorkerInvoker;
       planners: PlannerStarter;
+      /** The distributed map (Step Functions) for runs above the threshold; none: every run is planned in one planner. */
+      map?: MapStarter;
       settings: Config['segments'];
     },
   ) {}
@@ -109,9 +112,26 @@ export class SegmentRunService {
    * The planner's work for one invocation: claim the run, score it (or resume it), merge. When the
    * invocation's time runs short the planner hands the run to a new invocation of itself.
    */
-  async plan(segmentId: string, runId: string, invocation: { owner: string; timeLeftMs?: () => number; invoker?: WorkerInvoker; onProgress?: (run: SegmentRun) => void }): Promise<PlannerOutcome> {
+  async plan(
+    segmentId: string,
+    runId: string,
+    invocation: { owner: string; timeLeftMs?: () => number; invoker?: WorkerInvoker; map?: MapStarter; mapThreshold?: number; onProgress?: (run: SegmentRun) => void },
+  ): Promise<PlannerOutcome> {
     logContext({ segment_id: segmentId, run_id: runId });
+    const settings = this.deps.settings;
+    const map = invocation.map ?? this.deps.map;
     const outcome = await planSegmentRun(segmentId, runId, {
+      rfmQuintiles: async () => {
+        try {
+          const profile = await computeBaseProfile((await this.deps.warehouse()).warehouse);
+          return { ...profile.quintiles, customers: profile.customers };
+        } catch (error) {
+          logger.warn('the RFM quintiles could not be read; the run scores RFM on the fixed cut points', { error: (error as Error).message });
+          return null;
+        }
+      },
+      scan: { fetchRows: settings.fetchRows, inlinePayloadBytes: settings.inlinePayloadBytes, mapThreshold: invocation.mapThreshold ?? settings.mapThreshold },
+      ...(map ? { map } : {}),
       members: (await this.deps.warehouse()).warehouse,
       runs: this.deps.runs,
       invoker: invocation.invoker ?? this.deps.invoker,
@@ -129,6 +149,7 @@ export class SegmentRunService {
     telemetry.count('SegmentChunksResumed', run.planner.resumed_chunks);
     telemetry.count('SegmentChunksFailed', progress.chunks_failed);
     telemetry.count('SegmentChunksRetried', progress.chunk_retries);
+    if (outcome.kind === 'mapped') telemetry.count('SegmentRunsMapped');
     if (outcome.kind === 'finished' || outcome.kind === 'gave_up') {
       telemetry.count(run.status === 'completed' ? 'SegmentRunsCompleted' : run.status === 'partial' ? 'SegmentRunsPartial' : 'SegmentRunsFailed');
       telemetry.count('SegmentCustomersScored', progress.customers_scored);
@@ -148,6 +169,44 @@ export class SegmentRunService {
       error: run.error ?? undefined,
     });
     return outcome;
+  }
+
+  /**
+   * The distributed map's last step: merges the parts the map's workers wrote into the run's
+   * statistics and history, and finishes the run. A chunk of the manifest without a part failed
+   * (its retries spent, or the map stopped); a run whose chunks all failed is failed. Repeating the
+   * step changes nothing once the run is finished.
+   */
+  async mergeMapped(segmentId: string, runId: string, mapError?: string): Promise<SegmentRun> {
+    logContext({ segment_id: segmentId, run_id: runId });
+    const run = await this.deps.runs.getRun(segmentId, runId);
+    if (isFinished(run.status)) return run;
+    const manifest = await this.deps.runs.getManifest(segmentId, runId);
+    const parts = await this.deps.runs.partChunks(segmentId, runId);
+    const succeeded: number[] = [];
+    run.failed_chunks = [];
+    run.progress = { ...run.progress, chunks_planned: manifest.length, chunks_done: 0, chunks_failed: 0, customers_planned: 0, customers_scored: 0, customers_failed: 0, planning_complete: true };
+    for (const item of manifest) {
+      run.progress.customers_planned += item.customers.count;
+      if (parts.has(item.chunk)) {
+        succeeded.push(item.chunk);
+        run.progress.chunks_done++;
+        continue;
+      }
+      const chunk = await this.deps.runs.getChunkFile(segmentId, runId, item.chunk).catch(() => null);
+      run.failed_chunks.push({ chunk: item.chunk, attempts: 0, error: mapError ? `not scored by the distributed map: ${mapError}` : 'not scored by the distributed map', customer_ids: chunk?.ids ?? [] });
+      run.progress.chunks_failed++;
+    }
+    await mergeRun(run, succeeded, { runs: this.deps.runs, registry: this.deps.registry });
+    const saved = await this.deps.runs.updateRun(segmentId, runId, (r) => {
+      if (isFinished(r.status)) return false;
+      Object.assign(r, { status: run.status, finished_at: run.finished_at, progress: run.progress, failed_chunks: run.failed_chunks, error: run.error });
+      return true;
+    });
+    telemetry.count(saved.status === 'completed' ? 'SegmentRunsCompleted' : saved.status === 'partial' ? 'SegmentRunsPartial' : 'SegmentRunsFailed');
+    telemetry.count('SegmentCustomersScored', saved.progress.customers_scored);
+    logger.info('distributed map merged', { status: saved.status, chunks_done: saved.progress.chunks_done, chunks_failed: saved.progress.chunks_failed, customers_scored: saved.progress.customers_scored });
+    return saved;
   }
 
   /**
@@ -223,6 +282,8 @@ export class SegmentRunService {
         outcome.forgotten++;
         continue;
       }
+      // A distributed map finishes its run itself (its merge step runs even when items fail).
+      if (run.path?.execution) continue;
       const leaseEnds = run.planner.expires_at ? Date.parse(run.planner.expires_at) : Date.parse(run.created_at) + leaseMs;
       if (leaseEnds > now) continue;
       telemetry.count('SegmentRunsPastLease');
@@ -263,12 +324,31 @@ export class SegmentRunService {
   async runHere(
     segmentId: string,
     types: readonly ScoreType[],
-    options: { settings: Pick<PlannerSettings, 'chunkSize' | 'concurrency' | 'retries'>; invoker: WorkerInvoker; owner: string; onProgress?: (run: SegmentRun) => void },
+    options: {
+      settings: Pick<PlannerSettings, 'chunkSize' | 'concurrency' | 'retries'>;
+      invoker: WorkerInvoker;
+      owner: string;
+      onProgress?: (run: SegmentRun) => void;
+      /** Runs above this many members take the distributed-map path, mapped here by the local runner. */
+      mapThreshold?: number;
+    },
   ): Promise<{ run: SegmentRun; stats: StoredStatistics | null }> {
     assertSegmentId(segmentId);
     const run = newRun(newRunId(), segmentId, [...new Set(types)], 'cli', options.settings);
     await this.deps.runs.createRun(run);
-    const outcome = await this.plan(segmentId, run.run_id, { owner: options.owner, invoker: options.invoker, onProgress: options.onProgress });
+    const map = new LocalMapRunner({
+      runs: this.deps.runs,
+      invoker: options.invoker,
+      concurrency: options.settings.concurrency,
+      retries: options.settings.retries,
+      toleratedFailurePercent: this.deps.settings.mapToleratedFailurePercent,
+      merge: (segment, id, error) => this.mergeMapped(segment, id, error),
+    });
+    const outcome = await this.plan(segmentId, run.run_id, { owner: options.owner, invoker: options.invoker, map, mapThreshold: options.mapThreshold, onProgress: options.onProgress });
+    if (outcome.kind === 'mapped') {
+      const done = await this.deps.runs.getRun(segmentId, run.run_id);
+      return { run: done, stats: isFinished(done.status) && done.status !== 'failed' ? await this.deps.runs.getStatistics(segmentId, run.run_id) : null };
+    }
     return { run: outcome.run, stats: outcome.kind === 'finished' ? outcome.stats : null };
   }
 }

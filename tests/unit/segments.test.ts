@@ -3,8 +3,11 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../lib/random';
 import { ModelRegistry } from '../../lib/registry/index';
-import { addCustomer, emptyAggregate, finalizeStatistics, mergeInto, psi, type CompactResult } from '../../lib/segments/aggregates';
-import { LambdaWorkerInvoker, LocalWorkerInvoker } from '../../lib/segments/invokers';
+import { addCustomer, emptyAggregate, finalizeStatistics, mergeInto, psi, tallyModel, type CompactResult } from '../../lib/segments/aggregates';
+import { LambdaWorkerInvoker, LocalMapRunner, LocalWorkerInvoker } from '../../lib/segments/invokers';
+import { chunkFingerprint, cutChunks, decodeChunkFile, encodeChunkFile, fromInline, toInline } from '../../lib/segments/chunks';
+import { SegmentRunService } from '../../lib/services/segment-runs';
+import { loadConfig } from '../../lib/config';
 import { newRun, planSegmentRun, type MemberSource, type WorkerInvoker } from '../../lib/segments/planner';
 import { newRunId, SegmentRunStore, type ScoreType } from '../../lib/segments/runs';
 import { scoreChunk, type FaultPlan } from '../../lib/segments/worker';
@@ -98,18 +101,26 @@ describe('segment aggregates', () => {
 });
 
 describe('segment runs', () => {
+  /** A segment of n members whose features the warehouse has (c00001, c00002, …), scanned 250 at a time. */
   const members = (n: number): MemberSource & { pages: number } => {
     const ids = Array.from({ length: n }, (_, i) => `c${String(i + 1).padStart(5, '0')}`);
     const source = {
       pages: 0,
-      async segmentMembersPage(_segment: string, after: string | null, limit: number) {
-        source.pages++;
-        const start = after === null ? 0 : ids.indexOf(after) + 1;
-        return ids.slice(start, start + limit);
+      async countSegmentMembers() {
+        return n;
+      },
+      async *scanSegmentFeatures() {
+        for (let start = 0; start < n; start += 250) {
+          source.pages++;
+          const page = ids.slice(start, start + 250);
+          const features = Float64Array.from(page.flatMap((_, i) => customerFeatures(start + i + 1).map((v) => v ?? NaN)));
+          yield { ids: page, features, found: new Uint8Array(page.length).fill(1), asOf: page.map(() => '2026-01-01') };
+        }
       },
     };
     return source;
   };
+  const scan = { fetchRows: 250, inlinePayloadBytes: 256 * 1024, mapThreshold: 1_000_000 };
 
   async function setup(n: number, faults: FaultPlan[] | null) {
     const features = new MemoryFeatures(new Map(Array.from({ length: n }, (_, i) => [`c${String(i + 1).padStart(5, '0')}`, customerFeatures(i + 1)])));
@@ -129,7 +140,7 @@ describe('segment runs', () => {
   async function runToEnd(runs: SegmentRunStore, deps: { members: MemberSource; invoker: WorkerInvoker }, types: ScoreType[] = ['churn', 'nbo', 'rfm'], chunkSettings = settings) {
     const run = newRun(newRunId(), 'all', types, 'cli', chunkSettings);
     await runs.createRun(run);
-    const outcome = await planSegmentRun('all', run.run_id, { ...deps, runs, owner: 'planner-1', lease, retryBackoffMs: 1 });
+    const outcome = await planSegmentRun('all', run.run_id, { ...deps, runs, owner: 'planner-1', lease, retryBackoffMs: 1, scan });
     if (outcome.kind !== 'finished') throw new Error(`planner ended ${outcome.kind}`);
     return outcome;
   }
@@ -236,14 +247,14 @@ describe('segment runs', () => {
     const shortLease = { leaseMs: 300, maxPlannerFailures: 3 };
     const run = newRun(newRunId(), 'all', ['churn', 'nbo', 'rfm'], 'cli', { chunkSize: 100, concurrency: 1, retries: 0 });
     await healthy.createRun(run);
-    const first = planSegmentRun('all', run.run_id, { members: members(1000), runs: new SegmentRunStore(faulty), invoker: dying, owner: 'planner-1', lease: shortLease, retryBackoffMs: 1 });
+    const first = planSegmentRun('all', run.run_id, { members: members(1000), runs: new SegmentRunStore(faulty), invoker: dying, owner: 'planner-1', lease: shortLease, retryBackoffMs: 1, scan });
     while (!dead) await new Promise((r) => setTimeout(r, 10));
 
     // While its lease lasts, nobody else may take the run.
-    const early = await planSegmentRun('all', run.run_id, { members: members(1000), runs: healthy, invoker, owner: 'planner-2', lease: shortLease, retryBackoffMs: 1 });
+    const early = await planSegmentRun('all', run.run_id, { members: members(1000), runs: healthy, invoker, owner: 'planner-2', lease: shortLease, retryBackoffMs: 1, scan });
     expect(early.kind).toBe('not_needed');
     await new Promise((r) => setTimeout(r, 400));
-    const second = await planSegmentRun('all', run.run_id, { members: members(1000), runs: healthy, invoker, owner: 'planner-3', lease: shortLease, retryBackoffMs: 1 });
+    const second = await planSegmentRun('all', run.run_id, { members: members(1000), runs: healthy, invoker, owner: 'planner-3', lease: shortLease, retryBackoffMs: 1, scan });
 
     expect(second.kind).toBe('finished');
     expect(second.run.status).toBe('completed');
@@ -264,11 +275,13 @@ describe('segment runs', () => {
     const run = newRun(newRunId(), 'all', ['churn'], 'cli', settings);
     await runs.createRun(run);
     const broken: MemberSource = {
-      segmentMembersPage: async () => {
+      countSegmentMembers: async () => 300,
+      // eslint-disable-next-line require-yield
+      scanSegmentFeatures: async function* () {
         throw new Error('the warehouse dropped the connection');
       },
     };
-    const plan = (owner: string) => planSegmentRun('all', run.run_id, { members: broken, runs, invoker, owner, lease: { leaseMs: 60_000, maxPlannerFailures: 2 }, retryBackoffMs: 1 });
+    const plan = (owner: string) => planSegmentRun('all', run.run_id, { members: broken, runs, invoker, owner, lease: { leaseMs: 60_000, maxPlannerFailures: 2 }, retryBackoffMs: 1, scan });
 
     await expect(plan('planner-1')).rejects.toThrow(/dropped the connection/);
     const afterFirst = await runs.getRun('all', run.run_id);
@@ -291,8 +304,8 @@ describe('segment runs', () => {
     let dispatched = 0;
     const counting: WorkerInvoker = { invoke: (p) => (dispatched++, invoker.invoke(p)) };
 
-    const first = await planSegmentRun('all', run.run_id, { members: members(600), runs, invoker: counting, owner: 'p1', lease, retryBackoffMs: 1, timeLeftMs: () => (dispatched >= 2 ? 1000 : 900_000), handoffMarginMs: 180_000 });
-    const second = await planSegmentRun('all', run.run_id, { members: members(600), runs, invoker, owner: 'p2', lease, retryBackoffMs: 1 });
+    const first = await planSegmentRun('all', run.run_id, { members: members(600), runs, invoker: counting, owner: 'p1', lease, retryBackoffMs: 1, scan, timeLeftMs: () => (dispatched >= 2 ? 1000 : 900_000), handoffMarginMs: 180_000 });
+    const second = await planSegmentRun('all', run.run_id, { members: members(600), runs, invoker, owner: 'p2', lease, retryBackoffMs: 1, scan });
 
     expect(first.kind).toBe('handed_off');
     expect(first.run.planner.owner).toBeNull();
@@ -301,3 +314,89 @@ describe('segment runs', () => {
     expect(second.run.progress.customers_scored).toBe(600);
   });
 });
+
+describe('segments at warehouse scale: chunks, the columnar path and the distributed map', () => {
+  const n = 1234;
+  const ids = Array.from({ length: n }, (_, i) => `c${String(i + 1).padStart(5, '0')}`);
+  const matrix = (from: number, count: number) => Float64Array.from(Array.from({ length: count }, (_, i) => customerFeatures(from + i + 1).map((v) => v ?? NaN)).flat());
+  /** A warehouse scan: every 7th member has no features row; batches of 100. */
+  const source = (): MemberSource => ({
+    countSegmentMembers: async () => n,
+    async *scanSegmentFeatures() {
+      for (let start = 0; start < n; start += 100) {
+        const page = ids.slice(start, start + 100);
+        const found = Uint8Array.from(page.map((_, i) => ((start + i + 1) % 7 === 0 ? 0 : 1)));
+        const features = matrix(start, page.length).map((v, k) => (found[Math.floor(k / FEATURES.length)] ? v : NaN));
+        yield { ids: page, features, found, asOf: page.map((_, i) => (start + i < 600 ? '2026-10-01' : '2026-11-01')) };
+      }
+    },
+  });
+
+  it('carries a chunk exactly, inline and as an Arrow file, and cuts a scan into chunks of the run size', async () => {
+    const chunks = [];
+    for await (const c of cutChunks(source().scanSegmentFeatures('all'), 300)) chunks.push(c);
+    expect(chunks.map((c) => c.ids.length)).toEqual([300, 300, 300, 300, 34]);
+    const second = chunks[1]!;
+    expect(second.ids[0]).toBe('c00301');
+    // c00301 has no features row (found 0, all NaN); c00302 has.
+    expect(second.found[0]).toBe(0);
+    expect(Array.from(second.features.subarray(FEATURES.length, 2 * FEATURES.length))).toEqual(customerFeatures(302).map((v) => v ?? NaN));
+    for (const copy of [fromInline(JSON.parse(JSON.stringify(toInline(second)))), decodeChunkFile(encodeChunkFile(second))]) {
+      expect(copy.ids).toEqual(second.ids);
+      expect(Array.from(copy.features)).toEqual(Array.from(second.features));
+      expect(Array.from(copy.found)).toEqual(Array.from(second.found));
+      expect(copy.asOf).toEqual(second.asOf);
+      expect(chunkFingerprint(copy.ids)).toBe(chunkFingerprint(second.ids));
+    }
+    expect(chunkFingerprint(second.ids)).not.toBe(chunkFingerprint([...second.ids.slice(0, -1), 'c99999']));
+  });
+
+  it('scores chunks as columns into statistics exactly equal to one pass over every customer, on both paths', async () => {
+    const features = new MemoryFeatures(new Map(ids.map((id, i) => [id, customerFeatures(i + 1)] as const).filter((_, i) => (i + 1) % 7 !== 0)));
+    const registry = new ModelRegistry(tempFsStore(), { actor: 'test' });
+    await publishTiny(registry, 'churn');
+    await publishTiny(registry, 'nbo');
+    const app = await testApp({ features, registry });
+    // The one pass: every customer through the batch API's scoring, one at a time into one aggregate.
+    const onePass = emptyAggregate(FEATURES);
+    const outcome = await app.scoring.score(ids, 'all', 60_000, { keepInputs: true });
+    for (const { customer_id, result } of outcome.results) {
+      const r = result as { churn: { churn_probability: number; churn_risk: 'low' | 'medium' | 'high' }; nbo: { offer_id: string; confidence: number }; rfm: { rfm_score: string; segment: string } };
+      tallyModel(onePass.models, { model: 'churn', source: 'model', version: 1, alias: 'production' });
+      tallyModel(onePass.models, { model: 'nbo', source: 'model', version: 1, alias: 'production' });
+      addCustomer(onePass, { id: customer_id, churn: r.churn.churn_probability, risk: r.churn.churn_risk, offer: r.nbo.offer_id, confidence: r.nbo.confidence, rfm: r.rfm.rfm_score, rfm_segment: r.rfm.segment }, outcome.inputs.get(customer_id));
+    }
+    onePass.failed = outcome.errors.length;
+    const expected = finalizeStatistics(onePass);
+
+    const runs = new SegmentRunStore(tempFsStore());
+    const invoker = new LocalWorkerInvoker((payload) => scoreChunk(payload, { scoring: app.scoring, runs, deadlineMs: 10_000 }));
+    for (const [path, inlinePayloadBytes, mapThreshold] of [
+      ['planner', 256 * 1024, 1_000_000],
+      ['planner', 0, 1_000_000],
+      ['distributed-map', 256 * 1024, 1000],
+    ] as const) {
+      const run = newRun(newRunId(), 'all', ['churn', 'nbo', 'rfm'], 'cli', { chunkSize: 250, concurrency: 3, retries: 1 });
+      await runs.createRun(run);
+      const map = new LocalMapRunner({ runs, invoker, concurrency: 3, retries: 1, toleratedFailurePercent: 0, merge: (segment, runId, error) => mergeMapped(runs, segment, runId, error) });
+      const outcome = await planSegmentRun('all', run.run_id, { members: source(), runs, invoker, map, owner: 'p', lease: { leaseMs: 60_000, maxPlannerFailures: 3 }, retryBackoffMs: 1, scan: { fetchRows: 100, inlinePayloadBytes, mapThreshold } });
+      const done = await runs.getRun('all', run.run_id);
+      expect(outcome.kind).toBe(path === 'planner' ? 'finished' : 'mapped');
+      expect(done.path?.kind).toBe(path);
+      expect(done.status).toBe('completed');
+      const stats = await runs.getStatistics('all', run.run_id);
+      const { run_id: _r, segment_id: _s, status: _st, types: _t, started_at: _a, finished_at: _f, failed_chunks, ...figures } = stats;
+      expect(failed_chunks).toEqual([]);
+      expect(figures).toEqual(expected);
+      expect(figures.customers).toEqual({ scored: n - Math.floor(n / 7), failed: Math.floor(n / 7) });
+      const files = (await runs.store.list(`segment-chunks/all/${run.run_id}/`)).keys;
+      expect(files.length).toBe(inlinePayloadBytes === 0 || path === 'distributed-map' ? (path === 'distributed-map' ? 6 : 5) : 0);
+    }
+  });
+});
+
+/** The merge step as the service runs it, over a bare run store (no registry: no drift). */
+async function mergeMapped(runs: SegmentRunStore, segmentId: string, runId: string, error?: string) {
+  const service = new SegmentRunService({ runs, warehouse: async () => { throw new Error('the merge step needs no warehouse'); }, registry: new ModelRegistry(tempFsStore(), { actor: 'test' }), invoker: { invoke: async () => { throw new Error('unused'); } }, planners: { start: async () => undefined }, settings: loadConfig({ STAGE: 'test' }).segments });
+  return service.mergeMapped(segmentId, runId, error);
+}
