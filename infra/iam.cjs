@@ -66,16 +66,17 @@ module.exports = async ({ resolveVariable }) => {
       ]),
       SegmentReadRole: role(['segmentRunStatus', 'segmentStats'], [read('segments/'), list('segments/'), secret]),
       SegmentPlannerRole: role(['segmentPlanner'], [
-        read('segments/', 'segment-parts/', 'models/'),
-        write('segments/'),
+        read('segments/', 'segment-parts/', 'segment-chunks/', 'models/'),
+        write('segments/', 'segment-chunks/'),
         remove('segments/_active/'),
-        list('segments/', 'segment-parts/', 'models/'),
+        list('segments/', 'segment-parts/', 'segment-chunks/', 'models/'),
         invoke('segmentWorker'),
         invoke('segmentPlanner'),
         secret,
         failures,
       ]),
-      SegmentWorkerRole: role(['segmentWorker'], [read('models/'), list('models/'), write('segment-parts/', 'predictions/'), secret]),
+      // Workers score the features their chunk carries: no warehouse secret.
+      SegmentWorkerRole: role(['segmentWorker'], [read('models/', 'segment-chunks/'), list('models/'), write('segment-parts/', 'predictions/')]),
       // The quality check reads the log, manifests and segment drift, writes reports, and (with
       // MONITOR_RETRAIN=on) starts training.
       QualityCheckRole: role(['qualityCheck'], [

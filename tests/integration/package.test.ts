@@ -91,6 +91,9 @@ describe('the generated CloudFormation template', () => {
     const plannerStarters = Object.keys(roles).filter((r) => grants(r, 'lambda:InvokeFunction').some((g) => g.includes('segmentPlanner'))).sort();
     expect(plannerStarters).toEqual(['SegmentPlannerRole', 'SegmentStartRole', 'SegmentSweeperRole']);
     expect(grants('SegmentSweeperRole', 'secretsmanager:GetSecretValue')).toEqual([]);
+    // Workers score the features their chunk carries: the warehouse is the planner's alone.
+    expect(grants('SegmentWorkerRole', 'secretsmanager:GetSecretValue')).toEqual([]);
+    expect(grants('SegmentPlannerRole', 'secretsmanager:GetSecretValue')).not.toEqual([]);
     // Prediction functions write only the prediction log; only the quality check writes its reports.
     expect(grants('PredictRole', 's3:PutObject')).toEqual([expect.stringContaining('/predictions/*')]);
     const logWriters = Object.keys(roles).filter((r) => grants(r, 's3:PutObject').some((g) => g.includes('/predictions/'))).sort();
