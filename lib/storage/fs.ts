@@ -17,6 +17,7 @@ const LOCK_WAIT_MS = 10_000;
 export class FsObjectStore implements ObjectStore {
   readonly location: string;
   private readonly root: string;
+  private readonly folders = new Set<string>();
 
   constructor(root: string) {
     this.root = resolve(root);
@@ -43,9 +44,22 @@ export class FsObjectStore implements ObjectStore {
     assertValidKey(key);
     const target = this.path(key);
     const tmp = `${target}.${randomUUID()}.tmp`;
+    let renamed = false;
     try {
-      await fsp.mkdir(dirname(target), { recursive: true });
-      await writeFile(tmp, body, options.durable !== false);
+      // Folders are made once per store instance (a segment run writes thousands of files into a few).
+      const folder = dirname(target);
+      if (!this.folders.has(folder)) {
+        await fsp.mkdir(folder, { recursive: true });
+        this.folders.add(folder);
+      }
+      try {
+        await writeFile(tmp, body, options.durable !== false);
+      } catch (error) {
+        if (!isCode(error, 'ENOENT')) throw error;
+        // The folder went away since (a delete emptied it): make it again.
+        await fsp.mkdir(folder, { recursive: true });
+        await writeFile(tmp, body, options.durable !== false);
+      }
     } catch (error) {
       throw this.unavailable(`write ${key}`, error);
     }
@@ -64,13 +78,15 @@ export class FsObjectStore implements ObjectStore {
             throw new PreconditionFailedError(`${key} changed since it was read`);
           }
           await fsp.rename(tmp, target);
+          renamed = true;
         });
       } else {
         await fsp.rename(tmp, target);
+        renamed = true;
       }
       return { etag: etagOf(body) };
     } finally {
-      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      if (!renamed) await fsp.rm(tmp, { force: true }).catch(() => undefined);
     }
   }
 
@@ -148,6 +164,8 @@ function etagOf(body: Uint8Array): string {
 }
 
 async function writeFile(path: string, body: Uint8Array, durable: boolean): Promise<void> {
+  // One call when nothing must reach the disk before the answer (log files, parts, chunk files).
+  if (!durable) return fsp.writeFile(path, body, { flag: 'wx' });
   const handle = await fsp.open(path, 'wx');
   try {
     await handle.writeFile(body);
