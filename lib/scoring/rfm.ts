@@ -81,6 +81,23 @@ export function scoreRfm(
   };
 }
 
+/** Every cell's score ("111" to "555") and segment, indexed (r-1)*25 + (f-1)*5 + (m-1): scoring many customers reads the table. */
+export const RFM_CELLS: readonly { score: string; segment: string }[] = Array.from({ length: 125 }, (_, i) => {
+  const r = Math.floor(i / 25) + 1;
+  const f = (Math.floor(i / 5) % 5) + 1;
+  const m = (i % 5) + 1;
+  return { score: `${r}${f}${m}`, segment: segmentOf(r, f, m) };
+});
+
+/** The cell index of a customer's measures (see RFM_CELLS), exactly as scoreRfm scores them. */
+export function rfmCell(recency: number | null, frequency: number | null, monetary: number | null, cuts: RfmCutPoints): number {
+  const knownRecency = recency !== null && recency !== DEFAULTED_RECENCY && Number.isFinite(recency);
+  const r = knownRecency ? scoreAgainst(recency, cuts.recency_days, true) : 1;
+  const f = scoreAgainst(frequency ?? 0, cuts.frequency, false);
+  const m = scoreAgainst(monetary ?? 0, cuts.monetary, false);
+  return (r - 1) * 25 + (f - 1) * 5 + (m - 1);
+}
+
 /** The 20/40/60/80% quantiles (linear interpolation, as PERCENTILE_CONT) of sorted values. */
 export function quintileCuts(sorted: ArrayLike<number>): number[] {
   return [0.2, 0.4, 0.6, 0.8].map((q) => percentileCont(sorted, q));

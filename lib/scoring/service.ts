@@ -17,7 +17,7 @@ import {
   type ResultSource,
   type RfmResult,
 } from './results';
-import { FIXED_CUT_POINTS, scoreRfm, type RfmCutPoints } from './rfm';
+import { FIXED_CUT_POINTS, rfmCell, scoreRfm, type RfmCutPoints } from './rfm';
 import { churnCollapseWarning, featureWarnings, nboCollapseWarning, type Warning } from './warnings';
 
 export const NOT_FOUND = 'Customer not found in warehouse';
@@ -76,7 +76,8 @@ export interface MatrixScores {
   ids: string[];
   churn?: { p: Float64Array; risk: Uint8Array; source: ResultSource };
   nbo?: { classes: readonly string[]; P: Float64Array; top: Uint8Array; confidence: Float64Array; source: ResultSource };
-  rfm?: { score: string[]; segment: string[]; source: ResultSource };
+  /** RFM as cell indices into RFM_CELLS (score and segment). */
+  rfm?: { cell: Uint8Array; source: ResultSource };
   /** How the chunk was served (mock answers, stale models, fixed RFM cut points). */
   warnings: Warning[];
 }
@@ -215,16 +216,11 @@ export class ScoringService {
           const given = options.quintiles;
           const profile = given === undefined ? await withDeadline(this.profile(), deadline) : given === null ? null : { customers: given.customers, quintiles: given, commonValues: {}, computedAt: '' };
           const cuts = this.rfmCuts(profile, out.warnings);
-          const score = new Array<string>(n);
-          const segment = new Array<string>(n);
+          const cell = new Uint8Array(n);
           const w = FEATURES.length;
           const known = (v: number) => (Number.isNaN(v) ? null : v);
-          for (let i = 0; i < n; i++) {
-            const s = scoreRfm({ recency_days: known(X[i * w + RECENCY]!), frequency: known(X[i * w + FREQUENCY]!), monetary: known(X[i * w + MONETARY]!) }, cuts);
-            score[i] = s.rfm_score;
-            segment[i] = s.segment;
-          }
-          out.rfm = { score, segment, source: { type: 'rules', name: 'rfm', cut_points: cuts.basis } };
+          for (let i = 0; i < n; i++) cell[i] = rfmCell(known(X[i * w + RECENCY]!), known(X[i * w + FREQUENCY]!), known(X[i * w + MONETARY]!), cuts);
+          out.rfm = { cell, source: { type: 'rules', name: 'rfm', cut_points: cuts.basis } };
         }
       }
     } catch (error) {

@@ -11,6 +11,21 @@ import { WARNING_CODES, WarningSchema, type Warning } from '../scoring/warnings'
 
 const count = z.number().int().nonnegative();
 const counts = z.record(z.string(), count);
+/**
+ * A large table of counts (churn probabilities in micro-units: about one key per customer of a
+ * chunk), checked in one loop: a schema per entry costs more than the merge itself.
+ */
+const countTable = z.custom<Record<string, number>>(
+  (v) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+    for (const k in v) {
+      const c = (v as Record<string, unknown>)[k];
+      if (typeof c !== 'number' || !Number.isInteger(c) || c < 0) return false;
+    }
+    return true;
+  },
+  { message: 'expected a table of non-negative whole counts' },
+);
 
 /** One scored customer as a segment run stores it. */
 export const CompactResultSchema = z.object({
@@ -47,7 +62,7 @@ export type FeatureAggregate = z.infer<typeof FeatureAggregateSchema>;
 export const SegmentAggregateSchema = z.object({
   scored: count,
   failed: count,
-  churn: z.object({ n: count, sumMicro: count, micro: counts, risk: counts }),
+  churn: z.object({ n: count, sumMicro: count, micro: countTable, risk: counts }),
   nbo: z.object({ n: count, confidenceSumMicro: count, topOffer: counts, nearCertain: count }),
   rfm: z.object({ n: count, segments: counts }),
   models: z.array(ModelTallySchema),
@@ -104,7 +119,8 @@ export interface ScoreColumns {
   n: number;
   churn?: { p: ArrayLike<number>; risk: ArrayLike<number> };
   nbo?: { classes: readonly string[]; top: ArrayLike<number>; confidence: ArrayLike<number> };
-  rfm?: { segment: readonly string[] };
+  /** Cell indices into `cells` (see RFM_CELLS). */
+  rfm?: { cell: ArrayLike<number>; cells: readonly { segment: string }[] };
 }
 
 const RISKS = ['low', 'medium', 'high'] as const;
@@ -151,8 +167,12 @@ export function addScores(agg: SegmentAggregate, scores: ScoreColumns, X: Float6
     });
   }
   if (scores.rfm) {
+    const cells = new Array<number>(scores.rfm.cells.length).fill(0);
+    for (let i = 0; i < n; i++) cells[scores.rfm.cell[i]!]!++;
     agg.rfm.n += n;
-    for (const segment of scores.rfm.segment) inc(agg.rfm.segments, segment);
+    cells.forEach((c, k) => {
+      if (c) inc(agg.rfm.segments, scores.rfm!.cells[k]!.segment, c);
+    });
   }
   const f = agg.features;
   const width = f.names.length;
