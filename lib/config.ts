@@ -85,7 +85,9 @@ export interface Config {
     inlinePayloadBytes: number;
     /** Runs of more customers than this take the distributed map (Step Functions) instead of one planner. */
     mapThreshold: number;
-    /** The distributed map's tolerated failure percentage: more failed chunks than this fail the map's items as a whole. */
+    /** The state machine of the distributed map (its ARN); without one (local stages) large runs are mapped in this process. */
+    mapStateMachine: string | undefined;
+    /** The local distributed map's tolerated failure percentage (the deployed one's is in its definition). */
     mapToleratedFailurePercent: number;
   };
 }
@@ -162,6 +164,7 @@ export function loadConfig(env: Env = process.env): Config {
       fetchRows: seconds(env, 'SEGMENT_FETCH_ROWS', 10_000, 100, 100_000),
       inlinePayloadBytes: seconds(env, 'SEGMENT_INLINE_PAYLOAD_BYTES', 256 * 1024, 0, 6 * 1024 * 1024),
       mapThreshold: seconds(env, 'SEGMENT_MAP_THRESHOLD', 5_000_000, 1, 1_000_000_000),
+      mapStateMachine: optional(env, 'SEGMENT_MAP_STATE_MACHINE'),
       mapToleratedFailurePercent: seconds(env, 'SEGMENT_MAP_TOLERATED_FAILURE_PERCENT', 5, 0, 100),
     },
   };

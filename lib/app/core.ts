@@ -2,7 +2,7 @@ import type { LambdaClient } from '@aws-sdk/client-lambda';
 import { config as processConfig, type Config } from '../config';
 import { configureObservability, logger, tracer } from '../observability';
 import { ModelRegistry } from '../registry/index';
-import { defaultLambdaClient, invokeAsync, LambdaPlannerStarter, LambdaWorkerInvoker } from '../segments/invokers';
+import { defaultLambdaClient, invokeAsync, LambdaPlannerStarter, LambdaWorkerInvoker, StepFunctionsMapStarter } from '../segments/invokers';
 import type { PlannerStarter, WorkerInvoker } from '../segments/planner';
 import { SegmentRunStore } from '../segments/runs';
 import { MonitoringService } from '../services/monitoring';
@@ -59,6 +59,7 @@ export async function createCoreApp(cfg: Config = processConfig(), parts: CorePa
     registry,
     invoker: parts.workerInvoker ?? new LambdaWorkerInvoker(cfg.segments.workerFunction, lambda),
     planners: parts.planners ?? new LambdaPlannerStarter(cfg.segments.plannerFunction, lambda),
+    ...(cfg.segments.mapStateMachine ? { map: new StepFunctionsMapStarter(cfg.segments.mapStateMachine, results.location) } : {}),
     settings: cfg.segments,
   });
   const retrainFunction = cfg.monitoring.retrainFunction;

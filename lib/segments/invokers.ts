@@ -1,6 +1,7 @@
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { ConfigError } from '../errors';
+import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { mapExecutionName, type MapItem, type MapStarter, type PlannerStarter, type WorkerInvoker } from './planner';
 import type { SegmentRun, SegmentRunStore } from './runs';
 import { WorkerResultSchema, type WorkerPayload, type WorkerResult } from './worker';
@@ -103,6 +104,40 @@ export class LocalWorkerInvoker implements WorkerInvoker {
 
   invoke(payload: WorkerPayload): Promise<WorkerResult> {
     return this.run(payload);
+  }
+}
+
+let defaultSfn: SFNClient | undefined;
+
+/**
+ * Starts the Step Functions state machine of the distributed map for a run: its ItemReader reads
+ * the manifest from the results bucket, the segment worker processes each item, and the merge step
+ * finishes the run. The execution is named after the run, so a repeated start starts nothing twice.
+ */
+export class StepFunctionsMapStarter implements MapStarter {
+  private readonly client: SFNClient;
+
+  constructor(
+    private readonly stateMachineArn: string,
+    /** Where the results store keeps objects: `s3://bucket/` or `s3://bucket/prefix/`. */
+    private readonly location: string,
+    client?: SFNClient,
+  ) {
+    this.client = client ?? (defaultSfn ??= new SFNClient({}));
+  }
+
+  async start(run: SegmentRun, manifestKey: string): Promise<string> {
+    const match = /^s3:\/\/([^/]+)\/(.*)$/.exec(this.location);
+    if (!match) throw new ConfigError(`The distributed map reads its manifest from S3, but the results store is ${this.location}: set RESULTS_URI to an s3:// location`);
+    const name = mapExecutionName(run);
+    const input = { segment_id: run.segment_id, run_id: run.run_id, manifest: { bucket: match[1]!, key: `${match[2]!}${manifestKey}` } };
+    try {
+      const out = await this.client.send(new StartExecutionCommand({ stateMachineArn: this.stateMachineArn, name, input: JSON.stringify(input) }));
+      return out.executionArn ?? name;
+    } catch (error) {
+      if (error instanceof ExecutionAlreadyExists) return name;
+      throw error;
+    }
   }
 }
 

@@ -2,7 +2,7 @@ import { FEATURES } from '../catalog';
 import { ConfigError, PreconditionFailedError } from '../errors';
 import type { ModelRegistry } from '../registry/index';
 import { emptyAggregate, finalizeStatistics, mergeInto, type DriftReference, type SegmentAggregate } from './aggregates';
-import { isFinished, type SegmentRun, type SegmentRunStore, type StoredStatistics } from './runs';
+import { isFinished, type ChunkPart, type SegmentRun, type SegmentRunStore, type StoredStatistics } from './runs';
 import type { FeatureBatch } from '../warehouse/index';
 import { chunkFingerprint, cutChunks, toInline, type FeatureChunk } from './chunks';
 import type { WorkerPayload, WorkerResult } from './worker';
@@ -129,8 +129,10 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
     // Saved with the first progress.
     run.path = { kind: mapped ? 'distributed-map' : 'planner', members, threshold: deps.scan.mapThreshold, manifest_key: null, execution: null };
   }
-  const quintiles = run.types.includes('rfm') && deps.rfmQuintiles ? await deps.rfmQuintiles() : undefined;
-  if (run.path.kind === 'distributed-map') return writeMap(run, lease, deps, quintiles);
+  // The quintiles are read beside the scan (another connection); the first dispatch waits for them.
+  const quintilesRead: Promise<WorkerPayload['rfm_quintiles'] | undefined> = run.types.includes('rfm') && deps.rfmQuintiles ? deps.rfmQuintiles() : Promise.resolve(undefined);
+  quintilesRead.catch(() => undefined);
+  if (run.path.kind === 'distributed-map') return writeMap(run, lease, deps, await quintilesRead);
 
   const existing = resuming ? await deps.runs.partChunks(run.segment_id, run.run_id) : new Set<number>();
   let lastProgress = 0;
@@ -143,12 +145,25 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
   };
 
   const succeeded: number[] = [];
+  // Parts are merged as their chunks finish, while the scan goes on; mergeRun then only finalizes.
+  const merged = emptyAggregate(FEATURES);
+  const mergePart = async (number: number, known?: Pick<ChunkPart, 'aggregate'>) => {
+    const part = known ?? (await deps.runs.getPart(run.segment_id, run.run_id, number));
+    if (part) {
+      mergeInto(merged, part.aggregate);
+      succeeded.push(number);
+    } else {
+      run.failed_chunks.push({ chunk: number, attempts: 0, error: 'the worker reported success but wrote no part', customer_ids: [] });
+      run.progress.chunks_failed++;
+    }
+  };
   const runChunk = async (number: number, chunk: FeatureChunk) => {
     const fingerprint = chunkFingerprint(chunk.ids);
+    const quintiles = await quintilesRead;
     if (existing.has(number)) {
       const part = await deps.runs.getPart(run.segment_id, run.run_id, number).catch(() => null);
       if (part && part.fingerprint === fingerprint) {
-        succeeded.push(number);
+        await mergePart(number, part);
         run.progress.chunks_done++;
         run.progress.customers_scored += part.scored;
         run.progress.customers_failed += part.failed.length;
@@ -184,8 +199,9 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
         if (error instanceof ConfigError) break;
         continue;
       }
-      // Only the invocation is retried: once it succeeded, the chunk is counted exactly once.
-      succeeded.push(number);
+      // Only the invocation is retried: once it succeeded, the chunk is counted exactly once. The
+      // worker answers with the aggregate it wrote in its part (an older worker without: read the part).
+      await mergePart(number, result.aggregate ? { aggregate: result.aggregate } : undefined);
       run.progress.chunks_done++;
       run.progress.customers_scored += result.scored;
       run.progress.customers_failed += result.failed;
@@ -205,8 +221,13 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
   let number = 0;
   // One scan per run: the members with their features, in id order, cut into chunks as they arrive.
   const chunks = cutChunks(deps.members.scanSegmentFeatures(run.segment_id, { fetchRows: deps.scan.fetchRows }), settings.chunkSize);
+  let tWait = 0, tScan = 0, t0 = performance.now();
   for await (const chunk of chunks) {
+    tScan += performance.now() - t0;
+    const w0 = performance.now();
     while (inFlight.size >= settings.concurrency) await Promise.race(inFlight);
+    tWait += performance.now() - w0;
+    t0 = performance.now();
     if (lease.lost || outOfTime()) {
       stopped = lease.lost ? 'lease' : 'time';
       break;
@@ -217,7 +238,9 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
     const task: Promise<void> = runChunk(number, chunk).finally(() => inFlight.delete(task));
     inFlight.add(task);
   }
+  const d0 = performance.now();
   await Promise.all(inFlight);
+  if (process.env.DEBUG_PLAN) console.error('scan-wait', tScan.toFixed(0), 'slot-wait', tWait.toFixed(0), 'drain', (performance.now() - d0).toFixed(0));
   if (stopped === 'lease' || lease.lost) return { kind: 'lease_lost', run };
   if (stopped === 'time') {
     await lease.release();
@@ -225,7 +248,9 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
   }
   run.progress.planning_complete = true;
   await report(true);
-  const stats = await mergeRun(run, succeeded, deps);
+  const m0 = performance.now();
+  const stats = await mergeRun(run, succeeded, deps, merged);
+  if (process.env.DEBUG_PLAN) console.error('merge', (performance.now() - m0).toFixed(0));
   if (lease.lost) return { kind: 'lease_lost', run };
   await lease.finish();
   return { kind: 'finished', run, stats };
@@ -313,15 +338,15 @@ async function writeMap(run: SegmentRun, lease: RunLease, deps: PlanDeps, quinti
  * history, and marks the run completed, partial or failed. Chunks whose part is missing count as
  * failed. Used by the planner and by the distributed map's merge step.
  */
-export async function mergeRun(run: SegmentRun, succeeded: number[], deps: Pick<PlanDeps, 'runs' | 'registry'>): Promise<StoredStatistics | null> {
+export async function mergeRun(run: SegmentRun, succeeded: number[], deps: Pick<PlanDeps, 'runs' | 'registry'>, premerged?: SegmentAggregate): Promise<StoredStatistics | null> {
   if (succeeded.length === 0 && run.progress.chunks_planned > 0) {
     run.status = 'failed';
     run.error = `every one of the ${run.progress.chunks_planned} chunks failed; the first said: ${run.failed_chunks[0]?.error ?? 'nothing'}`;
     run.finished_at = new Date().toISOString();
     return null;
   }
-  const merged: SegmentAggregate = emptyAggregate(FEATURES);
-  const ordered = [...succeeded].sort((a, b) => a - b);
+  const merged: SegmentAggregate = premerged ?? emptyAggregate(FEATURES);
+  const ordered = premerged ? [] : [...succeeded].sort((a, b) => a - b);
   const READS = 16;
   for (let i = 0; i < ordered.length; i += READS) {
     const batch = ordered.slice(i, i + READS);

@@ -250,7 +250,8 @@ export class SegmentRunStore {
 
   /** Writes (or, for a retried chunk, replaces) a chunk's part: idempotent per (run, chunk). */
   async putPart(segmentId: string, part: ChunkPart): Promise<void> {
-    await this.store.put(this.partKey(segmentId, part.run_id, part.chunk), encode(part), { contentType: 'application/json' });
+    // A part lost in a crash is scored again on resume (an unreadable part counts as missing): no fsync per part.
+    await this.store.put(this.partKey(segmentId, part.run_id, part.chunk), encode(part), { contentType: 'application/json', durable: false });
   }
 
   /** Where a chunk's features wait for its worker when they do not fit the payload. */

@@ -6,7 +6,8 @@ import { FEATURES } from '../catalog';
 import { IntegrityError } from '../errors';
 import { SERVING_WARNINGS } from '../scoring/warnings';
 import type { ResultSource } from '../scoring/results';
-import { addScores, emptyAggregate, tallyModel, type ModelTally } from './aggregates';
+import { RFM_CELLS } from '../scoring/rfm';
+import { addScores, emptyAggregate, SegmentAggregateSchema, tallyModel, type ModelTally } from './aggregates';
 import { chunkFingerprint, foundRows, fromInline, InlineChunkSchema, type FeatureChunk } from './chunks';
 import { SCORE_TYPES, SEGMENT_ID, RUN_ID, type ChunkPart, type SegmentRunStore } from './runs';
 
@@ -35,6 +36,8 @@ export const WorkerResultSchema = z.object({
   chunk: z.number().int().positive(),
   scored: z.number().int().nonnegative(),
   failed: z.number().int().nonnegative(),
+  /** The part's aggregate as written (the planner merges it without reading the part back). */
+  aggregate: SegmentAggregateSchema.optional(),
 });
 export type WorkerResult = z.infer<typeof WorkerResultSchema>;
 
@@ -96,7 +99,7 @@ export async function scoreChunk(
   }
 
   const aggregate = emptyAggregate(FEATURES);
-  addScores(aggregate, { n: ids.length, churn: scores.churn, nbo: scores.nbo, rfm: scores.rfm }, features);
+  addScores(aggregate, { n: ids.length, churn: scores.churn, nbo: scores.nbo, rfm: scores.rfm && { cell: scores.rfm.cell, cells: RFM_CELLS } }, features);
   if (ids.length) {
     if (scores.churn) tallyModel(aggregate.models, servedBy(scores.churn.source), ids.length);
     if (scores.nbo) tallyModel(aggregate.models, servedBy(scores.nbo.source), ids.length);
@@ -125,7 +128,7 @@ export async function scoreChunk(
     });
   };
   await Promise.all([deps.runs.putPart(payload.segment_id, part), logged()]);
-  return { chunk: payload.chunk, scored: ids.length, failed: missing.length };
+  return { chunk: payload.chunk, scored: ids.length, failed: missing.length, aggregate };
 }
 
 /** The chunk's customers and features: from the payload, or from the run's chunk file. */

@@ -15,7 +15,7 @@ import {
   type SegmentRunStore,
   type StoredStatistics,
 } from '../segments/runs';
-import { computeBaseProfile, type WarehouseHandle } from '../warehouse/index';
+import { rfmQuintiles, type WarehouseHandle } from '../warehouse/index';
 
 /** A stopped planner keeps this long between its last dispatch and its own timeout (a chunk may take the worker's whole timeout). */
 export const PLANNER_HANDOFF_MARGIN_MS = 180_000;
@@ -123,7 +123,7 @@ export class SegmentRunService {
     const outcome = await planSegmentRun(segmentId, runId, {
       rfmQuintiles: async () => {
         try {
-          const profile = await computeBaseProfile((await this.deps.warehouse()).warehouse);
+          const profile = await rfmQuintiles((await this.deps.warehouse()).warehouse);
           return { ...profile.quintiles, customers: profile.customers };
         } catch (error) {
           logger.warn('the RFM quintiles could not be read; the run scores RFM on the fixed cut points', { error: (error as Error).message });

@@ -354,7 +354,31 @@ export async function computeBaseProfile(warehouse: Warehouse): Promise<BaseProf
   const cf = warehouse.cfg.customer_features;
   const t = table(warehouse.cfg, cf.table);
   const col = (feature: string) => q(warehouse.cfg.features[feature]!);
-  const customers = await warehouse.countCustomers();
+  // Independent statements: run them side by side on the pool's connections.
+  const [rfm, ...common] = await Promise.all([
+    rfmQuintiles(warehouse),
+    ...FEATURES.map((feature) =>
+      warehouse.run<{ v: string | number | null; n: string }>(`SELECT ${col(feature)} AS v, COUNT(*) AS n FROM ${t} GROUP BY ${col(feature)} ORDER BY n DESC LIMIT 5`),
+    ),
+  ]);
+  const { customers, quintiles } = rfm as Awaited<ReturnType<typeof rfmQuintiles>>;
+  const commonValues: BaseProfile['commonValues'] = {};
+  FEATURES.forEach((feature, i) => {
+    const result = common[i] as pg.QueryResult<{ v: string | number | null; n: string }>;
+    commonValues[feature] = result.rows.map((r) => ({ value: r.v === null ? null : Number(r.v), share: customers ? Number(r.n) / customers : 0 }));
+  });
+  return { customers, quintiles, commonValues, computedAt: new Date().toISOString() };
+}
+
+/**
+ * The customer base's RFM quintiles and size (what a segment run hands its workers), one query per
+ * measure side by side (Redshift requires sort-based aggregates in one statement to share their
+ * ORDER BY, so quantiles of different columns are separate).
+ */
+export async function rfmQuintiles(warehouse: Warehouse): Promise<Pick<BaseProfile, 'customers' | 'quintiles'>> {
+  const cf = warehouse.cfg.customer_features;
+  const t = table(warehouse.cfg, cf.table);
+  const col = (feature: string) => q(warehouse.cfg.features[feature]!);
   const quantiles = async (feature: string, where: string) => {
     const result = await warehouse.run<Record<string, string | number | null>>(
       `SELECT ${[0.2, 0.4, 0.6, 0.8].map((p, i) => `PERCENTILE_CONT(${p}) WITHIN GROUP (ORDER BY ${col(feature)}) AS q${i}`).join(', ')}
@@ -364,19 +388,11 @@ export async function computeBaseProfile(warehouse: Warehouse): Promise<BaseProf
     return [0, 1, 2, 3].map((i) => Number(row[`q${i}`] ?? 0));
   };
   const recency = col('days_since_last_transaction');
-  // Independent statements: run them side by side on the pool's connections.
-  const [recencyCuts, frequencyCuts, monetaryCuts, ...common] = await Promise.all([
+  const [customers, recencyCuts, frequencyCuts, monetaryCuts] = await Promise.all([
+    warehouse.countCustomers(),
     quantiles('days_since_last_transaction', `${recency} IS NOT NULL AND ${recency} <> 999`),
     quantiles('transaction_count_90d', `${col('transaction_count_90d')} IS NOT NULL`),
     quantiles('total_revenue_90d', `${col('total_revenue_90d')} IS NOT NULL`),
-    ...FEATURES.map((feature) =>
-      warehouse.run<{ v: string | number | null; n: string }>(`SELECT ${col(feature)} AS v, COUNT(*) AS n FROM ${t} GROUP BY ${col(feature)} ORDER BY n DESC LIMIT 5`),
-    ),
   ]);
-  const commonValues: BaseProfile['commonValues'] = {};
-  FEATURES.forEach((feature, i) => {
-    const result = common[i] as pg.QueryResult<{ v: string | number | null; n: string }>;
-    commonValues[feature] = result.rows.map((r) => ({ value: r.v === null ? null : Number(r.v), share: customers ? Number(r.n) / customers : 0 }));
-  });
-  return { customers, quintiles: { recency_days: recencyCuts as number[], frequency: frequencyCuts as number[], monetary: monetaryCuts as number[] }, commonValues, computedAt: new Date().toISOString() };
+  return { customers, quintiles: { recency_days: recencyCuts, frequency: frequencyCuts, monetary: monetaryCuts } };
 }

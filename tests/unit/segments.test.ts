@@ -12,7 +12,7 @@ import { newRun, planSegmentRun, type MemberSource, type WorkerInvoker } from '.
 import { newRunId, SegmentRunStore, type ScoreType } from '../../lib/segments/runs';
 import { scoreChunk, type FaultPlan } from '../../lib/segments/worker';
 import { FEATURES } from '../../lib/catalog';
-import { customerFeatures, MemoryFeatures, testApp } from '../support/app';
+import { customerFeatures, MemoryFeatures, PROFILE, testApp } from '../support/app';
 import { publishTiny } from '../support/models';
 import { FaultyStore, tempFsStore } from '../support/registry';
 import { StoreUnavailableError } from '../../lib/errors';
@@ -379,7 +379,9 @@ describe('segments at warehouse scale: chunks, the columnar path and the distrib
       const run = newRun(newRunId(), 'all', ['churn', 'nbo', 'rfm'], 'cli', { chunkSize: 250, concurrency: 3, retries: 1 });
       await runs.createRun(run);
       const map = new LocalMapRunner({ runs, invoker, concurrency: 3, retries: 1, toleratedFailurePercent: 0, merge: (segment, runId, error) => mergeMapped(runs, segment, runId, error) });
-      const outcome = await planSegmentRun('all', run.run_id, { members: source(), runs, invoker, map, owner: 'p', lease: { leaseMs: 60_000, maxPlannerFailures: 3 }, retryBackoffMs: 1, scan: { fetchRows: 100, inlinePayloadBytes, mapThreshold } });
+      // The planner reads the quintiles once and hands them to every chunk (here: the test profile's).
+      const rfmQuintiles = async () => ({ ...PROFILE.quintiles, customers: PROFILE.customers });
+      const outcome = await planSegmentRun('all', run.run_id, { members: source(), runs, invoker, map, rfmQuintiles, owner: 'p', lease: { leaseMs: 60_000, maxPlannerFailures: 3 }, retryBackoffMs: 1, scan: { fetchRows: 100, inlinePayloadBytes, mapThreshold } });
       const done = await runs.getRun('all', run.run_id);
       expect(outcome.kind).toBe(path === 'planner' ? 'finished' : 'mapped');
       expect(done.path?.kind).toBe(path);
