@@ -72,11 +72,20 @@ module.exports = async ({ resolveVariable }) => {
         list('segments/', 'segment-parts/', 'segment-chunks/', 'models/'),
         invoke('segmentWorker'),
         invoke('segmentPlanner'),
+        { Effect: 'Allow', Action: 'states:StartExecution', Resource: { Ref: 'SegmentMapStateMachine' } },
         secret,
         failures,
       ]),
+      // The distributed map's merge step: reads the manifest, parts and chunk files of failed
+      // chunks, writes statistics, history and the run; no warehouse.
+      SegmentMergeRole: role(['segmentMerge'], [
+        read('segments/', 'segment-parts/', 'segment-chunks/', 'models/'),
+        write('segments/'),
+        remove('segments/_active/'),
+        list('segments/', 'segment-parts/', 'segment-chunks/', 'models/'),
+      ]),
       // Workers score the features their chunk carries: no warehouse secret.
-      SegmentWorkerRole: role(['segmentWorker'], [read('models/', 'segment-chunks/'), list('models/'), write('segment-parts/', 'predictions/')]),
+      SegmentWorkerRole: role(['segmentWorker'], [read('models/', 'segment-chunks/'), list('models/', 'segment-chunks/'), write('segment-parts/', 'predictions/')]),
       // The quality check reads the log, manifests and segment drift, writes reports, and (with
       // MONITOR_RETRAIN=on) starts training.
       QualityCheckRole: role(['qualityCheck'], [

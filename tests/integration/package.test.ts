@@ -5,10 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES_DIR } from '../support/fixtures';
 import { tempDir } from '../support/registry';
 import { ROUTE_KEYS } from '../support/routes';
+import aslValidator from 'asl-validator';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const INFERENCE = ['predict', 'predictBatch', 'legacyTest', 'models', 'segmentWorker', 'train'];
-const NO_INFERENCE = ['segmentStart', 'segmentRunStatus', 'segmentStats', 'segmentPlanner', 'segmentNightly', 'segmentSweeper', 'qualityCheck'];
+const NO_INFERENCE = ['segmentStart', 'segmentRunStatus', 'segmentStats', 'segmentPlanner', 'segmentMerge', 'segmentNightly', 'segmentSweeper', 'qualityCheck'];
 const MB = 1024 * 1024;
 
 let out: string;
@@ -61,7 +62,7 @@ describe('the generated CloudFormation template', () => {
 
   it('runs every function on nodejs22.x x86_64 with its own least-privilege role and log retention', () => {
     const functions = resources('AWS::Lambda::Function');
-    expect(functions).toHaveLength(13);
+    expect(functions).toHaveLength(14);
     for (const [, f] of functions) {
       expect(f.Properties.Runtime).toBe('nodejs22.x');
       expect(f.Properties.Architectures).toEqual(['x86_64']);
@@ -87,13 +88,20 @@ describe('the generated CloudFormation template', () => {
     const writers = Object.keys(roles).filter((r) => grants(r, 's3:PutObject').some((g) => g.includes('/models/')));
     expect(writers).toEqual(['TrainRole']);
     const invokers = Object.keys(roles).filter((r) => grants(r, 'lambda:InvokeFunction').some((g) => g.includes('segmentWorker')));
-    expect(invokers).toEqual(['SegmentPlannerRole']);
+    expect(invokers).toEqual(['SegmentPlannerRole', 'SegmentMapRole']);
     const plannerStarters = Object.keys(roles).filter((r) => grants(r, 'lambda:InvokeFunction').some((g) => g.includes('segmentPlanner'))).sort();
     expect(plannerStarters).toEqual(['SegmentPlannerRole', 'SegmentStartRole', 'SegmentSweeperRole']);
     expect(grants('SegmentSweeperRole', 'secretsmanager:GetSecretValue')).toEqual([]);
     // Workers score the features their chunk carries: the warehouse is the planner's alone.
     expect(grants('SegmentWorkerRole', 'secretsmanager:GetSecretValue')).toEqual([]);
     expect(grants('SegmentPlannerRole', 'secretsmanager:GetSecretValue')).not.toEqual([]);
+    expect(grants('SegmentMergeRole', 'secretsmanager:GetSecretValue')).toEqual([]);
+    // Only the planner starts the distributed map, and only it; the map invokes only the worker and the merge step.
+    const mapStarters = Object.keys(roles).filter((r) => grants(r, 'states:StartExecution').length > 0).sort();
+    expect(mapStarters).toEqual(['SegmentMapRole', 'SegmentPlannerRole']);
+    expect(grants('SegmentPlannerRole', 'states:StartExecution')).toEqual([JSON.stringify({ Ref: 'SegmentMapStateMachine' })]);
+    expect(grants('SegmentMapRole', 'lambda:InvokeFunction').map((g) => /function:[^"]*-(\w+)"/.exec(g)?.[1])).toEqual(['segmentWorker', 'segmentMerge']);
+    expect(grants('SegmentMapRole', 's3:GetObject')).toEqual([expect.stringContaining('/segment-chunks/*')]);
     // Prediction functions write only the prediction log; only the quality check writes its reports.
     expect(grants('PredictRole', 's3:PutObject')).toEqual([expect.stringContaining('/predictions/*')]);
     const logWriters = Object.keys(roles).filter((r) => grants(r, 's3:PutObject').some((g) => g.includes('/predictions/'))).sort();
@@ -123,15 +131,16 @@ describe('the generated CloudFormation template', () => {
 
   it('bounds concurrency: reserved concurrency x warehouse pool stays within the connection budget, and the HTTP API throttles', () => {
     const budget = 200;
+    // Only functions whose role may read the warehouse secret can open connections (segment workers, the merge step and the sweeper cannot).
+    const connects = (f: { Properties: any }) =>
+      (template.Resources[f.Properties.Role['Fn::GetAtt'][0]]!.Properties.Policies[0].PolicyDocument.Statement as any[]).some((s) => [s.Action].flat().includes('secretsmanager:GetSecretValue'));
     const functions = resources('AWS::Lambda::Function').map(([name, f]) => ({
       name,
       reserved: Number(f.Properties.ReservedConcurrentExecutions),
-      pool: Number(f.Properties.Environment.Variables.WAREHOUSE_POOL_SIZE),
+      pool: connects(f) ? Number(f.Properties.Environment.Variables.WAREHOUSE_POOL_SIZE) : 0,
     }));
-    for (const f of functions) {
-      expect(f.reserved, f.name).toBeGreaterThan(0);
-      expect(f.pool, f.name).toBeGreaterThan(0);
-    }
+    expect(functions.filter((f) => f.pool === 0).map((f) => f.name).sort()).toEqual(['SegmentMergeLambdaFunction', 'SegmentSweeperLambdaFunction', 'SegmentWorkerLambdaFunction']);
+    for (const f of functions) expect(f.reserved, f.name).toBeGreaterThan(0);
     const worstCase = functions.reduce((sum, f) => sum + f.reserved * f.pool, 0);
     expect(worstCase).toBeLessThanOrEqual(budget);
     const stage = template.Resources.HttpApiStage!.Properties;
@@ -146,6 +155,35 @@ describe('the generated CloudFormation template', () => {
     expect(fn('LegacyTestLambdaFunction').Timeout).toBeLessThanOrEqual(30);
     expect(fn('PredictBatchLambdaFunction').Timeout).toBeGreaterThan(60);
     expect(Number(fn('PredictBatchLambdaFunction').Environment.Variables.BATCH_DEADLINE_SECONDS)).toBe(60);
+  });
+
+  it('defines the distributed map of large segment runs as a valid state machine over the manifest, the worker and the merge step', () => {
+    const machines = resources('AWS::StepFunctions::StateMachine');
+    expect(machines).toHaveLength(1);
+    const machine = machines[0]![1];
+    const [text, values] = machine.Properties.DefinitionString['Fn::Sub'] as [string, Record<string, unknown>];
+    // Substituted as CloudFormation would, with this account's function ARNs.
+    const arnOf = (v: unknown) => JSON.stringify(v).match(/function:([^"]+)"/)![1]!;
+    const definition = JSON.parse(text.replace(/\$\{(\w+)\}/g, (_, k: string) => (k.endsWith('Arn') ? `arn:aws:lambda:eu-west-1:123456789012:function:${arnOf(values[k])}` : String(values[k]))));
+    const check = aslValidator(definition);
+    expect(check.errorsText('\n')).toBe('');
+    expect(check.isValid).toBe(true);
+    // The validator does refuse a broken definition (a map whose processor has no start).
+    const broken = structuredClone(definition);
+    delete broken.States.ScoreChunks.ItemProcessor.StartAt;
+    expect(aslValidator(broken).isValid).toBe(false);
+
+    const map = definition.States[definition.StartAt];
+    expect(map).toMatchObject({ Type: 'Map', ItemReader: { Resource: 'arn:aws:states:::s3:getObject', ReaderConfig: { InputType: 'JSON' } }, ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED' } } });
+    const task = map.ItemProcessor.States[map.ItemProcessor.StartAt];
+    expect(task.Parameters.FunctionName).toMatch(/-segmentWorker$/);
+    // MaxConcurrency and ToleratedFailurePercentage take the planner's place: at most the worker's reserved concurrency.
+    expect(map.MaxConcurrency).toBe(Number(template.Resources.SegmentWorkerLambdaFunction!.Properties.ReservedConcurrentExecutions));
+    expect(map.ToleratedFailurePercentage).toBeGreaterThan(0);
+    expect(definition.States[map.Next].Parameters.FunctionName).toMatch(/-segmentMerge$/);
+    expect(definition.States[map.Catch[0].Next].Parameters.FunctionName).toMatch(/-segmentMerge$/);
+    // The planner is told which state machine to start.
+    expect(template.Resources.SegmentPlannerLambdaFunction!.Properties.Environment.Variables.SEGMENT_MAP_STATE_MACHINE).toEqual({ Ref: 'SegmentMapStateMachine' });
   });
 
   it('passes cfn-lint with no errors', () => {
