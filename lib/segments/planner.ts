@@ -221,13 +221,8 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
   let number = 0;
   // One scan per run: the members with their features, in id order, cut into chunks as they arrive.
   const chunks = cutChunks(deps.members.scanSegmentFeatures(run.segment_id, { fetchRows: deps.scan.fetchRows }), settings.chunkSize);
-  let tWait = 0, tScan = 0, t0 = performance.now();
   for await (const chunk of chunks) {
-    tScan += performance.now() - t0;
-    const w0 = performance.now();
     while (inFlight.size >= settings.concurrency) await Promise.race(inFlight);
-    tWait += performance.now() - w0;
-    t0 = performance.now();
     if (lease.lost || outOfTime()) {
       stopped = lease.lost ? 'lease' : 'time';
       break;
@@ -238,9 +233,7 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
     const task: Promise<void> = runChunk(number, chunk).finally(() => inFlight.delete(task));
     inFlight.add(task);
   }
-  const d0 = performance.now();
   await Promise.all(inFlight);
-  if (process.env.DEBUG_PLAN) console.error('scan-wait', tScan.toFixed(0), 'slot-wait', tWait.toFixed(0), 'drain', (performance.now() - d0).toFixed(0));
   if (stopped === 'lease' || lease.lost) return { kind: 'lease_lost', run };
   if (stopped === 'time') {
     await lease.release();
@@ -248,9 +241,7 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
   }
   run.progress.planning_complete = true;
   await report(true);
-  const m0 = performance.now();
   const stats = await mergeRun(run, succeeded, deps, merged);
-  if (process.env.DEBUG_PLAN) console.error('merge', (performance.now() - m0).toFixed(0));
   if (lease.lost) return { kind: 'lease_lost', run };
   await lease.finish();
   return { kind: 'finished', run, stats };
