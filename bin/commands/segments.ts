@@ -1,16 +1,22 @@
 import { createScoringApp } from '../../lib/app/scoring';
 import { commandApp, commandConfig, registryOption, warehouseOption } from '../../lib/cli/context';
 import { formatTable, intOption, parseCommandArgs, ProgressReporter, UsageError, type Command, type CommandIo } from '../../lib/cli/runtime';
+import { availableParallelism } from 'node:os';
 import { LambdaWorkerInvoker, LocalWorkerInvoker } from '../../lib/segments/invokers';
+import { ThreadWorkerInvoker } from '../../lib/segments/threads';
+
+/** The worker threads' module (each builds its own app from the command's configuration). */
+const CHUNK_THREAD = new URL('../../lib/app/chunk-thread.ts', import.meta.url);
 import { assertSegmentId, SCORE_TYPES, type ScoreType, type StoredStatistics } from '../../lib/segments/runs';
 
 export const scoreSegment: Command = {
   name: 'score-segment',
   summary: 'score every customer of a segment and print its statistics',
-  usage: `loyalty-ml score-segment SEGMENT [--types churn,nbo,rfm] [--chunk-size N] [--concurrency N] [--lambda] [--json]
+  usage: `loyalty-ml score-segment SEGMENT [--types churn,nbo,rfm] [--chunk-size N] [--concurrency N] [--threads N] [--lambda] [--json]
 
-Runs a segment scoring run: pages the segment's members from the warehouse, scores them in chunks
-(in this process, or with --lambda through the worker Lambda function named by
+Runs a segment scoring run: reads the segment's members with their features in one warehouse scan,
+scores them in chunks (in this process: on the main thread, or on --threads N worker threads, worth
+it with cores to spare beside the warehouse; or with --lambda through the worker Lambda function named by
 SEGMENT_WORKER_FUNCTION: a deployed stage's with AWS_REGION and credentials, or serverless-offline's
 with AWS_ENDPOINT_URL_LAMBDA=http://localhost:3002; a misconfiguration fails at once, unretried), shows
 progress, merges the statistics, stores them with the run in the results store (RESULTS_URI,
@@ -23,6 +29,7 @@ default the registry) and prints them. Exit code 1 when the run ends partial or 
         'chunk-size': { type: 'string' },
         concurrency: { type: 'string' },
         retries: { type: 'string' },
+        threads: { type: 'string' },
         lambda: { type: 'boolean' },
         json: { type: 'boolean' },
         ...registryOption,
@@ -45,11 +52,18 @@ default the registry) and prints them. Exit code 1 when the run ends partial or 
       );
     }
     const app = await createScoringApp(cfg);
+    const closers: (() => Promise<void> | void)[] = [];
     try {
       const segment = await (await app.warehouse()).warehouse.getSegment(segmentId);
       const total = await (await app.warehouse()).warehouse.countSegmentMembers(segmentId);
       io.err(`score-segment: ${segment.name} (${segmentId}), ${total.toLocaleString('en-US')} customers, ${types.join('+')}, chunks of ${settings.chunkSize}, ${settings.concurrency} at a time`);
-      const invoker = values.lambda ? new LambdaWorkerInvoker(cfg.segments.workerFunction) : new LocalWorkerInvoker((payload) => app.chunks.score(payload));
+      const threads = intOption(values.threads, '--threads', 0, [0, Math.max(1, availableParallelism() * 2)]);
+      const invoker = values.lambda
+        ? new LambdaWorkerInvoker(cfg.segments.workerFunction)
+        : threads > 0
+          ? new ThreadWorkerInvoker({ threads, entry: CHUNK_THREAD, workerData: cfg })
+          : new LocalWorkerInvoker((payload) => app.chunks.score(payload));
+      closers.push(() => (invoker instanceof ThreadWorkerInvoker ? invoker.close() : undefined));
       const progress = new ProgressReporter(io, `score-segment ${segmentId}`);
       const started = Date.now();
       const { run: done, stats } = await app.segments.runHere(segmentId, types, {
@@ -68,6 +82,7 @@ default the registry) and prints them. Exit code 1 when the run ends partial or 
       }
       return done.status === 'completed' ? 0 : 1;
     } finally {
+      for (const close of closers) await close();
       await app.close();
     }
   },

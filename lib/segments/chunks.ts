@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { makeData, makeVector, Table, tableFromIPC, tableToIPC, Utf8, type Vector } from 'apache-arrow';
 import { z } from 'zod';
 import { FEATURES } from '../catalog';
@@ -57,16 +58,9 @@ export async function* cutChunks(batches: AsyncIterable<FeatureBatch>, size: num
  * with a stored part to know whether the part scored exactly this chunk's customers.
  */
 export function chunkFingerprint(ids: readonly string[]): string {
-  let h = 0x811c9dc5;
-  for (const id of ids) {
-    for (let i = 0; i < id.length; i++) {
-      h ^= id.charCodeAt(i);
-      h = Math.imul(h, 0x01000193);
-    }
-    h ^= 0x1f;
-    h = Math.imul(h, 0x01000193);
-  }
-  return `${ids.length}:${(h >>> 0).toString(16).padStart(8, '0')}:${ids[0] ?? ''}:${ids[ids.length - 1] ?? ''}`;
+  // Ids hold no newline (the worker's schema bounds them to printable customer ids of the warehouse).
+  const digest = createHash('sha1').update(ids.join('\n')).digest('hex').slice(0, 16);
+  return `${ids.length}:${digest}:${ids[0] ?? ''}:${ids[ids.length - 1] ?? ''}`;
 }
 
 /** A chunk as JSON in the worker's payload. */

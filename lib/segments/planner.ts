@@ -19,6 +19,8 @@ export interface PlannerStarter {
 
 /** What the planner needs from the warehouse: the members' count, and one scan of members with features. */
 export interface MemberSource {
+  /** Connections the warehouse allows this process: with one, other reads cannot run beside the scan. */
+  readonly connections?: number;
   countSegmentMembers(segmentId: string): Promise<number>;
   scanSegmentFeatures(segmentId: string, options?: { fetchRows?: number }): AsyncIterable<FeatureBatch>;
 }
@@ -129,9 +131,11 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
     // Saved with the first progress.
     run.path = { kind: mapped ? 'distributed-map' : 'planner', members, threshold: deps.scan.mapThreshold, manifest_key: null, execution: null };
   }
-  // The quintiles are read beside the scan (another connection); the first dispatch waits for them.
+  // The quintiles are read beside the scan on another connection (the first dispatch waits for
+  // them), or before it when the warehouse allows one connection (the scan would hold it).
   const quintilesRead: Promise<WorkerPayload['rfm_quintiles'] | undefined> = run.types.includes('rfm') && deps.rfmQuintiles ? deps.rfmQuintiles() : Promise.resolve(undefined);
   quintilesRead.catch(() => undefined);
+  if ((deps.members.connections ?? 1) < 2) await quintilesRead;
   if (run.path.kind === 'distributed-map') return writeMap(run, lease, deps, await quintilesRead);
 
   const existing = resuming ? await deps.runs.partChunks(run.segment_id, run.run_id) : new Set<number>();

@@ -1,6 +1,9 @@
-import { promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import { connect } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { servePglite } from './embedded-serve';
 
 /**
  * The embedded warehouse: PGlite (PostgreSQL compiled to WebAssembly) in a local folder, served on
@@ -30,29 +33,52 @@ export async function openEmbeddedWarehouse(dir: string, options: { port?: numbe
 }
 
 async function startServer(dataDir: string, port: number): Promise<EmbeddedServer> {
-  const [{ PGlite }, { PGLiteSocketServer }] = await Promise.all([
-    import('@electric-sql/pglite'),
-    import('@electric-sql/pglite-socket'),
-  ]);
-  await fsp.mkdir(dirname(dataDir), { recursive: true });
-  const db = await PGlite.create({ dataDir });
-  // Every local function (one worker thread each) keeps its own pool: allow plenty of connections;
-  // PGlite runs their queries one at a time anyway.
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port, maxConnections: 100 });
-  await server.start();
-  const actualPort = Number(server.getServerConn().split(':').pop());
+  const server = (await startOnThread(dataDir, port)) ?? (await servePglite(dataDir, port));
   const file = serverFile(dataDir);
-  await fsp.writeFile(file, JSON.stringify({ pid: process.pid, port: actualPort } satisfies ServerFile));
+  await fsp.writeFile(file, JSON.stringify({ pid: process.pid, port: server.port } satisfies ServerFile));
   let stopped = false;
   return {
-    url: urlFor(actualPort),
+    url: urlFor(server.port),
     owned: true,
     stop: async () => {
       if (stopped) return;
       stopped = true;
       await fsp.rm(file, { force: true });
       await server.stop();
-      await db.close();
+    },
+  };
+}
+
+/**
+ * Serves the warehouse from a worker thread when this process can load the thread's module (run
+ * from source with a TypeScript loader, as the CLI and `npm start` are); otherwise (a bundle, a test
+ * runner's own loader) null, and the caller serves it on this thread.
+ */
+async function startOnThread(dataDir: string, port: number): Promise<{ port: number; stop(): Promise<void> } | null> {
+  const entry = new URL('./embedded-thread.ts', import.meta.url);
+  if (entry.protocol !== 'file:' || !existsSync(fileURLToPath(entry)) || !process.execArgv.some((a) => /tsx/.test(a))) return null;
+  const thread = new Worker(entry, { workerData: { dataDir, port }, execArgv: process.execArgv });
+  const started = await new Promise<{ port?: number; error?: string }>((done) => {
+    thread.once('message', done);
+    thread.once('error', (error) => done({ error: error.message }));
+    thread.once('exit', (code) => done({ error: `the warehouse thread exited (${code})` }));
+  });
+  if (started.port === undefined) {
+    await thread.terminate();
+    // PGlite may have failed for a reason the main thread will report as clearly (a locked folder).
+    return null;
+  }
+  thread.unref();
+  return {
+    port: started.port,
+    stop: async () => {
+      const done = new Promise<void>((resolve) => {
+        thread.once('message', () => resolve());
+        thread.once('exit', () => resolve());
+      });
+      thread.postMessage('stop');
+      await done;
+      await thread.terminate();
     },
   };
 }

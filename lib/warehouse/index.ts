@@ -59,6 +59,8 @@ export class Warehouse {
     readonly db: SqlClient,
     readonly cfg: WarehouseConfig,
     readonly location = 'warehouse',
+    /** Connections the pool may open: with one, a cursor's scan and any other query take turns. */
+    readonly connections = 1,
   ) {
     this.featureSelect = FEATURES.map((f) => q(cfg.features[f]!)).join(', ');
   }
@@ -315,9 +317,10 @@ export async function openWarehouse(
       throw new WarehouseUnavailableError(`Could not open the embedded warehouse in ${folder}: ${describePgError(error)}`, { cause: error });
     }
   }
+  const maxConnections = options.maxConnections ?? (url.startsWith('pglite:') ? 1 : 4);
   const pool = new pg.Pool({
     connectionString,
-    max: options.maxConnections ?? (url.startsWith('pglite:') ? 1 : 4),
+    max: maxConnections,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
     // Deployed warehouses (Redshift, RDS) are reached over TLS with certificate checks.
     ...(options.tls ? { ssl: { rejectUnauthorized: true, ...(options.tls.ca ? { ca: options.tls.ca } : {}) } } : {}),
@@ -327,7 +330,8 @@ export async function openWarehouse(
   pool.on('error', () => undefined);
   const location = url.startsWith('pglite:') ? `embedded warehouse ${url.slice(7)}` : redactUrl(url);
   return {
-    warehouse: new Warehouse(pool, cfg, location),
+    // The embedded warehouse runs one session's statements at a time: a scan's open cursor holds it.
+    warehouse: new Warehouse(pool, cfg, location, url.startsWith('pglite:') ? 1 : maxConnections),
     pool,
     close: async () => {
       await pool.end().catch(() => undefined);
