@@ -2,7 +2,7 @@ import type { Config } from '../config';
 import { NotFoundError, ServiceUnavailableError } from '../errors';
 import { logContext, logger, telemetry } from '../observability';
 import type { ModelRegistry } from '../registry/index';
-import { mergeRun, newRun, planSegmentRun, type MapStarter, type PlannerOutcome, type PlannerSettings, type PlannerStarter, type WorkerInvoker } from '../segments/planner';
+import { mergeRun, newRun, planSegmentRun, type MapStarter, type MemberSource, type PlannerOutcome, type PlannerSettings, type PlannerStarter, type WorkerInvoker } from '../segments/planner';
 import { LocalMapRunner } from '../segments/invokers';
 import {
   assertSegmentId,
@@ -115,7 +115,16 @@ export class SegmentRunService {
   async plan(
     segmentId: string,
     runId: string,
-    invocation: { owner: string; timeLeftMs?: () => number; invoker?: WorkerInvoker; map?: MapStarter; mapThreshold?: number; onProgress?: (run: SegmentRun) => void },
+    invocation: {
+      owner: string;
+      timeLeftMs?: () => number;
+      invoker?: WorkerInvoker;
+      map?: MapStarter;
+      mapThreshold?: number;
+      /** Where members and features come from, when not the warehouse's one scan (the benchmark's per-chunk queries). */
+      members?: MemberSource;
+      onProgress?: (run: SegmentRun) => void;
+    },
   ): Promise<PlannerOutcome> {
     logContext({ segment_id: segmentId, run_id: runId });
     const settings = this.deps.settings;
@@ -132,7 +141,7 @@ export class SegmentRunService {
       },
       scan: { fetchRows: settings.fetchRows, inlinePayloadBytes: settings.inlinePayloadBytes, mapThreshold: invocation.mapThreshold ?? settings.mapThreshold },
       ...(map ? { map } : {}),
-      members: (await this.deps.warehouse()).warehouse,
+      members: invocation.members ?? (await this.deps.warehouse()).warehouse,
       runs: this.deps.runs,
       invoker: invocation.invoker ?? this.deps.invoker,
       registry: this.deps.registry,
@@ -331,6 +340,7 @@ export class SegmentRunService {
       onProgress?: (run: SegmentRun) => void;
       /** Runs above this many members take the distributed-map path, mapped here by the local runner. */
       mapThreshold?: number;
+      members?: MemberSource;
     },
   ): Promise<{ run: SegmentRun; stats: StoredStatistics | null }> {
     assertSegmentId(segmentId);
@@ -344,7 +354,7 @@ export class SegmentRunService {
       toleratedFailurePercent: this.deps.settings.mapToleratedFailurePercent,
       merge: (segment, id, error) => this.mergeMapped(segment, id, error),
     });
-    const outcome = await this.plan(segmentId, run.run_id, { owner: options.owner, invoker: options.invoker, map, mapThreshold: options.mapThreshold, onProgress: options.onProgress });
+    const outcome = await this.plan(segmentId, run.run_id, { owner: options.owner, invoker: options.invoker, map, mapThreshold: options.mapThreshold, members: options.members, onProgress: options.onProgress });
     if (outcome.kind === 'mapped') {
       const done = await this.deps.runs.getRun(segmentId, run.run_id);
       return { run: done, stats: isFinished(done.status) && done.status !== 'failed' ? await this.deps.runs.getStatistics(segmentId, run.run_id) : null };

@@ -166,11 +166,12 @@ export class Warehouse {
       await client.query('BEGIN');
       await client.query(sql);
       pending = fetch();
-      for (;;) {
-        const result: pg.QueryResult<unknown[]> = await pending!;
+      while (pending) {
+        const result: pg.QueryResult<unknown[]> = await pending;
         pending = undefined;
         if (result.rows.length === 0) break;
-        // The server prepares the next batch while this one is parsed and handed on.
+        // A full batch may have more behind it: the server prepares the next one while this one is
+        // parsed and handed on. A short batch was the last.
         if (result.rows.length === fetchRows) pending = fetch();
         yield toFeatureBatch(result.rows, FEATURES.length);
       }

@@ -58,6 +58,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
+  if (process.env.OFFLINE_LOG_FILE) (await import('node:fs')).writeFileSync(process.env.OFFLINE_LOG_FILE, offline?.output() ?? '');
   await offline?.stop();
   await warehouse?.close();
 });

@@ -66,6 +66,38 @@ describe('warehouse on PostgreSQL with demo data', () => {
     expect([...seen].sort()).toEqual(seen);
   });
 
+  it('scans a segment with its features in one cursor, in id order, whatever the fetch size, counting members without features', async () => {
+    const members = await handle.warehouse.countSegmentMembers('dormant');
+    // A member the features table lacks comes back unfound, its features all missing.
+    await handle.pool.query(`INSERT INTO segment_members (segment_id, customer_id) VALUES ('dormant', 'zz-no-features')`);
+    try {
+      const expected = await handle.warehouse.getFeatures(['demo-000001', 'demo-000002']);
+      for (const fetchRows of [97, members + 1, 1000]) {
+        const ids: string[] = [];
+        const unfound: string[] = [];
+        let batches = 0;
+        for await (const batch of handle.warehouse.scanSegmentFeatures('dormant', { fetchRows })) {
+          batches++;
+          batch.ids.forEach((id, i) => {
+            ids.push(id);
+            if (!batch.found[i]) unfound.push(id);
+            if (expected.has(id)) expect(Array.from(batch.features.subarray(i * FEATURES.length, (i + 1) * FEATURES.length))).toEqual(expected.get(id)!.features.map((v) => v ?? NaN));
+            if (batch.found[i]) expect(batch.asOf[i]).toBe(expected.get('demo-000001')!.asOf);
+          });
+        }
+        expect(ids.length, `fetch ${fetchRows}`).toBe(members + 1);
+        expect([...ids].sort(), `fetch ${fetchRows}`).toEqual(ids);
+        expect(unfound).toEqual(['zz-no-features']);
+        expect(batches).toBe(Math.ceil((members + 1) / fetchRows));
+      }
+      // A consumer that stops early leaves no transaction open: the pool's next query works.
+      for await (const _ of handle.warehouse.scanSegmentFeatures('dormant', { fetchRows: 10 })) break;
+      expect(await handle.warehouse.countSegmentMembers('dormant')).toBe(members + 1);
+    } finally {
+      await handle.pool.query(`DELETE FROM segment_members WHERE customer_id = 'zz-no-features'`);
+    }
+  });
+
   it('records the achievable scores of the generating process', async () => {
     const summary = (await readDemoSummary(handle.pool))!;
     expect(summary.customers).toBe(CUSTOMERS);

@@ -91,6 +91,9 @@ beforeAll(async () => {
       SEGMENT_CHUNK_RETRIES: '1',
       SEGMENT_LEASE_SECONDS: String(LEASE_SECONDS),
       SCHEDULED_SEGMENTS: 'high-value,new',
+      // Above every demo segment (the largest, "all", has CUSTOMERS): only the segment the map
+      // scenario adds (every customer and 100 unknown ids) takes the distributed map.
+      SEGMENT_MAP_THRESHOLD: String(CUSTOMERS + 50),
       MONITOR_RETRAIN: 'on',
     },
   });
@@ -178,10 +181,10 @@ afterAll(async () => {
 
 describe('the deployment rehearsal on moto', () => {
   it('creates the packaged stack from its templates, naming what moto skipped, with every route and schedule', async () => {
-    expect(stack.functions.size).toBe(13);
+    expect(stack.functions.size).toBe(14);
     expect(stack.createdThroughApis).toEqual(expect.arrayContaining(['WarehouseSecret (AWS::SecretsManager::Secret)', 'HttpApi (AWS::ApiGatewayV2::Api)', 'RegistryBucketPolicy (AWS::S3::BucketPolicy)']));
     expect(stack.createdThroughApis.some((r) => r.endsWith('(AWS::CloudWatch::Alarm)'))).toBe(true);
-    expect(stack.filledIn.some((f) => f.startsWith('WAREHOUSE_SECRET_ARN on 13 functions'))).toBe(true);
+    expect(stack.filledIn.some((f) => f.startsWith('WAREHOUSE_SECRET_ARN on 14 functions'))).toBe(true);
     for (const fn of stack.functions.values()) {
       expect(fn.environment.WAREHOUSE_SECRET_ARN, fn.functionName).toBe(stack.secretArn);
       expect(fn.environment.WAREHOUSE_URL ?? '', fn.functionName).toBe('');
@@ -296,6 +299,60 @@ describe('the deployment rehearsal on moto', () => {
     expect(second.stats.models.map((m: any) => m.label).sort()).toEqual(['churn v1 (production)', 'nbo v1 (production)']);
     // The workers logged every customer of each run, one file per chunk.
     expect((await listKeys('predictions/dt=')).filter((k) => k.includes(`/segment-high-value-${second.run_id}-c`)).length).toBe(Math.ceil(members / 200));
+  });
+
+  it('runs a segment above the threshold through the distributed map: planner scan, chunk files and manifest, the state machine started, workers without the warehouse, the merge step', async () => {
+    // The warehouse gains a segment larger than the threshold: every customer, and 100 ids it has no features for.
+    await admin.query(`INSERT INTO segments (segment_id, name, description) VALUES ('mapped', 'Mapped', 'Every customer and 100 unknown ids')`);
+    await admin.query(`INSERT INTO segment_members (segment_id, customer_id) SELECT 'mapped', customer_id FROM customer_features`);
+    await admin.query(`INSERT INTO segment_members (segment_id, customer_id) SELECT 'mapped', 'unknown-' || g FROM generate_series(1, 100) g`);
+    const started = await post('/segments/mapped/ml/predict/', {});
+    expect(started.status).toBe(202);
+    await host.idle();
+    const runId: string = started.body.run_id;
+    const planned = (await get(`/segments/mapped/ml/runs/${runId}`)).body;
+    expect(planned).toMatchObject({ status: 'running', path: { kind: 'distributed-map', members: CUSTOMERS + 100, threshold: CUSTOMERS + 50 }, progress: { planning_complete: true, chunks_planned: Math.ceil((CUSTOMERS + 100) / 200) } });
+
+    // The planner started one execution of the state machine, on the manifest it wrote.
+    const { SFNClient, ListStateMachinesCommand, ListExecutionsCommand, DescribeExecutionCommand, DescribeStateMachineCommand } = await import('@aws-sdk/client-sfn');
+    const sfn = new SFNClient({ endpoint: moto.endpoint, region: REGION, credentials: operator.s3.config.credentials });
+    const machine = (await sfn.send(new ListStateMachinesCommand({}))).stateMachines!.find((m) => m.name === 'loyalty-ml-prod-segment-map')!;
+    const executions = (await sfn.send(new ListExecutionsCommand({ stateMachineArn: machine.stateMachineArn }))).executions!;
+    expect(executions).toHaveLength(1);
+    const input = JSON.parse((await sfn.send(new DescribeExecutionCommand({ executionArn: executions[0]!.executionArn }))).input!);
+    expect(input).toEqual({ segment_id: 'mapped', run_id: runId, manifest: { bucket: stack.registryBucket, key: `segment-chunks/mapped/${runId}/manifest.json` } });
+    const definition = JSON.parse((await sfn.send(new DescribeStateMachineCommand({ stateMachineArn: machine.stateMachineArn }))).definition!);
+    const map = definition.States[definition.StartAt];
+    const workerName = (map.ItemProcessor.States[map.ItemProcessor.StartAt].Parameters.FunctionName as string).split(':').pop()!;
+    const mergeName = (definition.States[map.Next].Parameters.FunctionName as string).split(':').pop()!;
+    expect([workerName, mergeName]).toEqual([stack.functions.get('segmentWorker')!.functionName, stack.functions.get('segmentMerge')!.functionName]);
+
+    // Step Functions' part, played here (moto records executions but runs no states): the
+    // ItemReader's manifest, each item to the worker as its payload, then the merge step.
+    const { GetObjectCommand } = await import('@aws-sdk/client-s3');
+    const manifest = JSON.parse(await (await operator.s3.send(new GetObjectCommand({ Bucket: input.manifest.bucket, Key: input.manifest.key }))).Body!.transformToString());
+    expect(manifest).toHaveLength(planned.progress.chunks_planned);
+    const answers = [];
+    for (const item of manifest) answers.push(await host.invoke(workerName, item));
+    expect(answers.every((a) => a.ok)).toBe(true);
+    expect(answers.reduce((n, a) => n + (a.ok ? (a.result as { scored: number }).scored : 0), 0)).toBe(CUSTOMERS);
+    const merged = await host.invoke(mergeName, { segment_id: input.segment_id, run_id: input.run_id });
+    expect(merged).toMatchObject({ ok: true, result: { status: 'completed', chunks_done: manifest.length, chunks_failed: 0 } });
+
+    const done = (await get(`/segments/mapped/ml/runs/${runId}`)).body;
+    expect(done).toMatchObject({ status: 'completed', progress: { customers_scored: CUSTOMERS, customers_failed: 100 } });
+    const stats = (await get(`/segments/mapped/ml/stats/`)).body;
+    expect(stats).toMatchObject({ run_id: runId, customers: { scored: CUSTOMERS, failed: 100 } });
+    expect(stats.models.map((m: any) => m.label).sort()).toEqual(['churn v1 (production)', 'nbo v1 (production)']);
+    // The workers logged every customer, one columnar file per chunk; none of them touched the warehouse.
+    expect((await listKeys('predictions/dt=')).filter((k) => k.includes(`/segment-mapped-${runId}-c`)).length).toBe(manifest.length);
+    expect(host.jsonLogs('segmentWorker').filter((l) => l.level === 'ERROR' || /warehouse/i.test(String(l.message)))).toEqual([]);
+    const { SecretsManagerClient, GetSecretValueCommand } = await import('@aws-sdk/client-secrets-manager');
+    const asWorker = new SecretsManagerClient({ endpoint: moto.endpoint, region: REGION, credentials: credentials.get(stack.functions.get('segmentWorker')!.roleName)! });
+    await expect(asWorker.send(new GetSecretValueCommand({ SecretId: stack.secretArn }))).rejects.toThrow(/not authorized|AccessDenied/i);
+    // A repeated merge (Step Functions retries a step) changes nothing.
+    expect(await host.invoke(mergeName, { segment_id: 'mapped', run_id: runId })).toMatchObject({ ok: true, result: { status: 'completed' } });
+    expect((await get(`/segments/mapped/ml/stats/`)).body.history).toEqual([]);
   });
 
   it('starts each scheduled segment once when the nightly event is delivered twice', async () => {
