@@ -52,6 +52,7 @@ const BOOTSTRAP = resolve(import.meta.dirname, 'bootstrap.cjs');
 
 export class LambdaHost {
   private readonly instances = new Map<string, Instance[]>();
+  private readonly minimumMs = new Map<string, number>();
   private readonly asyncWork = new Set<Promise<void>>();
   private nextInstance = 1;
   readonly logs: LogLine[] = [];
@@ -129,6 +130,14 @@ export class LambdaHost {
     return list.length;
   }
 
+  /**
+   * Makes every later invocation of a function take at least this long (0: as long as it takes),
+   * as a slow dependency would: a scenario that must catch a run mid-way slows its workers.
+   */
+  slowDown(functionName: string, ms: number): void {
+    this.minimumMs.set(this.byName(functionName).functionName, ms);
+  }
+
   /** Whether an instance of the function is working on an invocation now. */
   busy(functionName: string): boolean {
     return (this.instances.get(this.byName(functionName).functionName) ?? []).some((i) => i.busy);
@@ -158,8 +167,10 @@ export class LambdaHost {
   private async run(fn: DeployedFunction, event: unknown, requestId: string): Promise<InvokeOutcome> {
     const instance = await this.acquire(fn);
     instance.busy = true;
+    const minimum = this.minimumMs.get(fn.functionName) ?? 0;
+    const started = Date.now();
     try {
-      return await new Promise<InvokeOutcome>((done) => {
+      const outcome = await new Promise<InvokeOutcome>((done) => {
         const timer = setTimeout(() => {
           instance.pending.delete(requestId);
           this.retire(fn, instance);
@@ -172,6 +183,9 @@ export class LambdaHost {
         });
         instance.child.send({ type: 'invoke', requestId, event, timeoutMs: fn.timeoutSeconds * 1000, functionArn: fn.arn });
       });
+      const wait = minimum - (Date.now() - started);
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      return outcome;
     } finally {
       instance.busy = false;
     }

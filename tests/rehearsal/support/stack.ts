@@ -172,6 +172,7 @@ export async function deployStack(aws: AwsClients, options: { packageDir: string
   // warehouse secret's ARN (as the template has it, and a template test checks) would deny every
   // read; in moto that grant names "*". Roles without the grant still cannot read the secret.
   const widened: string[] = [];
+  const widenedStates: string[] = [];
   for (const [logical, resource] of Object.entries(template.Resources)) {
     if (resource.Type !== 'AWS::IAM::Role') continue;
     const roleName = resolver.ref(logical);
@@ -179,8 +180,10 @@ export async function deployStack(aws: AwsClients, options: { packageDir: string
     for (const p of policies) {
       const statements = [p.PolicyDocument.Statement].flat().map((st) => {
         const secretsOnly = [st.Action].flat().every((a) => a.startsWith('secretsmanager:'));
-        if (!secretsOnly || st.Resource === '*') return st;
-        widened.push(logical);
+        // moto checks Step Functions' actions against "*" too (the planner's grant to start the map).
+        const statesOnly = [st.Action].flat().every((a) => a.startsWith('states:'));
+        if ((!secretsOnly && !statesOnly) || st.Resource === '*') return st;
+        (secretsOnly ? widened : widenedStates).push(logical);
         return { ...st, Resource: '*' };
       });
       await aws.iam.send(new PutRolePolicyCommand({ RoleName: roleName, PolicyName: p.PolicyName, PolicyDocument: JSON.stringify({ ...p.PolicyDocument, Statement: statements }) }));
@@ -188,6 +191,7 @@ export async function deployStack(aws: AwsClients, options: { packageDir: string
   }
   adjusted.push('every role\'s inline policies put again as JSON (moto\'s CloudFormation stored them as Python text)');
   if (widened.length) adjusted.push(`the warehouse secret grant of ${widened.join(', ')} names "*" (moto checks Secrets Manager against "*" only)`);
+  if (widenedStates.length) adjusted.push(`the Step Functions grants of ${[...new Set(widenedStates)].join(', ')} name "*" (moto checks Step Functions against "*" only)`);
 
   // Function settings moto dropped (environment values that Ref a skipped resource, reserved concurrency).
   const functions = new Map<string, DeployedFunction>();
