@@ -6,7 +6,7 @@ import { makeVector, Table, tableFromIPC, tableToIPC, type Vector } from 'apache
 import { offerProbabilitiesJson, type CustomerResult, type ResultSource } from '../scoring/results';
 import { RFM_CELLS } from '../scoring/rfm';
 import { RISK_BANDS, type MatrixScores } from '../scoring/service';
-import { utf8Vector } from '../segments/chunks';
+import { utf8Vector } from '../columns';
 import type { ObjectStore } from '../storage/index';
 
 /**

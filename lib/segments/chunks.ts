@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { makeData, makeVector, Table, tableFromIPC, tableToIPC, Utf8, type Vector } from 'apache-arrow';
+import { makeVector, Table, tableFromIPC, tableToIPC, type Vector } from 'apache-arrow';
+import { utf8Vector } from '../columns';
 import { z } from 'zod';
 import { FEATURES } from '../catalog';
 import { IntegrityError } from '../errors';
@@ -107,23 +108,6 @@ export function fromInline(inline: InlineChunk): FeatureChunk {
   for (const [d, count] of inline.as_of) for (let k = 0; k < count && at < n; k++) asOf[at++] = d;
   if (at !== n) throw new IntegrityError(`the chunk dates ${at} of its ${n} customers`);
   return { ids: inline.ids, features, found, asOf };
-}
-
-/** A column of strings as Arrow Utf8, built from one encoded buffer (a builder per value costs 3x more). */
-export function utf8Vector(values: readonly (string | null)[]): Vector<Utf8> {
-  const offsets = new Int32Array(values.length + 1);
-  const nulls = values.includes(null) ? new Uint8Array(Math.ceil(values.length / 8)) : undefined;
-  let bytes = 0;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (v !== null && v !== undefined) {
-      bytes += Buffer.byteLength(v, 'utf8');
-      if (nulls) nulls[i >> 3]! |= 1 << (i & 7);
-    }
-    offsets[i + 1] = bytes;
-  }
-  const data = Buffer.from(values.map((v) => v ?? '').join(''), 'utf8');
-  return makeVector(makeData({ type: new Utf8(), length: values.length, valueOffsets: offsets, data, ...(nulls ? { nullBitmap: nulls } : {}) }));
 }
 
 /** A chunk as an Arrow IPC stream (read whole, never seeked): customer_id, found, as_of and one float64 column per feature. */
