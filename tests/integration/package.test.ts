@@ -198,6 +198,8 @@ describe('the generated CloudFormation template', () => {
     expect(bucket.VersioningConfiguration).toEqual({ Status: 'Enabled' });
     expect(bucket.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault.SSEAlgorithm).toBe('AES256');
     expect(bucket.PublicAccessBlockConfiguration).toEqual({ BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true });
+    // Chunk files hold customers' features: gone a week after their run.
+    expect(bucket.LifecycleConfiguration.Rules.find((r: any) => r.Prefix === 'segment-chunks/')).toMatchObject({ Status: 'Enabled', ExpirationInDays: 7 });
     const parts = bucket.LifecycleConfiguration.Rules.find((r: any) => r.Prefix === 'segment-parts/');
     expect(parts.ExpirationInDays).toBe(30);
     const [tls, versions, aliases] = template.Resources.RegistryBucketPolicy!.Properties.PolicyDocument.Statement;
