@@ -32,7 +32,7 @@ describe('realised quality: prediction log, outcomes, champion and challenger', 
     await cli(['train', 'churn', '--csv', weak, '--label', 'churned', '--positive', '1', '--family', 'logistic', '--promote', 'staging']);
 
     // Score the whole base: every answer is logged, and the challenger's beside it in shadow.
-    await cli(['score-segment', 'all', '--types', 'churn']);
+    await cli(['score-segment', 'all', '--types', 'churn', '--threads', '1']); // on a worker thread, as the CLI offers
     const days = readdirSync(join(dir, 'registry', 'predictions'));
     expect(days).toHaveLength(1);
     expect(days[0]).toMatch(/^dt=\d{4}-\d{2}-\d{2}$/);

@@ -4,7 +4,8 @@ import { decodeRecords, readPredictionLog, type PredictionRecord } from '../../l
 import { churnOutcomeFor, churnQualityReport, compareChurn, isoWeek, nboQualityReport } from '../../lib/monitoring/quality';
 import { ModelRegistry } from '../../lib/registry/index';
 import { Rng } from '../../lib/random';
-import { customerFeatures, MemoryFeatures, testApp } from '../support/app';
+import { customerFeatures, MemoryFeatures, PROFILE, testApp } from '../support/app';
+import { toInline } from '../../lib/segments/chunks';
 import { publishTiny } from '../support/models';
 import { FaultyStore, tempFsStore } from '../support/registry';
 
@@ -180,6 +181,26 @@ describe('the prediction log', () => {
     const { keys } = await results.list('predictions/', {});
     expect(keys).toHaveLength(1);
     expect(decodeRecords((await results.get(keys[0]!))!.body)).toHaveLength(80);
+  });
+
+  it('reads a segment chunk\'s columnar file as the same records a batch\'s JSON lines give, challenger included', async () => {
+    const results = tempFsStore();
+    const app = await testApp({ features: features(), registry: await servedRegistry(true), results, env: { SHADOW_SAMPLE_RATE: '1' } });
+    // The same 20 customers as a batch (JSON lines) and as a segment chunk (columns).
+    await app.predictions.predict({ customerIds: ids(20), type: 'all', batch: true, deadlineMs: 5000, requestId: 'req-1' });
+    const inline = toInline({ ids: ids(20), features: Float64Array.from(ids(20).flatMap((_, i) => customerFeatures(i + 1).map((v) => v ?? NaN))), found: new Uint8Array(20).fill(1), asOf: ids(20).map(() => '2026-01-01') });
+    await app.chunks.score({ run_id: '20260101T000000000Z-abcdef', segment_id: 'all', chunk: 1, types: ['churn', 'nbo', 'rfm'], rfm_quintiles: { ...PROFILE.quintiles, customers: PROFILE.customers }, customers: { inline } });
+
+    const { records } = await readPredictionLog(results, { models: ['churn', 'nbo', 'rfm'] });
+    const fromLines = records.filter((r) => r.origin === 'req:req-1');
+    const fromColumns = records.filter((r) => r.origin === 'run:all/20260101T000000000Z-abcdef');
+    expect(fromColumns).toHaveLength(fromLines.length);
+    expect(fromColumns.filter((r) => r.shadow)).toHaveLength(20);
+    const key = (r: PredictionRecord) => `${r.customer_id}/${r.model}/${r.shadow}`;
+    const strip = ({ t: _t, origin: _o, as_of: _a, warnings: _w, ...rest }: PredictionRecord) => rest;
+    const lines = new Map(fromLines.map((r) => [key(r), strip(r)]));
+    for (const r of fromColumns) expect(strip(r), key(r)).toEqual(lines.get(key(r)));
+    expect(fromColumns.every((r) => r.as_of === '2026-01-01')).toBe(true);
   });
 
   it('leaves every answer unchanged when the log cannot be written, after trying again', async () => {

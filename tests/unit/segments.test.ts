@@ -332,6 +332,27 @@ describe('segments at warehouse scale: chunks, the columnar path and the distrib
     },
   });
 
+  it('scores a chunk from its payload alone: no features query, and RFM on the fixed cut points (said so) when the planner sent no quintiles', async () => {
+    let queries = 0;
+    const registry = new ModelRegistry(tempFsStore(), { actor: 'test' });
+    await publishTiny(registry, 'churn');
+    const app = await testApp({ features: { getFeatures: async () => (queries++, new Map()) }, registry });
+    const runs = new SegmentRunStore(tempFsStore());
+    const chunk = { ids: ids.slice(0, 50), features: matrix(0, 50), found: new Uint8Array(50).fill(1), asOf: ids.slice(0, 50).map(() => null) };
+    const result = await scoreChunk({ run_id: newRunId(), segment_id: 'all', chunk: 1, types: ['churn', 'rfm'], customers: { inline: toInline(chunk) } }, { scoring: app.scoring, runs, deadlineMs: 10_000 });
+    expect(result).toMatchObject({ chunk: 1, scored: 50, failed: 0 });
+    expect(queries).toBe(0);
+    expect(Object.keys(result.aggregate!.workerWarnings)).toEqual(['rfm_fixed_cut_points']);
+    expect(result.aggregate!.rfm.n).toBe(50);
+    // A chunk file is read only at its run's own key, and only if it holds the customers the planner listed.
+    const runId = newRunId();
+    const file = await runs.putChunkFile('all', runId, chunk, 2);
+    const asFile = (customers: { file: string; count: number; fingerprint: string }) => scoreChunk({ run_id: runId, segment_id: 'all', chunk: 2, types: ['churn'], customers }, { scoring: app.scoring, runs, deadlineMs: 10_000 });
+    await expect(asFile({ file, count: 50, fingerprint: chunkFingerprint(chunk.ids) })).resolves.toMatchObject({ scored: 50 });
+    await expect(asFile({ file, count: 50, fingerprint: chunkFingerprint(ids.slice(1, 51)) })).rejects.toThrow(/holds other customers/);
+    await expect(asFile({ file: 'models/churn/aliases/production.json', count: 50, fingerprint: chunkFingerprint(chunk.ids) })).rejects.toThrow(/its run keeps it at/);
+  });
+
   it('carries a chunk exactly, inline and as an Arrow file, and cuts a scan into chunks of the run size', async () => {
     const chunks = [];
     for await (const c of cutChunks(source().scanSegmentFeatures('all'), 300)) chunks.push(c);
