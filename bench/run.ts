@@ -16,10 +16,12 @@ import { startMoto, TEST_CREDENTIALS } from '../devkit/moto';
 import { S3ObjectStore } from '../lib/storage/s3';
 import { LocalWorkerInvoker } from '../lib/segments/invokers';
 import type { MemberSource } from '../lib/segments/planner';
+import { toInline } from '../lib/segments/chunks';
+import { newRunId } from '../lib/segments/runs';
 import { FsObjectStore } from '../lib/storage/fs';
 import { trainFromWarehouse } from '../lib/training/run';
 import { loadDemoData } from '../lib/warehouse/demo-load';
-import { openWarehouse, type WarehouseHandle } from '../lib/warehouse/index';
+import { openWarehouse, rfmQuintiles, type WarehouseHandle } from '../lib/warehouse/index';
 import { FEATURES } from '../lib/catalog';
 import { startOffline, type Offline } from '../devkit/offline';
 import { createTestDatabase, startTestPostgres } from '../devkit/postgres';
@@ -487,6 +489,32 @@ async function segmentSection(serverUrl: string, registryDir: string): Promise<v
         log(`segment ${label} (${pass.key}): ${(run.progress.customers_scored / seconds).toFixed(0)}/s`);
       }
     }
+    // One worker chunk as a worker Lambda spends it (decode the inline payload, score, aggregate,
+    // write the part and the log file), beside what the previous worker first spent on the
+    // warehouse for the same 1,000 customers (one IN query).
+    const chunkIds: string[] = [];
+    const chunkFeatures: number[] = [];
+    for await (const batch of warehouse.scanSegmentFeatures('all', { fetchRows: 1000 })) {
+      chunkIds.push(...batch.ids);
+      chunkFeatures.push(...batch.features);
+      break;
+    }
+    const inline = toInline({ ids: chunkIds, features: Float64Array.from(chunkFeatures), found: new Uint8Array(chunkIds.length).fill(1), asOf: chunkIds.map(() => null) });
+    const payloadBytes = JSON.stringify({ customers: { inline } }).length;
+    const quintiles = await rfmQuintiles(warehouse);
+    const chunkRun = newRunId();
+    let chunkNumber = 0;
+    const worker = await measure(() => apps.on!.chunks.score({ run_id: chunkRun, segment_id: 'all', chunk: ++chunkNumber, types: ['churn', 'nbo', 'rfm'], rfm_quintiles: { ...quintiles.quintiles, customers: quintiles.customers }, customers: { inline } }), { reps: quick ? 20 : 200 });
+    const query = await measure(() => warehouse.getFeatures(chunkIds), { reps: quick ? 20 : 200 });
+    rows.push({
+      section: S.segment,
+      metric: `one worker chunk of 1,000 customers: payload decoded, scored, aggregated, part and log written (local folder); payload ${(payloadBytes / 1024).toFixed(0)} KB`,
+      ours: worker.median,
+      unit: 'ms',
+      peer: { label: "the previous worker's warehouse query for the same 1,000", value: query.median },
+      ratio: worker.median / query.median,
+      target: null,
+    });
   } finally {
     for (const app of Object.values(apps)) await app.close();
   }
