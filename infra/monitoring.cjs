@@ -76,5 +76,23 @@ module.exports = async ({ resolveVariable }) => {
       AlarmActions: topic,
     },
   };
+  // A distributed map whose execution failed, timed out or was aborted: its merge step may not have
+  // finished the run, which then stays running (the sweeper leaves mapped runs to their state machine).
+  resources.SegmentMapExecutionsFailedAlarm = {
+    Type: 'AWS::CloudWatch::Alarm',
+    Properties: {
+      AlarmDescription: 'A segment run\'s distributed map (Step Functions) failed, timed out or was aborted: check the run and its execution',
+      Namespace: 'AWS/States',
+      Dimensions: [{ Name: 'StateMachineArn', Value: { Ref: 'SegmentMapStateMachine' } }],
+      MetricName: 'ExecutionsFailed',
+      Statistic: 'Sum',
+      Period: 300,
+      EvaluationPeriods: 1,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+      AlarmActions: topic,
+    },
+  };
   return { Resources: resources };
 };

@@ -217,7 +217,8 @@ describe('the generated CloudFormation template', () => {
       const id = fn.charAt(0).toUpperCase() + fn.slice(1);
       expect(alarms).toEqual(expect.arrayContaining([`${id}ErrorsAlarm`, `${id}ThrottlesAlarm`, `${id}DurationAlarm`]));
     }
-    expect(alarms).toEqual(expect.arrayContaining(['FailedSegmentChunksAlarm', 'AsyncFailuresAlarm', 'MockPredictionsAlarm', 'StaleModelAnswersAlarm', 'SegmentRunsPastLeaseAlarm', 'SegmentRunsFailedAlarm', 'PredictionLogWriteFailuresAlarm', 'RealisedQualityAlarm']));
+    expect(alarms).toEqual(expect.arrayContaining(['FailedSegmentChunksAlarm', 'AsyncFailuresAlarm', 'MockPredictionsAlarm', 'StaleModelAnswersAlarm', 'SegmentRunsPastLeaseAlarm', 'SegmentRunsFailedAlarm', 'PredictionLogWriteFailuresAlarm', 'RealisedQualityAlarm', 'SegmentMapExecutionsFailedAlarm']));
+    expect(template.Resources.SegmentMapExecutionsFailedAlarm!.Properties).toMatchObject({ Namespace: 'AWS/States', MetricName: 'ExecutionsFailed', Dimensions: [{ Name: 'StateMachineArn', Value: { Ref: 'SegmentMapStateMachine' } }] });
     // The service's alarms watch exactly what lib/observability.ts emits: namespace, metric and dimensions.
     const mock = template.Resources.MockPredictionsAlarm!.Properties;
     expect(mock).toMatchObject({ Namespace: 'loyalty-ml', MetricName: 'MockPredictions', Dimensions: [{ Name: 'service', Value: 'loyalty-ml' }, { Name: 'Stage', Value: 'ci' }] });
