@@ -33,18 +33,15 @@ module.exports = async ({ resolveVariable }) => {
       },
     };
   }
-  // The service's own metrics: each alarm fires on the first occurrence within its period.
-  const serviceAlarm = (metric, description, period) => ({
+  // Each of these alarms fires on the first occurrence within its period.
+  const alarmOnce = ({ description, namespace, metric, dimensions, statistic = 'Sum', period = 300 }) => ({
     Type: 'AWS::CloudWatch::Alarm',
     Properties: {
       AlarmDescription: description,
-      Namespace: 'loyalty-ml',
+      Namespace: namespace,
       MetricName: metric,
-      Dimensions: [
-        { Name: 'service', Value: 'loyalty-ml' },
-        { Name: 'Stage', Value: stage },
-      ],
-      Statistic: 'Sum',
+      Dimensions: dimensions,
+      Statistic: statistic,
       Period: period,
       EvaluationPeriods: 1,
       Threshold: 1,
@@ -53,6 +50,9 @@ module.exports = async ({ resolveVariable }) => {
       AlarmActions: topic,
     },
   });
+  // The service's own metrics.
+  const serviceAlarm = (metric, description, period) =>
+    alarmOnce({ description, namespace: 'loyalty-ml', metric, period, dimensions: [{ Name: 'service', Value: 'loyalty-ml' }, { Name: 'Stage', Value: stage }] });
   resources.MockPredictionsAlarm = serviceAlarm('MockPredictions', 'Answers came from the rule-based mock baseline, not a trained model (ML_MOCK_MODE or no production version)', 300);
   resources.StaleModelAnswersAlarm = serviceAlarm('StaleModelAnswers', 'Answers came from a model version kept after its refresh failed (registry unreachable or the new version corrupt)', 300);
   resources.FailedSegmentChunksAlarm = serviceAlarm('SegmentChunksFailed', 'Segment runs ended partial or failed: chunks failed after their retries', 3600);
@@ -60,39 +60,21 @@ module.exports = async ({ resolveVariable }) => {
   resources.SegmentRunsPastLeaseAlarm = serviceAlarm('SegmentRunsPastLease', "A segment run's planner died (crash, timeout, out of memory) and the sweeper found its lease expired", 3600);
   resources.PredictionLogWriteFailuresAlarm = serviceAlarm('PredictionLogWriteFailures', 'Prediction log files could not be written after retries (the answers were returned; their log records are lost)', 300);
   resources.RealisedQualityAlarm = serviceAlarm('RealisedQualityAlarms', "A served model's realised AUC fell more than MONITOR_AUC_MARGIN below its holdout AUC, or its scores drifted majorly", 86400);
-  resources.AsyncFailuresAlarm = {
-    Type: 'AWS::CloudWatch::Alarm',
-    Properties: {
-      AlarmDescription: 'Asynchronous invocations failed (segment planner, nightly runs, training)',
-      Namespace: 'AWS/SQS',
-      MetricName: 'ApproximateNumberOfMessagesVisible',
-      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['AsyncFailureQueue', 'QueueName'] } }],
-      Statistic: 'Maximum',
-      Period: 300,
-      EvaluationPeriods: 1,
-      Threshold: 1,
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-      TreatMissingData: 'notBreaching',
-      AlarmActions: topic,
-    },
-  };
-  // A distributed map whose execution failed, timed out or was aborted: its merge step may not have
-  // finished the run, which then stays running (the sweeper leaves mapped runs to their state machine).
-  resources.SegmentMapExecutionsFailedAlarm = {
-    Type: 'AWS::CloudWatch::Alarm',
-    Properties: {
-      AlarmDescription: 'A segment run\'s distributed map (Step Functions) failed, timed out or was aborted: check the run and its execution',
-      Namespace: 'AWS/States',
-      Dimensions: [{ Name: 'StateMachineArn', Value: { Ref: 'SegmentMapStateMachine' } }],
-      MetricName: 'ExecutionsFailed',
-      Statistic: 'Sum',
-      Period: 300,
-      EvaluationPeriods: 1,
-      Threshold: 1,
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-      TreatMissingData: 'notBreaching',
-      AlarmActions: topic,
-    },
-  };
+  resources.AsyncFailuresAlarm = alarmOnce({
+    description: 'Asynchronous invocations failed (segment planner, nightly runs, training)',
+    namespace: 'AWS/SQS',
+    metric: 'ApproximateNumberOfMessagesVisible',
+    dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['AsyncFailureQueue', 'QueueName'] } }],
+    statistic: 'Maximum',
+  });
+  // A distributed map whose execution failed: its merge step may not have finished the run, which
+  // then stays running (the sweeper leaves mapped runs to their state machine). The state machine
+  // sets no timeout, and an aborted execution is an operator's own act.
+  resources.SegmentMapExecutionsFailedAlarm = alarmOnce({
+    description: "A segment run's distributed map (Step Functions) failed: check the run and its execution",
+    namespace: 'AWS/States',
+    metric: 'ExecutionsFailed',
+    dimensions: [{ Name: 'StateMachineArn', Value: { Ref: 'SegmentMapStateMachine' } }],
+  });
   return { Resources: resources };
 };
