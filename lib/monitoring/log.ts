@@ -3,9 +3,9 @@ import { promisify } from 'node:util';
 import { gunzipSync, gzip } from 'node:zlib';
 import { logger, telemetry } from '../observability';
 import { makeVector, Table, tableFromIPC, tableToIPC, type Vector } from 'apache-arrow';
-import { offerProbabilitiesJson, type CustomerResult, type ResultSource } from '../scoring/results';
+import { offerProbabilitiesJson, RISK_BANDS, round, type CustomerResult, type ResultSource } from '../scoring/results';
 import { RFM_CELLS } from '../scoring/rfm';
-import { RISK_BANDS, type MatrixScores } from '../scoring/service';
+import type { MatrixScores } from '../scoring/service';
 import { utf8Vector } from '../columns';
 import type { ObjectStore } from '../storage/index';
 
@@ -158,7 +158,7 @@ export function columnarLogFile(served: MatrixScores, shadows: MatrixScores[], c
       const P = set.nbo.P;
       for (let c = 0; c < k; c++) {
         const col = new Float64Array(n);
-        for (let i = 0; i < n; i++) col[i] = Math.round(P[i * k + c]! * 1e6) / 1e6;
+        for (let i = 0; i < n; i++) col[i] = round(P[i * k + c]!);
         columns[`s${s}_p${c}`] = makeVector(col);
       }
       records += n;

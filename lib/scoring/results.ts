@@ -7,7 +7,9 @@ export type ResultSource =
   | { type: 'rules'; name: 'rfm'; cut_points: 'quintiles' | 'fixed' }
   | { type: 'mock'; name: string };
 
-export type ChurnRisk = 'low' | 'medium' | 'high';
+/** Churn risk bands, lowest first (columnar scores store the index). */
+export const RISK_BANDS = ['low', 'medium', 'high'] as const;
+export type ChurnRisk = (typeof RISK_BANDS)[number];
 
 export interface ChurnResult {
   customer_id: string;

@@ -64,32 +64,38 @@ export function scoreRfm(
   measures: { recency_days: number | null; frequency: number | null; monetary: number | null },
   cuts: RfmCutPoints,
 ): RfmScores {
-  const recency = measures.recency_days;
-  const knownRecency = recency !== null && recency !== DEFAULTED_RECENCY && Number.isFinite(recency);
-  const r = knownRecency ? scoreAgainst(recency, cuts.recency_days, true) : 1;
-  const f = scoreAgainst(measures.frequency ?? 0, cuts.frequency, false);
-  const m = scoreAgainst(measures.monetary ?? 0, cuts.monetary, false);
+  const cell = rfmCell(measures.recency_days, measures.frequency, measures.monetary, cuts);
+  const [r, f, m] = cellScores(cell);
   return {
-    recency_days: recency,
+    recency_days: measures.recency_days,
     frequency: measures.frequency,
     monetary: measures.monetary,
     r_score: r,
     f_score: f,
     m_score: m,
-    rfm_score: `${r}${f}${m}`,
-    segment: segmentOf(r, f, m),
+    rfm_score: RFM_CELLS[cell]!.score,
+    segment: RFM_CELLS[cell]!.segment,
   };
 }
 
-/** Every cell's score ("111" to "555") and segment, indexed (r-1)*25 + (f-1)*5 + (m-1): scoring many customers reads the table. */
+/** The R, F and M scores of a cell index (see RFM_CELLS). */
+function cellScores(cell: number): [number, number, number] {
+  return [Math.floor(cell / 25) + 1, (Math.floor(cell / 5) % 5) + 1, (cell % 5) + 1];
+}
+
+/**
+ * Every cell's score ("111" to "555") and segment, indexed (r-1)*25 + (f-1)*5 + (m-1): scoring
+ * reads the table. Built when the module loads, so rules that leave a cell uncovered fail at once.
+ */
 export const RFM_CELLS: readonly { score: string; segment: string }[] = Array.from({ length: 125 }, (_, i) => {
-  const r = Math.floor(i / 25) + 1;
-  const f = (Math.floor(i / 5) % 5) + 1;
-  const m = (i % 5) + 1;
+  const [r, f, m] = cellScores(i);
   return { score: `${r}${f}${m}`, segment: segmentOf(r, f, m) };
 });
 
-/** The cell index of a customer's measures (see RFM_CELLS), exactly as scoreRfm scores them. */
+/**
+ * The cell index of a customer's measures (see RFM_CELLS). An unknown recency (empty, or the
+ * warehouse's 999 default) scores R=1; a missing frequency or monetary value counts as zero.
+ */
 export function rfmCell(recency: number | null, frequency: number | null, monetary: number | null, cuts: RfmCutPoints): number {
   const knownRecency = recency !== null && recency !== DEFAULTED_RECENCY && Number.isFinite(recency);
   const r = knownRecency ? scoreAgainst(recency, cuts.recency_days, true) : 1;

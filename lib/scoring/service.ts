@@ -6,6 +6,7 @@ import { mockChurnProbability, mockOfferProbabilities } from './mock';
 import type { ModelHandle, ModelProvider } from './models';
 import {
   churnRisk,
+  RISK_BANDS,
   round,
   churnResult,
   nboResults,
@@ -81,8 +82,6 @@ export interface MatrixScores {
   /** How the chunk was served (mock answers, stale models, fixed RFM cut points). */
   warnings: Warning[];
 }
-
-export const RISK_BANDS = ['low', 'medium', 'high'] as const;
 
 /** The deadline passed before every model had answered. */
 export class ScoringTimeoutError extends Error {}

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEFAULTED_RECENCY, OFFERS } from '../catalog';
+import { RISK_BANDS } from '../scoring/results';
 import { WARNING_CODES, WarningSchema, type Warning } from '../scoring/warnings';
 
 /**
@@ -123,8 +124,6 @@ export interface ScoreColumns {
   rfm?: { cell: ArrayLike<number>; cells: readonly { segment: string }[] };
 }
 
-const RISKS = ['low', 'medium', 'high'] as const;
-
 /**
  * Adds a whole chunk of scored customers from columns, and the features they were scored on (a
  * row-major matrix, NaN = missing): the same counts `addCustomer` keeps one customer at a time.
@@ -146,7 +145,7 @@ export function addScores(agg: SegmentAggregate, scores: ScoreColumns, X: Float6
     agg.churn.n += n;
     agg.churn.sumMicro += sum;
     for (const [m, c] of values) inc(agg.churn.micro, String(m), c);
-    RISKS.forEach((r, k) => {
+    RISK_BANDS.forEach((r, k) => {
       if (bands[k]) inc(agg.churn.risk, r, bands[k]);
     });
   }
