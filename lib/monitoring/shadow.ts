@@ -51,7 +51,7 @@ export async function shadowMatrix(shadow: ShadowScorer | undefined, served: Mat
     if (!mine) continue;
     let scores: MatrixScores;
     try {
-      scores = await shadow.scoring.scoreMatrix(served.ids, X, { parts: [part], deadlineMs: 60_000 });
+      scores = await shadow.scoring.scoreMatrix(served.ids, X, { parts: [part], deadlineMs: 60_000, quintiles: null });
     } catch (error) {
       logger.debug('no shadow answers', { model: part, reason: (error as Error).message });
       continue;

@@ -165,7 +165,8 @@ export class ScoringService {
   async scoreMatrix(
     ids: string[],
     X: Float64Array,
-    options: { parts: readonly ScorePart[]; deadlineMs: number; quintiles?: (BaseProfile['quintiles'] & { customers: number }) | null },
+    /** `quintiles`: the RFM cut points' basis the caller read (workers never read the warehouse); null: the fixed cut points, with a warning. */
+    options: { parts: readonly ScorePart[]; deadlineMs: number; quintiles: (BaseProfile['quintiles'] & { customers: number }) | null },
   ): Promise<MatrixScores> {
     const deadline = Date.now() + options.deadlineMs;
     const n = ids.length;
@@ -212,9 +213,8 @@ export class ScoringService {
           }
           out.nbo = { classes, P, top, confidence, source: sourceOf('nbo', handle) };
         } else {
-          const given = options.quintiles;
-          const profile = given === undefined ? await withDeadline(this.profile(), deadline) : given === null ? null : { customers: given.customers, quintiles: given, commonValues: {}, computedAt: '' };
-          const cuts = this.rfmCuts(profile, out.warnings);
+          const q = options.quintiles;
+          const cuts = this.rfmCuts(q && { quintiles: q, customers: q.customers }, out.warnings);
           const cell = new Uint8Array(n);
           const w = FEATURES.length;
           const known = (v: number) => (Number.isNaN(v) ? null : v);
@@ -285,7 +285,7 @@ export class ScoringService {
   }
 
   /** The RFM cut points in force (a warning when the quintiles are wanted but unavailable). */
-  private rfmCuts(profile: BaseProfile | null, warnings: Warning[]): RfmCutPoints {
+  private rfmCuts(profile: Pick<BaseProfile, 'quintiles' | 'customers'> | null, warnings: Warning[]): RfmCutPoints {
     if (this.deps.settings.rfmCutPoints !== 'quintiles') return FIXED_CUT_POINTS;
     if (profile) return { ...profile.quintiles, basis: 'quintiles', customers: profile.customers };
     warnings.push({ code: 'rfm_fixed_cut_points', message: 'customer-base quintiles are unavailable (warehouse statistics failed); RFM scores use the fixed cut points' });

@@ -188,11 +188,18 @@ export function addScores(agg: SegmentAggregate, scores: ScoreColumns, X: Float6
     }
     if (recency >= 0 && X[base + recency] === DEFAULTED_RECENCY) f.defaultedRecency++;
   }
-  if (n > 0) {
-    const chunk: FeatureAggregate['constant'] = first.map((value, j) => (varies[j] ? 'varies' : { value }));
-    f.constant = f.constant === null ? chunk : f.constant.map((c, j) => (c !== 'varies' && chunk[j] !== 'varies' && c.value === (chunk[j] as { value: number | null }).value ? c : 'varies'));
-  }
+  if (n > 0) f.constant = mergeConstant(f.constant, first.map((value, j) => (varies[j] ? 'varies' : { value })));
   f.n += n;
+}
+
+/** Per feature: constant only if constant on both sides with the same value (null: no customer yet). */
+function mergeConstant(a: FeatureAggregate['constant'], b: FeatureAggregate['constant']): FeatureAggregate['constant'] {
+  if (a === null) return b;
+  if (b === null) return a;
+  return a.map((c, j) => {
+    const d = b[j]!;
+    return c !== 'varies' && d !== 'varies' && c.value === d.value ? c : 'varies';
+  });
 }
 
 function nullable(v: number): number | null {
@@ -233,13 +240,7 @@ export function mergeInto(target: SegmentAggregate, b: SegmentAggregate): Segmen
   for (const t of b.models) tallyModel(target.models, t, t.customers);
   const f = target.features;
   const g = b.features;
-  if (f.constant === null) f.constant = g.constant;
-  else if (g.constant !== null) {
-    f.constant = f.constant.map((c, j) => {
-      const d = g.constant![j]!;
-      return c !== 'varies' && d !== 'varies' && c.value === d.value ? c : 'varies';
-    });
-  }
+  f.constant = mergeConstant(f.constant, g.constant);
   f.n += g.n;
   f.missing = f.missing.map((m, j) => m + g.missing[j]!);
   f.defaultedRecency += g.defaultedRecency;
