@@ -126,17 +126,16 @@ export class StepFunctionsMapStarter implements MapStarter {
     this.client = client ?? (defaultSfn ??= new SFNClient({}));
   }
 
-  async start(run: SegmentRun, manifestKey: string): Promise<string> {
+  async start(run: SegmentRun, manifestKey: string): Promise<void> {
     const match = /^s3:\/\/([^/]+)\/(.*)$/.exec(this.location);
     if (!match) throw new ConfigError(`The distributed map reads its manifest from S3, but the results store is ${this.location}: set RESULTS_URI to an s3:// location`);
     const name = mapExecutionName(run);
     const input = { segment_id: run.segment_id, run_id: run.run_id, manifest: { bucket: match[1]!, key: `${match[2]!}${manifestKey}` } };
     try {
-      const out = await this.client.send(new StartExecutionCommand({ stateMachineArn: this.stateMachineArn, name, input: JSON.stringify(input) }));
-      return out.executionArn ?? name;
+      await this.client.send(new StartExecutionCommand({ stateMachineArn: this.stateMachineArn, name, input: JSON.stringify(input) }));
     } catch (error) {
-      if (error instanceof ExecutionAlreadyExists) return name;
-      throw error;
+      // Started already (a repeated start of the same run): nothing to do.
+      if (!(error instanceof ExecutionAlreadyExists)) throw error;
     }
   }
 }
@@ -158,7 +157,7 @@ export class LocalMapRunner implements MapStarter {
     },
   ) {}
 
-  async start(run: SegmentRun, manifestKey: string): Promise<string> {
+  async start(run: SegmentRun, manifestKey: string): Promise<void> {
     const stored = await this.deps.runs.store.get(manifestKey);
     if (!stored) throw new Error(`the manifest ${manifestKey} is missing`);
     const items = JSON.parse(new TextDecoder().decode(stored.body)) as MapItem[];
@@ -180,6 +179,5 @@ export class LocalMapRunner implements MapStarter {
     await Promise.all(Array.from({ length: Math.min(this.deps.concurrency, items.length) }, worker));
     const tolerated = (failed / Math.max(1, items.length)) * 100 <= this.deps.toleratedFailurePercent;
     await this.deps.merge(run.segment_id, run.run_id, tolerated ? undefined : `${failed} of ${items.length} items failed, more than the tolerated ${this.deps.toleratedFailurePercent}%`);
-    return `local:${mapExecutionName(run)}`;
   }
 }

@@ -2,7 +2,7 @@ import { FEATURES } from '../catalog';
 import { ConfigError, PreconditionFailedError } from '../errors';
 import type { ModelRegistry } from '../registry/index';
 import { emptyAggregate, finalizeStatistics, mergeInto, type DriftReference, type SegmentAggregate } from './aggregates';
-import { isFinished, type ChunkPart, type SegmentRun, type SegmentRunStore, type StoredStatistics } from './runs';
+import { isFinished, type SegmentRun, type SegmentRunStore, type StoredStatistics } from './runs';
 import type { FeatureBatch } from '../warehouse/index';
 import { chunkFingerprint, cutChunks, toInline, type FeatureChunk } from './chunks';
 import type { WorkerPayload, WorkerResult } from './worker';
@@ -27,7 +27,7 @@ export interface MemberSource {
 
 /** Starts the distributed map over a run's manifest (Step Functions, or the local runner). */
 export interface MapStarter {
-  start(run: SegmentRun, manifestKey: string): Promise<string>;
+  start(run: SegmentRun, manifestKey: string): Promise<void>;
 }
 
 /** How a run reads and hands out its customers. */
@@ -148,18 +148,12 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
     }
   };
 
-  const succeeded: number[] = [];
-  // Parts are merged as their chunks finish, while the scan goes on; mergeRun then only finalizes.
+  // Parts are merged as their chunks finish, while the scan goes on.
   const merged = emptyAggregate(FEATURES);
-  const mergePart = async (number: number, known?: Pick<ChunkPart, 'aggregate'>) => {
-    const part = known ?? (await deps.runs.getPart(run.segment_id, run.run_id, number));
-    if (part) {
-      mergeInto(merged, part.aggregate);
-      succeeded.push(number);
-    } else {
-      run.failed_chunks.push({ chunk: number, attempts: 0, error: 'the worker reported success but wrote no part', customer_ids: [] });
-      run.progress.chunks_failed++;
-    }
+  let succeeded = 0;
+  const mergePart = (aggregate: SegmentAggregate) => {
+    mergeInto(merged, aggregate);
+    succeeded++;
   };
   const runChunk = async (number: number, chunk: FeatureChunk) => {
     const fingerprint = chunkFingerprint(chunk.ids);
@@ -167,7 +161,7 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
     if (existing.has(number)) {
       const part = await deps.runs.getPart(run.segment_id, run.run_id, number).catch(() => null);
       if (part && part.fingerprint === fingerprint) {
-        await mergePart(number, part);
+        mergePart(part.aggregate);
         run.progress.chunks_done++;
         run.progress.customers_scored += part.scored;
         run.progress.customers_failed += part.failed.length;
@@ -203,9 +197,9 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
         if (error instanceof ConfigError) break;
         continue;
       }
-      // Only the invocation is retried: once it succeeded, the chunk is counted exactly once. The
-      // worker answers with the aggregate it wrote in its part (an older worker without: read the part).
-      await mergePart(number, result.aggregate ? { aggregate: result.aggregate } : undefined);
+      // Only the invocation is retried: once it succeeded, the chunk is counted exactly once, with
+      // the aggregate the worker wrote in its part.
+      mergePart(result.aggregate);
       run.progress.chunks_done++;
       run.progress.customers_scored += result.scored;
       run.progress.customers_failed += result.failed;
@@ -245,7 +239,7 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
   }
   run.progress.planning_complete = true;
   await report(true);
-  const stats = await mergeRun(run, succeeded, deps, merged);
+  const stats = await finishRun(run, merged, succeeded, deps);
   if (lease.lost) return { kind: 'lease_lost', run };
   await lease.finish();
   return { kind: 'finished', run, stats };
@@ -303,7 +297,7 @@ async function writeMap(run: SegmentRun, lease: RunLease, deps: PlanDeps, quinti
   await Promise.all(writes);
   run.progress.planning_complete = true;
   if (items.length === 0) {
-    const stats = await mergeRun(run, [], deps);
+    const stats = await finishRun(run, emptyAggregate(FEATURES), 0, deps);
     await lease.finish();
     return { kind: 'finished', run, stats };
   }
@@ -329,30 +323,39 @@ async function writeMap(run: SegmentRun, lease: RunLease, deps: PlanDeps, quinti
 }
 
 /**
- * Merges exactly one part per successful chunk, in chunk order, into the run's statistics and
- * history, and marks the run completed, partial or failed. Chunks whose part is missing count as
- * failed. Used by the planner and by the distributed map's merge step.
+ * Reads and merges the parts of these chunks, 16 at a time (the distributed map's merge step). A
+ * chunk without a part is added to the run's failed chunks. Returns the aggregate and how many merged.
  */
-export async function mergeRun(run: SegmentRun, succeeded: number[], deps: Pick<PlanDeps, 'runs' | 'registry'>, premerged?: SegmentAggregate): Promise<StoredStatistics | null> {
-  if (succeeded.length === 0 && run.progress.chunks_planned > 0) {
-    run.status = 'failed';
-    run.error = `every one of the ${run.progress.chunks_planned} chunks failed; the first said: ${run.failed_chunks[0]?.error ?? 'nothing'}`;
-    run.finished_at = new Date().toISOString();
-    return null;
-  }
-  const merged: SegmentAggregate = premerged ?? emptyAggregate(FEATURES);
-  const ordered = premerged ? [] : [...succeeded].sort((a, b) => a - b);
+export async function mergeParts(run: SegmentRun, chunks: number[], runs: SegmentRunStore): Promise<{ merged: SegmentAggregate; succeeded: number }> {
+  const merged = emptyAggregate(FEATURES);
+  let succeeded = 0;
   const READS = 16;
-  for (let i = 0; i < ordered.length; i += READS) {
-    const batch = ordered.slice(i, i + READS);
-    const parts = await Promise.all(batch.map((c) => deps.runs.getPart(run.segment_id, run.run_id, c)));
+  for (let i = 0; i < chunks.length; i += READS) {
+    const batch = chunks.slice(i, i + READS);
+    const parts = await Promise.all(batch.map((c) => runs.getPart(run.segment_id, run.run_id, c)));
     parts.forEach((part, k) => {
-      if (part) mergeInto(merged, part.aggregate);
-      else {
+      if (part) {
+        mergeInto(merged, part.aggregate);
+        succeeded++;
+      } else {
         run.failed_chunks.push({ chunk: batch[k]!, attempts: 0, error: 'the worker reported success but wrote no part', customer_ids: [] });
         run.progress.chunks_failed++;
       }
     });
+  }
+  return { merged, succeeded };
+}
+
+/**
+ * Finishes a run from the merged aggregate of its successful chunks: statistics and the segment's
+ * history, status completed or partial (failed chunks), or failed when no chunk succeeded.
+ */
+export async function finishRun(run: SegmentRun, merged: SegmentAggregate, succeeded: number, deps: Pick<PlanDeps, 'runs' | 'registry'>): Promise<StoredStatistics | null> {
+  if (succeeded === 0 && run.progress.chunks_planned > 0) {
+    run.status = 'failed';
+    run.error = `every one of the ${run.progress.chunks_planned} chunks failed; the first said: ${run.failed_chunks[0]?.error ?? 'nothing'}`;
+    run.finished_at = new Date().toISOString();
+    return null;
   }
   merged.failed += run.failed_chunks.reduce((n, c) => n + c.customer_ids.length, 0);
   const statistics = finalizeStatistics(merged, await driftReferences(merged, deps.registry));

@@ -30,14 +30,17 @@ export const WorkerPayloadSchema = z.object({
   customers: z.union([z.strictObject({ inline: InlineChunkSchema }), z.strictObject({ file: z.string().min(1), count: z.number().int().positive(), fingerprint: z.string() })]),
 });
 
+/** A payload as planners and the map's manifest build it. */
 export type WorkerPayload = z.input<typeof WorkerPayloadSchema>;
+/** A payload once validated (defaults applied): what a worker scores. */
+export type ValidWorkerPayload = z.output<typeof WorkerPayloadSchema>;
 
 export const WorkerResultSchema = z.object({
   chunk: z.number().int().positive(),
   scored: z.number().int().nonnegative(),
   failed: z.number().int().nonnegative(),
   /** The part's aggregate as written (the planner merges it without reading the part back). */
-  aggregate: SegmentAggregateSchema.optional(),
+  aggregate: SegmentAggregateSchema,
 });
 export type WorkerResult = z.infer<typeof WorkerResultSchema>;
 
@@ -72,10 +75,9 @@ export function parseFaultPlan(value: string | undefined): FaultPlan[] | null {
  * members the warehouse had no features for (failed). A timeout throws so the chunk is retried.
  */
 export async function scoreChunk(
-  input: WorkerPayload,
+  payload: ValidWorkerPayload,
   deps: { scoring: ScoringService; runs: SegmentRunStore; deadlineMs: number; faults?: FaultPlan[] | null; log?: PredictionLog; shadow?: ShadowScorer },
 ): Promise<WorkerResult> {
-  const payload = WorkerPayloadSchema.parse(input);
   for (const f of deps.faults ?? []) {
     if (f.segment !== undefined && f.segment !== payload.segment_id) continue;
     if (f.failAlways.includes(payload.chunk) || (f.failOnce.includes(payload.chunk) && payload.attempt === 1)) {
@@ -132,7 +134,7 @@ export async function scoreChunk(
 }
 
 /** The chunk's customers and features: from the payload, or from the run's chunk file. */
-async function loadChunk(payload: z.infer<typeof WorkerPayloadSchema>, runs: SegmentRunStore): Promise<FeatureChunk> {
+async function loadChunk(payload: ValidWorkerPayload, runs: SegmentRunStore): Promise<FeatureChunk> {
   const c = payload.customers;
   if ('inline' in c) return fromInline(c.inline);
   const expected = runs.chunkFileKey(payload.segment_id, payload.run_id, payload.chunk);

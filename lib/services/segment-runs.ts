@@ -2,7 +2,7 @@ import type { Config } from '../config';
 import { NotFoundError, ServiceUnavailableError } from '../errors';
 import { logContext, logger, telemetry } from '../observability';
 import type { ModelRegistry } from '../registry/index';
-import { mergeRun, newRun, planSegmentRun, type MapStarter, type MemberSource, type PlannerOutcome, type PlannerSettings, type PlannerStarter, type WorkerInvoker } from '../segments/planner';
+import { finishRun, mergeParts, newRun, planSegmentRun, type MapStarter, type MemberSource, type PlannerOutcome, type PlannerSettings, type PlannerStarter, type WorkerInvoker } from '../segments/planner';
 import { LocalMapRunner } from '../segments/invokers';
 import {
   assertSegmentId,
@@ -192,13 +192,13 @@ export class SegmentRunService {
     if (isFinished(run.status)) return run;
     const manifest = await this.deps.runs.getManifest(segmentId, runId);
     const parts = await this.deps.runs.partChunks(segmentId, runId);
-    const succeeded: number[] = [];
+    const withParts: number[] = [];
     run.failed_chunks = [];
     run.progress = { ...run.progress, chunks_planned: manifest.length, chunks_done: 0, chunks_failed: 0, customers_planned: 0, customers_scored: 0, customers_failed: 0, planning_complete: true };
     for (const item of manifest) {
       run.progress.customers_planned += item.customers.count;
       if (parts.has(item.chunk)) {
-        succeeded.push(item.chunk);
+        withParts.push(item.chunk);
         run.progress.chunks_done++;
         continue;
       }
@@ -206,7 +206,8 @@ export class SegmentRunService {
       run.failed_chunks.push({ chunk: item.chunk, attempts: 0, error: mapError ? `not scored by the distributed map: ${mapError}` : 'not scored by the distributed map', customer_ids: chunk?.ids ?? [] });
       run.progress.chunks_failed++;
     }
-    await mergeRun(run, succeeded, { runs: this.deps.runs, registry: this.deps.registry });
+    const { merged, succeeded } = await mergeParts(run, withParts, this.deps.runs);
+    await finishRun(run, merged, succeeded, { runs: this.deps.runs, registry: this.deps.registry });
     const saved = await this.deps.runs.updateRun(segmentId, runId, (r) => {
       if (isFinished(r.status)) return false;
       Object.assign(r, { status: run.status, finished_at: run.finished_at, progress: run.progress, failed_chunks: run.failed_chunks, error: run.error });

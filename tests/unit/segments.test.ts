@@ -10,7 +10,7 @@ import { SegmentRunService } from '../../lib/services/segment-runs';
 import { loadConfig } from '../../lib/config';
 import { newRun, planSegmentRun, type MemberSource, type WorkerInvoker } from '../../lib/segments/planner';
 import { newRunId, SegmentRunStore, type ScoreType } from '../../lib/segments/runs';
-import { scoreChunk, type FaultPlan } from '../../lib/segments/worker';
+import { scoreChunk, WorkerPayloadSchema, type FaultPlan } from '../../lib/segments/worker';
 import { FEATURES } from '../../lib/catalog';
 import { customerFeatures, MemoryFeatures, PROFILE, testApp } from '../support/app';
 import { publishTiny } from '../support/models';
@@ -129,7 +129,7 @@ describe('segment runs', () => {
     await publishTiny(registry, 'nbo');
     const app = await testApp({ features, registry });
     const runs = new SegmentRunStore(tempFsStore());
-    const invoker = new LocalWorkerInvoker((payload) => scoreChunk(payload, { scoring: app.scoring, runs, deadlineMs: 10_000, faults }));
+    const invoker = new LocalWorkerInvoker((payload) => scoreChunk(WorkerPayloadSchema.parse(payload), { scoring: app.scoring, runs, deadlineMs: 10_000, faults }));
     return { app, runs, invoker };
   }
 
@@ -339,7 +339,7 @@ describe('segments at warehouse scale: chunks, the columnar path and the distrib
     const app = await testApp({ features: { getFeatures: async () => (queries++, new Map()) }, registry });
     const runs = new SegmentRunStore(tempFsStore());
     const chunk = { ids: ids.slice(0, 50), features: matrix(0, 50), found: new Uint8Array(50).fill(1), asOf: ids.slice(0, 50).map(() => null) };
-    const result = await scoreChunk({ run_id: newRunId(), segment_id: 'all', chunk: 1, types: ['churn', 'rfm'], customers: { inline: toInline(chunk) } }, { scoring: app.scoring, runs, deadlineMs: 10_000 });
+    const result = await scoreChunk(WorkerPayloadSchema.parse({ run_id: newRunId(), segment_id: 'all', chunk: 1, types: ['churn', 'rfm'], customers: { inline: toInline(chunk) } }), { scoring: app.scoring, runs, deadlineMs: 10_000 });
     expect(result).toMatchObject({ chunk: 1, scored: 50, failed: 0 });
     expect(queries).toBe(0);
     expect(Object.keys(result.aggregate!.workerWarnings)).toEqual(['rfm_fixed_cut_points']);
@@ -347,7 +347,7 @@ describe('segments at warehouse scale: chunks, the columnar path and the distrib
     // A chunk file is read only at its run's own key, and only if it holds the customers the planner listed.
     const runId = newRunId();
     const file = await runs.putChunkFile('all', runId, chunk, 2);
-    const asFile = (customers: { file: string; count: number; fingerprint: string }) => scoreChunk({ run_id: runId, segment_id: 'all', chunk: 2, types: ['churn'], customers }, { scoring: app.scoring, runs, deadlineMs: 10_000 });
+    const asFile = (customers: { file: string; count: number; fingerprint: string }) => scoreChunk(WorkerPayloadSchema.parse({ run_id: runId, segment_id: 'all', chunk: 2, types: ['churn'], customers }), { scoring: app.scoring, runs, deadlineMs: 10_000 });
     await expect(asFile({ file, count: 50, fingerprint: chunkFingerprint(chunk.ids) })).resolves.toMatchObject({ scored: 50 });
     await expect(asFile({ file, count: 50, fingerprint: chunkFingerprint(ids.slice(1, 51)) })).rejects.toThrow(/holds other customers/);
     await expect(asFile({ file: 'models/churn/aliases/production.json', count: 50, fingerprint: chunkFingerprint(chunk.ids) })).rejects.toThrow(/its run keeps it at/);
@@ -391,7 +391,7 @@ describe('segments at warehouse scale: chunks, the columnar path and the distrib
     const expected = finalizeStatistics(onePass);
 
     const runs = new SegmentRunStore(tempFsStore());
-    const invoker = new LocalWorkerInvoker((payload) => scoreChunk(payload, { scoring: app.scoring, runs, deadlineMs: 10_000 }));
+    const invoker = new LocalWorkerInvoker((payload) => scoreChunk(WorkerPayloadSchema.parse(payload), { scoring: app.scoring, runs, deadlineMs: 10_000 }));
     for (const [path, inlinePayloadBytes, mapThreshold] of [
       ['planner', 256 * 1024, 1_000_000],
       ['planner', 0, 1_000_000],
