@@ -238,8 +238,9 @@ function toFeatureBatch(rows: unknown[][], width: number): FeatureBatch {
     const base = i * width;
     for (let j = 0; j < width; j++) {
       const v = row[j + 1];
-      // '' never comes from a numeric column; anything unparseable is missing, as toNumber treats it.
-      features[base + j] = v === null ? NaN : +(v as string);
+      // As getFeatures reads them: what is not a finite number ('NaN', 'Infinity') is missing.
+      const x = v === null ? NaN : +(v as string);
+      features[base + j] = Number.isFinite(x) ? x : NaN;
     }
     found[i] = row[width + 2] === null ? 0 : 1;
     const raw = row[width + 1];

@@ -70,8 +70,13 @@ describe('warehouse on PostgreSQL with demo data', () => {
     const members = await handle.warehouse.countSegmentMembers('dormant');
     // A member the features table lacks comes back unfound, its features all missing.
     await handle.pool.query(`INSERT INTO segment_members (segment_id, customer_id) VALUES ('dormant', 'zz-no-features')`);
+    // A value that is not a finite number is missing on both paths (the API's and the scan's).
+    const dormant = (await handle.warehouse.segmentMembersPage('dormant', null, 1))[0]!;
+    const saved = (await handle.pool.query<{ v: number | null }>(`SELECT total_revenue_90d AS v FROM customer_features WHERE customer_id = $1`, [dormant])).rows[0]!.v;
+    await handle.pool.query(`UPDATE customer_features SET total_revenue_90d = 'Infinity' WHERE customer_id = $1`, [dormant]);
     try {
-      const expected = await handle.warehouse.getFeatures(['demo-000001', 'demo-000002']);
+      const expected = await handle.warehouse.getFeatures(['demo-000001', 'demo-000002', dormant]);
+      expect(expected.get(dormant)!.features[FEATURES.indexOf('total_revenue_90d')]).toBeNull();
       for (const fetchRows of [97, members + 1, 1000]) {
         const ids: string[] = [];
         const unfound: string[] = [];
@@ -94,6 +99,7 @@ describe('warehouse on PostgreSQL with demo data', () => {
       for await (const _ of handle.warehouse.scanSegmentFeatures('dormant', { fetchRows: 10 })) break;
       expect(await handle.warehouse.countSegmentMembers('dormant')).toBe(members + 1);
     } finally {
+      await handle.pool.query(`UPDATE customer_features SET total_revenue_90d = $2 WHERE customer_id = $1`, [dormant, saved]);
       await handle.pool.query(`DELETE FROM segment_members WHERE customer_id = 'zz-no-features'`);
     }
   });
