@@ -358,9 +358,10 @@ describe('the deployment rehearsal on moto', () => {
       (error: unknown) => error,
     )) as { $metadata?: { httpStatusCode?: number }; $response?: { statusCode?: number } } | null;
     expect(denied?.$response?.statusCode ?? denied?.$metadata?.httpStatusCode).toBe(403);
-    // A repeated merge (Step Functions retries a step) changes nothing.
+    // A repeated merge (Step Functions retries a step) changes nothing: not the run, not its statistics.
     expect(await host.invoke(mergeName, { segment_id: 'mapped', run_id: runId })).toMatchObject({ ok: true, result: { status: 'completed' } });
-    expect((await get(`/segments/mapped/ml/stats/`)).body.history).toEqual([]);
+    expect((await get(`/segments/mapped/ml/runs/${runId}`)).body.updated_at).toBe(done.updated_at);
+    expect((await get(`/segments/mapped/ml/stats/`)).body).toEqual(stats);
   });
 
   it('starts each scheduled segment once when the nightly event is delivered twice', async () => {
