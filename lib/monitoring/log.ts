@@ -11,12 +11,12 @@ import type { ObjectStore } from '../storage/index';
 
 /**
  * The prediction log: every answer the service gives (and every shadow answer of a challenger),
- * one JSON line per customer and model, in gzip-compressed JSON Lines files below `predictions/`,
- * partitioned by day (`predictions/dt=YYYY-MM-DD/…`, the layout Athena and Glue read as a
- * partition column). JSON Lines rather than Parquet: an invocation writes a few hundred lines at
- * most, where Parquet's footer and row-group overhead buy nothing, and writing it needs no
- * dependency in the prediction function; gzip level 1 brings a line to about 28 bytes (332 raw,
- * measured on the 20,000-customer demo scored for churn, NBO and RFM).
+ * below `predictions/`, partitioned by day (`predictions/dt=YYYY-MM-DD/…`, the layout Athena and
+ * Glue read as a partition column). API answers are gzip-compressed JSON Lines, one line per
+ * customer and model: an invocation writes a few hundred lines at most, where Parquet's footer and
+ * row groups buy nothing; gzip level 1 brings a line to about 28 bytes (332 raw, measured on the
+ * 20,000-customer demo scored for churn, NBO and RFM). Segment chunks, which log every customer of
+ * a run, are columnar files instead (`columnarLogFile`); `decodeRecords` reads both as records.
  */
 export const PREDICTIONS_PREFIX = 'predictions';
 
