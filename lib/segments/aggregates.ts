@@ -219,9 +219,11 @@ function addFeatures(f: FeatureAggregate, row: (number | null)[]): void {
 
 /**
  * Adds b into `target` in place (copying a large count table for every part would make merging
- * quadratic). Exact: counts add; a feature stays constant only if equal on both sides. Returns target.
+ * quadratic). Exact: counts add; a feature stays constant only if equal on both sides. With
+ * `churnCounts` (see AggregateMerger), b's churn table is counted there instead of in target's.
+ * Returns target.
  */
-export function mergeInto(target: SegmentAggregate, b: SegmentAggregate): SegmentAggregate {
+export function mergeInto(target: SegmentAggregate, b: SegmentAggregate, churnCounts?: Float64Array): SegmentAggregate {
   const add = (x: Record<string, number>, y: Record<string, number>) => {
     for (const k in y) x[k] = (x[k] ?? 0) + y[k]!;
   };
@@ -229,7 +231,13 @@ export function mergeInto(target: SegmentAggregate, b: SegmentAggregate): Segmen
   target.failed += b.failed;
   target.churn.n += b.churn.n;
   target.churn.sumMicro += b.churn.sumMicro;
-  add(target.churn.micro, b.churn.micro);
+  if (churnCounts) {
+    for (const k in b.churn.micro) {
+      const m = Number(k);
+      if (!(Number.isInteger(m) && m >= 0 && m < churnCounts.length)) throw new RangeError(`churn table key ${k} is not a probability in micro-units`);
+      churnCounts[m]! += b.churn.micro[k]!;
+    }
+  } else add(target.churn.micro, b.churn.micro);
   add(target.churn.risk, b.churn.risk);
   target.nbo.n += b.nbo.n;
   target.nbo.confidenceSumMicro += b.nbo.confidenceSumMicro;
@@ -246,6 +254,37 @@ export function mergeInto(target: SegmentAggregate, b: SegmentAggregate): Segmen
   f.defaultedRecency += g.defaultedRecency;
   Object.assign(target.workerWarnings, b.workerWarnings);
   return target;
+}
+
+/**
+ * Merges a run's parts as they arrive. A large segment's churn table holds up to a million distinct
+ * values (one per micro-unit): it is counted in one dense array (8 MB) rather than an object keyed
+ * by value, which cost more than scoring the chunks; the statistics read it in order.
+ */
+export class AggregateMerger {
+  readonly total: SegmentAggregate;
+  private readonly churnCounts = new Float64Array(1_000_001);
+
+  constructor(featureNames: readonly string[]) {
+    this.total = emptyAggregate(featureNames);
+  }
+
+  add(part: SegmentAggregate): void {
+    mergeInto(this.total, part, this.churnCounts);
+  }
+
+  statistics(references: DriftReference[] = []): SegmentStatistics {
+    const values: number[] = [];
+    const counts: number[] = [];
+    const dense = this.churnCounts;
+    for (let m = 0; m < dense.length; m++) {
+      if (dense[m]) {
+        values.push(m);
+        counts.push(dense[m]!);
+      }
+    }
+    return finalizeStatistics(this.total, references, { values, counts });
+  }
 }
 
 /** Counts customers for the model (or mock) that served them, merging with an existing tally. */
@@ -302,32 +341,47 @@ export type SegmentStatistics = z.infer<typeof SegmentStatisticsSchema>;
 const OFFER_NAMES = new Map(OFFERS.map((o) => [o.id, o.name]));
 const EDGES = Array.from({ length: 11 }, (_, i) => i / 10);
 
-/** Final statistics from a merged aggregate. */
-export function finalizeStatistics(agg: SegmentAggregate, references: DriftReference[] = []): SegmentStatistics {
+/** Churn probabilities in micro-units: distinct values in ascending order, with their counts. */
+export interface ChurnCounts {
+  values: number[];
+  counts: number[];
+}
+
+function churnCountsOf(table: Record<string, number>): ChurnCounts {
+  const entries = Object.entries(table)
+    .map(([m, c]) => [Number(m), c] as const)
+    .sort((x, y) => x[0] - y[0]);
+  return { values: entries.map((e) => e[0]), counts: entries.map((e) => e[1]) };
+}
+
+/** Final statistics from a merged aggregate (its churn table's counts given apart by AggregateMerger). */
+export function finalizeStatistics(agg: SegmentAggregate, references: DriftReference[] = [], churnTable: ChurnCounts = churnCountsOf(agg.churn.micro)): SegmentStatistics {
   const warnings: Warning[] = WARNING_CODES.flatMap((code) => (agg.workerWarnings[code] === undefined ? [] : [{ code, message: agg.workerWarnings[code] }]));
   let churn: SegmentStatistics['churn'] = null;
   let churnCounts: number[] | null = null;
   if (agg.churn.n > 0) {
-    const values = Object.entries(agg.churn.micro)
-      .map(([m, c]) => [Number(m), c] as const)
-      .sort((x, y) => x[0] - y[0]);
+    const { values, counts } = churnTable;
     const n = agg.churn.n;
     const at = (rank: number): number => {
       // The rank-th smallest value (1-based), walking the sorted counts.
       let seen = 0;
-      for (const [m, c] of values) {
-        seen += c;
-        if (seen >= rank) return m;
+      for (let k = 0; k < values.length; k++) {
+        seen += counts[k]!;
+        if (seen >= rank) return values[k]!;
       }
-      return values[values.length - 1]![0];
+      return values[values.length - 1]!;
     };
     const medianMicro = n % 2 ? at((n + 1) / 2) : (at(n / 2) + at(n / 2 + 1)) / 2;
     const p90Micro = at(Math.ceil(0.9 * n));
     const meanMicro = agg.churn.sumMicro / n;
     let squares = 0;
-    for (const [m, c] of values) squares += c * (m - meanMicro) ** 2;
     churnCounts = new Array<number>(10).fill(0);
-    for (const [m, c] of values) churnCounts[Math.min(9, Math.floor(m / 100_000))]! += c;
+    for (let k = 0; k < values.length; k++) {
+      const m = values[k]!;
+      const c = counts[k]!;
+      squares += c * (m - meanMicro) ** 2;
+      churnCounts[Math.min(9, Math.floor(m / 100_000))]! += c;
+    }
     const std = Math.sqrt(squares / n) / 1e6;
     churn = {
       customers: n,

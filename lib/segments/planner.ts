@@ -1,7 +1,7 @@
 import { FEATURES } from '../catalog';
 import { ConfigError, PreconditionFailedError } from '../errors';
 import type { ModelRegistry } from '../registry/index';
-import { emptyAggregate, finalizeStatistics, mergeInto, type DriftReference, type SegmentAggregate } from './aggregates';
+import { AggregateMerger, type DriftReference, type SegmentAggregate } from './aggregates';
 import { isFinished, type SegmentRun, type SegmentRunStore, type StoredStatistics } from './runs';
 import type { FeatureBatch } from '../warehouse/index';
 import { chunkFingerprint, cutChunks, toInline, type FeatureChunk } from './chunks';
@@ -149,10 +149,10 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
   };
 
   // Parts are merged as their chunks finish, while the scan goes on.
-  const merged = emptyAggregate(FEATURES);
+  const merged = new AggregateMerger(FEATURES);
   let succeeded = 0;
   const mergePart = (aggregate: SegmentAggregate) => {
-    mergeInto(merged, aggregate);
+    merged.add(aggregate);
     succeeded++;
   };
   const runChunk = async (number: number, chunk: FeatureChunk) => {
@@ -297,7 +297,7 @@ async function writeMap(run: SegmentRun, lease: RunLease, deps: PlanDeps, quinti
   await Promise.all(writes);
   run.progress.planning_complete = true;
   if (items.length === 0) {
-    const stats = await finishRun(run, emptyAggregate(FEATURES), 0, deps);
+    const stats = await finishRun(run, new AggregateMerger(FEATURES), 0, deps);
     await lease.finish();
     return { kind: 'finished', run, stats };
   }
@@ -324,10 +324,10 @@ async function writeMap(run: SegmentRun, lease: RunLease, deps: PlanDeps, quinti
 
 /**
  * Reads and merges the parts of these chunks, 16 at a time (the distributed map's merge step). A
- * chunk without a part is added to the run's failed chunks. Returns the aggregate and how many merged.
+ * chunk without a part is added to the run's failed chunks. Returns the merged parts and how many there were.
  */
-export async function mergeParts(run: SegmentRun, chunks: number[], runs: SegmentRunStore): Promise<{ merged: SegmentAggregate; succeeded: number }> {
-  const merged = emptyAggregate(FEATURES);
+export async function mergeParts(run: SegmentRun, chunks: number[], runs: SegmentRunStore): Promise<{ merged: AggregateMerger; succeeded: number }> {
+  const merged = new AggregateMerger(FEATURES);
   let succeeded = 0;
   const READS = 16;
   for (let i = 0; i < chunks.length; i += READS) {
@@ -335,7 +335,7 @@ export async function mergeParts(run: SegmentRun, chunks: number[], runs: Segmen
     const parts = await Promise.all(batch.map((c) => runs.getPart(run.segment_id, run.run_id, c)));
     parts.forEach((part, k) => {
       if (part) {
-        mergeInto(merged, part.aggregate);
+        merged.add(part.aggregate);
         succeeded++;
       } else {
         run.failed_chunks.push({ chunk: batch[k]!, attempts: 0, error: 'the worker reported success but wrote no part', customer_ids: [] });
@@ -350,15 +350,16 @@ export async function mergeParts(run: SegmentRun, chunks: number[], runs: Segmen
  * Finishes a run from the merged aggregate of its successful chunks: statistics and the segment's
  * history, status completed or partial (failed chunks), or failed when no chunk succeeded.
  */
-export async function finishRun(run: SegmentRun, merged: SegmentAggregate, succeeded: number, deps: Pick<PlanDeps, 'runs' | 'registry'>): Promise<StoredStatistics | null> {
+export async function finishRun(run: SegmentRun, merger: AggregateMerger, succeeded: number, deps: Pick<PlanDeps, 'runs' | 'registry'>): Promise<StoredStatistics | null> {
   if (succeeded === 0 && run.progress.chunks_planned > 0) {
     run.status = 'failed';
     run.error = `every one of the ${run.progress.chunks_planned} chunks failed; the first said: ${run.failed_chunks[0]?.error ?? 'nothing'}`;
     run.finished_at = new Date().toISOString();
     return null;
   }
+  const merged = merger.total;
   merged.failed += run.failed_chunks.reduce((n, c) => n + c.customer_ids.length, 0);
-  const statistics = finalizeStatistics(merged, await driftReferences(merged, deps.registry));
+  const statistics = merger.statistics(await driftReferences(merged, deps.registry));
   run.status = run.failed_chunks.length ? 'partial' : 'completed';
   run.finished_at = new Date().toISOString();
   run.progress.customers_scored = merged.scored;
