@@ -3,6 +3,7 @@ import { redactUrl } from '../config';
 import { NotFoundError, ValidationError, WarehouseUnavailableError } from '../errors';
 import { openEmbeddedWarehouse } from './embedded';
 import { FEATURES } from '../catalog';
+import { parseNumberList } from './numbers';
 import { loadWarehouseConfig, q, table, type WarehouseConfig } from './schema';
 
 export { loadWarehouseConfig, type WarehouseConfig } from './schema';
@@ -144,10 +145,12 @@ export class Warehouse {
     if (!Number.isInteger(fetchRows) || fetchRows < 1) throw new ValidationError(`Invalid fetch size ${fetchRows}`);
     const m = this.cfg.segment_members;
     const cf = this.cfg.customer_features;
-    const features = FEATURES.map((f) => `f.${q(this.cfg.features[f]!)}`).join(', ');
+    // A row's features travel as ONE text field, "v1,v2,…" (empty = NULL), NULL when the features
+    // table has no row for the member: parsing ten strings per row cost Node more than the scan.
+    const features = FEATURES.map((f) => `COALESCE(CAST(f.${q(this.cfg.features[f]!)} AS VARCHAR), '')`).join(` || ',' || `);
     const sql =
       `DECLARE loyalty_ml_scan NO SCROLL CURSOR FOR ` +
-      `SELECT m.${q(m.customer_id)}, ${features}, f.${q(cf.updated_at)}, f.${q(cf.customer_id)} ` +
+      `SELECT m.${q(m.customer_id)}, CASE WHEN f.${q(cf.customer_id)} IS NULL THEN NULL ELSE ${features} END, f.${q(cf.updated_at)} ` +
       `FROM ${table(this.cfg, m.table)} m LEFT JOIN ${table(this.cfg, cf.table)} f ON f.${q(cf.customer_id)} = m.${q(m.customer_id)} ` +
       `WHERE m.${q(m.segment_id)} = ${literal(segmentId)} ORDER BY m.${q(m.customer_id)}`;
     // A cursor lives in one connection's transaction: a pool lends one; a single client is used as it is.
@@ -223,7 +226,7 @@ function literal(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
-/** Rows of [id, ...features, updated_at, features' id] (all text) as a FeatureBatch. */
+/** Rows of [id, "v1,v2,…" or null (no features row), updated_at] (all text) as a FeatureBatch. */
 function toFeatureBatch(rows: unknown[][], width: number): FeatureBatch {
   const n = rows.length;
   const ids = new Array<string>(n);
@@ -235,15 +238,17 @@ function toFeatureBatch(rows: unknown[][], width: number): FeatureBatch {
   for (let i = 0; i < n; i++) {
     const row = rows[i]!;
     ids[i] = row[0] as string;
-    const base = i * width;
-    for (let j = 0; j < width; j++) {
-      const v = row[j + 1];
-      // As getFeatures reads them: what is not a finite number ('NaN', 'Infinity') is missing.
-      const x = v === null ? NaN : +(v as string);
-      features[base + j] = Number.isFinite(x) ? x : NaN;
+    const values = row[1] as string | null;
+    // As getFeatures reads them: what is not a finite number ('NaN', 'Infinity') is missing.
+    if (values === null) features.fill(NaN, i * width, (i + 1) * width);
+    else {
+      // A text column holding commas would shift every value after it: refused, not misread.
+      if (!parseNumberList(values, features, i * width, width)) {
+        throw new ValidationError(`the features of customer ${ids[i]} do not read as ${width} numbers ("${values.slice(0, 200)}"): every feature column must hold numbers`);
+      }
+      found[i] = 1;
     }
-    found[i] = row[width + 2] === null ? 0 : 1;
-    const raw = row[width + 1];
+    const raw = row[2];
     if (raw !== lastRaw) {
       lastRaw = raw;
       lastDate = raw === null || raw === undefined ? null : toIsoDate(raw as string);

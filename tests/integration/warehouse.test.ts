@@ -71,11 +71,18 @@ describe('warehouse on PostgreSQL with demo data', () => {
     // A member the features table lacks comes back unfound, its features all missing.
     await handle.pool.query(`INSERT INTO segment_members (segment_id, customer_id) VALUES ('dormant', 'zz-no-features')`);
     // A value that is not a finite number is missing on both paths (the API's and the scan's).
-    const dormant = (await handle.warehouse.segmentMembersPage('dormant', null, 1))[0]!;
+    const [dormant, awkward] = (await handle.warehouse.segmentMembersPage('dormant', null, 2)) as [string, string];
     const saved = (await handle.pool.query<{ v: number | null }>(`SELECT total_revenue_90d AS v FROM customer_features WHERE customer_id = $1`, [dormant])).rows[0]!.v;
+    const savedRow = (await handle.pool.query(`SELECT * FROM customer_features WHERE customer_id = $1`, [awkward])).rows[0]!;
     await handle.pool.query(`UPDATE customer_features SET total_revenue_90d = 'Infinity' WHERE customer_id = $1`, [dormant]);
+    // Values the warehouse prints with 17 digits or an exponent, and a NULL, read as the API reads them.
+    await handle.pool.query(
+      `UPDATE customer_features SET avg_transaction_value = 0.1::float8 + 0.2::float8, usage_trend = -1e-300, tenure_days = 1.7976931348623157e308, points_balance = NULL, points_redeemed_90d = -123456.789 WHERE customer_id = $1`,
+      [awkward],
+    );
     try {
-      const expected = await handle.warehouse.getFeatures(['demo-000001', 'demo-000002', dormant]);
+      const expected = await handle.warehouse.getFeatures(['demo-000001', 'demo-000002', dormant, awkward]);
+      expect(expected.get(awkward)!.features.slice(3, 7)).toEqual([0.30000000000000004, 1.7976931348623157e308, null, -123456.789]);
       expect(expected.get(dormant)!.features[FEATURES.indexOf('total_revenue_90d')]).toBeNull();
       for (const fetchRows of [97, members + 1, 1000]) {
         const ids: string[] = [];
@@ -100,6 +107,10 @@ describe('warehouse on PostgreSQL with demo data', () => {
       expect(await handle.warehouse.countSegmentMembers('dormant')).toBe(members + 1);
     } finally {
       await handle.pool.query(`UPDATE customer_features SET total_revenue_90d = $2 WHERE customer_id = $1`, [dormant, saved]);
+      await handle.pool.query(
+        `UPDATE customer_features SET avg_transaction_value = $2, usage_trend = $3, tenure_days = $4, points_balance = $5, points_redeemed_90d = $6 WHERE customer_id = $1`,
+        [awkward, savedRow.avg_transaction_value, savedRow.usage_trend, savedRow.tenure_days, savedRow.points_balance, savedRow.points_redeemed_90d],
+      );
       await handle.pool.query(`DELETE FROM segment_members WHERE customer_id = 'zz-no-features'`);
     }
   });
