@@ -12,21 +12,39 @@ import { WARNING_CODES, WarningSchema, type Warning } from '../scoring/warnings'
 
 const count = z.number().int().nonnegative();
 const counts = z.record(z.string(), count);
+/** Churn probabilities in micro-units run from 0 to 1,000,000. */
+const MICRO_VALUES = 1_000_001;
+
 /**
- * A large table of counts (churn probabilities in micro-units: about one key per customer of a
- * chunk), checked in one loop: a schema per entry costs more than the merge itself.
+ * Churn probabilities in micro-units with their counts, as one flat list of pairs
+ * [value, count, value, count, …] in ascending order of value (about one pair per customer of a
+ * chunk: compact in JSON, merged without a string per value). Checked in one loop: a schema per
+ * entry costs more than the merge itself. The earlier form, an object keyed by value, is still
+ * read (parts written before a deploy).
  */
-const countTable = z.custom<Record<string, number>>(
-  (v) => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
-    for (const k in v) {
-      const c = (v as Record<string, unknown>)[k];
-      if (typeof c !== 'number' || !Number.isInteger(c) || c < 0) return false;
-    }
-    return true;
-  },
-  { message: 'expected a table of non-negative whole counts' },
-);
+const churnCounts = z.union([
+  z.custom<number[]>(
+    (v) => {
+      if (!Array.isArray(v) || v.length % 2 !== 0) return false;
+      let last = -1;
+      for (let k = 0; k < v.length; k += 2) {
+        const m = v[k];
+        const c = v[k + 1];
+        if (!Number.isInteger(m) || m <= last || m >= MICRO_VALUES || !Number.isInteger(c) || c < 1) return false;
+        last = m;
+      }
+      return true;
+    },
+    { message: 'expected [value, count, …] pairs with values ascending in micro-units and whole counts' },
+  ),
+  z.record(z.string().regex(/^\d{1,7}$/), z.number().int().nonnegative()).transform((table) =>
+    Object.entries(table)
+      .map(([m, c]) => [Number(m), c] as const)
+      .filter(([m, c]) => m < MICRO_VALUES && c > 0)
+      .sort((x, y) => x[0] - y[0])
+      .flat(),
+  ),
+]);
 
 /** One scored customer as a segment run stores it. */
 export const CompactResultSchema = z.object({
@@ -63,7 +81,7 @@ export type FeatureAggregate = z.infer<typeof FeatureAggregateSchema>;
 export const SegmentAggregateSchema = z.object({
   scored: count,
   failed: count,
-  churn: z.object({ n: count, sumMicro: count, micro: countTable, risk: counts }),
+  churn: z.object({ n: count, sumMicro: count, micro: churnCounts, risk: counts }),
   nbo: z.object({ n: count, confidenceSumMicro: count, topOffer: counts, nearCertain: count }),
   rfm: z.object({ n: count, segments: counts }),
   models: z.array(ModelTallySchema),
@@ -71,13 +89,13 @@ export const SegmentAggregateSchema = z.object({
   /** Warnings about how the chunk was served (mock answers, stale models), by code. */
   workerWarnings: z.partialRecord(z.enum(WARNING_CODES), z.string()),
 });
-export type SegmentAggregate = z.infer<typeof SegmentAggregateSchema>;
+export type SegmentAggregate = z.output<typeof SegmentAggregateSchema>;
 
 export function emptyAggregate(featureNames: readonly string[]): SegmentAggregate {
   return {
     scored: 0,
     failed: 0,
-    churn: { n: 0, sumMicro: 0, micro: {}, risk: { low: 0, medium: 0, high: 0 } },
+    churn: { n: 0, sumMicro: 0, micro: [], risk: { low: 0, medium: 0, high: 0 } },
     nbo: { n: 0, confidenceSumMicro: 0, topOffer: {}, nearCertain: 0 },
     rfm: { n: 0, segments: {} },
     models: [],
@@ -98,7 +116,7 @@ export function addCustomer(agg: SegmentAggregate, result: CompactResult, featur
     const m = micro(result.churn);
     agg.churn.n++;
     agg.churn.sumMicro += m;
-    inc(agg.churn.micro, String(m));
+    addCount(agg.churn.micro, m, 1);
     inc(agg.churn.risk, result.risk!);
   }
   if (result.offer !== undefined) {
@@ -133,18 +151,26 @@ export function addScores(agg: SegmentAggregate, scores: ScoreColumns, X: Float6
   agg.scored += n;
   if (scores.churn) {
     const { p, risk } = scores.churn;
-    const values = new Map<number, number>();
+    const values = new Float64Array(n);
     const bands = [0, 0, 0];
     let sum = 0;
     for (let i = 0; i < n; i++) {
       const m = micro(p[i]!);
       sum += m;
-      values.set(m, (values.get(m) ?? 0) + 1);
+      values[i] = m;
       bands[risk[i]!]!++;
     }
     agg.churn.n += n;
     agg.churn.sumMicro += sum;
-    for (const [m, c] of values) inc(agg.churn.micro, String(m), c);
+    values.sort();
+    const pairs: number[] = [];
+    for (let i = 0; i < n; ) {
+      let j = i + 1;
+      while (j < n && values[j] === values[i]) j++;
+      pairs.push(values[i]!, j - i);
+      i = j;
+    }
+    agg.churn.micro = mergeCounts(agg.churn.micro, pairs);
     RISK_BANDS.forEach((r, k) => {
       if (bands[k]) inc(agg.churn.risk, r, bands[k]);
     });
@@ -219,11 +245,9 @@ function addFeatures(f: FeatureAggregate, row: (number | null)[]): void {
 
 /**
  * Adds b into `target` in place (copying a large count table for every part would make merging
- * quadratic). Exact: counts add; a feature stays constant only if equal on both sides. With
- * `churnCounts` (see AggregateMerger), b's churn table is counted there instead of in target's.
- * Returns target.
+ * quadratic). Exact: counts add; a feature stays constant only if equal on both sides. Returns target.
  */
-export function mergeInto(target: SegmentAggregate, b: SegmentAggregate, churnCounts?: Float64Array): SegmentAggregate {
+export function mergeInto(target: SegmentAggregate, b: SegmentAggregate): SegmentAggregate {
   const add = (x: Record<string, number>, y: Record<string, number>) => {
     for (const k in y) x[k] = (x[k] ?? 0) + y[k]!;
   };
@@ -231,13 +255,7 @@ export function mergeInto(target: SegmentAggregate, b: SegmentAggregate, churnCo
   target.failed += b.failed;
   target.churn.n += b.churn.n;
   target.churn.sumMicro += b.churn.sumMicro;
-  if (churnCounts) {
-    for (const k in b.churn.micro) {
-      const m = Number(k);
-      if (!(Number.isInteger(m) && m >= 0 && m < churnCounts.length)) throw new RangeError(`churn table key ${k} is not a probability in micro-units`);
-      churnCounts[m]! += b.churn.micro[k]!;
-    }
-  } else add(target.churn.micro, b.churn.micro);
+  target.churn.micro = mergeCounts(target.churn.micro, b.churn.micro);
   add(target.churn.risk, b.churn.risk);
   target.nbo.n += b.nbo.n;
   target.nbo.confidenceSumMicro += b.nbo.confidenceSumMicro;
@@ -256,34 +274,65 @@ export function mergeInto(target: SegmentAggregate, b: SegmentAggregate, churnCo
   return target;
 }
 
+/** Two ascending [value, count, …] lists as one (counts of equal values added). */
+function mergeCounts(a: number[], b: number[]): number[] {
+  if (a.length === 0) return b.slice();
+  if (b.length === 0) return a;
+  const out: number[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (j >= b.length || (i < a.length && a[i]! < b[j]!)) {
+      out.push(a[i]!, a[i + 1]!);
+      i += 2;
+    } else if (i >= a.length || b[j]! < a[i]!) {
+      out.push(b[j]!, b[j + 1]!);
+      j += 2;
+    } else {
+      out.push(a[i]!, a[i + 1]! + b[j + 1]!);
+      i += 2;
+      j += 2;
+    }
+  }
+  return out;
+}
+
+/** Adds `count` customers at micro-value m to an ascending [value, count, …] list. */
+function addCount(pairs: number[], m: number, count: number): void {
+  let lo = 0;
+  let hi = pairs.length / 2;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (pairs[2 * mid]! < m) lo = mid + 1;
+    else hi = mid;
+  }
+  if (pairs[2 * lo] === m) pairs[2 * lo + 1]! += count;
+  else pairs.splice(2 * lo, 0, m, count);
+}
+
 /**
- * Merges a run's parts as they arrive. A large segment's churn table holds up to a million distinct
- * values (one per micro-unit): it is counted in one dense array (8 MB) rather than an object keyed
- * by value, which cost more than scoring the chunks; the statistics read it in order.
+ * Merges a run's parts as they arrive. A large segment's churn counts hold up to a million distinct
+ * values (one per micro-unit): they are added into one dense array (8 MB), where merging sorted
+ * lists part after part would grow quadratic; the statistics read it back in order.
  */
 export class AggregateMerger {
   readonly total: SegmentAggregate;
-  private readonly churnCounts = new Float64Array(1_000_001);
+  private readonly churn = new Float64Array(MICRO_VALUES);
 
   constructor(featureNames: readonly string[]) {
     this.total = emptyAggregate(featureNames);
   }
 
   add(part: SegmentAggregate): void {
-    mergeInto(this.total, part, this.churnCounts);
+    const pairs = part.churn.micro;
+    for (let k = 0; k < pairs.length; k += 2) this.churn[pairs[k]!]! += pairs[k + 1]!;
+    mergeInto(this.total, { ...part, churn: { ...part.churn, micro: [] } });
   }
 
   statistics(references: DriftReference[] = []): SegmentStatistics {
-    const values: number[] = [];
-    const counts: number[] = [];
-    const dense = this.churnCounts;
-    for (let m = 0; m < dense.length; m++) {
-      if (dense[m]) {
-        values.push(m);
-        counts.push(dense[m]!);
-      }
-    }
-    return finalizeStatistics(this.total, references, { values, counts });
+    const pairs: number[] = [];
+    for (let m = 0; m < MICRO_VALUES; m++) if (this.churn[m]) pairs.push(m, this.churn[m]!);
+    return finalizeStatistics({ ...this.total, churn: { ...this.total.churn, micro: pairs } }, references);
   }
 }
 
@@ -341,44 +390,31 @@ export type SegmentStatistics = z.infer<typeof SegmentStatisticsSchema>;
 const OFFER_NAMES = new Map(OFFERS.map((o) => [o.id, o.name]));
 const EDGES = Array.from({ length: 11 }, (_, i) => i / 10);
 
-/** Churn probabilities in micro-units: distinct values in ascending order, with their counts. */
-export interface ChurnCounts {
-  values: number[];
-  counts: number[];
-}
-
-function churnCountsOf(table: Record<string, number>): ChurnCounts {
-  const entries = Object.entries(table)
-    .map(([m, c]) => [Number(m), c] as const)
-    .sort((x, y) => x[0] - y[0]);
-  return { values: entries.map((e) => e[0]), counts: entries.map((e) => e[1]) };
-}
-
-/** Final statistics from a merged aggregate (its churn table's counts given apart by AggregateMerger). */
-export function finalizeStatistics(agg: SegmentAggregate, references: DriftReference[] = [], churnTable: ChurnCounts = churnCountsOf(agg.churn.micro)): SegmentStatistics {
+/** Final statistics from a merged aggregate. */
+export function finalizeStatistics(agg: SegmentAggregate, references: DriftReference[] = []): SegmentStatistics {
   const warnings: Warning[] = WARNING_CODES.flatMap((code) => (agg.workerWarnings[code] === undefined ? [] : [{ code, message: agg.workerWarnings[code] }]));
   let churn: SegmentStatistics['churn'] = null;
   let churnCounts: number[] | null = null;
   if (agg.churn.n > 0) {
-    const { values, counts } = churnTable;
+    const pairs = agg.churn.micro;
     const n = agg.churn.n;
     const at = (rank: number): number => {
       // The rank-th smallest value (1-based), walking the sorted counts.
       let seen = 0;
-      for (let k = 0; k < values.length; k++) {
-        seen += counts[k]!;
-        if (seen >= rank) return values[k]!;
+      for (let k = 0; k < pairs.length; k += 2) {
+        seen += pairs[k + 1]!;
+        if (seen >= rank) return pairs[k]!;
       }
-      return values[values.length - 1]!;
+      return pairs[pairs.length - 2]!;
     };
     const medianMicro = n % 2 ? at((n + 1) / 2) : (at(n / 2) + at(n / 2 + 1)) / 2;
     const p90Micro = at(Math.ceil(0.9 * n));
     const meanMicro = agg.churn.sumMicro / n;
     let squares = 0;
     churnCounts = new Array<number>(10).fill(0);
-    for (let k = 0; k < values.length; k++) {
-      const m = values[k]!;
-      const c = counts[k]!;
+    for (let k = 0; k < pairs.length; k += 2) {
+      const m = pairs[k]!;
+      const c = pairs[k + 1]!;
       squares += c * (m - meanMicro) ** 2;
       churnCounts[Math.min(9, Math.floor(m / 100_000))]! += c;
     }
