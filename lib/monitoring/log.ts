@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gunzipSync, gzip } from 'node:zlib';
 import { logger, telemetry } from '../observability';
-import { makeVector, Table, tableFromIPC, tableToIPC, type Vector } from 'apache-arrow';
-import { offerProbabilitiesJson, RISK_BANDS, round, type CustomerResult, type ResultSource } from '../scoring/results';
+import { Field, FixedSizeList, Int32, makeData, makeVector, Table, tableFromIPC, tableToIPC, type Vector } from 'apache-arrow';
+import { offerProbabilitiesJson, RISK_BANDS, type CustomerResult, type ResultSource } from '../scoring/results';
 import { RFM_CELLS } from '../scoring/rfm';
 import type { MatrixScores } from '../scoring/service';
 import { utf8Vector } from '../columns';
@@ -155,12 +155,13 @@ export function columnarLogFile(served: MatrixScores, shadows: MatrixScores[], c
     if (set.nbo) {
       columns[`s${s}_offer`] = makeVector(set.nbo.top);
       columns[`s${s}_confidence`] = makeVector(set.nbo.confidence);
+      // Every offer's probability as whole micro-units (the answers round them to 1e-6), the k of
+      // a customer side by side in one column: half the bytes of float64 and one column, not k.
       const P = set.nbo.P;
-      for (let c = 0; c < k; c++) {
-        const col = new Float64Array(n);
-        for (let i = 0; i < n; i++) col[i] = round(P[i * k + c]!);
-        columns[`s${s}_p${c}`] = makeVector(col);
-      }
+      const micro = new Int32Array(n * k);
+      for (let x = 0; x < n * k; x++) micro[x] = Math.round(P[x]! * 1e6);
+      const child = makeData({ type: new Int32(), length: n * k, data: micro });
+      columns[`s${s}_p_micro`] = makeVector(makeData({ type: new FixedSizeList(k, new Field('p', new Int32())), length: n, child }));
       records += n;
     }
     if (set.rfm) {
@@ -227,10 +228,10 @@ function decodeColumns(body: Uint8Array, models?: readonly string[]): Prediction
     if (sources.nbo && want('nbo')) {
       const offer = col<Uint8Array>(`s${s}_offer`);
       const confidence = col<Float64Array>(`s${s}_confidence`);
-      const probs = meta.classes.map((_, c) => col<Float64Array>(`s${s}_p${c}`));
+      const probability = offerProbabilities(table, s, meta.classes.length);
       for (let i = 0; i < n; i++) {
         const p: Record<string, number> = {};
-        meta.classes.forEach((c, k) => (p[c] = probs[k]![i]!));
+        meta.classes.forEach((c, k) => (p[c] = probability(i, k)));
         out.push({ ...common(sources.nbo, i), model: 'nbo', offer_id: meta.classes[offer[i]!]!, confidence: confidence[i]!, offer_probabilities: p });
       }
     }
@@ -240,6 +241,26 @@ function decodeColumns(body: Uint8Array, models?: readonly string[]): Prediction
     }
   });
   return out;
+}
+
+/**
+ * Offer probabilities of set s by (customer, class): micro-units in one list column, or (files
+ * written before it) one float64 column per class.
+ */
+function offerProbabilities(table: Table, s: number, k: number): (i: number, c: number) => number {
+  const list = table.getChild(`s${s}_p_micro`);
+  if (!list) {
+    const columns = Array.from({ length: k }, (_, c) => table.getChild(`s${s}_p${c}`)!.toArray() as Float64Array);
+    return (i, c) => columns[c]![i]!;
+  }
+  const micro = new Int32Array(table.numRows * k);
+  let at = 0;
+  for (const data of list.data) {
+    const values = data.children[0]!.values as Int32Array;
+    micro.set(values.subarray(data.offset * k, (data.offset + data.length) * k), at);
+    at += data.length * k;
+  }
+  return (i, c) => micro[i * k + c]! / 1e6;
 }
 
 /** A log file's records; with `models`, only theirs (other lines are skipped unparsed). */

@@ -1,3 +1,4 @@
+import { makeVector, Table, tableFromIPC, tableToIPC, type Vector } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
 import { aucWithInterval, delongTest, rocAuc } from '../../lib/metrics';
 import { decodeRecords, readPredictionLog, type PredictionRecord } from '../../lib/monitoring/log';
@@ -201,6 +202,24 @@ describe('the prediction log', () => {
     const lines = new Map(fromLines.map((r) => [key(r), strip(r)]));
     for (const r of fromColumns) expect(strip(r), key(r)).toEqual(lines.get(key(r)));
     expect(fromColumns.every((r) => r.as_of === '2026-01-01')).toBe(true);
+
+    // A file in the earlier layout (a float64 column per offer, not one list of micro-units) reads the same.
+    const file = (await results.list('predictions/')).keys.find((k) => k.endsWith('.arrow'))!;
+    const body = (await results.get(file))!.body;
+    const table = tableFromIPC(body);
+    const earlier: Record<string, Vector> = {};
+    for (const { name } of table.schema.fields) {
+      const set = /^s(\d+)_p_micro$/.exec(name)?.[1];
+      if (set === undefined) earlier[name] = table.getChild(name)!;
+      else {
+        const rows = table.getChild(name)!.toArray() as Vector[];
+        for (let c = 0; c < 8; c++) earlier[`s${set}_p${c}`] = makeVector(Float64Array.from(rows, (row) => (row.get(c) as number) / 1e6));
+      }
+    }
+    const rewritten = new Table(earlier);
+    rewritten.schema.metadata.set('loyalty-ml', table.schema.metadata.get('loyalty-ml')!);
+    expect(Object.keys(earlier).filter((c) => /^s0_p\d$/.test(c))).toHaveLength(8);
+    expect(decodeRecords(tableToIPC(rewritten, 'stream'))).toEqual(decodeRecords(body));
   });
 
   it('leaves every answer unchanged when the log cannot be written, after trying again', async () => {
