@@ -61,6 +61,7 @@ export async function createCoreApp(cfg: Config = processConfig(), parts: CorePa
     planners: parts.planners ?? new LambdaPlannerStarter(cfg.segments.plannerFunction, lambda),
     ...(cfg.segments.mapStateMachine ? { map: new StepFunctionsMapStarter(cfg.segments.mapStateMachine, results.location) } : {}),
     settings: cfg.segments,
+    quintilesTtlMs: cfg.profileTtlMs,
   });
   const retrainFunction = cfg.monitoring.retrainFunction;
   const monitoring = new MonitoringService({

@@ -4,13 +4,18 @@ import { loadDemoData, readDemoSummary } from '../../lib/warehouse/demo-load';
 import { openWarehouse, type WarehouseHandle } from '../../lib/warehouse/index';
 import { FEATURES } from '../../lib/catalog';
 import { createTestDatabase } from '../../devkit/postgres';
-import { tempDir } from '../support/registry';
+import { tempDir, tempFsStore } from '../support/registry';
+import { createScoringApp } from '../../lib/app/scoring';
+import { loadConfig } from '../../lib/config';
+import { LocalWorkerInvoker } from '../../lib/segments/invokers';
 
 const CUSTOMERS = 3000;
 let handle: WarehouseHandle;
+let url: string;
 
 beforeAll(async () => {
-  handle = await openWarehouse(await createTestDatabase(inject('postgresUrl'), 'warehouse'));
+  url = await createTestDatabase(inject('postgresUrl'), 'warehouse');
+  handle = await openWarehouse(url);
   await loadDemoData(handle.pool, handle.warehouse.cfg, { customers: CUSTOMERS, seed: 7 });
 });
 
@@ -113,6 +118,33 @@ describe('warehouse on PostgreSQL with demo data', () => {
       );
       await handle.pool.query(`DELETE FROM segment_members WHERE customer_id = 'zz-no-features'`);
     }
+  });
+
+  it('reads the RFM quintiles once per PROFILE_TTL_SECONDS for segment runs, as the API does', async () => {
+    const quintileReads = async (ttlSeconds: string) => {
+      const own = await openWarehouse(url);
+      let reads = 0;
+      const query = own.pool.query.bind(own.pool) as (...args: unknown[]) => unknown;
+      own.pool.query = ((text: unknown, ...rest: unknown[]) => {
+        if (typeof text === 'string' && text.includes('PERCENTILE_CONT')) reads++;
+        return query(text, ...rest);
+      }) as typeof own.pool.query;
+      const app = await createScoringApp(loadConfig({ STAGE: 'test', ML_MOCK_MODE: 'on', WAREHOUSE_URL: url, PROFILE_TTL_SECONDS: ttlSeconds }), { registryStore: tempFsStore(), resultsStore: tempFsStore(), warehouse: own });
+      try {
+        const invoker = new LocalWorkerInvoker((p) => app.chunks.score(p));
+        const settings = { chunkSize: 500, concurrency: 2, retries: 0 };
+        const runs = [];
+        for (let i = 0; i < 2; i++) runs.push(await app.segments.runHere('dormant', ['rfm'], { settings, invoker, owner: `t${i}` }));
+        expect(runs.map((r) => r.run.status)).toEqual(['completed', 'completed']);
+        expect(runs[1]!.stats!.rfm).toEqual(runs[0]!.stats!.rfm);
+        return reads;
+      } finally {
+        await app.close();
+      }
+    };
+    // Three sort-based aggregates per read (recency, frequency, monetary).
+    expect(await quintileReads('3600')).toBe(3);
+    expect(await quintileReads('0')).toBe(6);
   });
 
   it('records the achievable scores of the generating process', async () => {
