@@ -8,18 +8,18 @@
 const EXACT_POWERS = Array.from({ length: 23 }, (_, k) => 10 ** k);
 
 /**
- * Parses `width` comma-separated numbers from `text` into `out[base …]`, exactly as `Number()`
- * reads each field, except that an empty field and anything that is not a finite number (`NaN`,
- * `Infinity`) give NaN (missing). Plain decimals of up to 15 significant digits (what a warehouse
+ * Parses `width` comma-separated numbers from `text` (from index `start`) into `out[base …]`,
+ * exactly as `Number()` reads each field, except that an empty field and anything that is not a
+ * finite number (`NaN`, `Infinity`) give NaN (missing). Plain decimals of up to 15 significant digits (what a warehouse
  * prints for counts, amounts and most measurements) are read from the characters: the digits form
  * an exact integer m < 10^15 and the value is m / 10^k, one correctly rounded division of two
  * exact doubles, hence the same double `Number()` gives. Anything else (more digits, exponents,
  * words) goes through `Number()` itself. Returns whether the text held exactly `width` fields
  * (fields beyond `width` are ignored; missing ones are NaN).
  */
-export function parseNumberList(text: string, out: Float64Array, base: number, width: number): boolean {
+export function parseNumberList(text: string, out: Float64Array, base: number, width: number, start = 0): boolean {
   const n = text.length;
-  let i = 0;
+  let i = start;
   let complete = true;
   for (let j = 0; j < width; j++) {
     if (i > n) {
@@ -27,7 +27,7 @@ export function parseNumberList(text: string, out: Float64Array, base: number, w
       complete = false;
       continue;
     }
-    const start = i;
+    const from = i;
     let negative = false;
     let mantissa = 0;
     let significant = 0;
@@ -53,13 +53,13 @@ export function parseNumberList(text: string, out: Float64Array, base: number, w
         plain = false;
       }
     }
-    if (i === start) {
+    if (i === from) {
       out[base + j] = NaN;
     } else if (plain && digits > 0 && significant <= 15 && fraction <= 22) {
       const value = fraction > 0 ? mantissa / EXACT_POWERS[fraction]! : mantissa;
       out[base + j] = negative ? -value : value;
     } else {
-      const value = Number(text.slice(start, i));
+      const value = Number(text.slice(from, i));
       out[base + j] = Number.isFinite(value) ? value : NaN;
     }
     i++;

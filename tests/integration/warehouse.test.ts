@@ -73,8 +73,9 @@ describe('warehouse on PostgreSQL with demo data', () => {
 
   it('scans a segment with its features in one cursor, in id order, whatever the fetch size, counting members without features', async () => {
     const members = await handle.warehouse.countSegmentMembers('dormant');
-    // A member the features table lacks comes back unfound, its features all missing.
-    await handle.pool.query(`INSERT INTO segment_members (segment_id, customer_id) VALUES ('dormant', 'zz-no-features')`);
+    // A member the features table lacks comes back unfound, its features all missing (its id holds
+    // the scan's separator: read from the right, it stays whole).
+    await handle.pool.query(`INSERT INTO segment_members (segment_id, customer_id) VALUES ('dormant', 'zz|no|features')`);
     // A value that is not a finite number is missing on both paths (the API's and the scan's).
     const [dormant, awkward] = (await handle.warehouse.segmentMembersPage('dormant', null, 2)) as [string, string];
     const saved = (await handle.pool.query<{ v: number | null }>(`SELECT total_revenue_90d AS v FROM customer_features WHERE customer_id = $1`, [dormant])).rows[0]!.v;
@@ -104,7 +105,7 @@ describe('warehouse on PostgreSQL with demo data', () => {
         }
         expect(ids.length, `fetch ${fetchRows}`).toBe(members + 1);
         expect([...ids].sort(), `fetch ${fetchRows}`).toEqual(ids);
-        expect(unfound).toEqual(['zz-no-features']);
+        expect(unfound).toEqual(['zz|no|features']);
         expect(batches).toBe(Math.ceil((members + 1) / fetchRows));
       }
       // A consumer that stops early leaves no transaction open: the pool's next query works.
@@ -116,7 +117,7 @@ describe('warehouse on PostgreSQL with demo data', () => {
         `UPDATE customer_features SET avg_transaction_value = $2, usage_trend = $3, tenure_days = $4, points_balance = $5, points_redeemed_90d = $6 WHERE customer_id = $1`,
         [awkward, savedRow.avg_transaction_value, savedRow.usage_trend, savedRow.tenure_days, savedRow.points_balance, savedRow.points_redeemed_90d],
       );
-      await handle.pool.query(`DELETE FROM segment_members WHERE customer_id = 'zz-no-features'`);
+      await handle.pool.query(`DELETE FROM segment_members WHERE customer_id = 'zz|no|features'`);
     }
   });
 
