@@ -3,7 +3,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../lib/random';
 import { ModelRegistry } from '../../lib/registry/index';
-import { addCustomer, emptyAggregate, finalizeStatistics, mergeInto, psi, tallyModel, type CompactResult } from '../../lib/segments/aggregates';
+import { addCustomer, AggregateMerger, emptyAggregate, finalizeStatistics, mergeInto, psi, SegmentAggregateSchema, tallyModel, type CompactResult } from '../../lib/segments/aggregates';
 import { LambdaWorkerInvoker, LocalMapRunner, LocalWorkerInvoker } from '../../lib/segments/invokers';
 import { chunkFingerprint, cutChunks, decodeChunkFile, encodeChunkFile, fromInline, toInline } from '../../lib/segments/chunks';
 import { SegmentRunService } from '../../lib/services/segment-runs';
@@ -75,6 +75,31 @@ describe('segment aggregates', () => {
     const offers = Object.fromEntries(fromParts.nbo!.top_offers.map((o) => [o.offer_id, o.customers]));
     expect(offers).toEqual(Object.fromEntries(OFFERS.map((o) => [o, results.filter((r) => r.offer === o).length])));
     expect(fromParts.rfm!.segments.reduce((a, s) => a + s.customers, 0)).toBe(n);
+  });
+
+  it("a run's merger (dense counts) gives the one-pass statistics, from parts as stored, the earlier stored form included", () => {
+    const { results, features } = randomResults(3001, 2);
+    const whole = emptyAggregate(FEATURES);
+    results.forEach((r, i) => addCustomer(whole, r, features[i]));
+    const merger = new AggregateMerger(FEATURES);
+    for (const [from, to] of [[0, 1000], [1000, 1001], [1001, 3001]] as const) {
+      const part = emptyAggregate(FEATURES);
+      for (let i = from; i < to; i++) addCustomer(part, results[i]!, features[i]);
+      const stored = JSON.parse(JSON.stringify(part)) as { churn: { micro: unknown } };
+      // Parts written before the pairs: the churn counts as an object keyed by micro-units.
+      if (from === 1001) {
+        const pairs = stored.churn.micro as number[];
+        stored.churn.micro = Object.fromEntries(pairs.flatMap((m, k) => (k % 2 ? [] : [[String(m), pairs[k + 1]]])));
+      }
+      merger.add(SegmentAggregateSchema.parse(stored));
+    }
+    expect(merger.statistics()).toEqual(finalizeStatistics(whole));
+    // Counts out of order, or a value that is no micro-unit, are refused.
+    const bad = JSON.parse(JSON.stringify(whole)) as { churn: { micro: number[] } };
+    bad.churn.micro = [500, 1, 400, 1];
+    expect(SegmentAggregateSchema.safeParse(bad).success).toBe(false);
+    bad.churn.micro = [1_000_001, 1];
+    expect(SegmentAggregateSchema.safeParse(bad).success).toBe(false);
   });
 
   it('computes the median of an even count as the mean of the middle two', () => {
