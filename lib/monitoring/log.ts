@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gunzipSync, gzip } from 'node:zlib';
 import { logger, telemetry } from '../observability';
-import { Field, FixedSizeList, Int32, makeData, makeVector, Table, tableFromIPC, tableToIPC, type Vector } from 'apache-arrow';
+import { tableFromIPC, type Table } from 'apache-arrow';
+import { writeArrowStream, type ArrowColumn } from '../arrow-stream';
 import { offerProbabilitiesJson, RISK_BANDS, type CustomerResult, type ResultSource } from '../scoring/results';
 import { RFM_CELLS } from '../scoring/rfm';
 import type { MatrixScores } from '../scoring/service';
-import { utf8Vector } from '../columns';
 import type { ObjectStore } from '../storage/index';
 
 /**
@@ -144,32 +144,34 @@ export function columnarLogFile(served: MatrixScores, shadows: MatrixScores[], c
     }
     dateCode[i] = lastCode;
   }
-  const columns: Record<string, Vector> = { customer_id: utf8Vector(served.ids), as_of: makeVector(dateCode) };
+  const columns: ArrowColumn[] = [
+    { name: 'customer_id', type: 'utf8', values: served.ids },
+    { name: 'as_of', type: 'int32', values: dateCode },
+  ];
   let records = 0;
   sets.forEach((set, s) => {
     if (set.churn) {
-      columns[`s${s}_churn_probability`] = makeVector(set.churn.p);
-      columns[`s${s}_churn_risk`] = makeVector(set.churn.risk);
+      columns.push({ name: `s${s}_churn_probability`, type: 'float64', values: set.churn.p }, { name: `s${s}_churn_risk`, type: 'uint8', values: set.churn.risk });
       records += n;
     }
     if (set.nbo) {
-      columns[`s${s}_offer`] = makeVector(set.nbo.top);
-      columns[`s${s}_confidence`] = makeVector(set.nbo.confidence);
       // Every offer's probability as whole micro-units (the answers round them to 1e-6), the k of
       // a customer side by side in one column: half the bytes of float64 and one column, not k.
       const P = set.nbo.P;
       const micro = new Int32Array(n * k);
       for (let x = 0; x < n * k; x++) micro[x] = Math.round(P[x]! * 1e6);
-      const child = makeData({ type: new Int32(), length: n * k, data: micro });
-      columns[`s${s}_p_micro`] = makeVector(makeData({ type: new FixedSizeList(k, new Field('p', new Int32())), length: n, child }));
+      columns.push(
+        { name: `s${s}_offer`, type: 'uint8', values: set.nbo.top },
+        { name: `s${s}_confidence`, type: 'float64', values: set.nbo.confidence },
+        { name: `s${s}_p_micro`, type: 'int32-list', size: k, child: 'p', values: micro },
+      );
       records += n;
     }
     if (set.rfm) {
-      columns[`s${s}_rfm_cell`] = makeVector(set.rfm.cell);
+      columns.push({ name: `s${s}_rfm_cell`, type: 'uint8', values: set.rfm.cell });
       records += n;
     }
   });
-  const table = new Table(columns);
   const meta: ColumnarMeta = {
     t: context.t,
     origin: context.origin,
@@ -178,9 +180,8 @@ export function columnarLogFile(served: MatrixScores, shadows: MatrixScores[], c
     rfm_cells: sets.some((x) => x.rfm) ? RFM_CELLS.map((c) => c.segment) : [],
     sources: sets.map((set) => ({ churn: set.churn?.source ?? null, nbo: set.nbo?.source ?? null, rfm: set.rfm?.source ?? null })),
   };
-  table.schema.metadata.set('loyalty-ml', JSON.stringify(meta));
-  // The stream format: read whole, never seeked, and half the file format's cost to write.
-  return { body: tableToIPC(table, 'stream'), records };
+  // The stream format: read whole, never seeked.
+  return { body: writeArrowStream(columns, { 'loyalty-ml': JSON.stringify(meta) }), records };
 }
 
 interface ColumnarMeta {
