@@ -17,14 +17,14 @@ import { Type } from 'apache-arrow/fb/type';
 import { Utf8 } from 'apache-arrow/fb/utf8';
 
 /**
- * One column of an Arrow IPC stream as `writeArrowStream` writes it: no nulls; `int32-list` is a
- * FixedSizeList of `size` Int32 per row (row-major `values`).
+ * One column of an Arrow IPC stream as `writeArrowStream` writes it: only `utf8` may hold nulls;
+ * `int32-list` is a FixedSizeList of `size` Int32 per row (row-major `values`).
  */
 export type ArrowColumn =
   | { name: string; type: 'float64'; values: Float64Array }
   | { name: string; type: 'int32'; values: Int32Array }
   | { name: string; type: 'uint8'; values: Uint8Array }
-  | { name: string; type: 'utf8'; values: readonly string[] }
+  | { name: string; type: 'utf8'; values: readonly (string | null)[] }
   | { name: string; type: 'int32-list'; size: number; child: string; values: Int32Array };
 
 /**
@@ -33,7 +33,8 @@ export type ArrowColumn =
  * the end-of-stream marker), in one buffer. The `apache-arrow` package reads it as it reads its own
  * (tested), but building its Vectors and Table and running its writer cost a segment worker
  * ~0.5 ms per chunk of 1,000 customers; this writes the few types the prediction log uses straight
- * from their typed arrays: the two messages' flatbuffers and one copy of each column.
+ * from their typed arrays: the two messages' flatbuffers and one copy of each column. The segment
+ * chunk files are written the same way.
  */
 export function writeArrowStream(columns: readonly ArrowColumn[], metadata: Record<string, string>): Uint8Array {
   const rows = columns.length ? columnLength(columns[0]!) : 0;
@@ -43,7 +44,7 @@ export function writeArrowStream(columns: readonly ArrowColumn[], metadata: Reco
   // The body: each buffer 8-byte aligned, in the order of the fields (depth first).
   const parts: { offset: number; bytes: Uint8Array }[] = [];
   const regions: [number, number][] = [];
-  const nodes: number[] = [];
+  const nodes: [number, number][] = [];
   let bodyLength = 0;
   const region = (bytes: Uint8Array | null) => {
     if (!bytes || bytes.byteLength === 0) {
@@ -56,17 +57,20 @@ export function writeArrowStream(columns: readonly ArrowColumn[], metadata: Reco
   };
   const view = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   for (const c of columns) {
-    nodes.push(rows);
-    region(null); // no validity bitmap: no nulls
     if (c.type === 'utf8') {
-      const { offsets, data } = utf8(c.values);
+      const { validity, nulls, offsets, data } = utf8(c.values);
+      nodes.push([rows, nulls]);
+      region(validity);
       region(view(offsets));
       region(data);
     } else if (c.type === 'int32-list') {
-      nodes.push(rows * c.size);
+      nodes.push([rows, 0], [rows * c.size, 0]);
+      region(null);
       region(null);
       region(view(c.values));
     } else {
+      nodes.push([rows, 0]);
+      region(null); // no validity bitmap: no nulls
       region(view(c.values));
     }
   }
@@ -88,18 +92,26 @@ function columnLength(c: ArrowColumn): number {
 
 const pad8 = (n: number) => (n + 7) & ~7;
 
-/** Strings as Arrow Utf8 buffers: int32 offsets and the UTF-8 bytes. */
-function utf8(values: readonly string[]): { offsets: Int32Array; data: Uint8Array } {
-  const offsets = new Int32Array(values.length + 1);
-  const joined = values.join('');
+/** Strings as Arrow Utf8 buffers: a validity bitmap (only when some are null), int32 offsets and the UTF-8 bytes. */
+function utf8(values: readonly (string | null)[]): { validity: Uint8Array | null; nulls: number; offsets: Int32Array; data: Uint8Array } {
+  const n = values.length;
+  const offsets = new Int32Array(n + 1);
+  const joined = values.join(''); // a null joins as ''
   const data = Buffer.from(joined, 'utf8');
   const ascii = data.byteLength === joined.length;
+  let validity: Uint8Array | null = null;
+  let nulls = 0;
   let at = 0;
-  for (let i = 0; i < values.length; i++) {
-    at += ascii ? values[i]!.length : Buffer.byteLength(values[i]!, 'utf8');
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) {
+      if (!validity) validity = new Uint8Array((n + 7) >> 3).fill(0xff);
+      validity[i >> 3]! &= ~(1 << (i & 7));
+      nulls++;
+    } else at += ascii ? v.length : Buffer.byteLength(v, 'utf8');
     offsets[i + 1] = at;
   }
-  return { offsets, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  return { validity, nulls, offsets, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
 }
 
 /** An encapsulated message: continuation marker, metadata length, the flatbuffer padded to 8. */
@@ -163,11 +175,11 @@ function plainField(b: Builder, name: string, kind: Type, type: number, children
   return Field.endField(b);
 }
 
-function recordBatchMessage(rows: number, nodes: number[], regions: [number, number][], bodyLength: number): Uint8Array {
+function recordBatchMessage(rows: number, nodes: [number, number][], regions: [number, number][], bodyLength: number): Uint8Array {
   const b = new Builder(512);
   // Vectors of structs are written back to front.
   RecordBatch.startNodesVector(b, nodes.length);
-  for (let i = nodes.length - 1; i >= 0; i--) FieldNode.createFieldNode(b, BigInt(nodes[i]!), 0n);
+  for (let i = nodes.length - 1; i >= 0; i--) FieldNode.createFieldNode(b, BigInt(nodes[i]![0]), BigInt(nodes[i]![1]));
   const nodesVector = b.endVector();
   RecordBatch.startBuffersVector(b, regions.length);
   for (let i = regions.length - 1; i >= 0; i--) BufferRegion.createBuffer(b, BigInt(regions[i]![0]), BigInt(regions[i]![1]));

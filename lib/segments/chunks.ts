@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { makeVector, Table, tableFromIPC, tableToIPC, type Vector } from 'apache-arrow';
-import { utf8Vector } from '../columns';
+import { tableFromIPC, type Table } from 'apache-arrow';
+import { writeArrowStream, type ArrowColumn } from '../arrow-stream';
 import { z } from 'zod';
 import { FEATURES } from '../catalog';
 import { IntegrityError } from '../errors';
@@ -114,13 +114,17 @@ export function fromInline(inline: InlineChunk): FeatureChunk {
 export function encodeChunkFile(chunk: FeatureChunk): Uint8Array {
   const n = chunk.ids.length;
   const width = FEATURES.length;
-  const columns: Record<string, Vector> = { customer_id: utf8Vector(chunk.ids), found: makeVector(chunk.found), as_of: utf8Vector(chunk.asOf) };
+  const columns: ArrowColumn[] = [
+    { name: 'customer_id', type: 'utf8', values: chunk.ids },
+    { name: 'found', type: 'uint8', values: chunk.found },
+    { name: 'as_of', type: 'utf8', values: chunk.asOf },
+  ];
   FEATURES.forEach((f, j) => {
     const col = new Float64Array(n);
     for (let i = 0; i < n; i++) col[i] = chunk.features[i * width + j]!;
-    columns[f] = makeVector(col);
+    columns.push({ name: f, type: 'float64', values: col });
   });
-  return tableToIPC(new Table(columns), 'stream');
+  return writeArrowStream(columns, {});
 }
 
 export function decodeChunkFile(bytes: Uint8Array): FeatureChunk {

@@ -32,6 +32,13 @@ describe('writeArrowStream', () => {
     expect(Int32Array.from(rows.flatMap((r) => Array.from(r.toArray() as Int32Array)))).toEqual(micro);
   });
 
+  it('writes nulls in a text column as nulls', () => {
+    const values = ['2026-11-01', null, null, '2026-11-02', ...Array.from({ length: 13 }, (_, i) => (i % 5 ? `d${i}` : null))];
+    const table = tableFromIPC(writeArrowStream([{ name: 'as_of', type: 'utf8', values }], {}));
+    expect(table.getChild('as_of')!.nullCount).toBe(values.filter((v) => v === null).length);
+    expect([...(table.getChild('as_of')!.toArray() as (string | null)[])]).toEqual(values);
+  });
+
   it('writes an empty stream and refuses columns of different lengths', () => {
     expect(tableFromIPC(writeArrowStream([{ name: 'x', type: 'float64', values: new Float64Array(0) }], {})).numRows).toBe(0);
     expect(() => writeArrowStream([{ name: 'a', type: 'uint8', values: new Uint8Array(2) }, { name: 'b', type: 'uint8', values: new Uint8Array(3) }], {})).toThrow(/column b holds 3 rows, not 2/);
