@@ -244,8 +244,9 @@ function addFeatures(f: FeatureAggregate, row: (number | null)[]): void {
 }
 
 /**
- * Adds b into `target` in place (copying a large count table for every part would make merging
- * quadratic). Exact: counts add; a feature stays constant only if equal on both sides. Returns target.
+ * Adds b into `target` in place. Exact: counts add; a feature stays constant only if equal on both
+ * sides. The churn counts merge as two sorted lists, a copy as long as both: fine for a few parts, but
+ * a run merges its many parts with AggregateMerger, whose dense counts keep it linear. Returns target.
  */
 export function mergeInto(target: SegmentAggregate, b: SegmentAggregate): SegmentAggregate {
   const add = (x: Record<string, number>, y: Record<string, number>) => {
