@@ -37,13 +37,18 @@ const churnCounts = z.union([
     },
     { message: 'expected [value, count, …] pairs with values ascending in micro-units and whole counts' },
   ),
-  z.record(z.string().regex(/^\d{1,7}$/), z.number().int().nonnegative()).transform((table) =>
-    Object.entries(table)
-      .map(([m, c]) => [Number(m), c] as const)
-      .filter(([m, c]) => m < MICRO_VALUES && c > 0)
-      .sort((x, y) => x[0] - y[0])
-      .flat(),
-  ),
+  z
+    .record(
+      z.string().refine((k) => /^\d{1,7}$/.test(k) && Number(k) < MICRO_VALUES, 'expected a probability in micro-units'),
+      z.number().int().nonnegative(),
+    )
+    .transform((table) =>
+      Object.entries(table)
+        .filter(([, c]) => c > 0)
+        .map(([m, c]) => [Number(m), c] as const)
+        .sort((x, y) => x[0] - y[0])
+        .flat(),
+    ),
 ]);
 
 /** One scored customer as a segment run stores it. */

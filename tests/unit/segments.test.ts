@@ -100,6 +100,11 @@ describe('segment aggregates', () => {
     expect(SegmentAggregateSchema.safeParse(bad).success).toBe(false);
     bad.churn.micro = [1_000_001, 1];
     expect(SegmentAggregateSchema.safeParse(bad).success).toBe(false);
+    // In the earlier form too: a key beyond a million micro-units is refused, not dropped.
+    (bad.churn as { micro: unknown }).micro = { '500': 2, '1000001': 1 };
+    expect(SegmentAggregateSchema.safeParse(bad).success).toBe(false);
+    (bad.churn as { micro: unknown }).micro = { '500': 2, '400': 1 };
+    expect(SegmentAggregateSchema.parse(bad).churn.micro).toEqual([400, 1, 500, 2]);
   });
 
   it('computes the median of an even count as the mean of the middle two', () => {
