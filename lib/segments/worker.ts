@@ -85,7 +85,7 @@ export async function scoreChunk(
     }
   }
   const started = Date.now();
-  const chunk = await loadChunk(payload, deps.runs);
+  const { chunk, fingerprint } = await loadChunk(payload, deps.runs);
   const { ids, features, asOf, missing } = foundRows(chunk);
   let scores;
   try {
@@ -113,7 +113,7 @@ export async function scoreChunk(
     chunk: payload.chunk,
     attempt: payload.attempt,
     written_at: new Date().toISOString(),
-    fingerprint: chunkFingerprint(chunk.ids),
+    fingerprint,
     scored: ids.length,
     failed: missing.map((customer_id) => ({ customer_id, error: NOT_FOUND })),
     aggregate,
@@ -133,17 +133,24 @@ export async function scoreChunk(
   return { chunk: payload.chunk, scored: ids.length, failed: missing.length, aggregate };
 }
 
-/** The chunk's customers and features: from the payload, or from the run's chunk file. */
-async function loadChunk(payload: ValidWorkerPayload, runs: SegmentRunStore): Promise<FeatureChunk> {
+/**
+ * The chunk's customers and features, from the payload or from the run's chunk file, with its
+ * fingerprint (computed once: a chunk file is checked against the planner's).
+ */
+async function loadChunk(payload: ValidWorkerPayload, runs: SegmentRunStore): Promise<{ chunk: FeatureChunk; fingerprint: string }> {
   const c = payload.customers;
-  if ('inline' in c) return fromInline(c.inline);
+  if ('inline' in c) {
+    const chunk = fromInline(c.inline);
+    return { chunk, fingerprint: chunkFingerprint(chunk.ids) };
+  }
   const expected = runs.chunkFileKey(payload.segment_id, payload.run_id, payload.chunk);
   if (c.file !== expected) throw new IntegrityError(`chunk ${payload.chunk} names the file ${c.file}; its run keeps it at ${expected}`);
   const chunk = await runs.getChunkFile(payload.segment_id, payload.run_id, payload.chunk);
-  if (chunk.ids.length !== c.count || chunkFingerprint(chunk.ids) !== c.fingerprint) {
+  const fingerprint = chunkFingerprint(chunk.ids);
+  if (chunk.ids.length !== c.count || fingerprint !== c.fingerprint) {
     throw new IntegrityError(`the chunk file of chunk ${payload.chunk} holds other customers than the planner listed (${chunk.ids.length}, expected ${c.count})`);
   }
-  return chunk;
+  return { chunk, fingerprint };
 }
 
 /** What served a result, as a segment tallies it. */
