@@ -86,7 +86,8 @@ export class FsObjectStore implements ObjectStore {
         renamed = true;
       }
       // Computed when asked: only compare-and-swap callers read a write's etag, and hashing every
-      // part and log file of a segment run cost a worker ~56 us of its ~3 ms per chunk.
+      // part and log file of a segment run cost a worker about 50 us per chunk (sha256 of the 75 KB
+      // log file measured 46 us) of its 1.9 ms.
       let etag: string | undefined;
       return {
         get etag() {
@@ -174,7 +175,8 @@ function etagOf(body: Uint8Array): string {
 async function writeFile(path: string, body: Uint8Array, durable: boolean): Promise<void> {
   // When nothing must reach the disk before the answer (log files, parts, chunk files) the write is
   // one synchronous call into the page cache: a segment run writes two such files per chunk, and the
-  // thread pool's round trips cost its main thread more than the writes (1M customers: ~0.3 s).
+  // thread pool's round trips cost its main thread more than the writes (1M customers: 0.17 and
+  // 0.37 s of CPU less in two measurements).
   if (!durable) return writeFileSync(path, body, { flag: 'wx' });
   const handle = await fsp.open(path, 'wx');
   try {

@@ -10,11 +10,11 @@ const EXACT_POWERS = Array.from({ length: 23 }, (_, k) => 10 ** k);
 /**
  * Parses `width` comma-separated numbers from `text` (from index `start`) into `out[base …]`,
  * exactly as `Number()` reads each field, except that an empty field and anything that is not a
- * finite number (`NaN`, `Infinity`) give NaN (missing). Plain decimals of up to 15 significant digits (what a warehouse
- * prints for counts, amounts and most measurements) are read from the characters: the digits form
- * an exact integer m < 10^15 and the value is m / 10^k, one correctly rounded division of two
- * exact doubles, hence the same double `Number()` gives. Anything else (more digits, exponents,
- * words) goes through `Number()` itself. Returns whether the text held exactly `width` fields
+ * finite number (`NaN`, `Infinity`) give NaN (missing). Plain decimals of up to 15 significant
+ * digits (what a warehouse prints for counts, amounts and most measurements) are read from the
+ * characters: the digits form an exact integer m < 10^15 and the value is m / 10^k, one correctly
+ * rounded division of two exact doubles, hence the same double `Number()` gives. Anything else
+ * (more digits, exponents, words) goes through `Number()` itself. Returns whether the text held exactly `width` fields
  * (fields beyond `width` are ignored; missing ones are NaN).
  */
 export function parseNumberList(text: string, out: Float64Array, base: number, width: number, start = 0): boolean {
