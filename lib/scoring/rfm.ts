@@ -52,7 +52,8 @@ export function segmentOf(r: number, f: number, m: number, rules: RfmSegmentRule
  */
 export function scoreAgainst(value: number, cuts: number[], lowerIsBetter: boolean): number {
   let above = 0;
-  for (const c of cuts) if (value > c) above++;
+  // An index loop: an iterator here allocated per customer in whole-chunk scoring.
+  for (let i = 0; i < cuts.length; i++) if (value > cuts[i]!) above++;
   return lowerIsBetter ? 5 - above : 1 + above;
 }
 
@@ -102,6 +103,23 @@ export function rfmCell(recency: number | null, frequency: number | null, moneta
   const f = scoreAgainst(frequency ?? 0, cuts.frequency, false);
   const m = scoreAgainst(monetary ?? 0, cuts.monetary, false);
   return (r - 1) * 25 + (f - 1) * 5 + (m - 1);
+}
+
+/**
+ * `rfmCell` for every row of a feature matrix (row-major, `width` values per row, NaN for a missing
+ * value), into `cells`: the segment worker's path, with no value boxed or object made per customer.
+ */
+export function rfmCells(X: Float64Array, n: number, width: number, columns: { recency: number; frequency: number; monetary: number }, cuts: RfmCutPoints, cells: Uint8Array): void {
+  const { recency_days: rc, frequency: fc, monetary: mc } = cuts;
+  for (let i = 0; i < n; i++) {
+    const recency = X[i * width + columns.recency]!;
+    const frequency = X[i * width + columns.frequency]!;
+    const monetary = X[i * width + columns.monetary]!;
+    const r = recency !== DEFAULTED_RECENCY && Number.isFinite(recency) ? scoreAgainst(recency, rc, true) : 1;
+    const f = scoreAgainst(Number.isNaN(frequency) ? 0 : frequency, fc, false);
+    const m = scoreAgainst(Number.isNaN(monetary) ? 0 : monetary, mc, false);
+    cells[i] = (r - 1) * 25 + (f - 1) * 5 + (m - 1);
+  }
 }
 
 /** The 20/40/60/80% quantiles (linear interpolation, as PERCENTILE_CONT) of sorted values. */

@@ -18,7 +18,7 @@ import {
   type ResultSource,
   type RfmResult,
 } from './results';
-import { FIXED_CUT_POINTS, rfmCell, scoreRfm, type RfmCutPoints } from './rfm';
+import { FIXED_CUT_POINTS, rfmCells, scoreRfm, type RfmCutPoints } from './rfm';
 import { churnCollapseWarning, featureWarnings, nboCollapseWarning, type Warning } from './warnings';
 
 export const NOT_FOUND = 'Customer not found in warehouse';
@@ -216,9 +216,7 @@ export class ScoringService {
           const q = options.quintiles;
           const cuts = this.rfmCuts(q && { quintiles: q, customers: q.customers }, out.warnings);
           const cell = new Uint8Array(n);
-          const w = FEATURES.length;
-          const known = (v: number) => (Number.isNaN(v) ? null : v);
-          for (let i = 0; i < n; i++) cell[i] = rfmCell(known(X[i * w + RECENCY]!), known(X[i * w + FREQUENCY]!), known(X[i * w + MONETARY]!), cuts);
+          rfmCells(X, n, FEATURES.length, { recency: RECENCY, frequency: FREQUENCY, monetary: MONETARY }, cuts, cell);
           out.rfm = { cell, source: { type: 'rules', name: 'rfm', cut_points: cuts.basis } };
         }
       }

@@ -4,7 +4,9 @@ import { describe, expect, it } from 'vitest';
 import {
   FIXED_CUT_POINTS,
   quintileCuts,
+  RFM_CELLS,
   RFM_SEGMENTS,
+  rfmCells,
   scoreAgainst,
   scoreRfm,
   segmentOf,
@@ -110,5 +112,32 @@ describe('RFM arithmetic against the CDNOW oracle', () => {
     for (let q = 1; q <= 5; q++) expect(share(q, 'm_score')).toBeCloseTo(0.2, 1);
     // Most customers bought once, early: R and F pile up at 1 but the segments still differ.
     expect(new Set(scores.map((s) => s.segment)).size).toBeGreaterThanOrEqual(6);
+  });
+
+  it('scores a feature matrix into the same cells as one customer at a time, awkward values included', () => {
+    // The second cut points put 999 (the warehouse's defaulted recency) inside a band, so reading it as a known recency would show.
+    for (const cuts of [
+      { recency_days: [10, 30, 60, 120], frequency: [0, 1, 2, 4], monetary: [0, 50, 150, 400], basis: 'quintiles' },
+      { recency_days: [10, 30, 60, 1200], frequency: [0, 1, 2, 4], monetary: [0, 50, 150, 400], basis: 'quintiles' },
+    ] satisfies RfmCutPoints[]) {
+      const awkward = [NaN, 999, 0, -1, 10, 30, 30.000001, 120, 121, 1e9, Infinity, -Infinity, 4, 50, 400, 0.5];
+      const w = 5;
+      const rows: [number, number, number][] = [];
+      for (const r of awkward) for (const f of awkward) for (const m of [NaN, 0, 50, 151, Infinity]) rows.push([r, f, m]);
+      // Columns placed among other values, as in the features matrix.
+      const X = new Float64Array(rows.length * w).fill(-7);
+      rows.forEach(([r, f, m], i) => {
+        X[i * w + 3] = r;
+        X[i * w + 0] = f;
+        X[i * w + 4] = m;
+      });
+      const cells = new Uint8Array(rows.length);
+      rfmCells(X, rows.length, w, { recency: 3, frequency: 0, monetary: 4 }, cuts, cells);
+      const known = (v: number) => (Number.isNaN(v) ? null : v);
+      rows.forEach(([r, f, m], i) => {
+        const one = scoreRfm({ recency_days: known(r), frequency: known(f), monetary: known(m) }, cuts);
+        expect(RFM_CELLS[cells[i]!]!.score, `${r} ${f} ${m}`).toBe(one.rfm_score);
+      });
+    }
   });
 });
