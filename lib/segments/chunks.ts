@@ -24,22 +24,27 @@ export type FeatureChunk = FeatureBatch;
 export async function* cutChunks(batches: AsyncIterable<FeatureBatch>, size: number): AsyncGenerator<FeatureChunk> {
   const width = FEATURES.length;
   let pending: FeatureBatch[] = [];
+  // Rows of pending[0] already taken: a batch of many chunks is read in place, not sliced per chunk.
+  let offset = 0;
   let pendingRows = 0;
   const take = (rows: number): FeatureChunk => {
     const out: FeatureChunk = { ids: new Array<string>(rows), features: new Float64Array(rows * width), found: new Uint8Array(rows), asOf: new Array<string | null>(rows) };
     let at = 0;
     while (at < rows) {
       const b = pending[0]!;
-      const n = Math.min(rows - at, b.ids.length);
+      const n = Math.min(rows - at, b.ids.length - offset);
       for (let i = 0; i < n; i++) {
-        out.ids[at + i] = b.ids[i]!;
-        out.asOf[at + i] = b.asOf[i]!;
+        out.ids[at + i] = b.ids[offset + i]!;
+        out.asOf[at + i] = b.asOf[offset + i]!;
       }
-      out.features.set(b.features.subarray(0, n * width), at * width);
-      out.found.set(b.found.subarray(0, n), at);
+      out.features.set(b.features.subarray(offset * width, (offset + n) * width), at * width);
+      out.found.set(b.found.subarray(offset, offset + n), at);
       at += n;
-      if (n === b.ids.length) pending.shift();
-      else pending[0] = { ids: b.ids.slice(n), features: b.features.subarray(n * width), found: b.found.subarray(n), asOf: b.asOf.slice(n) };
+      offset += n;
+      if (offset === b.ids.length) {
+        pending.shift();
+        offset = 0;
+      }
     }
     pendingRows -= rows;
     return out;

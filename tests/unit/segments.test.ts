@@ -402,6 +402,30 @@ describe('segments at warehouse scale: chunks, the columnar path and the distrib
     expect(chunkFingerprint(second.ids)).not.toBe(chunkFingerprint([...second.ids.slice(0, -1), 'c99999']));
   });
 
+  it('cuts batches of any size, larger or smaller than a chunk, into chunks that keep every row in order', async () => {
+    const w = FEATURES.length;
+    const sizes = [1, 7, 1000, 299, 301, 2, 650];
+    const total = sizes.reduce((a, b) => a + b, 0);
+    const all = Array.from({ length: total }, (_, i) => `m${i}`);
+    async function* batches() {
+      let at = 0;
+      for (const size of sizes) {
+        const rows = all.slice(at, at + size);
+        yield { ids: rows, features: Float64Array.from({ length: size * w }, (_, k) => at * w + k), found: Uint8Array.from(rows, (_, i) => (at + i) % 5 ? 1 : 0), asOf: rows.map((_, i) => `d${at + i}`) };
+        at += size;
+      }
+    }
+    for (const size of [300, 1000, 4096]) {
+      const chunks = [];
+      for await (const c of cutChunks(batches(), size)) chunks.push(c);
+      expect(chunks.map((c) => c.ids.length)).toEqual([...Array(Math.floor(total / size)).fill(size), ...(total % size ? [total % size] : [])]);
+      expect(chunks.flatMap((c) => c.ids)).toEqual(all);
+      expect(chunks.flatMap((c) => c.asOf)).toEqual(all.map((_, i) => `d${i}`));
+      expect(chunks.flatMap((c) => Array.from(c.found))).toEqual(all.map((_, i) => (i % 5 ? 1 : 0)));
+      expect(chunks.flatMap((c) => Array.from(c.features))).toEqual(Array.from({ length: total * w }, (_, k) => k));
+    }
+  });
+
   it('scores chunks as columns into statistics exactly equal to one pass over every customer, on both paths', async () => {
     const features = new MemoryFeatures(new Map(ids.map((id, i) => [id, customerFeatures(i + 1)] as const).filter((_, i) => (i + 1) % 7 !== 0)));
     const registry = new ModelRegistry(tempFsStore(), { actor: 'test' });
