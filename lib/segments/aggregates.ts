@@ -207,19 +207,22 @@ export function addScores(agg: SegmentAggregate, scores: ScoreColumns, X: Float6
   const f = agg.features;
   const width = f.names.length;
   const recency = f.names.indexOf('days_since_last_transaction');
-  const first: (number | null)[] = [];
-  const varies = new Array<boolean>(width).fill(false);
-  for (let j = 0; j < width; j++) first.push(n ? nullable(X[j]!) : null);
+  // The first row's values, compared as nullable() would (NaN equals NaN), without boxing a double per value.
+  const first = n ? X.slice(0, width) : new Float64Array(width).fill(NaN);
+  const varies = new Uint8Array(width);
   for (let i = 0; i < n; i++) {
     const base = i * width;
     for (let j = 0; j < width; j++) {
       const v = X[base + j]!;
-      if (Number.isNaN(v)) f.missing[j]!++;
-      if (!varies[j] && nullable(v) !== first[j]) varies[j] = true;
+      if (v !== v) f.missing[j]!++;
+      if (!varies[j]) {
+        const w = first[j]!;
+        if (!(v === w || (v !== v && w !== w))) varies[j] = 1;
+      }
     }
     if (recency >= 0 && X[base + recency] === DEFAULTED_RECENCY) f.defaultedRecency++;
   }
-  if (n > 0) f.constant = mergeConstant(f.constant, first.map((value, j) => (varies[j] ? 'varies' : { value })));
+  if (n > 0) f.constant = mergeConstant(f.constant, Array.from(first, (value, j) => (varies[j] ? 'varies' : { value: nullable(value) })));
   f.n += n;
 }
 

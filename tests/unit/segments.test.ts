@@ -3,7 +3,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../lib/random';
 import { ModelRegistry } from '../../lib/registry/index';
-import { addCustomer, AggregateMerger, emptyAggregate, finalizeStatistics, mergeInto, psi, SegmentAggregateSchema, tallyModel, type CompactResult } from '../../lib/segments/aggregates';
+import { addCustomer, addScores, AggregateMerger, emptyAggregate, finalizeStatistics, mergeInto, psi, SegmentAggregateSchema, tallyModel, type CompactResult } from '../../lib/segments/aggregates';
 import { LambdaWorkerInvoker, LocalMapRunner, LocalWorkerInvoker } from '../../lib/segments/invokers';
 import { chunkFingerprint, cutChunks, decodeChunkFile, encodeChunkFile, fromInline, toInline } from '../../lib/segments/chunks';
 import { SegmentRunService } from '../../lib/services/segment-runs';
@@ -121,6 +121,24 @@ describe('segment aggregates', () => {
     expect(codes).toContain('collapsed_predictions:nbo');
     expect(codes).toContain('constant_feature:days_since_last_transaction');
     expect(codes).toContain('defaulted_feature:days_since_last_transaction');
+  });
+
+  it('finds constant, missing and defaulted inputs from a chunk matrix as from one customer at a time', () => {
+    const w = FEATURES.length;
+    // Column 1 always missing, 2 constant, 3 missing then set, 4 set then missing, 5 -0 against 0 (equal), others vary; recency (column 0) 999 twice.
+    const rows = Array.from({ length: 6 }, (_, i) => customerFeatures(i + 1).map((v, j) => (j === 1 ? null : j === 2 ? 5 : j === 3 ? (i ? 1 : null) : j === 4 ? (i ? null : 1) : j === 5 ? (i % 2 ? -0 : 0) : v)));
+    const recency = FEATURES.indexOf('days_since_last_transaction');
+    rows[2]![recency] = 999;
+    rows[4]![recency] = 999;
+    const one = emptyAggregate(FEATURES);
+    rows.forEach((r, i) => addCustomer(one, { id: `c${i}` }, r));
+    const matrix = emptyAggregate(FEATURES);
+    addScores(matrix, { n: rows.length }, Float64Array.from(rows.flat(), (v) => v ?? NaN));
+    expect(matrix.features).toEqual(one.features);
+    expect(matrix.features.constant.slice(1, 6)).toEqual([{ value: null }, { value: 5 }, 'varies', 'varies', { value: 0 }]);
+    expect(matrix.features.missing.slice(1, 5)).toEqual([6, 0, 1, 5]);
+    expect(matrix.features.defaultedRecency).toBe(2);
+    expect(rows[0]!.length).toBe(w);
   });
 
   it('measures drift with the population stability index', () => {
