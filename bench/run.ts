@@ -482,7 +482,7 @@ async function segmentSection(serverUrl: string, registryDir: string): Promise<v
     const w0 = performance.now();
     const warm = await apps.on!.segments.runHere('all', ['churn', 'nbo', 'rfm'], { settings, invoker: new LocalWorkerInvoker((p) => apps.on!.chunks.score(p)), owner: 'bench' });
     firstRate = warm.run.progress.customers_scored / ((performance.now() - w0) / 1000);
-    for (let round = 0; round < (quick ? 1 : 3); round++) {
+    for (let round = 0; round < (quick ? 1 : 5); round++) {
       const t0 = performance.now();
       let read = 0;
       for await (const batch of warehouse.scanSegmentFeatures('all')) read += batch.ids.length;
