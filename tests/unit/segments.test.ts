@@ -135,7 +135,7 @@ describe('segment aggregates', () => {
     const matrix = emptyAggregate(FEATURES);
     addScores(matrix, { n: rows.length }, Float64Array.from(rows.flat(), (v) => v ?? NaN));
     expect(matrix.features).toEqual(one.features);
-    expect(matrix.features.constant.slice(1, 6)).toEqual([{ value: null }, { value: 5 }, 'varies', 'varies', { value: 0 }]);
+    expect(matrix.features.constant?.slice(1, 6)).toEqual([{ value: null }, { value: 5 }, 'varies', 'varies', { value: 0 }]);
     expect(matrix.features.missing.slice(1, 5)).toEqual([6, 0, 1, 5]);
     expect(matrix.features.defaultedRecency).toBe(2);
     expect(rows[0]!.length).toBe(w);
