@@ -38,18 +38,13 @@ export const planner = observed(async (event: unknown, context) => {
   return { run_id, status: outcome.run.status, outcome: outcome.kind };
 });
 
-const MergeEventSchema = z.object({ segment_id: z.string(), run_id: z.string(), map_error: z.object({ Error: z.string().optional(), Cause: z.string().optional() }).optional() });
-
 /**
  * The distributed map's last step (Step Functions invokes it after the map, also when the map
  * failed: `map_error` then holds the state's error): merges the parts and finishes the run.
  */
 export const merge = observed(async (event: unknown) => {
-  const { segment_id, run_id, map_error } = MergeEventSchema.parse(event);
   const { segments } = await coreApp();
-  const error = map_error ? [map_error.Error, map_error.Cause].filter(Boolean).join(': ').slice(0, 500) || 'the map state failed' : undefined;
-  const run = await segments.mergeMapped(segment_id, run_id, error);
-  return { run_id, status: run.status, chunks_done: run.progress.chunks_done, chunks_failed: run.progress.chunks_failed };
+  return segments.mergeStep(event);
 });
 
 /** The nightly schedule: a run for every configured segment, once per scheduled time. */

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { Config } from '../config';
 import { NotFoundError, ServiceUnavailableError } from '../errors';
 import { logContext, logger, telemetry } from '../observability';
@@ -17,6 +18,9 @@ import {
 } from '../segments/runs';
 import { rfmQuintiles, type WarehouseHandle } from '../warehouse/index';
 import { RefreshingValue } from '../cache';
+
+/** What the distributed map's merge states send (infra/segment-map.asl.json). */
+const MergeEventSchema = z.object({ segment_id: z.string(), run_id: z.string(), map_error: z.object({ Error: z.string().optional(), Cause: z.string().optional() }).optional() });
 
 /** A stopped planner keeps this long between its last dispatch and its own timeout (a chunk may take the worker's whole timeout). */
 export const PLANNER_HANDOFF_MARGIN_MS = 180_000;
@@ -200,6 +204,17 @@ export class SegmentRunService {
    * (its retries spent, or the map stopped); a run whose chunks all failed is failed. Repeating the
    * step changes nothing once the run is finished.
    */
+  /**
+   * The distributed map's last step, from the event its state machine sends (infra/segment-map.asl.json:
+   * `segment_id`, `run_id`, and `map_error`, the Map state's caught error, when the map failed).
+   */
+  async mergeStep(event: unknown): Promise<{ run_id: string; status: SegmentRun['status']; chunks_done: number; chunks_failed: number }> {
+    const { segment_id, run_id, map_error } = MergeEventSchema.parse(event);
+    const error = map_error ? [map_error.Error, map_error.Cause].filter(Boolean).join(': ').slice(0, 500) || 'the map state failed' : undefined;
+    const run = await this.mergeMapped(segment_id, run_id, error);
+    return { run_id, status: run.status, chunks_done: run.progress.chunks_done, chunks_failed: run.progress.chunks_failed };
+  }
+
   async mergeMapped(segmentId: string, runId: string, mapError?: string): Promise<SegmentRun> {
     logContext({ segment_id: segmentId, run_id: runId });
     const run = await this.deps.runs.getRun(segmentId, runId);
