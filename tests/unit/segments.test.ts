@@ -15,6 +15,7 @@ import { FEATURES } from '../../lib/catalog';
 import { customerFeatures, MemoryFeatures, PROFILE, testApp } from '../support/app';
 import { publishTiny } from '../support/models';
 import { FaultyStore, tempFsStore } from '../support/registry';
+import { runStateMachine, segmentMapDefinition } from '../support/state-machine';
 import { StoreUnavailableError } from '../../lib/errors';
 
 const OFFERS = ['winback_20', 'double_points', 'vip_upgrade'];
@@ -486,6 +487,84 @@ describe('segments at warehouse scale: chunks, the columnar path and the distrib
       expect(figures.customers).toEqual({ scored: n - Math.floor(n / 7), failed: Math.floor(n / 7) });
       const files = (await runs.store.list(`segment-chunks/all/${run.run_id}/`)).keys;
       expect(files.length).toBe(inlinePayloadBytes === 0 || path === 'distributed-map' ? (path === 'distributed-map' ? 6 : 5) : 0);
+    }
+  });
+});
+
+describe('the distributed map as its state machine definition runs it', () => {
+  const n = 1000;
+  const ids = Array.from({ length: n }, (_, i) => `c${String(i + 1).padStart(5, '0')}`);
+  const source = (): MemberSource => ({
+    countSegmentMembers: async () => n,
+    async *scanSegmentFeatures() {
+      for (let start = 0; start < n; start += 100) {
+        const page = ids.slice(start, start + 100);
+        yield { ids: page, features: Float64Array.from(page.flatMap((_, i) => customerFeatures(start + i + 1).map((v) => v ?? NaN))), found: new Uint8Array(page.length).fill(1), asOf: page.map(() => '2026-11-01') };
+      }
+    },
+  });
+
+  it('scores every manifest item with the worker and merges through the Merge state; a chunk failing past its retries goes through the Catch to the merge with the error', async () => {
+    const registry = new ModelRegistry(tempFsStore(), { actor: 'test' });
+    await publishTiny(registry, 'churn');
+    await publishTiny(registry, 'nbo');
+    const app = await testApp({ features: new MemoryFeatures(new Map(ids.map((id, i) => [id, customerFeatures(i + 1)] as const))), registry });
+    const runs = new SegmentRunStore(tempFsStore());
+    const service = new SegmentRunService({ runs, warehouse: async () => { throw new Error('the merge step needs no warehouse'); }, registry: new ModelRegistry(tempFsStore(), { actor: 'test' }), invoker: { invoke: async () => { throw new Error('unused'); } }, planners: { start: async () => undefined }, settings: loadConfig({ STAGE: 'test' }).segments });
+    const chunkRetries = 2;
+    // One item at a time, so which chunks a failing map left unscored does not depend on timing.
+    const definition = segmentMapDefinition({ worker: 'arn:aws:lambda:eu-west-1:123456789012:function:w', merge: 'arn:aws:lambda:eu-west-1:123456789012:function:m', maxConcurrency: 1, toleratedFailurePercentage: 5, chunkRetries });
+
+    for (const failing of [null, 4]) {
+      const faults: FaultPlan[] = failing ? [{ failOnce: [2], failAlways: [failing] }] : [{ failOnce: [2], failAlways: [] }];
+      const attempts = new Map<number, number>();
+      let execution: Awaited<ReturnType<typeof runStateMachine>> | undefined;
+      const map = {
+        start: async (run: { segment_id: string; run_id: string }, manifestKey: string) => {
+          execution = await runStateMachine(definition, { segment_id: run.segment_id, run_id: run.run_id, manifest: { bucket: 'results', key: manifestKey } }, {
+            readObject: async (bucket, key) => {
+              expect(bucket).toBe('results');
+              return new TextDecoder().decode((await runs.store.get(key))!.body);
+            },
+            invoke: async (fn, payload) => {
+              if (fn === 'm') return service.mergeStep(payload);
+              // The map sends the manifest item as it is: the worker counts its own attempts here (for the fault plan).
+              const item = WorkerPayloadSchema.parse(payload);
+              const attempt = (attempts.get(item.chunk) ?? 0) + 1;
+              attempts.set(item.chunk, attempt);
+              return scoreChunk({ ...item, attempt }, { scoring: app.scoring, runs, deadlineMs: 10_000, faults }).catch((error: Error) => {
+                throw Object.assign(new Error(error.message), { name: 'Error' });
+              });
+            },
+          });
+        },
+      };
+      const run = newRun(newRunId(), 'all', ['churn', 'nbo', 'rfm'], 'cli', { chunkSize: 250, concurrency: 3, retries: chunkRetries });
+      await runs.createRun(run);
+      const outcome = await planSegmentRun('all', run.run_id, { members: source(), runs, invoker: { invoke: async () => { throw new Error('the mapped planner invokes no worker'); } }, map, rfmQuintiles: async () => ({ ...PROFILE.quintiles, customers: PROFILE.customers }), owner: 'p', lease: { leaseMs: 60_000, maxPlannerFailures: 3 }, retryBackoffMs: 1, scan: { fetchRows: 100, inlinePayloadBytes: 256 * 1024, mapThreshold: 500 } });
+      expect(outcome.kind).toBe('mapped');
+      expect(execution!.error).toBeNull();
+      const done = await runs.getRun('all', run.run_id);
+      const workerCalls = execution!.calls.filter((c) => c.functionName === 'w');
+      // Chunk 2 failed once and was retried by the state's Retry.
+      expect(attempts.get(2)).toBe(2);
+      if (failing === null) {
+        expect(workerCalls.map((c) => (c.payload as { chunk: number }).chunk)).toEqual([1, 2, 2, 3, 4]);
+        expect(execution!.calls.at(-1)).toEqual({ state: 'Merge', functionName: 'm', payload: { segment_id: 'all', run_id: run.run_id } });
+        expect(execution!.output).toEqual({ StatusCode: 200, Payload: { run_id: run.run_id, status: 'completed', chunks_done: 4, chunks_failed: 0 } });
+        expect(done).toMatchObject({ status: 'completed', progress: { customers_scored: n, customers_failed: 0 } });
+        expect((await runs.getStatistics('all', run.run_id)).customers).toEqual({ scored: n, failed: 0 });
+      } else {
+        // The last chunk failed on every attempt (1 + its retries): the map failed (one item in four is more than the tolerated 5%).
+        expect(attempts.get(failing)).toBe(chunkRetries + 1);
+        const last = execution!.calls.at(-1)!;
+        expect(last).toMatchObject({ state: 'MergeAfterMapFailure', functionName: 'm', payload: { segment_id: 'all', run_id: run.run_id, map_error: { Error: 'Error' } } });
+        expect(String((last.payload as { map_error: { Cause: string } }).map_error.Cause)).toContain(`Injected fault for chunk ${failing}`);
+        expect(done).toMatchObject({ status: 'partial', progress: { chunks_done: 3, chunks_failed: 1, customers_scored: 750, customers_failed: 250 } });
+        expect(done.failed_chunks).toHaveLength(1);
+        expect(done.failed_chunks[0]).toMatchObject({ chunk: failing, customer_ids: ids.slice(750) });
+        expect(done.failed_chunks[0]!.error).toContain(`not scored by the distributed map: Error: Injected fault for chunk ${failing}`);
+      }
     }
   });
 });
