@@ -28,7 +28,9 @@ import { ROUTE_KEYS } from '../support/routes';
 import { HttpApiGateway } from './support/gateway';
 import { InvokeEndpoint } from './support/invoke-endpoint';
 import { LambdaHost, type RoleCredentials } from './support/lambda-host';
-import { awsClients, deployStack, type AwsClients, type DeployedStack } from './support/stack';
+import { awsClients, deployStack, rolePolicies, type AwsClients, type DeployedStack } from './support/stack';
+import { runStateMachine } from '../support/state-machine';
+import type { PolicyDocument } from './support/iam';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const REGION = 'eu-west-1';
@@ -49,6 +51,8 @@ let host: LambdaHost;
 let endpoint: InvokeEndpoint;
 let gateway: HttpApiGateway;
 const credentials = new Map<string, RoleCredentials>();
+/** The distributed map's state machine and the role Step Functions runs it under. */
+let segmentMap: { arn: string; roleName: string; policies: PolicyDocument[] };
 const say = (line: string) => process.stdout.write(`rehearsal: ${line}\n`);
 
 async function membersOf(segment: string): Promise<number> {
@@ -94,6 +98,8 @@ beforeAll(async () => {
       // Above every demo segment (the largest, "all", has CUSTOMERS): only the segment the map
       // scenario adds (every customer and 100 unknown ids) takes the distributed map.
       SEGMENT_MAP_THRESHOLD: String(CUSTOMERS + 50),
+      // The map's MaxConcurrency, as the planner's above: two workers at a time.
+      SEGMENT_MAP_CONCURRENCY: '2',
       MONITOR_RETRAIN: 'on',
     },
   });
@@ -124,6 +130,15 @@ beforeAll(async () => {
     const out = await bootstrap.sts.send(new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${stack.accountId}:role/${roleName}`, RoleSessionName: 'lambda', DurationSeconds: 3600 }));
     credentials.set(roleName, { accessKeyId: out.Credentials!.AccessKeyId!, secretAccessKey: out.Credentials!.SecretAccessKey!, sessionToken: out.Credentials!.SessionToken! });
   }
+  // Step Functions assumes the state machine's role: the map reads its manifest and invokes the functions with it.
+  const { SFNClient, ListStateMachinesCommand, DescribeStateMachineCommand } = await import('@aws-sdk/client-sfn');
+  const sfn = new SFNClient({ endpoint: moto.endpoint, region: REGION, credentials: { accessKeyId: 'bootstrap', secretAccessKey: 'bootstrap' } });
+  const machineArn = (await sfn.send(new ListStateMachinesCommand({}))).stateMachines!.find((m) => m.name === 'loyalty-ml-prod-segment-map')!.stateMachineArn!;
+  const mapRoleArn = (await sfn.send(new DescribeStateMachineCommand({ stateMachineArn: machineArn }))).roleArn!;
+  const mapRole = await bootstrap.sts.send(new AssumeRoleCommand({ RoleArn: mapRoleArn, RoleSessionName: 'states', DurationSeconds: 3600 }));
+  const mapRoleName = mapRoleArn.split('/').pop()!;
+  credentials.set(mapRoleName, { accessKeyId: mapRole.Credentials!.AccessKeyId!, secretAccessKey: mapRole.Credentials!.SecretAccessKey!, sessionToken: mapRole.Credentials!.SessionToken! });
+  segmentMap = { arn: machineArn, roleName: mapRoleName, policies: await rolePolicies(bootstrap, mapRoleName) };
   await bootstrap.iam.send(new CreateUserCommand({ UserName: 'operator' }));
   const policy = await bootstrap.iam.send(new CreatePolicyCommand({ PolicyName: 'operator-admin', PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }) }));
   await bootstrap.iam.send(new AttachUserPolicyCommand({ UserName: 'operator', PolicyArn: policy.Policy!.Arn! }));
@@ -151,7 +166,7 @@ beforeAll(async () => {
 
   // 6. Lambda: instances from the artifacts, the Invoke API, the HTTP API in front.
   const principals = new Map([...credentials].map(([roleName, c]) => [c.accessKeyId, roleName]));
-  const policies = new Map([...stack.functions.values()].map((f) => [f.roleName, f.rolePolicies]));
+  const policies = new Map([...[...stack.functions.values()].map((f) => [f.roleName, f.rolePolicies] as const), [segmentMap.roleName, segmentMap.policies] as const]);
   host = new LambdaHost({
     functions: stack.functions,
     credentials,
@@ -328,17 +343,41 @@ describe('the deployment rehearsal on moto', () => {
     const mergeName = (definition.States[map.Next].Parameters.FunctionName as string).split(':').pop()!;
     expect([workerName, mergeName]).toEqual([stack.functions.get('segmentWorker')!.functionName, stack.functions.get('segmentMerge')!.functionName]);
 
-    // Step Functions' part, played here (moto records executions but runs no states): the
-    // ItemReader's manifest, each item to the worker as its payload, then the merge step.
+    // Step Functions' part (moto records executions but runs no states): the definition moto holds
+    // runs in an interpreter of the States Language under the state machine's role. Its ItemReader
+    // reads the manifest from S3 with that role; each task invokes its function through Lambda's
+    // Invoke API signed with that role (IAM checks both); each item is the worker's payload as it is.
+    const asMap = credentials.get(segmentMap.roleName)!;
+    const s3AsMap = awsClients(moto.endpoint, REGION, asMap).s3;
+    const { LambdaClient, InvokeCommand } = await import('@aws-sdk/client-lambda');
     const { GetObjectCommand } = await import('@aws-sdk/client-s3');
-    const manifest = JSON.parse(await (await operator.s3.send(new GetObjectCommand({ Bucket: input.manifest.bucket, Key: input.manifest.key }))).Body!.transformToString());
-    expect(manifest).toHaveLength(planned.progress.chunks_planned);
-    const answers = [];
-    for (const item of manifest) answers.push(await host.invoke(workerName, item));
-    expect(answers.every((a) => a.ok)).toBe(true);
-    expect(answers.reduce((n, a) => n + (a.ok ? (a.result as { scored: number }).scored : 0), 0)).toBe(CUSTOMERS);
-    const merged = await host.invoke(mergeName, { segment_id: input.segment_id, run_id: input.run_id });
-    expect(merged).toMatchObject({ ok: true, result: { status: 'completed', chunks_done: manifest.length, chunks_failed: 0 } });
+    const lambdaAsMap = new LambdaClient({ endpoint: endpoint.url, region: REGION, credentials: asMap });
+    const execution = await runStateMachine(definition, input, {
+      readObject: async (bucket, key) => (await s3AsMap.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToString(),
+      invoke: async (functionName, payload) => {
+        const out = await lambdaAsMap.send(new InvokeCommand({ FunctionName: functionName, Payload: JSON.stringify(payload) })).catch((error: Error) => {
+          throw Object.assign(new Error(error.message), { name: `Lambda.${error.name}` });
+        });
+        const answer = JSON.parse(new TextDecoder().decode(out.Payload));
+        if (out.FunctionError) throw Object.assign(new Error(answer.errorMessage), { name: answer.errorType });
+        return answer;
+      },
+    });
+    expect(execution.error).toBeNull();
+    const workerCalls = execution.calls.filter((c) => c.functionName === workerName);
+    expect(workerCalls).toHaveLength(planned.progress.chunks_planned);
+    const manifest = workerCalls.map((c) => c.payload as { chunk: number; customers: { count: number } });
+    expect(manifest.map((m) => m.chunk).sort((x, y) => x - y)).toEqual(Array.from({ length: planned.progress.chunks_planned }, (_, i) => i + 1));
+    expect(manifest.reduce((n, m) => n + m.customers.count, 0)).toBe(CUSTOMERS + 100);
+    expect(execution.calls.at(-1)).toEqual({ state: 'Merge', functionName: mergeName, payload: { segment_id: 'mapped', run_id: runId } });
+    expect(execution.output).toMatchObject({ StatusCode: 200, Payload: { status: 'completed', chunks_done: manifest.length, chunks_failed: 0 } });
+    // Under the map's role, nothing was denied; the role may not read outside the chunk files' prefix.
+    expect(endpoint.denied.filter((d) => d.caller === segmentMap.roleName)).toEqual([]);
+    const outside = await s3AsMap.send(new GetObjectCommand({ Bucket: stack.registryBucket, Key: 'models/churn/aliases/production.json' })).then(
+      () => 'read',
+      (error: { $metadata?: { httpStatusCode?: number } }) => error.$metadata?.httpStatusCode,
+    );
+    expect(outside).toBe(403);
 
     const done = (await get(`/segments/mapped/ml/runs/${runId}`)).body;
     expect(done).toMatchObject({ status: 'completed', progress: { customers_scored: CUSTOMERS, customers_failed: 100 } });

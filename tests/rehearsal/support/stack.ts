@@ -307,7 +307,8 @@ async function stackResources(aws: AwsClients, stackName: string): Promise<Stack
   return out;
 }
 
-async function rolePolicies(aws: AwsClients, roleName: string): Promise<PolicyDocument[]> {
+/** A role's inline policies, as IAM holds them. */
+export async function rolePolicies(aws: AwsClients, roleName: string): Promise<PolicyDocument[]> {
   const names = (await aws.iam.send(new ListRolePoliciesCommand({ RoleName: roleName }))).PolicyNames ?? [];
   const docs: PolicyDocument[] = [];
   for (const policyName of names) {
