@@ -98,11 +98,7 @@ export const RFM_CELLS: readonly { score: string; segment: string }[] = Array.fr
  * warehouse's 999 default) scores R=1; a missing frequency or monetary value counts as zero.
  */
 export function rfmCell(recency: number | null, frequency: number | null, monetary: number | null, cuts: RfmCutPoints): number {
-  const knownRecency = recency !== null && recency !== DEFAULTED_RECENCY && Number.isFinite(recency);
-  const r = knownRecency ? scoreAgainst(recency, cuts.recency_days, true) : 1;
-  const f = scoreAgainst(frequency ?? 0, cuts.frequency, false);
-  const m = scoreAgainst(monetary ?? 0, cuts.monetary, false);
-  return (r - 1) * 25 + (f - 1) * 5 + (m - 1);
+  return cellOf(recency ?? NaN, frequency ?? NaN, monetary ?? NaN, cuts);
 }
 
 /**
@@ -110,16 +106,15 @@ export function rfmCell(recency: number | null, frequency: number | null, moneta
  * value), into `cells`: the segment worker's path, with no value boxed or object made per customer.
  */
 export function rfmCells(X: Float64Array, n: number, width: number, columns: { recency: number; frequency: number; monetary: number }, cuts: RfmCutPoints, cells: Uint8Array): void {
-  const { recency_days: rc, frequency: fc, monetary: mc } = cuts;
-  for (let i = 0; i < n; i++) {
-    const recency = X[i * width + columns.recency]!;
-    const frequency = X[i * width + columns.frequency]!;
-    const monetary = X[i * width + columns.monetary]!;
-    const r = recency !== DEFAULTED_RECENCY && Number.isFinite(recency) ? scoreAgainst(recency, rc, true) : 1;
-    const f = scoreAgainst(Number.isNaN(frequency) ? 0 : frequency, fc, false);
-    const m = scoreAgainst(Number.isNaN(monetary) ? 0 : monetary, mc, false);
-    cells[i] = (r - 1) * 25 + (f - 1) * 5 + (m - 1);
-  }
+  for (let i = 0; i < n; i++) cells[i] = cellOf(X[i * width + columns.recency]!, X[i * width + columns.frequency]!, X[i * width + columns.monetary]!, cuts);
+}
+
+/** The cell of measures given as numbers, NaN for missing. */
+function cellOf(recency: number, frequency: number, monetary: number, cuts: RfmCutPoints): number {
+  const r = recency !== DEFAULTED_RECENCY && Number.isFinite(recency) ? scoreAgainst(recency, cuts.recency_days, true) : 1;
+  const f = scoreAgainst(Number.isNaN(frequency) ? 0 : frequency, cuts.frequency, false);
+  const m = scoreAgainst(Number.isNaN(monetary) ? 0 : monetary, cuts.monetary, false);
+  return (r - 1) * 25 + (f - 1) * 5 + (m - 1);
 }
 
 /** The 20/40/60/80% quantiles (linear interpolation, as PERCENTILE_CONT) of sorted values. */

@@ -199,12 +199,6 @@ export class SegmentRunService {
   }
 
   /**
-   * The distributed map's last step: merges the parts the map's workers wrote into the run's
-   * statistics and history, and finishes the run. A chunk of the manifest without a part failed
-   * (its retries spent, or the map stopped); a run whose chunks all failed is failed. Repeating the
-   * step changes nothing once the run is finished.
-   */
-  /**
    * The distributed map's last step, from the event its state machine sends (infra/segment-map.asl.json:
    * `segment_id`, `run_id`, and `map_error`, the Map state's caught error, when the map failed).
    */
@@ -215,6 +209,12 @@ export class SegmentRunService {
     return { run_id, status: run.status, chunks_done: run.progress.chunks_done, chunks_failed: run.progress.chunks_failed };
   }
 
+  /**
+   * The distributed map's last step: merges the parts the map's workers wrote into the run's
+   * statistics and history, and finishes the run. A chunk of the manifest without a part failed
+   * (its retries spent, or the map stopped); a run whose chunks all failed is failed. Repeating the
+   * step changes nothing once the run is finished.
+   */
   async mergeMapped(segmentId: string, runId: string, mapError?: string): Promise<SegmentRun> {
     logContext({ segment_id: segmentId, run_id: runId });
     const run = await this.deps.runs.getRun(segmentId, runId);
