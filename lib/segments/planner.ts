@@ -156,11 +156,10 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
     succeeded++;
   };
   const runChunk = async (number: number, chunk: FeatureChunk) => {
-    const fingerprint = chunkFingerprint(chunk.ids);
     const quintiles = await quintilesRead;
     if (existing.has(number)) {
       const part = await deps.runs.getPart(run.segment_id, run.run_id, number).catch(() => null);
-      if (part && part.fingerprint === fingerprint) {
+      if (part && part.fingerprint === chunkFingerprint(chunk.ids)) {
         mergePart(part.aggregate);
         run.progress.chunks_done++;
         run.progress.customers_scored += part.scored;
@@ -172,7 +171,7 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
     }
     let customers: WorkerPayload['customers'];
     try {
-      customers = await chunkCustomers(run, number, chunk, fingerprint, deps);
+      customers = await chunkCustomers(run, number, chunk, deps);
     } catch (error) {
       run.progress.chunks_failed++;
       run.progress.customers_failed += chunk.ids.length;
@@ -246,13 +245,15 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
 }
 
 /** A chunk as its worker receives it: inline while the payload fits, else as a chunk file. */
-async function chunkCustomers(run: SegmentRun, number: number, chunk: FeatureChunk, fingerprint: string, deps: Pick<PlanDeps, 'runs' | 'scan'>): Promise<WorkerPayload['customers']> {
+async function chunkCustomers(run: SegmentRun, number: number, chunk: FeatureChunk, deps: Pick<PlanDeps, 'runs' | 'scan'>): Promise<WorkerPayload['customers']> {
   const inline = toInline(chunk);
   // The payload's other fields take well under a kilobyte.
   const bytes = inline.features.length + inline.ids.reduce((n, id) => n + id.length + 3, 0) + inline.missing.length * 8 + inline.as_of.length * 20 + 1024;
   if (bytes <= deps.scan.inlinePayloadBytes) return { inline };
   const file = await deps.runs.putChunkFile(run.segment_id, run.run_id, chunk, number);
-  return { file, count: chunk.ids.length, fingerprint };
+  // The fingerprint is needed only here (the worker checks the file against it) and on resume:
+  // an inline chunk's worker computes it for its part.
+  return { file, count: chunk.ids.length, fingerprint: chunkFingerprint(chunk.ids) };
 }
 
 /** A manifest item: one chunk for the distributed map's item processor (the segment worker). */
