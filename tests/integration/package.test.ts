@@ -6,6 +6,7 @@ import { FIXTURES_DIR } from '../support/fixtures';
 import { tempDir } from '../support/registry';
 import { ROUTE_KEYS } from '../support/routes';
 import aslValidator from 'asl-validator';
+import { fillDefinition } from '../support/state-machine';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const INFERENCE = ['predict', 'predictBatch', 'legacyTest', 'models', 'segmentWorker', 'train'];
@@ -164,7 +165,7 @@ describe('the generated CloudFormation template', () => {
     const [text, values] = machine.Properties.DefinitionString['Fn::Sub'] as [string, Record<string, unknown>];
     // Substituted as CloudFormation would, with this account's function ARNs.
     const arnOf = (v: unknown) => JSON.stringify(v).match(/function:([^"]+)"/)![1]!;
-    const definition = JSON.parse(text.replace(/\$\{(\w+)\}/g, (_, k: string) => (k.endsWith('Arn') ? `arn:aws:lambda:eu-west-1:123456789012:function:${arnOf(values[k])}` : String(values[k]))));
+    const definition = fillDefinition(text, Object.fromEntries(Object.entries(values).map(([k, v]) => [k, k.endsWith('Arn') ? `arn:aws:lambda:eu-west-1:123456789012:function:${arnOf(v)}` : String(v)])));
     const check = aslValidator(definition);
     expect(check.errorsText('\n')).toBe('');
     expect(check.isValid).toBe(true);

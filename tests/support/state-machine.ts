@@ -40,10 +40,15 @@ export function segmentMapDefinition(values: { worker: string; merge: string; ma
     ToleratedFailurePercentage: String(values.toleratedFailurePercentage),
     ChunkRetries: String(values.chunkRetries),
   };
+  return fillDefinition(text, by);
+}
+
+/** A definition's `${Name}` placeholders filled from `values` (as CloudFormation's Fn::Sub does); an unfilled one is an error. */
+export function fillDefinition(text: string, values: Record<string, string>): Record<string, any> {
   return JSON.parse(
     text.replace(/\$\{(\w+)\}/g, (_, key: string) => {
-      if (!(key in by)) throw new Error(`the definition has a placeholder this test does not fill: ${key}`);
-      return by[key]!;
+      if (!(key in values)) throw new Error(`the definition has a placeholder nothing fills: ${key}`);
+      return values[key]!;
     }),
   );
 }
