@@ -8,6 +8,7 @@ import {
   generateDemoBatch,
   type ChurnSnapshotRow,
   type DemoBatch,
+  type OfferPolicy,
   type OfferRow,
 } from './demo';
 import { describePgError } from './index';
@@ -25,6 +26,8 @@ export interface DemoSummary {
   churn_history_rows: number;
   offer_history_rows: number;
   accepted_offers: number;
+  /** How the programme chose the offers it sent (loads before targeting existed sent them uniformly). */
+  offer_policy?: OfferPolicy;
   segments: Record<string, number>;
   /** Months the demo has moved forward past its first as-of date (`demo-data --advance`). */
   months_advanced?: number;
@@ -36,9 +39,29 @@ export interface DemoSummary {
     churn_auc_all_snapshots: number;
     churn_auc_latest_snapshot: number;
     latest_snapshot: string;
-    nbo_top1_accuracy: number;
-    nbo_top3_accuracy: number;
+    /** Acceptance rates of offer policies on the offered rows, from the process's own acceptance probabilities. */
+    nbo?: NboOracle;
   };
+}
+
+/** What sending policies achieve on the demo's offered rows (expected acceptance per send). */
+export interface NboPolicyRates {
+  rows: number;
+  /** Every customer gets the offer the process says they are likeliest to accept: the best possible. */
+  oracle: number;
+  /** The campaign rules alone. */
+  rules: number;
+  /** An offer drawn at random. */
+  uniform: number;
+  /** What the logging policy sent (expected), and what was observed. */
+  logging: number;
+  observed: number;
+}
+
+export interface NboOracle extends NboPolicyRates {
+  policy: OfferPolicy;
+  /** The same on the last two calendar months of offers (the trainer's evaluation window). */
+  window: NboPolicyRates & { from: string };
 }
 
 export interface AdvancedMonth {
@@ -62,9 +85,10 @@ export interface DemoProgress {
 export async function loadDemoData(
   pool: pg.Pool,
   cfg: WarehouseConfig,
-  options: { customers: number; seed: number; history?: boolean; onProgress?: DemoProgress },
+  options: { customers: number; seed: number; history?: boolean; offerPolicy?: OfferPolicy; onProgress?: DemoProgress },
 ): Promise<DemoSummary> {
   const { customers, seed } = options;
+  const offerPolicy = options.offerPolicy ?? 'targeted';
   if (!Number.isSafeInteger(customers) || customers < 1 || customers > 10_000_000) {
     throw new ValidationError(`--customers must be a whole number from 1 to 10000000, got ${customers}`);
   }
@@ -85,6 +109,7 @@ export async function loadDemoData(
   try {
     await client.query('BEGIN');
     for (const sql of createTablesSql(cfg)) await client.query(sql);
+    await addPropensityColumn(client, cfg);
     await client.query(`CREATE TABLE IF NOT EXISTS ${q(DEMO_METADATA_TABLE)} (key VARCHAR(64) NOT NULL PRIMARY KEY, value VARCHAR(65535) NOT NULL)`);
     for (const sql of truncateTablesSql(cfg)) await client.query(sql);
     await client.query(`DELETE FROM ${q(DEMO_METADATA_TABLE)}`);
@@ -98,7 +123,7 @@ export async function loadDemoData(
 
     for (let from = 1; from <= customers; from += CHUNK) {
       const to = Math.min(customers, from + CHUNK - 1);
-      const batch = generateDemoBatch(seed, from, to);
+      const batch = generateDemoBatch(seed, from, to, 0, offerPolicy);
       if (options.history === false) {
         batch.churn = [];
         batch.offers = [];
@@ -120,8 +145,9 @@ export async function loadDemoData(
       churn_history_rows: churnRows,
       offer_history_rows: offerRows,
       accepted_offers: accepted,
+      offer_policy: offerPolicy,
       segments: segmentCounts,
-      oracle: oracle.result(),
+      oracle: oracle.result(offerPolicy),
     };
     await client.query(`INSERT INTO ${q(DEMO_METADATA_TABLE)} (key, value) VALUES ($1, $2)`, ['summary', JSON.stringify(summary)]);
     await client.query('COMMIT');
@@ -167,11 +193,12 @@ export async function advanceDemoData(pool: pg.Pool, cfg: WarehouseConfig, optio
     await client.query('BEGIN');
     const cf = cfg.customer_features;
     const sm = cfg.segment_members;
+    await addPropensityColumn(client, cfg);
     await client.query(`DELETE FROM ${table(cfg, cf.table)}`);
     await client.query(`DELETE FROM ${table(cfg, sm.table)}`);
     for (let from = 1; from <= summary.customers; from += CHUNK) {
       const to = Math.min(summary.customers, from + CHUNK - 1);
-      const batch = generateDemoBatch(summary.seed, from, to, ahead);
+      const batch = generateDemoBatch(summary.seed, from, to, ahead, summary.offer_policy ?? 'uniform');
       asOf = batch.asOf;
       // Only what is new: the months up to the previous as-of date are already in the warehouse.
       batch.churn = batch.churn.filter((r) => r.snapshotDate >= summary.as_of);
@@ -262,11 +289,27 @@ async function insertBatch(client: pg.PoolClient, cfg: WarehouseConfig, batch: D
     batch.churn.map((r) => [r.customerId, r.snapshotDate, ...r.features, r.churned]),
   );
   const oh = cfg.offer_history;
+  const propensity = oh.propensity ? `, ${q(oh.propensity)}` : '';
   await insertRows(
     client,
-    `${table(cfg, oh.table)} (${q(oh.customer_id)}, ${q(oh.offered_at)}, ${featureCols}, ${q(oh.offer_id)}, ${q(oh.accepted)})`,
-    batch.offers.map((r) => [r.customerId, r.offeredAt, ...r.features, r.offerId, r.accepted]),
+    `${table(cfg, oh.table)} (${q(oh.customer_id)}, ${q(oh.offered_at)}, ${featureCols}, ${q(oh.offer_id)}, ${q(oh.accepted)}${propensity})`,
+    batch.offers.map((r) => [r.customerId, r.offeredAt, ...r.features, r.offerId, r.accepted, ...(oh.propensity ? [r.propensity] : [])]),
   );
+}
+
+/**
+ * Adds the mapped propensity column to an offer history table created before it existed (a demo
+ * warehouse of an earlier release). Plain ALTER TABLE after a catalog check: Redshift has no
+ * ADD COLUMN IF NOT EXISTS.
+ */
+async function addPropensityColumn(client: pg.PoolClient, cfg: WarehouseConfig): Promise<void> {
+  const oh = cfg.offer_history;
+  if (!oh.propensity) return;
+  const found = await client.query(
+    `SELECT 1 FROM information_schema.columns WHERE table_name = $1 AND column_name = $2${cfg.schema ? ' AND table_schema = $3' : ''}`,
+    [oh.table, oh.propensity, ...(cfg.schema ? [cfg.schema] : [])],
+  );
+  if (found.rows.length === 0) await client.query(`ALTER TABLE ${table(cfg, oh.table)} ADD COLUMN ${q(oh.propensity)} DOUBLE PRECISION`);
 }
 
 /** Multi-row INSERTs of at most ROWS_PER_INSERT rows each. */
@@ -290,9 +333,8 @@ class OracleAccumulator {
   private churnP: number[] = [];
   private churnY: number[] = [];
   private churnDate: string[] = [];
-  private top1 = 0;
-  private top3 = 0;
-  private acceptedN = 0;
+  /** Per calendar month of offers: sums of each policy's acceptance probability. */
+  private months = new Map<string, { rows: number; oracle: number; rules: number; uniform: number; logging: number; observed: number }>();
 
   add(churn: ChurnSnapshotRow[], offers: OfferRow[]): void {
     for (const r of churn) {
@@ -301,27 +343,36 @@ class OracleAccumulator {
       this.churnDate.push(r.snapshotDate);
     }
     for (const o of offers) {
-      if (!o.accepted) continue;
-      // With offers made uniformly at random, P(offer k | accepted, x) is proportional to P(accept k | x).
-      const order = o.acceptance.map((_, i) => i).sort((a, b) => o.acceptance[b]! - o.acceptance[a]!);
-      const label = OFFER_IDS.indexOf(o.offerId);
-      this.acceptedN++;
-      if (order[0] === label) this.top1++;
-      if (order.slice(0, 3).includes(label)) this.top3++;
+      const month = o.offeredAt.slice(0, 7);
+      const m = this.months.get(month) ?? { rows: 0, oracle: 0, rules: 0, uniform: 0, logging: 0, observed: 0 };
+      m.rows++;
+      m.oracle += Math.max(...o.acceptance);
+      m.rules += o.acceptance[OFFER_IDS.indexOf(o.ruleOffer)]!;
+      m.uniform += o.acceptance.reduce((a, b) => a + b, 0) / o.acceptance.length;
+      m.logging += o.acceptance[OFFER_IDS.indexOf(o.offerId)]!;
+      if (o.accepted) m.observed++;
+      this.months.set(month, m);
     }
   }
 
-  result(): DemoSummary['oracle'] {
+  result(policy: OfferPolicy): DemoSummary['oracle'] {
     const latest = this.churnDate.reduce((a, b) => (b > a ? b : a), '');
     const idx = this.churnDate.map((d, i) => (d === latest ? i : -1)).filter((i) => i >= 0);
     const round = (v: number) => Math.round(v * 10000) / 10000;
+    const months = [...this.months.keys()].sort();
+    const rates = (keys: string[]): NboPolicyRates => {
+      const t = { rows: 0, oracle: 0, rules: 0, uniform: 0, logging: 0, observed: 0 };
+      for (const k of keys) for (const f of Object.keys(t) as (keyof typeof t)[]) t[f] += this.months.get(k)![f];
+      const n = Math.max(1, t.rows);
+      return { rows: t.rows, oracle: round(t.oracle / n), rules: round(t.rules / n), uniform: round(t.uniform / n), logging: round(t.logging / n), observed: round(t.observed / n) };
+    };
+    const window = months.slice(-2);
     return {
       churn_rate: round(this.churnY.reduce((a, b) => a + b, 0) / Math.max(1, this.churnY.length)),
       churn_auc_all_snapshots: round(rocAuc(this.churnP, this.churnY)),
       churn_auc_latest_snapshot: round(rocAuc(idx.map((i) => this.churnP[i]!), idx.map((i) => this.churnY[i]!))),
       latest_snapshot: latest,
-      nbo_top1_accuracy: round(this.top1 / Math.max(1, this.acceptedN)),
-      nbo_top3_accuracy: round(this.top3 / Math.max(1, this.acceptedN)),
+      ...(months.length ? { nbo: { policy, ...rates(months), window: { from: `${window[0]}-01`, ...rates(window) } } } : {}),
     };
   }
 }

@@ -1,4 +1,4 @@
-import { DEFAULTED_RECENCY, OFFER_IDS } from '../catalog';
+import { DEFAULTED_RECENCY, FEATURE_INDEX, OFFER_IDS } from '../catalog';
 import { hash32, Rng } from '../random';
 
 /**
@@ -10,8 +10,10 @@ import { hash32, Rng } from '../random';
  * satisfaction s, all standard normal. Month by month, for the 16 months up to the as-of date, the
  * observable features are drawn from those traits; at each of the 12 monthly snapshots from 15 to 4
  * months back the customer churns with probability `churnProbability(features)` and, once churned,
- * stops buying. Offers are made at random and accepted with probability
- * `acceptanceProbability(offer, features)`.
+ * stops buying. Offers are chosen as a real programme chooses them (`targeted`, the default: campaign
+ * rules for 75% of sends, an offer drawn at random for the other 25%; or `uniform`: every send at
+ * random), with the chance of the choice logged as its propensity, and accepted with probability
+ * `acceptanceProbabilities(features)[offer]`, whoever chose it.
  */
 
 export const DEMO_AS_OF = '2026-11-01';
@@ -23,6 +25,12 @@ const DEFAULTED_RECENCY_RATE = 0.005;
 const NEVER_BOUGHT_RATE = 0.04;
 const NOT_ENROLLED_RATE = 0.06;
 const OFFER_RATE_PER_MONTH = 0.35;
+/** Share of targeted sends that ignore the campaign rules and draw an offer at random. */
+export const DEMO_RANDOM_SHARE = 0.25;
+
+/** How the demo programme chooses the offer it sends. */
+export type OfferPolicy = 'targeted' | 'uniform';
+export const OFFER_POLICIES: readonly OfferPolicy[] = ['targeted', 'uniform'];
 
 /** The 10 features as the process sees them (true values, before the warehouse's recency default). */
 export interface DemoFeatures {
@@ -62,8 +70,12 @@ export interface OfferRow {
   features: FeatureVector;
   offerId: string;
   accepted: boolean;
+  /** The chance the logging policy had of choosing this offer for this customer (stored, as a real programme would log it). */
+  propensity: number;
   /** Acceptance probability of every offer for this row (not stored; oracle NBO metrics). */
   acceptance: number[];
+  /** The offer the campaign rules name for this row (not stored; the rules' policy value). */
+  ruleOffer: string;
 }
 
 export interface DemoBatch {
@@ -122,6 +134,32 @@ export function acceptanceProbabilities(x: DemoFeatures): number[] {
   return OFFER_IDS.map((id) => sigmoid((affinity[id] ?? 0) - 1.0));
 }
 
+const F = FEATURE_INDEX;
+
+/**
+ * The campaign rules of the demo programme, on the features as the warehouse stores them (what a
+ * marketer's rules see), first match wins: plausible targeting, not the best offer for everyone.
+ */
+export function campaignOffer(observed: FeatureVector): string {
+  const v = (name: keyof typeof F) => observed[F[name]] ?? null;
+  const recency = v('days_since_last_transaction');
+  if ((v('tenure_days') ?? 0) < 90) return 'welcome_bundle';
+  if ((v('complaints_90d') ?? 0) >= 1) return 'service_recovery';
+  if (recency === null || recency > 45) return 'winback_20';
+  if ((v('avg_transaction_value') ?? 0) >= 50) return 'vip_upgrade';
+  if ((v('points_balance') ?? 0) >= 300) return 'points_redemption_bonus';
+  if ((v('transaction_count_90d') ?? 0) >= 3) return 'double_points';
+  return 'free_shipping';
+}
+
+/** P(the logging policy sends offer k | features), in catalog order. */
+export function loggingPropensities(observed: FeatureVector, policy: OfferPolicy): number[] {
+  const k = OFFER_IDS.length;
+  if (policy === 'uniform') return OFFER_IDS.map(() => 1 / k);
+  const rule = campaignOffer(observed);
+  return OFFER_IDS.map((id) => DEMO_RANDOM_SHARE / k + (id === rule ? 1 - DEMO_RANDOM_SHARE : 0));
+}
+
 interface CustomerState {
   e: number;
   v: number;
@@ -142,7 +180,7 @@ interface CustomerState {
  * features are those of the last month. The months up to DEMO_AS_OF are the same whatever
  * `monthsAhead` (the later months draw from a separate stream), so time can move forward in steps.
  */
-export function generateDemoBatch(seed: number, from: number, to: number, monthsAhead = 0): DemoBatch {
+export function generateDemoBatch(seed: number, from: number, to: number, monthsAhead = 0, offerPolicy: OfferPolicy = 'targeted'): DemoBatch {
   const asOf = new Date(`${DEMO_AS_OF}T00:00:00Z`);
   const batch: DemoBatch = { asOf: isoDate(monthsBefore(asOf, -monthsAhead)), customers: [], churn: [], offers: [] };
   for (let n = from; n <= to; n++) {
@@ -180,7 +218,7 @@ export function generateDemoBatch(seed: number, from: number, to: number, months
         if (rng.next() < churnProbability(x)) state.churned = true;
       }
       if (back >= 1 && back <= OFFER_MONTHS_BACK && !state.churned && rng.next() < OFFER_RATE_PER_MONTH) {
-        batch.offers.push(makeOffer(rng, id, date, x, observed));
+        batch.offers.push(makeOffer(rng, id, date, x, observed, offerPolicy));
       }
       if (back === 0) current = x;
     }
@@ -195,7 +233,7 @@ export function generateDemoBatch(seed: number, from: number, to: number, months
         batch.churn.push({ customerId: id, snapshotDate: isoDate(date), features: observed, churned, probability: p });
         if (churned) state.churned = true;
       }
-      if (!state.churned && ahead.next() < OFFER_RATE_PER_MONTH) batch.offers.push(makeOffer(ahead, id, date, x, observed));
+      if (!state.churned && ahead.next() < OFFER_RATE_PER_MONTH) batch.offers.push(makeOffer(ahead, id, date, x, observed, offerPolicy));
       x = monthFeatures(ahead, state, state.tenureNow + (month + 1) * 30);
       observed = observe(ahead, x);
     }
@@ -204,12 +242,25 @@ export function generateDemoBatch(seed: number, from: number, to: number, months
   return batch;
 }
 
-/** An offer made at random in the month starting at `date`, accepted with the process's probability. */
-function makeOffer(rng: Rng, customerId: string, date: Date, x: DemoFeatures, observed: FeatureVector): OfferRow {
+/**
+ * An offer made in the month starting at `date`, chosen by the logging policy and accepted with the
+ * process's probability. One draw chooses the offer whatever the policy (uniform: it picks one of
+ * the 8; targeted: below the random share it picks one of the 8, above it the rules decide), so the
+ * rest of a customer's history is the same under either policy.
+ */
+function makeOffer(rng: Rng, customerId: string, date: Date, x: DemoFeatures, observed: FeatureVector, policy: OfferPolicy): OfferRow {
   const acceptance = acceptanceProbabilities(x);
-  const k = Math.floor(rng.next() * OFFER_IDS.length);
+  const u = rng.next();
+  const ruleOffer = campaignOffer(observed);
+  const k =
+    policy === 'uniform'
+      ? Math.floor(u * OFFER_IDS.length)
+      : u < DEMO_RANDOM_SHARE
+        ? Math.min(OFFER_IDS.length - 1, Math.floor((u / DEMO_RANDOM_SHARE) * OFFER_IDS.length))
+        : OFFER_IDS.indexOf(ruleOffer);
   const offeredAt = new Date(date.getTime() + Math.floor(rng.next() * 28) * 86_400_000 + Math.floor(rng.next() * 86_400) * 1000);
-  return { customerId, offeredAt: offeredAt.toISOString(), features: observed, offerId: OFFER_IDS[k]!, accepted: rng.next() < acceptance[k]!, acceptance };
+  const propensity = loggingPropensities(observed, policy)[k]!;
+  return { customerId, offeredAt: offeredAt.toISOString(), features: observed, offerId: OFFER_IDS[k]!, accepted: rng.next() < acceptance[k]!, propensity, acceptance, ruleOffer };
 }
 
 /** Draws one month's features from the hidden traits; churned customers stop buying. */
@@ -304,4 +355,17 @@ function monthsBefore(date: Date, months: number): Date {
 
 function isoDate(d: Date): string {
   return d.toISOString().slice(0, 10);
+}
+
+/**
+ * The process's acceptance probability of every offer for each offer row the demo wrote, keyed by
+ * `customer id|offered at` (ISO): the truth a learned policy's value is measured against on demo data.
+ */
+export function demoOfferTruth(seed: number, customers: number, monthsAhead: number, policy: OfferPolicy): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (let from = 1; from <= customers; from += 1000) {
+    const batch = generateDemoBatch(seed, from, Math.min(customers, from + 999), monthsAhead, policy);
+    for (const o of batch.offers) out.set(`${o.customerId}|${o.offeredAt}`, o.acceptance);
+  }
+  return out;
 }

@@ -14,7 +14,15 @@ export const WarehouseConfigSchema = z.object({
   segments: z.object({ table: ident, segment_id: ident, name: ident, description: ident }),
   segment_members: z.object({ table: ident, segment_id: ident, customer_id: ident }),
   churn_history: z.object({ table: ident, customer_id: ident, snapshot_date: ident, churned: ident }),
-  offer_history: z.object({ table: ident, customer_id: ident, offered_at: ident, offer_id: ident, accepted: ident }),
+  offer_history: z.object({
+    table: ident,
+    customer_id: ident,
+    offered_at: ident,
+    offer_id: ident,
+    accepted: ident,
+    /** The logging policy's chance of choosing the offer sent, where the programme logs it; null (or absent): estimated from the history. */
+    propensity: ident.nullable().optional(),
+  }),
 });
 
 export type WarehouseConfig = z.infer<typeof WarehouseConfigSchema>;
@@ -88,7 +96,8 @@ export function createTablesSql(cfg: WarehouseConfig): string[] {
   ${q(oh.offered_at)} TIMESTAMP NOT NULL,
   ${featureCols},
   ${q(oh.offer_id)} VARCHAR(64) NOT NULL,
-  ${q(oh.accepted)} BOOLEAN NOT NULL
+  ${q(oh.accepted)} BOOLEAN NOT NULL${oh.propensity ? `,
+  ${q(oh.propensity)} DOUBLE PRECISION` : ''}
 )`,
   ];
 }
