@@ -60,7 +60,7 @@ export function fmt(value: number, unit: string): string {
   if (unit === 'customers/s') return `${Math.round(value).toLocaleString('en-US')}/s`;
   if (unit === 's') return `${value.toFixed(1)} s`;
   if (unit === 'MB') return `${value.toFixed(1)} MB`;
-  if (unit === 'AUC') return value.toFixed(4);
+  if (unit === 'AUC' || unit === 'rate') return value.toFixed(4);
   if (unit === 'ns') return `${value.toFixed(1)} ns`;
   if (unit === 'positives') return String(Number(value.toFixed(1)));
   return `${value} ${unit}`;

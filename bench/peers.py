@@ -5,12 +5,20 @@ scikit-learn logistic regression, scikit-learn's MLP(32, 16) and XGBoost.
     python3 bench/peers.py --train T.csv --test S.csv --label churned --positive yes \
         [--id customer_id] [--peers lightgbm,hgb,...] [--threads 1] [--predictions]
     python3 bench/peers.py speed --table T.csv --rounds 100
+    python3 bench/peers.py nbo --train T.csv --test S.csv --offers 8 [--threads 1]
 
 Prints one JSON object: per peer its test AUC, log loss, positives captured in the top decile,
 expected calibration error and fit seconds (and with --predictions its test probabilities), or
 the reason it was skipped (a library not installed). Every peer chooses its own rounds or
 regularisation by cross-validation (or early stopping) on the training file only; the test file is
 only scored.
+
+`nbo` fits next-best-offer peers on offer history (columns: the features, `offer` the index of the
+offer made, `accepted` 0/1, `month`) and prints, per peer, the offer its policy sends each test row
+(the one with the highest predicted acceptance) and the fit seconds: `lightgbm-heads`, one LightGBM
+classifier per offer with its defaults, fitted on every row where that offer was made (the direct
+method); `lightgbm-heads-tuned`, the same with learning rate 0.05 and early stopping on the last
+training month; `lightgbm-pooled`, one LightGBM model with the offer as a categorical input.
 
 `speed` times LightGBM on one thread on a numeric table whose first column `y` is the label: the
 seconds to build its dataset and to train the rounds, with LightGBM's defaults for the tree shape
@@ -181,9 +189,63 @@ def speed(argv):
     print(json.dumps({"train_s": time.perf_counter() - started, "construct_s": construct}))
 
 
+def nbo(argv):
+    import lightgbm as lgb
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--train", required=True)
+    parser.add_argument("--test", required=True)
+    parser.add_argument("--offers", type=int, required=True)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    train = pd.read_csv(args.train, keep_default_na=True)
+    test = pd.read_csv(args.test, keep_default_na=True)
+    features = [c for c in test.columns]
+    K = args.offers
+    X, a, r, month = train[features].to_numpy(float), train["offer"].to_numpy(), train["accepted"].to_numpy(), train["month"].to_numpy()
+    Xt = test[features].to_numpy(float)
+    out = {}
+
+    started = time.perf_counter()
+    Q = np.zeros((len(Xt), K))
+    for k in range(K):
+        rows = a == k
+        model = lgb.LGBMClassifier(verbose=-1, n_jobs=args.threads, random_state=42)
+        model.fit(X[rows], r[rows])
+        Q[:, k] = model.predict_proba(Xt)[:, 1]
+    out["lightgbm-heads"] = {"policy": Q.argmax(1).tolist(), "seconds": time.perf_counter() - started}
+
+    started = time.perf_counter()
+    last = month.max()
+    Q = np.zeros((len(Xt), K))
+    params = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 20, "verbose": -1, "num_threads": args.threads, "seed": 42}
+    rounds = []
+    for k in range(K):
+        fit, check = (a == k) & (month < last), (a == k) & (month == last)
+        booster = lgb.train(params, lgb.Dataset(X[fit], r[fit]), num_boost_round=2000, valid_sets=[lgb.Dataset(X[check], r[check])], callbacks=[lgb.early_stopping(50, verbose=False)])
+        rounds.append(booster.best_iteration)
+        final = lgb.train(params, lgb.Dataset(X[a == k], r[a == k]), num_boost_round=max(1, booster.best_iteration))
+        Q[:, k] = final.predict(Xt)
+    out["lightgbm-heads-tuned"] = {"policy": Q.argmax(1).tolist(), "seconds": time.perf_counter() - started, "rounds": rounds}
+
+    started = time.perf_counter()
+    offer_type = pd.CategoricalDtype(categories=list(range(K)))
+    frame = pd.DataFrame(X, columns=features).assign(offer=pd.Series(a).astype(offer_type))
+    model = lgb.LGBMClassifier(verbose=-1, n_jobs=args.threads, random_state=42)
+    model.fit(frame, r)
+    Q = np.zeros((len(Xt), K))
+    for k in range(K):
+        Q[:, k] = model.predict_proba(pd.DataFrame(Xt, columns=features).assign(offer=pd.Series(np.full(len(Xt), k)).astype(offer_type)))[:, 1]
+    out["lightgbm-pooled"] = {"policy": Q.argmax(1).tolist(), "seconds": time.perf_counter() - started}
+    print(json.dumps(out))
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "speed":
         speed(sys.argv[2:])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "nbo":
+        nbo(sys.argv[2:])
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("--train", required=True)

@@ -19,7 +19,8 @@ import { ModelRegistry } from '../lib/registry/index';
 import { FsObjectStore } from '../lib/storage/fs';
 import { csvTrainingSpec, churnTrainingSpec } from '../lib/training/datasets';
 import { DEFAULT_GBT, trainGbt } from '../lib/training/gbt';
-import { trainAndPublish, type TrainingSpec } from '../lib/training/pipeline';
+import type { TrainingSpec } from '../lib/training/pipeline';
+import { TrainingService } from '../lib/services/training';
 import { Rng } from '../lib/random';
 import type { Warehouse } from '../lib/warehouse/index';
 import type { BenchRow } from './harness';
@@ -135,7 +136,7 @@ async function runDataset(d: Dataset, log: (m: string) => void): Promise<Quality
     ? await d.spec()
     : (await csvTrainingSpec({ name: 'quality', file: trainFile, testFile, label: d.train.label, positive: d.train.positive, idColumn: 'customer_id', seed: 42 })).spec;
   const started = Date.now();
-  const outcome = await trainAndPublish(registry, spec, { onProgress: (m) => (/^(chose|model selection)/.test(m) ? log(`quality: ${d.name}: ${m}`) : undefined) });
+  const outcome = await TrainingService.over(registry).trainSpec(spec, { onProgress: (m: string) => (/^(chose|model selection)/.test(m) ? log(`quality: ${d.name}: ${m}`) : undefined) });
   const seconds = (Date.now() - started) / 1000;
   const { manifest, bytes } = await registry.readModel(spec.name, outcome.manifest.version);
   const runner = await ModelRunner.create(manifest, bytes, { threads: 2 });

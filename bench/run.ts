@@ -19,7 +19,7 @@ import type { MemberSource } from '../lib/segments/planner';
 import { toInline } from '../lib/segments/chunks';
 import { newRunId } from '../lib/segments/runs';
 import { FsObjectStore } from '../lib/storage/fs';
-import { trainFromWarehouse } from '../lib/training/run';
+import { TrainingService } from '../lib/services/training';
 import { loadDemoData } from '../lib/warehouse/demo-load';
 import { openWarehouse, rfmQuintiles, type WarehouseHandle } from '../lib/warehouse/index';
 import { FEATURES } from '../lib/catalog';
@@ -28,6 +28,7 @@ import { createTestDatabase, startTestPostgres } from '../devkit/postgres';
 import { tempDir } from '../devkit/temp';
 import { machine, markdown, measure, summarize, table, type BenchRow } from './harness';
 import { qualitySection } from './quality';
+import { nboSection } from './nbo';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const quick = process.argv.includes('--quick');
@@ -74,6 +75,9 @@ async function main(): Promise<void> {
     const quality = await qualitySection({ quick, warehouse: wh.warehouse, log });
     rows.push(...quality.rows);
     details.push(quality.markdown);
+    const nbo = await nboSection({ serverUrl: pg.url, quick, log });
+    rows.push(...nbo.rows);
+    details.push(nbo.markdown);
 
     const offline = await startOffline({ WAREHOUSE_URL: url, MODEL_REGISTRY_URI: registryDir, ML_MOCK_MODE: 'off', ESBUILD_WORK_FOLDER: '.esbuild-bench' });
     cleanups.push(() => offline.stop());
@@ -85,7 +89,7 @@ async function main(): Promise<void> {
       artifactSection();
     }
 
-    const result = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine: { ...machine(), postgres: pgVersion }, seconds: (Date.now() - started) / 1000, rows, quality: quality.results };
+    const result = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine: { ...machine(), postgres: pgVersion }, seconds: (Date.now() - started) / 1000, rows, quality: quality.results, nbo: nbo.programmes };
     mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
     writeFileSync(join(ROOT, `bench/results/${quick ? 'quick' : 'latest'}.json`), `${JSON.stringify(result, null, 2)}\n`);
     if (!quick) writeBenchmarksMd(result);
@@ -100,7 +104,7 @@ async function trainingSection(registry: ModelRegistry, wh: WarehouseHandle, cus
   for (const model of ['churn', 'nbo'] as const) {
     log(`training ${model} on ${customers.toLocaleString('en-US')} customers`);
     const t0 = performance.now();
-    const outcome = await trainFromWarehouse(model, { registry, warehouse: wh }, { promote: 'production' });
+    const outcome = await TrainingService.over(registry, wh).train({ model, promote: 'production' });
     const seconds = (performance.now() - t0) / 1000;
     const fit = outcome.candidates.reduce((a, c) => a + c.seconds, 0);
     rows.push({
@@ -110,7 +114,8 @@ async function trainingSection(registry: ModelRegistry, wh: WarehouseHandle, cus
       unit: 's',
       peer: { label: 'of which fitting', value: fit },
       ratio: null,
-      target: model === 'churn' ? { text: '< 60 s end to end from PostgreSQL', met: seconds < 60 } : null,
+      // The targets: churn on any base; NBO on the 50,000-customer demo base.
+      target: model === 'churn' || customers === 50_000 ? { text: '< 60 s end to end from PostgreSQL', met: seconds < 60 } : null,
     });
   }
 }
@@ -153,7 +158,7 @@ async function familyServingSection(wh: WarehouseHandle, url: string): Promise<v
     const dir = tempDir('loyalty-ml-bench-family-');
     const registry = new ModelRegistry(new FsObjectStore(dir), { actor: 'bench' });
     log(`training churn with ${family} only, for serving`);
-    await trainFromWarehouse('churn', { registry, warehouse: wh }, { promote: 'production', families: [family] });
+    await TrainingService.over(registry, wh).train({ model: 'churn', promote: 'production' }, { families: [family] });
     const app = await createScoringApp(loadConfig({ STAGE: 'bench', MODEL_REGISTRY_URI: dir, WAREHOUSE_URL: url, ML_MOCK_MODE: 'off' }));
     try {
       const { bytes } = await registry.readModel('churn', 'production');
@@ -594,7 +599,7 @@ async function learningCurve(wh: WarehouseHandle): Promise<void> {
   for (const share of [0.05, 0.1, 0.2, 0.5, 1]) {
     const registry = new ModelRegistry(new FsObjectStore(tempDir('loyalty-ml-bench-curve-')), { actor: 'bench' });
     const t0 = performance.now();
-    const outcome = await trainFromWarehouse('churn', { registry, warehouse: wh }, { sample: share });
+    const outcome = await TrainingService.over(registry, wh).train({ model: 'churn', sample: share });
     const seconds = (performance.now() - t0) / 1000;
     const m = outcome.manifest.metrics!;
     const oof = m.cross_validation ? (m.cross_validation.out_of_fold as { auc: number | null }).auc : null;

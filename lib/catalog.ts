@@ -36,6 +36,10 @@ export const OFFER_IDS: readonly string[] = OFFERS.map((o) => o.id);
 /** The feature descriptions people read (models/features.json). */
 export const FEATURE_DESCRIPTIONS: readonly { name: string; unit: string; description: string; missing: string }[] = featureCatalog.features;
 
-/** The models the API serves and the kind of output each must have. */
-export const SERVED_MODELS = { churn: 'binary', nbo: 'multiclass' } as const;
+/**
+ * The models the API serves and the kinds of output each may have: NBO as acceptance probabilities
+ * (multilabel, what `train nbo` learns) or, for versions trained before them and softmax models
+ * published from elsewhere, one distribution over the offers (multiclass).
+ */
+export const SERVED_MODELS: Readonly<Record<'churn' | 'nbo', readonly ('binary' | 'multiclass' | 'multilabel')[]>> = { churn: ['binary'], nbo: ['multilabel', 'multiclass'] };
 export type ServedModelName = keyof typeof SERVED_MODELS;

@@ -81,12 +81,14 @@ async function main(): Promise<void> {
       say(`${model}: no production version in ${registryUri}; train one with npx loyalty-ml train ${model} --promote production`);
       continue;
     }
-    // Boosted trees alone take seconds; the full search (every family, every customer) follows in the background.
-    say(`first run: training ${model} (boosted trees only, for a short first start) and promoting it to production`);
+    // Churn: boosted trees alone take seconds; the full search (every family, every customer) follows
+    // in the background. NBO's default is boosted-tree heads already: trained once, in full.
+    const quick = model === 'churn';
+    say(`first run: training ${model}${quick ? ' (boosted trees only, for a short first start)' : ''} and promoting it to production`);
     const progress = new ProgressReporter(processIo, `train ${model}`);
-    const outcome = await app.training.train({ model, promote: 'production' }, { families: ['gbt'], onProgress: (m) => progress.note(m) });
+    const outcome = await app.training.train({ model, promote: 'production' }, { families: quick ? ['gbt'] : undefined, onProgress: (m) => progress.note(m) });
     if (!outcome.promoted) say(`${model} v${outcome.manifest.version} was refused by its gates: ${outcome.manifest.refusal_reasons.join('; ')}; the API answers ${model} in mock mode`);
-    else quicklyTrained.push(model);
+    else if (quick) quicklyTrained.push(model);
   }
 
   const [apiPort, lambdaPort] = [await freePort(), Number(process.env.LAMBDA_PORT ?? (await freePort()))];

@@ -1,13 +1,14 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { commandApp, commandRegistry, registryOption, warehouseOption } from '../../lib/cli/context';
-import { formatTable, parseCommandArgs, ProgressReporter, UsageError, type Command } from '../../lib/cli/runtime';
+import { commandApp, commandConfig, commandRegistry, registryOption, warehouseOption } from '../../lib/cli/context';
+import { createTrainingApp } from '../../lib/app/training';
+import { formatTable, parseCommandArgs, ProgressReporter, UsageError, type Command, type CommandIo } from '../../lib/cli/runtime';
 import { parseCsv, type CsvTable } from '../../lib/csv';
 import { isMissing } from '../../lib/inference/encoding';
 import { ModelRunner } from '../../lib/inference/runner';
 import { predictCsv } from '../../lib/inference/csv-predict';
-import type { ModelManifest } from '../../lib/registry/index';
+import type { ModelManifest, PolicyValue } from '../../lib/registry/index';
 import { OFFER_IDS } from '../../lib/catalog';
-import { churnTrainingSpec, nboTrainingSpec } from '../../lib/training/datasets';
+import { churnTrainingSpec } from '../../lib/training/datasets';
 import { evaluateVersion, type EvaluationData } from '../../lib/training/evaluate';
 
 export const evaluate: Command = {
@@ -16,8 +17,14 @@ export const evaluate: Command = {
   usage: `loyalty-ml evaluate NAME [VERSION|ALIAS] [--csv FILE --label COLUMN [--positive VALUE]] [--json]
 
 Scores a version (default: production) on a labelled CSV file, or, without --csv, on the
-warehouse holdout the trainer uses (churn: the latest churn snapshot; nbo: the last two months of
-accepted offers). Prints the metrics beside the class prior of the evaluated rows.`,
+warehouse holdout the trainer uses (churn: the latest churn snapshot; nbo: every offer of the last
+two months). Prints the metrics beside the class prior of the evaluated rows (nbo: each offer's
+acceptance rate).
+
+For nbo it also estimates the acceptance rate the version's top offer would reach on that window
+(policy_value: doubly robust with the version's own acceptance probabilities, IPS and
+self-normalised IPS beside it, 95% intervals; a softmax version has no acceptance probabilities
+and is estimated by self-normalised IPS), beside what the offers actually sent reached.`,
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(
       args,
@@ -25,18 +32,19 @@ accepted offers). Prints the metrics beside the class prior of the evaluated row
       { min: 1, max: 2, names: 'NAME [VERSION|ALIAS]' },
     );
     const [name, ref = 'production'] = positionals as [string, string?];
-    const app = await commandApp(values);
-    const registry = app.registry;
+    const registry = await commandRegistry(values);
     const manifest = await registry.resolve(name, ref);
+    const offers = manifest.output.kind !== 'binary' && manifest.output.classes.every((c) => OFFER_IDS.includes(c));
+    if (offers && values.csv === undefined) return evaluateOffers(name, manifest, values, io);
     let data: EvaluationData;
     if (values.csv !== undefined) {
       if (!values.label) throw new UsageError('--label COLUMN is required with --csv');
       data = csvEvaluationData(await readTable(values.csv), values.label, manifest, values.positive, values.csv);
     } else {
+      const app = await commandApp(values);
       try {
         const handle = await app.warehouse();
-        const offers = manifest.output.classes.every((c) => OFFER_IDS.includes(c));
-        const spec = offers ? await nboTrainingSpec(handle.warehouse) : await churnTrainingSpec(handle.warehouse);
+        const spec = await churnTrainingSpec(handle.warehouse);
         if (JSON.stringify(spec.classes) !== JSON.stringify(manifest.output.classes)) {
           throw new UsageError(`${name} v${manifest.version} predicts ${manifest.output.classes.join(', ')}; give --csv to evaluate it on a file`);
         }
@@ -52,13 +60,57 @@ accepted offers). Prints the metrics beside the class prior of the evaluated row
       io.out(JSON.stringify({ name, version: manifest.version, data: report.data, rows: report.rows, metrics: report.metrics, baseline_prior: report.baseline_prior }, null, 2));
       return 0;
     }
-    const keys = manifest.output.kind === 'binary' ? ['auc', 'pr_auc', 'log_loss', 'brier', 'top_decile_lift', 'ece'] : ['top1_accuracy', 'top3_accuracy', 'log_loss'];
-    const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(4) : '-');
-    io.out(`${name} v${manifest.version} on ${report.rows} rows: ${report.data}`);
-    io.out(formatTable(['metric', 'model', 'class prior'], keys.map((k) => [k, num(report.metrics[k]), num(report.baseline_prior[k])])));
+    printMetrics(io, `${name} v${manifest.version} on ${report.rows} rows: ${report.data}`, manifest.output.kind === 'binary', report.metrics, report.baseline_prior, 'class prior');
     return 0;
   },
 };
+
+/** A next-best-offer version on the warehouse's evaluation window: its metrics and its policy's off-policy estimate. */
+async function evaluateOffers(name: string, manifest: ModelManifest, values: { registry?: string; warehouse?: string; json?: boolean }, io: CommandIo): Promise<number> {
+  const app = await createTrainingApp(commandConfig(values));
+  try {
+    const result = await app.training.evaluatePolicy(name, manifest.version, { onProgress: (m) => (m.startsWith('reading ') || m.startsWith('logging policy: half') ? undefined : io.err(`evaluate ${name}: ${m}`)) });
+    if (values.json) {
+      io.out(JSON.stringify(result, null, 2));
+      return 0;
+    }
+    const acceptance = result.output_kind === 'multilabel';
+    printMetrics(io, `${name} v${result.version} (${acceptance ? 'acceptance probabilities' : 'softmax over accepted offers'}) on ${result.rows} rows: ${result.data}`, acceptance, result.metrics, result.baseline_prior, acceptance ? 'offer rates' : 'class prior');
+    io.out('');
+    io.out(formatPolicyValue(result.policy_value));
+    return 0;
+  } finally {
+    await app.close();
+  }
+}
+
+/** A policy value as `train` and `evaluate` print it: the estimators with their intervals beside what was sent. */
+export function formatPolicyValue(v: PolicyValue): string {
+  const num = (x: number | null | undefined) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(4) : '-');
+  type Interval = { estimate: number | null; ci_low: number | null; ci_high: number | null } | null;
+  const row = (label: string, e: Interval) => [label, num(e?.estimate), e && e.ci_low !== null ? `${num(e.ci_low)}-${num(e.ci_high)}` : '-'];
+  const table = formatTable(['estimate', 'value', '95% interval'], [
+    row(`doubly robust${v.method === 'doubly robust' ? ' *' : ''}`, v.dr),
+    row('IPS', v.ips),
+    row(`self-normalised IPS${v.method !== 'doubly robust' ? ' *' : ''}`, v.snips),
+    ['offers as sent (observed)', num(v.logging), '-'],
+    ...(v.production ? [row(`production v${v.production.version}`, v.production), row('  this minus production', v.production.difference)] : []),
+    ...(typeof v.true_value === 'number' ? [['true value (demo process)', num(v.true_value), '-']] : []),
+  ]);
+  const support = v.low_support_share !== null ? `; ${(v.low_support_share * 100).toFixed(1)}% of them get an offer with estimated propensity below 1%` : '';
+  return [
+    `policy value: the acceptance rate of sending each customer its top offer, on the ${v.rows} offers of ${v.from} to ${v.to} (* the estimate reported; reward model: ${v.reward_model})`,
+    table,
+    `propensities ${v.propensity}; ${v.matched} of the window's offers are the one the policy would send (worth ${v.effective_rows} after weighting)${support}`,
+  ].join('\n');
+}
+
+function printMetrics(io: CommandIo, title: string, binary: boolean, metrics: Record<string, unknown>, baseline: Record<string, unknown>, baselineName: string): void {
+  const keys = binary ? ['auc', 'pr_auc', 'log_loss', 'brier', 'top_decile_lift', 'ece'] : ['top1_accuracy', 'top3_accuracy', 'log_loss'];
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(4) : '-');
+  io.out(title);
+  io.out(formatTable(['metric', 'model', baselineName], keys.map((k) => [k, num(metrics[k]), num(baseline[k])])));
+}
 
 export const predictCommand: Command = {
   name: 'predict',
@@ -67,7 +119,9 @@ export const predictCommand: Command = {
 
 Scores every row of IN with a version (default: production) and writes OUT: the id column (or the
 row number) followed by the predictions (binary: probability of the positive class and the
-predicted class; multiclass: predicted class, its probability, and p_<class> for every class).
+predicted class; multiclass: predicted class, its probability, and p_<class> for every class;
+nbo's acceptance models: the offer likeliest to be accepted, its P(accept), and p_<offer> = P(the
+customer accepts the offer if it is sent) for every offer, independent, so they do not sum to 1).
 IN needs the model's raw columns; empty values and NA are treated as missing, and so is anything
 else in a numeric column that is not a number (counted in a warning).`,
   async run(args, io) {

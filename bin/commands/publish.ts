@@ -24,6 +24,10 @@ Options:
   --classes LIST            class labels in probability-column order (default: read from the model)
   --probability-output NAME the output holding probabilities (default: the float tensor output)
   --positive-class LABEL    binary models: the class whose probability is reported (default: 2nd)
+  --output KIND             multilabel: one independent probability per class (an NBO acceptance
+                            model, [n, 8] sigmoid outputs: P(accept | x, offer)); multiclass: one
+                            distribution over the classes (softmax). Default: inferred (columns
+                            that sum to 1 on every probe row are multiclass, others multilabel)
   --notes TEXT              free text recorded in the manifest's lineage (e.g. where it was trained)
   --promote ALIAS           also point ALIAS (e.g. staging) at the new version
   --registry URI            registry location (default: MODEL_REGISTRY_URI or .data/registry)
@@ -38,6 +42,7 @@ Options:
         classes: { type: 'string' },
         'probability-output': { type: 'string' },
         'positive-class': { type: 'string' },
+        output: { type: 'string' },
         notes: { type: 'string' },
         promote: { type: 'string' },
         json: { type: 'boolean' },
@@ -49,6 +54,7 @@ Options:
     assertName('model', name);
     if (values.promote !== undefined) assertName('alias', values.promote);
     if (!values.model) throw new UsageError('--model FILE is required');
+    if (values.output !== undefined && values.output !== 'multiclass' && values.output !== 'multilabel') throw new UsageError(`--output must be multiclass or multilabel, got "${values.output}"`);
     const features = await readFeatureList(values.features, values['features-file']);
     const bytes = await readInput(values.model, 'model file');
     const registry = await commandRegistry(values);
@@ -60,6 +66,7 @@ Options:
         classes: splitList(values.classes),
         probabilityOutput: values['probability-output'],
         positiveClass: values['positive-class'],
+        kind: values.output as 'multiclass' | 'multilabel' | undefined,
       },
       notes: values.notes ?? null,
     });

@@ -47,10 +47,12 @@ export function describeManifest(m: ModelManifest): string {
       .map((o) => `${o.domain || 'ai.onnx'} ${o.version}`)
       .join(', ')}`,
     `  input: ${m.input.features.map((f) => f.name).join(', ')} (${m.input.tensors.map((t) => `${t.name} ${t.type}[${t.shape.map((d) => d ?? '?').join(',')}]`).join(', ')})`,
-    `  output: ${m.output.kind}, classes ${m.output.classes.join(', ')}${m.output.positive_class ? `, positive ${m.output.positive_class}` : ''} from "${m.output.probability_tensor}"`,
+    `  output: ${m.output.kind}${m.output.kind === 'multilabel' ? ' (an independent probability per class: for nbo, P(accept if sent) per offer; they do not sum to 1)' : m.output.kind === 'multiclass' ? ' (one distribution over the classes)' : ''}, classes ${m.output.classes.join(', ')}${m.output.positive_class ? `, positive ${m.output.positive_class}` : ''} from "${m.output.probability_tensor}"`,
     `  origin: ${m.lineage.origin}${m.lineage.data_source ? `, data ${m.lineage.data_source}` : ''}${m.lineage.rows !== null ? `, ${m.lineage.rows} rows` : ''}${m.lineage.notes ? `, ${m.lineage.notes}` : ''}`,
   ];
   for (const r of m.model.rewrites) lines.push(`  rewrite: ${JSON.stringify(r)}`);
+  const v = m.metrics?.policy_value;
+  if (v) lines.push(`  policy value: top offer estimated at ${v.estimate} (95% interval ${v.ci_low}-${v.ci_high}, ${v.method}) on the ${v.rows} offers of ${v.from} to ${v.to}, against ${v.logging} for the offers actually sent`);
   if (m.gates) lines.push(`  gates: ${m.gates.passed ? 'passed' : 'failed'}`);
   return lines.join('\n');
 }

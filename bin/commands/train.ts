@@ -1,10 +1,10 @@
-import { commandConfig, commandRegistry, registryOption, warehouseOption } from '../../lib/cli/context';
+import { commandConfig, registryOption, warehouseOption } from '../../lib/cli/context';
 import { formatTable, intOption, parseCommandArgs, UsageError, type Command, type CommandIo } from '../../lib/cli/runtime';
 import { assertName, binaryMetricsOf, multiclassMetricsOf } from '../../lib/registry/index';
-import { csvTrainingSpec } from '../../lib/training/datasets';
 import { createTrainingApp } from '../../lib/app/training';
 import type { GateThresholds } from '../../lib/training/gates';
-import { DEFAULT_THRESHOLDS, FAMILIES, trainAndPublish, type Family, type TrainingOutcome, type TrainingSpec } from '../../lib/training/pipeline';
+import { formatPolicyValue } from './evaluate';
+import { DEFAULT_THRESHOLDS, FAMILIES, type Family, type TrainingOutcome } from '../../lib/training/pipeline';
 
 export const trainCommand: Command = {
   name: 'train',
@@ -23,7 +23,13 @@ as a refused version with the reasons, and never promoted.
   churn   binary, from customer_churn_history (learn from earlier snapshots, folded by time;
           report on the latest); a history longer than max_learning_rows (models/training.json)
           is sampled by customer in SQL
-  nbo     the 8 offers of models/offers.json, from accepted offers in customer_offer_history
+  nbo     P(accept | customer, offer) for the 8 offers of models/offers.json: one acceptance
+          model per offer, learnt from every offer made in customer_offer_history (accepted or
+          refused; boosted trees by default, models/training.json "nbo"), reported on the last two
+          months, with the off-policy estimate of the acceptance its top offer would reach there
+          (doubly robust, 95% interval) beside what the offers actually sent reached; the
+          propensity column is used where the warehouse logs it, else the logging policy is
+          estimated from the history
 
 Options:
   --csv FILE             train a binary model from a CSV file instead of the warehouse
@@ -33,7 +39,8 @@ Options:
   --id-column COLUMN     the CSV's id column, never a feature (default: one named id/customer_id)
   --test-csv FILE        report on this file instead of a 20% stratified holdout (all rows of
                          --csv are then learnt from)
-  --family F             logistic, mlp, gbt or auto (default auto: all three and their blends)
+  --family F             logistic, mlp, gbt or auto (all three and their blends; the default,
+                         except for nbo, whose heads default to gbt)
   --sample SHARE         churn: learn from this share of customers (0-1], sampled in SQL with --seed
   --promote ALIAS        promote to ALIAS (e.g. staging, production) if every gate passes
   --seed N               random seed (default 42); the same seed gives the same model
@@ -77,41 +84,35 @@ Exit codes: 0 published (and promoted if asked), 1 refused by a gate or failed, 
     const thresholds = parseGates(values.gate ?? []);
     const log = trainingLog(io, `train ${name}`, values.verbose ?? false);
 
-    let spec: TrainingSpec;
-    if (values.csv !== undefined) {
-      if (!values.label) throw new UsageError('--label COLUMN is required with --csv');
-      const built = await csvTrainingSpec({
-        name,
-        file: values.csv,
-        label: values.label,
-        positive: values.positive,
-        features: values.features?.split(',').map((s) => s.trim()).filter(Boolean),
-        idColumn: values['id-column'],
-        testFile: values['test-csv'],
-        seed,
-      });
-      spec = built.spec;
-      for (const s of built.skipped) log(`left out column ${s.column}: ${s.reason}`);
-      if (built.dropped) log(`dropped ${built.dropped} rows without a label`);
-      const categorical = spec.columns.filter((c) => c.kind === 'categorical');
-      log(`features: ${spec.columns.length} columns (${categorical.length} categorical${categorical.some((c) => c.kind === 'categorical' && c.ordered) ? `, ordered codes: ${categorical.filter((c) => c.kind === 'categorical' && c.ordered).map((c) => c.name).join(', ')}` : ''}); positive class "${spec.classes[1]}"`);
-    } else {
+    const app = await createTrainingApp(commandConfig(values));
+    try {
+      if (values.csv !== undefined) {
+        if (!values.label) throw new UsageError('--label COLUMN is required with --csv');
+        const outcome = await app.training.trainCsv(
+          {
+            name,
+            file: values.csv,
+            label: values.label,
+            positive: values.positive,
+            features: values.features?.split(',').map((s) => s.trim()).filter(Boolean),
+            idColumn: values['id-column'],
+            testFile: values['test-csv'],
+            seed,
+          },
+          { families, maxEpochs, thresholds, promote: values.promote ?? null, onProgress: log },
+        );
+        return report(io, outcome, values.promote, values.json);
+      }
       if (name !== 'churn' && name !== 'nbo') throw new UsageError(`"${name}" is not a warehouse model (churn or nbo); give --csv FILE to train from a file`);
       for (const flag of ['label', 'positive', 'features', 'id-column', 'test-csv'] as const) {
         if (values[flag] !== undefined) throw new UsageError(`--${flag} only applies with --csv`);
       }
       if (sample !== undefined && name !== 'churn') throw new UsageError('--sample applies to churn only');
-      const app = await createTrainingApp(commandConfig(values));
-      try {
-        const outcome = await app.training.train({ model: name, promote: values.promote ?? null, seed, sample }, { families, maxEpochs, thresholds, onProgress: log });
-        return report(io, outcome, outcome.achievable, values.promote, values.json);
-      } finally {
-        await app.close();
-      }
+      const outcome = await app.training.train({ model: name, promote: values.promote ?? null, seed, sample }, { families, maxEpochs, thresholds, onProgress: log });
+      return report(io, outcome, values.promote, values.json);
+    } finally {
+      await app.close();
     }
-    const registry = await commandRegistry(values);
-    const outcome = await trainAndPublish(registry, spec, { families, seed, maxEpochs, thresholds, promote: values.promote ?? null, onProgress: log });
-    return report(io, outcome, null, values.promote, values.json);
   },
 };
 
@@ -123,8 +124,10 @@ function trainingLog(io: CommandIo, label: string, verbose: boolean): (message: 
   if (verbose) return (m) => io.err(`${label}: ${m}`);
   let drawn = false;
   return (m) => {
-    const detail = /^(logistic|mlp|gbt): /.test(m) || m.startsWith('reading ');
-    const result = /^(logistic|mlp|gbt): out-of-fold [^;]*\(\d+(?:\.\d+)?s\)$/.test(m);
+    // A family's search steps (an NBO head's are prefixed by its offer) redraw one line; its result stays.
+    const step = m.replace(/^[a-z0-9_]+: (?=(logistic|mlp|gbt|blend of)\b)/, '');
+    const detail = /^(logistic|mlp|gbt|blend of)[: ]/.test(step) || m.startsWith('reading ') || m.startsWith('logging policy: half');
+    const result = /^(logistic|mlp|gbt): out-of-fold [^;]*\(\d+(?:\.\d+)?s\)$/.test(step) && step === m;
     if (detail && !result) {
       if (io.interactive) {
         process.stderr.write(`\r\x1b[K${`${label}: ${m}`.slice(0, (process.stderr.columns || 100) - 1)}`);
@@ -140,9 +143,9 @@ function trainingLog(io: CommandIo, label: string, verbose: boolean): (message: 
   };
 }
 
-function report(io: CommandIo, outcome: TrainingOutcome, achievable: string | null, promote: string | undefined, json: boolean | undefined): number {
-  if (json) io.out(JSON.stringify({ ...outcome, achievable }, null, 2));
-  else printOutcome(io, outcome, achievable, promote);
+function report(io: CommandIo, outcome: TrainingOutcome, promote: string | undefined, json: boolean | undefined): number {
+  if (json) io.out(JSON.stringify(outcome, null, 2));
+  else printOutcome(io, outcome, promote);
   return outcome.manifest.status === 'refused' ? 1 : 0;
 }
 
@@ -166,8 +169,10 @@ function parseFamily(value: string | undefined): Family[] | undefined {
   return [value as Family];
 }
 
-function printOutcome(io: CommandIo, outcome: TrainingOutcome, achievable: string | null, promote: string | undefined): void {
+function printOutcome(io: CommandIo, outcome: TrainingOutcome, promote: string | undefined): void {
+  if (outcome.nbo) return printNbo(io, outcome, outcome.nbo, promote);
   const m = outcome.manifest;
+  const achievable = outcome.achievable;
   const metrics = m.metrics;
   const num = (v: number | null | undefined) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(4) : '-');
   io.out(`${m.name} v${m.version}: ${m.status === 'ready' ? 'ready' : 'REFUSED'} (${outcome.chosen}, ${outcome.seconds.toFixed(1)}s)`);
@@ -210,6 +215,47 @@ function printOutcome(io: CommandIo, outcome: TrainingOutcome, achievable: strin
     }
   }
   if (achievable) io.out(`\n${achievable}`);
+  io.out('');
+  for (const g of m.gates?.results ?? []) io.out(`gate ${g.gate}: ${g.passed ? 'passed' : 'FAILED'} - ${g.reason}`);
+  io.out(`export check: onnxruntime within ${outcome.exportCheck.maxAbsDiff.toExponential(2)} of the trainer on ${outcome.exportCheck.rows} rows`);
+  if (outcome.promoted) io.out(`promoted: ${m.name}@${outcome.promoted.alias} -> v${m.version}`);
+  else if (promote) io.out(`not promoted to ${promote}: the model was refused`);
+}
+
+/** A next-best-offer run: the heads, the acceptance metrics, overlap and the policy's estimate beside what was sent. */
+function printNbo(io: CommandIo, outcome: TrainingOutcome, nbo: NonNullable<TrainingOutcome['nbo']>, promote: string | undefined): void {
+  const m = outcome.manifest;
+  const metrics = m.metrics!;
+  const num = (v: number | null | undefined) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(4) : '-');
+  io.out(`${m.name} v${m.version}: ${m.status === 'ready' ? 'ready' : 'REFUSED'} (${outcome.chosen}, ${outcome.seconds.toFixed(1)}s)`);
+  io.out(`what it answers: for each offer, P(the customer accepts it if it is sent); the 8 probabilities are independent and do not sum to 1`);
+  const cv = metrics.cross_validation;
+  if (cv) io.out(`model selection: ${cv.description}`);
+  const perOffer = (metrics.per_offer ?? []) as { offer_id: string; sent: number; accepted: number; mean_predicted: number | null; auc: number | null }[];
+  io.out(
+    formatTable(
+      ['offer', 'learnt from', 'accepted', 'head', 'out-of-fold log loss', 'window sends', 'accepted', 'mean predicted', 'AUC'],
+      nbo.heads.map((h, k) => {
+        const w = perOffer[k];
+        return [h.offer_id, h.sent, h.accepted, h.family ?? 'constant', num(h.log_loss), w?.sent ?? '-', w?.accepted ?? '-', num(w?.mean_predicted), num(w?.auc)];
+      }),
+    ),
+  );
+  const d = metrics.distillation;
+  if (d?.student) io.out(`served: ${d.served === 'student' ? `one MLP ${JSON.stringify(d.student.hidden)} with a sigmoid per offer, distilled from the heads` : `the heads themselves (${d.reason})`}; on the window's customers the network differs from the heads by ${d.student.mean_abs_diff} on average and sends the same top offer to ${(d.student.same_top_offer * 100).toFixed(1)}% of them`);
+  io.out('');
+  const sets = [cv?.out_of_fold, cv?.out_of_fold_baseline, metrics.holdout, metrics.baseline_prior, metrics.production?.comparable ? metrics.production.metrics : null].map((set) => (set ? binaryMetricsOf(set) : null));
+  const headers = ['P(accept) of the offer made', 'out-of-fold', 'offer rates (oof)', 'window', 'offer rates (window)', ...(sets[4] ? [`production v${metrics.production!.version}`] : [])];
+  io.out(formatTable(headers, (['auc', 'log_loss', 'brier', 'ece'] as const).map((k) => [k, ...sets.filter((set, i) => i < 4 || set).map((set) => num(set?.[k]))])));
+  io.out('');
+  const o = nbo.overlap;
+  io.out(`overlap (propensity of the offer sent, ${o.propensity_source}): min ${o.propensity.min}, 1% ${o.propensity.p01}, 5% ${o.propensity.p05}, median ${o.propensity.p50}, 95% ${o.propensity.p95}`);
+  io.out(`effective sends per offer (what its sends are worth, once weighted, for judging "send it to everyone"): ${o.offers.map((x) => `${x.offer_id} ${Math.round(x.effective_sends)} of ${x.sent}`).join(', ')}`);
+  // The warnings hold the unsupported regions' sentences and the offers that got a constant.
+  for (const w of nbo.warnings) io.out(`warning: ${w}`);
+  io.out('');
+  io.out(formatPolicyValue(nbo.policy));
+  if (outcome.achievable) io.out(`\n${outcome.achievable}`);
   io.out('');
   for (const g of m.gates?.results ?? []) io.out(`gate ${g.gate}: ${g.passed ? 'passed' : 'FAILED'} - ${g.reason}`);
   io.out(`export check: onnxruntime within ${outcome.exportCheck.maxAbsDiff.toExponential(2)} of the trainer on ${outcome.exportCheck.rows} rows`);

@@ -17,11 +17,18 @@ export const ErrorResponseSchema = z
   .object({ error: z.object({ code: z.string().describe('stable, machine-readable'), message: z.string().describe('for people; from 500 up a fixed sentence per code') }) })
   .meta({ id: 'Error' });
 
+const OfferProbabilitiesSchema = z
+  .enum(['acceptance', 'softmax'])
+  .optional()
+  .describe(
+    'NBO answers: what the offer probabilities are. acceptance: P(the customer accepts the offer if it is sent), one per offer, independent (they do not sum to 1); softmax: one distribution over the offers (versions trained before acceptance models, or published so), which ranks offers but is not an acceptance rate',
+  );
+
 const SourceSchema = z
   .discriminatedUnion('type', [
-    z.object({ type: z.literal('model'), name: z.string(), version: z.number().int().positive(), alias: z.string() }),
+    z.object({ type: z.literal('model'), name: z.string(), version: z.number().int().positive(), alias: z.string(), probabilities: OfferProbabilitiesSchema }),
     z.object({ type: z.literal('rules'), name: z.literal('rfm'), cut_points: z.enum(['quintiles', 'fixed']) }),
-    z.object({ type: z.literal('mock'), name: z.string() }),
+    z.object({ type: z.literal('mock'), name: z.string(), probabilities: OfferProbabilitiesSchema }),
   ])
   .describe('where the answer came from: a registry version, the RFM rules, or the mock baseline (never silently)')
   .meta({ id: 'Source' });
@@ -30,17 +37,23 @@ const ChurnResultSchema = z
   .object({ customer_id: z.string(), churn_probability: z.number().min(0).max(1), churn_risk: z.enum(['low', 'medium', 'high']), source: SourceSchema })
   .meta({ id: 'ChurnResult' });
 
-const RankedOfferSchema = z.object({ rank: z.number().int().positive(), offer_id: z.string(), offer_name: z.string(), probability: z.number().min(0).max(1) });
+const RankedOfferSchema = z.object({
+  rank: z.number().int().positive(),
+  offer_id: z.string(),
+  offer_name: z.string(),
+  probability: z.number().min(0).max(1).describe('P(the customer accepts this offer if it is sent) (source.probabilities "acceptance"); independent of the other offers\' probabilities, so they do not sum to 1'),
+});
 
 const NboResultSchema = z
   .object({
     customer_id: z.string(),
-    offer_id: z.string(),
+    offer_id: z.string().describe('the offer the customer is likeliest to accept'),
     offer_name: z.string(),
-    confidence: z.number().min(0).max(1),
+    confidence: z.number().min(0).max(1).describe('the top offer\'s acceptance probability (its `probability` in `offers`)'),
     offers: z.array(RankedOfferSchema).describe('every offer, best first'),
     source: SourceSchema,
   })
+  .describe('Next best offer: every offer with P(accept if sent), ranked. The probabilities are independent acceptance rates, not shares of one distribution: they do not sum to 1 (source.probabilities says which kind a version gives).')
   .meta({ id: 'NboResult' });
 
 const RfmResultSchema = z
@@ -157,6 +170,14 @@ const ChurnQualitySchema = z
 const OfferTallySchema = z.object({ offers: z.number().int().nonnegative(), accepted: z.number().int().nonnegative(), rate: z.number().nullable() });
 const NboQualitySchema = z
   .object({
+    offers_made: z
+      .object({
+        offers: z.number().int().nonnegative(),
+        accepted: z.number().int().nonnegative(),
+        ...ChurnQualitySchema.pick({ observed_rate: true, mean_predicted: true, auc: true, auc_ci95: true, brier: true, calibration: true }).shape,
+      })
+      .nullable()
+      .describe("every offer actually sent in the window, judged by what happened to it: the model's probability of that offer against whether it was accepted (calibration by decile counts offers in `customers`)"),
     recommended: OfferTallySchema.describe('offers made that were the recommended one'),
     other: OfferTallySchema.describe('offers made that were not'),
     lift: z.number().nullable(),

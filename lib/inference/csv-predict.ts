@@ -8,8 +8,9 @@ const CHUNK = 10_000;
 /**
  * Scores every row of a CSV table with a model and returns the output CSV: the id column (or the
  * row number when there is none) followed by the predictions. Binary models give the probability
- * of the positive class and the predicted class; multiclass models the predicted class, its
- * probability and one probability column per class.
+ * of the positive class and the predicted class; multiclass and multilabel models the predicted
+ * (likeliest) class, its probability and one probability column per class (multilabel, such as NBO
+ * acceptance: independent probabilities, which do not sum to 1).
  */
 export async function predictCsv(
   runner: ModelRunner,

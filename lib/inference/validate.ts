@@ -15,6 +15,11 @@ export interface OutputDescription {
   classes?: string[];
   /** Binary models: which class's probability is reported; the second class by default. */
   positiveClass?: string;
+  /**
+   * What the probability columns are. Absent: inferred (columns that sum to 1 on every probe row
+   * are one distribution, multiclass; columns that do not are independent probabilities, multilabel).
+   */
+  kind?: 'multiclass' | 'multilabel';
 }
 
 /** A model checked and made servable: the bytes to store and the schemas to record. */
@@ -247,7 +252,7 @@ function describeOutput(
   if (result.dims[0] !== PROBE_ROWS || result.dims.length > 2) {
     throw new ModelRejectedError(`Output "${probName}" has shape [${result.dims.join(', ')}] for ${PROBE_ROWS} rows; expected [N, classes]`);
   }
-  checkProbabilities(probName, result.data as ArrayLike<number>, width);
+  const sumsToOne = checkProbabilities(probName, result.data as ArrayLike<number>, width, described.kind);
 
   const classes =
     described.classes ??
@@ -262,7 +267,7 @@ function describeOutput(
     throw new ValidationError(`Output "${probName}" holds one probability per row, so the model needs exactly 2 classes, not ${classes.length}`);
   }
   if (new Set(classes).size !== classes.length) throw new ValidationError(`Class labels repeat: ${classes.join(', ')}`);
-  const kind = classes.length === 2 ? 'binary' : 'multiclass';
+  const kind = layout === 'matrix' && (described.kind === 'multilabel' || !sumsToOne) ? 'multilabel' : classes.length === 2 ? 'binary' : 'multiclass';
   const positive = kind === 'binary' ? (described.positiveClass ?? classes[1]!) : null;
   if (positive !== null && !classes.includes(positive)) {
     throw new ValidationError(`Positive class "${positive}" is not one of the classes ${classes.join(', ')}`);
@@ -288,7 +293,12 @@ function classLabelsFromGraph(info: OnnxModelInfo): string[] | undefined {
   return undefined;
 }
 
-function checkProbabilities(name: string, data: ArrayLike<number>, width: number): void {
+/**
+ * Every value must be a probability. Rows of several columns that sum to 1 are one distribution;
+ * rows that do not are independent probabilities, unless the caller said the model is multiclass.
+ * Returns whether every row sums to 1.
+ */
+function checkProbabilities(name: string, data: ArrayLike<number>, width: number, kind: OutputDescription['kind']): boolean {
   const eps = 1e-4;
   for (let i = 0; i < data.length; i++) {
     const v = data[i]!;
@@ -299,17 +309,20 @@ function checkProbabilities(name: string, data: ArrayLike<number>, width: number
       );
     }
   }
-  if (width > 1) {
-    for (let r = 0; r < data.length / width; r++) {
-      let sum = 0;
-      for (let c = 0; c < width; c++) sum += data[r * width + c]!;
-      if (Math.abs(sum - 1) > 1e-3) {
+  if (width === 1) return true;
+  for (let r = 0; r < data.length / width; r++) {
+    let sum = 0;
+    for (let c = 0; c < width; c++) sum += data[r * width + c]!;
+    if (Math.abs(sum - 1) > 1e-3) {
+      if (kind === 'multiclass') {
         throw new ModelRejectedError(
-          `Output "${name}" rows do not sum to 1 (a probe row sums to ${sum.toFixed(4)}), so they are not class probabilities.`,
+          `Output "${name}" rows do not sum to 1 (a probe row sums to ${sum.toFixed(4)}), so they are not class probabilities; a model with one independent probability per class (sigmoid outputs) is published as multilabel (--output multilabel)`,
         );
       }
+      return false;
     }
   }
+  return true;
 }
 
 function shapeText(shape: (number | string | null)[]): string {

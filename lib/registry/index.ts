@@ -27,13 +27,13 @@ const MAX_ALIAS_ATTEMPTS = 50;
  * kind its name promises, and for NBO ranks offers of the catalog.
  */
 export function servingProblems(manifest: Pick<ModelManifest, 'name' | 'input' | 'output'>): string[] {
-  const kind = SERVED_MODELS[manifest.name as ServedModelName] as string | undefined;
-  if (!kind) return [];
+  const kinds = SERVED_MODELS[manifest.name as ServedModelName] as readonly string[] | undefined;
+  if (!kinds) return [];
   const problems: string[] = [];
   const unknown = manifest.input.features.map((f) => f.name).filter((f) => !(FEATURES as readonly string[]).includes(f));
   if (unknown.length) problems.push(`it takes ${unknown.join(', ')}, which the warehouse does not provide (it provides ${FEATURES.join(', ')})`);
-  if (manifest.output.kind !== kind) problems.push(`it is a ${manifest.output.kind} model where ${manifest.name} must be ${kind}`);
-  else if (kind === 'multiclass') {
+  if (!kinds.includes(manifest.output.kind)) problems.push(`it is a ${manifest.output.kind} model where ${manifest.name} must be ${kinds.join(' or ')}`);
+  else if (manifest.name === 'nbo') {
     const strangers = manifest.output.classes.filter((c) => !OFFER_IDS.includes(c));
     if (strangers.length) problems.push(`its classes ${strangers.join(', ')} are not offers of models/offers.json`);
   }

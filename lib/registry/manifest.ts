@@ -36,8 +36,16 @@ export const InputSchemaSchema = z.object({
   preprocessing: PreprocessingSchema,
 });
 
+/**
+ * binary: P(positive); multiclass: one distribution over the classes (rows sum to 1); multilabel:
+ * one independent probability per class (an NBO acceptance model: P(accept | x, offer) per offer,
+ * rows do not sum to 1).
+ */
+export const OUTPUT_KINDS = ['binary', 'multiclass', 'multilabel'] as const;
+export type OutputKind = (typeof OUTPUT_KINDS)[number];
+
 export const OutputSchemaSchema = z.object({
-  kind: z.enum(['binary', 'multiclass']),
+  kind: z.enum(OUTPUT_KINDS).describe('binary: P(positive); multiclass: one distribution over the classes (rows sum to 1); multilabel: an independent probability per class (NBO acceptance: P(accept | x, offer) per offer, rows do not sum to 1)'),
   probability_tensor: z.string().min(1),
   /** `matrix`: [N, classes]; `positive_column`: [N, 1] or [N] holding P(positive class). */
   probability_layout: z.enum(['matrix', 'positive_column']),
@@ -100,6 +108,62 @@ export const MulticlassMetricsSchema = z.object({
 
 export const MetricSetSchema = z.union([BinaryMetricsSchema, MulticlassMetricsSchema]);
 
+const EstimateSchema = z.object({ estimate: metric, ci_low: metric, ci_high: metric, se: metric });
+
+/** A next-best-offer version's top-1 policy, estimated off-policy on the evaluation window (the last two months of offers). */
+export const PolicyValueSchema = z
+  .object({
+    estimate: metric.describe('the acceptance rate of sending each customer its top offer: doubly robust (self-normalised IPS where there is no reward model)'),
+    ci_low: metric.describe('95% interval'),
+    ci_high: metric,
+    method: z.enum(['doubly robust', 'self-normalised IPS']),
+    logging: metric.describe('the acceptance rate the offers actually sent reached on the same rows (the logging policy, observed)'),
+    rows: z.number().int().nonnegative().describe('offers made in the window'),
+    from: z.string().describe('the first offer date of the window (ISO)'),
+    to: z.string().describe('the last offer date of the window (ISO)'),
+    dr: EstimateSchema.nullable(),
+    ips: EstimateSchema,
+    snips: EstimateSchema.nullable(),
+    matched: z.number().int().nonnegative().describe('window rows where the offer sent is the one the policy would send'),
+    effective_rows: z.number().nonnegative().describe('effective sample size of the importance weights'),
+    propensity: z.enum(['logged', 'estimated']),
+    reward_model: z.string().describe("whose P(accept) the doubly-robust estimate uses"),
+    low_support_share: metric.describe('share of the window where the policy\'s offer had estimated propensity below 1% (estimated propensities only)'),
+    production: z
+      .object({ version: z.number().int().positive(), estimate: metric, ci_low: metric, ci_high: metric, difference: EstimateSchema.describe('this version minus production, paired by row') })
+      .nullable(),
+    true_value: metric.optional().describe('demo data only: the policy\'s true acceptance rate from the generating process'),
+  })
+  .describe("the off-policy estimate of the acceptance rate the version's top offer would reach");
+export type PolicyValue = z.infer<typeof PolicyValueSchema>;
+
+const QuantilesSchema = z.object({ p01: metric, p05: metric, p50: metric, p95: metric });
+
+/** Whether the history can tell what each offer does for every kind of customer. */
+export const OverlapSchema = z.object({
+  propensity_source: z.enum(['logged', 'estimated']),
+  rows: z.number().int().nonnegative(),
+  propensity: QuantilesSchema.extend({ min: metric, max: metric }).describe('propensities of the offers sent'),
+  offers: z.array(z.object({ offer_id: z.string(), sent: z.number().int().nonnegative(), accepted: z.number().int().nonnegative(), propensity: QuantilesSchema, effective_sends: z.number().nonnegative() })),
+  unsupported: z
+    .array(z.object({ offer_id: z.string(), feature: z.string(), customers: z.string(), rows: z.number().int().nonnegative(), share: z.number() }))
+    .describe('kinds of customer an offer was never sent to: no model can know how they would answer it'),
+});
+
+/** How one offer's acceptance is modelled. */
+export const HeadSchema = z.object({
+  offer_id: z.string(),
+  sent: z.number().int().nonnegative(),
+  accepted: z.number().int().nonnegative(),
+  kind: z.enum(['model', 'constant']),
+  family: z.string().nullable(),
+  log_loss: metric,
+  settings: z.record(z.string(), z.unknown()),
+  reason: z.string().nullable(),
+  candidates: z.array(z.object({ family: z.string(), score: metric, seconds: z.number() })),
+  seconds: z.number(),
+});
+
 /** What training measured: the holdout beside the class prior and the production version of the time. */
 export const TrainingMetricsSchema = z.looseObject({
   holdout: MetricSetSchema,
@@ -131,6 +195,25 @@ export const TrainingMetricsSchema = z.looseObject({
     })
     .optional()
     .describe('model selection on the training rows (versions trained before cross-validation lack it)'),
+  output_kind: z.literal('acceptance').optional().describe('next best offer: the holdout metrics are of P(accept) of the offers made, against each offer\'s own acceptance rate'),
+  heads: z.array(HeadSchema).optional().describe('next best offer: one acceptance model per offer'),
+  distillation: z
+    .object({
+      served: z.enum(['student', 'heads']),
+      student: z
+        .object({ hidden: z.array(z.number().int()), epochs: z.number().int(), rows: z.number().int(), seconds: z.number(), mean_abs_diff: z.number(), same_top_offer: z.number() })
+        .nullable(),
+      reason: z.string().nullable(),
+    })
+    .optional()
+    .describe("next best offer: the heads distilled into one network for serving, how closely it answers like them on the evaluation window's customers, and which is served"),
+  per_offer: z
+    .array(z.object({ offer_id: z.string(), sent: z.number().int().nonnegative(), accepted: z.number().int().nonnegative(), mean_predicted: metric, auc: metric, log_loss: metric }))
+    .optional()
+    .describe("next best offer: each offer's sends in the evaluation window, with the model's mean P(accept) and AUC on them"),
+  policy_value: PolicyValueSchema.optional(),
+  overlap: OverlapSchema.optional(),
+  warnings: z.array(z.string()).optional().describe('problems with particular offers or kinds of customer, in words'),
 });
 
 export const ManifestSchema = z.object({

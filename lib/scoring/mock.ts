@@ -24,7 +24,7 @@ export function mockChurnProbability(f: (number | null)[]): number {
   return 1 / (1 + Math.exp(-z));
 }
 
-/** A probability per offer (catalog order) from simple affinity rules, normalised to sum to 1. */
+/** P(accept) per offer (catalog order) from simple affinity rules: independent, as an acceptance model's. */
 export function mockOfferProbabilities(f: (number | null)[]): number[] {
   const recency = f[I.recency] ?? 365;
   const avg = f[I.avg] ?? null;
@@ -38,7 +38,5 @@ export function mockOfferProbabilities(f: (number | null)[]): number[] {
     service_recovery: (f[I.complaints] ?? 0) > 0 ? 2 : 0,
     cross_sell_bundle: (f[I.trend] ?? 0) > 0.2 ? 1 : 0,
   };
-  const exp = OFFER_IDS.map((id) => Math.exp(scores[id] ?? 0));
-  const sum = exp.reduce((a, b) => a + b, 0);
-  return exp.map((e) => e / sum);
+  return OFFER_IDS.map((id) => 1 / (1 + Math.exp(1.5 - (scores[id] ?? 0))));
 }

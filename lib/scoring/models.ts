@@ -62,8 +62,8 @@ export class ModelProvider {
       mockMode: 'auto' | 'on' | 'off';
       /** Columns the caller can supply; a model needing others cannot be served. */
       columns?: readonly string[];
-      /** The kind of output each model must have (e.g. churn binary, nbo multiclass). */
-      expectedKind?: Record<string, 'binary' | 'multiclass'>;
+      /** The kinds of output each model may have (churn binary, nbo acceptance or softmax). */
+      expectedKind?: Readonly<Record<string, readonly string[]>>;
       now?: () => number;
       /** Told of every version this instance loads (the first, and each swap after a promotion). */
       onLoad?: (event: ModelLoadEvent) => void;
@@ -124,8 +124,8 @@ export class ModelProvider {
     const started = performance.now();
     const { manifest, bytes } = await this.registry.readModel(name, version);
     if (manifest.status !== 'ready') throw new IntegrityError(`Model ${name} v${version} is marked ${manifest.status}`);
-    const kind = this.options.expectedKind?.[name];
-    if (kind && manifest.output.kind !== kind) throw new IntegrityError(`Model ${name} v${version} is ${manifest.output.kind}; ${name} needs a ${kind} model`);
+    const kinds = this.options.expectedKind?.[name];
+    if (kinds && !kinds.includes(manifest.output.kind)) throw new IntegrityError(`Model ${name} v${version} is ${manifest.output.kind}; ${name} needs a ${kinds.join(' or ')} model`);
     const runner = await ModelRunner.create(manifest, bytes);
     const lacking = this.options.columns ? runner.rawColumns.filter((c) => !this.options.columns!.includes(c)) : [];
     if (lacking.length) {

@@ -1,11 +1,19 @@
 import { OFFERS } from '../catalog';
 import type { RfmScores } from './rfm';
 
+/**
+ * What an NBO answer's probabilities are: `acceptance`, P(the customer accepts the offer if it is
+ * sent), one per offer and independent (they do not sum to 1); `softmax`, one distribution over the
+ * offers (versions trained before acceptance models, or published so), which ranks offers but is
+ * not an acceptance rate.
+ */
+export type OfferProbabilities = 'acceptance' | 'softmax';
+
 /** Where an answer came from: a registry version, the RFM rules, or the mock baseline. */
 export type ResultSource =
-  | { type: 'model'; name: string; version: number; alias: string }
+  | { type: 'model'; name: string; version: number; alias: string; probabilities?: OfferProbabilities }
   | { type: 'rules'; name: 'rfm'; cut_points: 'quintiles' | 'fixed' }
-  | { type: 'mock'; name: string };
+  | { type: 'mock'; name: string; probabilities?: OfferProbabilities };
 
 /** Churn risk bands, lowest first (columnar scores store the index). */
 export const RISK_BANDS = ['low', 'medium', 'high'] as const;

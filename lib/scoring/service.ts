@@ -333,8 +333,10 @@ export class ScoringService {
   }
 }
 
+/** An answer's source; NBO's says what its probabilities are (acceptance, or a softmax of an older version). */
 function sourceOf(name: string, handle: ModelHandle): ResultSource {
-  return handle.kind === 'mock' ? { type: 'mock', name } : { type: 'model', name, version: handle.manifest.version, alias: handle.alias };
+  const probabilities = name === 'nbo' ? { probabilities: handle.kind === 'mock' || handle.manifest.output.kind === 'multilabel' ? ('acceptance' as const) : ('softmax' as const) } : {};
+  return handle.kind === 'mock' ? { type: 'mock', name, ...probabilities } : { type: 'model', name, version: handle.manifest.version, alias: handle.alias, ...probabilities };
 }
 
 async function withDeadline<T>(promise: Promise<T>, deadline: number): Promise<T> {

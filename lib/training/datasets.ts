@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { ValidationError } from '../errors';
 import type { Warehouse } from '../warehouse/index';
-import { churnSnapshots, readChurnHistory, readOfferHistory } from '../warehouse/history';
+import { churnSnapshots, readChurnHistory, readOfferLog } from '../warehouse/history';
 import trainingDefaults from '../../models/training.json';
 import { FEATURES, OFFER_IDS } from '../catalog';
 import { parseCsv } from '../csv';
@@ -9,6 +9,7 @@ import { encodeCsv, inferEncodings, positiveLabel } from './csv';
 import type { ColumnEncoding } from '../inference/encoding';
 import type { InputColumn } from './design';
 import type { Splits, TrainingSpec } from './pipeline';
+import type { OfferRows } from './acceptance';
 import { stratifiedParts } from './selection';
 
 /** How much churn history to learn from. */
@@ -55,36 +56,74 @@ export async function churnTrainingSpec(warehouse: Warehouse, onProgress?: (mess
   };
 }
 
+/** Next-best-offer training data: every offer made, its outcome, and what is known of why it was chosen. */
+export interface NboTrainingSpec {
+  name: string;
+  data: OfferRows;
+  customerIds: string[];
+  offeredAt: string[];
+  /** Logged P(offer sent | customer), checked to lie in (0, 1] on every row; null when the history has none. */
+  propensity: Float64Array | null;
+  /** Why there are no logged propensities. */
+  propensityNote: string | null;
+  /** train: the months before the evaluation window; test: the window (the last two calendar months). */
+  splits: Splits;
+  /** The window's first and last offer dates (ISO days). */
+  window: { from: string; to: string };
+  lineage: TrainingSpec['lineage'];
+}
+
 /**
- * Next-best-offer training data from accepted offers in `customer_offer_history`: the label is the
- * offer accepted. Learn from the earlier months (folded by month for model selection), report on
- * the last two calendar months.
+ * Next-best-offer training data from `customer_offer_history`: every offer made, accepted or
+ * refused, with the logged propensity where the warehouse has one. Learn from the earlier months
+ * (folded by month for model selection); report on, and estimate policies over, the last two
+ * calendar months.
  */
-export async function nboTrainingSpec(warehouse: Warehouse, onProgress?: (message: string) => void): Promise<TrainingSpec> {
-  const history = await readOfferHistory(warehouse, { onProgress: (done, total, rows) => onProgress?.(`reading offer history: month ${done}/${total}, ${rows} accepted offers`) });
-  if (history.rows === 0) throw new ValidationError('customer_offer_history has no accepted offers: load history first (e.g. loyalty-ml demo-data)');
-  const unknown = [...new Set(history.labels as string[])].filter((id) => !OFFER_IDS.includes(id));
+export async function nboTrainingSpec(warehouse: Warehouse, onProgress?: (message: string) => void): Promise<NboTrainingSpec> {
+  const log = await readOfferLog(warehouse, { onProgress: (done, total, rows) => onProgress?.(`reading offer history: month ${done}/${total}, ${rows} offers`) });
+  if (log.rows === 0) throw new ValidationError('customer_offer_history is empty: load history first (e.g. loyalty-ml demo-data)');
+  const unknown = [...new Set(log.offerIds)].filter((id) => !OFFER_IDS.includes(id));
   if (unknown.length) throw new ValidationError(`customer_offer_history names offers missing from models/offers.json: ${unknown.slice(0, 5).join(', ')}`);
-  const months = [...new Set(history.times.map((t) => t.slice(0, 7)))].sort();
-  if (months.length < 5) throw new ValidationError(`customer_offer_history spans ${months.length} months; a time-based split needs at least 5`);
-  const testFrom = months[months.length - 2]!;
-  const monthOf = history.times.map((t) => t.slice(0, 7));
+  if (log.propensity) checkPropensities(log.propensity, (i) => `customer ${log.customerIds[i]}, offered ${log.offeredAt[i]}, offer ${log.offerIds[i]}`);
+  const months = log.offeredAt.map((t) => t.slice(0, 7));
+  const distinct = [...new Set(months)].sort();
+  if (distinct.length < 5) throw new ValidationError(`customer_offer_history spans ${distinct.length} months; a time-based split needs at least 5`);
+  const testFrom = distinct[distinct.length - 2]!;
+  const splits = splitBy(months, (m) => (m >= testFrom ? 'test' : 'train'), `time-based: learn from offers from ${distinct[0]} to before ${testFrom}, report on ${testFrom} and later`);
+  const days = log.offeredAt.map((t) => t.slice(0, 10));
+  const windowDays = Array.from(splits.test, (r) => days[r]!).sort();
   return {
     name: 'nbo',
-    classes: [...OFFER_IDS],
-    columns: FEATURES.map((name) => ({ name, kind: 'numeric' as const })),
-    encodings: null,
-    X: history.X,
-    y: Int32Array.from(history.labels as string[], (id) => OFFER_IDS.indexOf(id)),
-    rows: history.rows,
-    splits: splitBy(monthOf, (m) => (m >= testFrom ? 'test' : 'train'), `time-based: learn from offers from ${months[0]} to before ${testFrom}, report on ${testFrom} and later`),
-    times: monthOf,
+    data: {
+      offers: [...OFFER_IDS],
+      columns: FEATURES.map((name) => ({ name, kind: 'numeric' as const })),
+      X: log.X,
+      rows: log.rows,
+      action: Int32Array.from(log.offerIds, (id) => OFFER_IDS.indexOf(id)),
+      accepted: Int32Array.from(log.accepted),
+      months,
+    },
+    customerIds: log.customerIds,
+    offeredAt: log.offeredAt,
+    propensity: log.propensity,
+    propensityNote: log.propensityNote,
+    splits,
+    window: { from: windowDays[0]!, to: windowDays[windowDays.length - 1]! },
     lineage: {
-      data_source: `warehouse:${warehouse.cfg.offer_history.table} (accepted offers)`,
-      time_window: { from: history.times.reduce((a, b) => (a < b ? a : b)), to: history.times.reduce((a, b) => (a > b ? a : b)) },
-      notes: null,
+      data_source: `warehouse:${warehouse.cfg.offer_history.table} (every offer made, accepted or refused)`,
+      time_window: { from: days.reduce((a, b) => (a < b ? a : b)), to: days.reduce((a, b) => (a > b ? a : b)) },
+      notes: log.propensity ? `logged propensities from ${warehouse.cfg.offer_history.table}.${warehouse.cfg.offer_history.propensity}` : `logging policy estimated from the history: ${log.propensityNote}`,
     },
   };
+}
+
+/** Every logged propensity must be a number in (0, 1]: an error names the first row that is not. */
+export function checkPropensities(p: Float64Array, row: (i: number) => string): void {
+  for (let i = 0; i < p.length; i++) {
+    const v = p[i]!;
+    if (Number.isNaN(v)) throw new ValidationError(`customer_offer_history has no propensity on the row of ${row(i)}: every row needs one when the column is mapped (or map offer_history.propensity to null to estimate the logging policy)`, { code: 'invalid_propensity' });
+    if (!(v > 0 && v <= 1)) throw new ValidationError(`customer_offer_history's propensity ${v} on the row of ${row(i)} is outside (0, 1]: it must be the chance the offer sent had of being chosen`, { code: 'invalid_propensity' });
+  }
 }
 
 export interface CsvTrainingOptions {

@@ -55,12 +55,22 @@ export function emitNet(g: OnnxGraphBuilder, x: string, model: NetModel, prefix 
     h = g.node('Add', [mm!, g.constant(`${prefix}_dense${i}_b`, [layer.outputs], Float32Array.from(layer.b))])[0]!;
     if (i < model.net.layers.length - 1) h = g.node('Relu', [h])[0]!;
   });
+  if (model.net.output === 'independent') return g.node('Sigmoid', [h])[0]!;
   if (model.net.output === 'sigmoid') {
     const [p] = g.node('Sigmoid', [h]);
     const [q] = g.node('Sub', [g.constant(`${prefix}_one`, [1], [1]), p!]);
     return g.node('Concat', [q!, p!], { attributes: { axis: { int: 1 } } })[0]!;
   }
   return g.node('Softmax', [h], { attributes: { axis: { int: 1 } } })[0]!;
+}
+
+/** Rows of X as float32 values (what the served graph receives), row-major. */
+export function float32Rows(X: Float64Array, rows: Uint32Array, D: number): Float64Array {
+  const out = new Float64Array(rows.length * D);
+  rows.forEach((r, i) => {
+    for (let j = 0; j < D; j++) out[i * D + j] = Math.fround(X[r * D + j]!);
+  });
+  return out;
 }
 
 /** Writes a network with its design as one ONNX graph. */
@@ -131,6 +141,22 @@ export async function verifyExport(
  * features with NaN for missing values, like the network graphs. Returns the probabilities.
  */
 export function emitGbt(g: OnnxGraphBuilder, x: string, model: GbtModel, classLabels: string[], prefix = 'trees'): string {
+  return emitTrees(g, x, { base: model.base, trees: model.trees, transform: model.classes === 2 ? 'LOGISTIC' : 'SOFTMAX' }, classLabels, prefix);
+}
+
+/**
+ * Trees as one TreeEnsembleClassifier: each tree adds to the raw score of its output, and the
+ * transform turns the scores into probabilities. SOFTMAX: classes that share one distribution;
+ * LOGISTIC with more than two labels: a sigmoid of each output on its own (independent
+ * probabilities, such as one acceptance model per offer folded into one node).
+ */
+export function emitTrees(
+  g: OnnxGraphBuilder,
+  x: string,
+  model: { base: number[]; trees: GbtModel['trees']; transform: 'LOGISTIC' | 'SOFTMAX' },
+  classLabels: string[],
+  prefix = 'trees',
+): string {
   const n = { treeids: [] as number[], nodeids: [] as number[], featureids: [] as number[], modes: [] as string[], values: [] as number[], trueids: [] as number[], falseids: [] as number[], missing: [] as number[] };
   const c = { treeids: [] as number[], nodeids: [] as number[], ids: [] as number[], weights: [] as number[] };
   model.trees.forEach((tree, t) => {
@@ -177,7 +203,7 @@ export function emitGbt(g: OnnxGraphBuilder, x: string, model: GbtModel, classLa
       nodes_treeids: { ints: n.treeids },
       nodes_truenodeids: { ints: n.trueids },
       nodes_values: { floats: n.values },
-      post_transform: { string: model.classes === 2 ? 'LOGISTIC' : 'SOFTMAX' },
+      post_transform: { string: model.transform },
     },
   });
   return probabilities!;

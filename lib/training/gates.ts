@@ -53,12 +53,56 @@ export interface MulticlassGateInput {
   production: { version: number; top1: number; ownTop1: number } | null;
 }
 
-export function evaluateGates(input: BinaryGateInput | MulticlassGateInput, t: GateThresholds): { passed: boolean; results: GateResult[] } {
-  const results = input.kind === 'binary' ? binaryGates(input, t) : multiclassGates(input, t);
+/**
+ * Next best offer as acceptance probabilities: the binary gates on the pooled out-of-fold
+ * P(accept) of the offers made (against each offer's own acceptance rate), then the policy's: its
+ * off-policy estimate on the evaluation window must be above what the logging policy reached
+ * there (the interval's lower bound, so noise cannot pass it), and not significantly below
+ * production's on the same rows.
+ */
+export interface AcceptanceGateInput {
+  kind: 'acceptance';
+  probabilities: ArrayLike<number>;
+  auc: number;
+  topDecileLift: number;
+  logLoss: number;
+  /** Log loss of each offer's training acceptance rate as the prediction, on the same rows. */
+  baselineLogLoss: number;
+  policy: { estimate: number; ciLow: number; ciHigh: number; method: string; rows: number; from: string; to: string; logging: number };
+  /** Production's estimate on the same rows and reward model, and this policy's value minus it. */
+  production: { version: number; estimate: number; difference: { estimate: number; ci_low: number; ci_high: number } } | null;
+}
+
+export function evaluateGates(input: BinaryGateInput | MulticlassGateInput | AcceptanceGateInput, t: GateThresholds): { passed: boolean; results: GateResult[] } {
+  const results = input.kind === 'binary' ? binaryGates(input, t) : input.kind === 'multiclass' ? multiclassGates(input, t) : acceptanceGates(input, t);
   return { passed: results.every((r) => r.passed), results };
 }
 
-function binaryGates(input: BinaryGateInput, t: GateThresholds): GateResult[] {
+function acceptanceGates(input: AcceptanceGateInput, t: GateThresholds): GateResult[] {
+  const results = binaryGates({ ...input, kind: 'binary', production: null }, t, "each offer's own acceptance rate");
+  const p = input.policy;
+  const interval = `${fmt(p.estimate)} (95% interval ${fmt(p.ciLow)}-${fmt(p.ciHigh)}, ${p.method}, ${p.rows} offers of ${p.from} to ${p.to})`;
+  const beats = p.ciLow >= p.logging;
+  results.push(gate('policy_beats_logging', beats, p.ciLow, p.logging,
+    beats
+      ? `sending each customer its top offer is estimated to reach an acceptance rate of ${interval}, above the ${fmt(p.logging)} the offers actually sent reached`
+      : `cannot show that sending each customer its top offer beats what was sent: estimated acceptance ${interval}, whose lower bound is below the ${fmt(p.logging)} the offers actually sent reached`));
+  if (input.production) {
+    const { version, estimate, difference: d } = input.production;
+    const ok = d.ci_high >= 0;
+    results.push(gate('policy_not_worse_than_production', ok, d.estimate, 0,
+      ok
+        ? `estimated acceptance ${fmt(p.estimate)} against production v${version}'s ${fmt(estimate)} on the same offers (difference ${signed(d.estimate)}, 95% interval ${signed(d.ci_low)} to ${signed(d.ci_high)})`
+        : `significantly worse than production v${version}: estimated acceptance ${fmt(p.estimate)} against ${fmt(estimate)} on the same offers (difference ${signed(d.estimate)}, 95% interval ${signed(d.ci_low)} to ${signed(d.ci_high)})`));
+  }
+  return results;
+}
+
+function signed(v: number): string {
+  return `${v >= 0 ? '+' : ''}${fmt(v)}`;
+}
+
+function binaryGates(input: BinaryGateInput, t: GateThresholds, baseline = 'the class prior'): GateResult[] {
   const p = input.probabilities;
   const n = p.length;
   let sum = 0;
@@ -83,8 +127,8 @@ function binaryGates(input: BinaryGateInput, t: GateThresholds): GateResult[] {
         : `${pct(confidentShare)} of out-of-fold rows get ${pct(t.confidence_level)}+ confidence (limit ${pct(t.max_confident_share)}): near-certain answers for almost everyone`),
     gate('beats_baseline', input.auc >= t.min_auc && input.logLoss < input.baselineLogLoss, input.auc, t.min_auc,
       input.auc >= t.min_auc && input.logLoss < input.baselineLogLoss
-        ? `out-of-fold AUC ${fmt(input.auc)} and log loss ${fmt(input.logLoss)} beat the class prior (AUC 0.5, log loss ${fmt(input.baselineLogLoss)})`
-        : `does not beat the class prior: out-of-fold AUC ${fmt(input.auc)} (needs ${t.min_auc}), log loss ${fmt(input.logLoss)} against the prior's ${fmt(input.baselineLogLoss)}`),
+        ? `out-of-fold AUC ${fmt(input.auc)} (needs ${t.min_auc}) and log loss ${fmt(input.logLoss)} beat ${baseline} (log loss ${fmt(input.baselineLogLoss)})`
+        : `does not beat ${baseline}: out-of-fold AUC ${fmt(input.auc)} (needs ${t.min_auc}), log loss ${fmt(input.logLoss)} against ${fmt(input.baselineLogLoss)}`),
     gate('top_decile_lift', input.topDecileLift >= t.min_top_decile_lift, input.topDecileLift, t.min_top_decile_lift,
       input.topDecileLift >= t.min_top_decile_lift
         ? `the top-scored 10% of rows hold ${fmt(input.topDecileLift)}x the overall positive rate`

@@ -3,8 +3,10 @@ import { Rng, shuffledIndices } from '../random';
 /**
  * Small dense networks trained with mini-batch Adam: logistic regression is a network with no
  * hidden layer, the MLP has ReLU hidden layers. Binary models have one output (a logit, sigmoid);
- * multiclass models one per class (softmax). Plain typed arrays and loops: fast enough for a few
- * hundred thousand rows on one core, and exactly reproducible for a seed.
+ * multiclass models one per class (softmax); `independent` models one sigmoid per output, each a
+ * probability of its own, learnt from soft targets (a probability per output and row, such as
+ * another model's). Plain typed arrays and loops: fast enough for a few hundred thousand rows on
+ * one core, and exactly reproducible for a seed.
  */
 export interface DenseLayer {
   inputs: number;
@@ -16,7 +18,7 @@ export interface DenseLayer {
 
 export interface DenseNet {
   layers: DenseLayer[];
-  output: 'sigmoid' | 'softmax';
+  output: 'sigmoid' | 'softmax' | 'independent';
 }
 
 /** A design matrix (row-major) with labels and optional per-row weights. */
@@ -24,9 +26,11 @@ export interface TrainingData {
   X: Float64Array;
   rows: number;
   cols: number;
-  /** Binary: 0/1. Multiclass: class index. */
+  /** Binary: 0/1. Multiclass: class index. Independent outputs: unused (see targets). */
   y: Int32Array;
   weights?: Float64Array;
+  /** Independent outputs: the target probability of every output per row, row-major [rows][outputs]. */
+  targets?: Float64Array;
 }
 
 export interface TrainOptions {
@@ -118,7 +122,7 @@ export function train(net: DenseNet, data: TrainingData, validation: TrainingDat
         const r = order[k]!;
         const w = data.weights ? data.weights[r]! : 1;
         batchWeight += w;
-        lossSum += w * backward(net, data.X, r * data.cols, data.y[r]!, w, scratch, deltas, grads);
+        lossSum += w * backward(net, data.X, r * data.cols, data.y[r]!, w, scratch, deltas, grads, data.targets ? data.targets.subarray(r * outputWidth(net), (r + 1) * outputWidth(net)) : null);
       }
       weightSum += batchWeight;
       step++;
@@ -159,7 +163,8 @@ export function loss(net: DenseNet, data: TrainingData): number {
   for (let r = 0; r < data.rows; r++) {
     const w = data.weights ? data.weights[r]! : 1;
     const logits = forward(net, data.X, r * data.cols, scratch);
-    sum += w * crossEntropy(net, logits, data.y[r]!);
+    const K = logits.length;
+    sum += w * (net.output === 'independent' ? softCrossEntropy(logits, data.targets!.subarray(r * K, (r + 1) * K)) : crossEntropy(net, logits, data.y[r]!));
     weights += w;
   }
   return sum / weights;
@@ -214,12 +219,16 @@ function backward(
   scratch: Scratch,
   deltas: Float64Array[],
   grads: Float64Array[],
+  targets: Float64Array | null,
 ): number {
   const logits = forward(net, X, offset, scratch);
   const last = net.layers.length - 1;
   const top = deltas[last]!;
   let rowLoss: number;
-  if (net.output === 'sigmoid') {
+  if (net.output === 'independent') {
+    for (let j = 0; j < top.length; j++) top[j] = weight * (sigmoid(logits[j]!) - targets![j]!);
+    rowLoss = softCrossEntropy(logits, targets!);
+  } else if (net.output === 'sigmoid') {
     const p = sigmoid(logits[0]!);
     top[0] = weight * (p - label);
     rowLoss = crossEntropy(net, logits, label);
@@ -274,9 +283,23 @@ function crossEntropy(net: DenseNet, logits: Float64Array, label: number): numbe
   return Math.log(sum) + max - logits[label]!;
 }
 
+/** Σ over outputs of the cross-entropy of sigmoid(z) against a target probability t, computed stably. */
+function softCrossEntropy(logits: Float64Array, targets: Float64Array): number {
+  let sum = 0;
+  for (let j = 0; j < logits.length; j++) {
+    const z = logits[j]!;
+    sum += Math.max(z, 0) - z * targets[j]! + Math.log1p(Math.exp(-Math.abs(z)));
+  }
+  return sum;
+}
+
 function writeProbabilities(net: DenseNet, logits: Float64Array, out: Float64Array, offset: number): void {
   if (net.output === 'sigmoid') {
     out[offset] = sigmoid(logits[0]!);
+    return;
+  }
+  if (net.output === 'independent') {
+    for (let j = 0; j < logits.length; j++) out[offset + j] = sigmoid(logits[j]!);
     return;
   }
   softmaxInto(logits, out.subarray(offset, offset + logits.length));

@@ -1,17 +1,20 @@
 import { createHash } from 'node:crypto';
 import packageJson from '../../package.json';
 import trainingDefaults from '../../models/training.json';
-import { NotFoundError, ValidationError } from '../errors';
+import { ValidationError } from '../errors';
 import type { ColumnEncoding } from '../inference/encoding';
 import { ModelRunner } from '../inference/runner';
 import { prepareModel } from '../inference/validate';
-import { binaryMetricsOf, isBinaryMetrics, multiclassMetricsOf, type AliasRecord, type MetricSet, type ModelManifest, type ModelRegistry, type TrainingMetrics } from '../registry/index';
+import { binaryMetricsOf, isBinaryMetrics, multiclassMetricsOf, type AliasRecord, type ManifestDraft, type MetricSet, type ModelManifest, type TrainingMetrics } from '../registry/index';
 import { evaluateGates, type GateThresholds } from './gates';
 import { binaryMetrics, multiclassMetrics, scoreFingerprint } from '../metrics';
 import type { InputColumn } from './design';
-import { exportGraph, OUTPUT_NAME, verifyExport } from './export';
+import { exportGraph, float32Rows, OUTPUT_NAME, verifyExport } from './export';
 import { selectModel } from './families/index';
 import type { GbtParams } from './gbt';
+import type { HeadReport } from './acceptance';
+import type { OverlapReport } from '../decisions/overlap';
+import type { ComparedModel, PolicyValue } from './nbo';
 import { coveredRows, stratifiedPlan, timePlan, type Candidate, type Family, type FoldPlan, type SelectionData } from './selection';
 
 export { FAMILIES, type Family } from './selection';
@@ -52,7 +55,6 @@ export interface TrainingOptions {
   gbt?: Partial<GbtParams>;
   seed?: number;
   maxEpochs?: number;
-  promote?: string | null;
   thresholds?: Partial<GateThresholds>;
   codeVersion?: string;
   onProgress?: (message: string) => void;
@@ -67,13 +69,25 @@ export interface CandidateReport {
   seconds: number;
 }
 
-export interface TrainingOutcome {
-  manifest: ModelManifest;
+/** A trained, gated and exported model, ready to publish: what lib/training hands the training service. */
+export interface TrainedModel {
+  name: string;
+  bytes: Uint8Array;
+  draft: ManifestDraft;
   candidates: CandidateReport[];
   chosen: string;
-  promoted: AliasRecord | null;
   exportCheck: { maxAbsDiff: number; rows: number };
+  /** Next best offer: the heads, the policy's off-policy estimate, overlap and warnings about offers. */
+  nbo?: { heads: HeadReport[]; policy: PolicyValue; overlap: OverlapReport; warnings: string[] };
+}
+
+/** A published training run. */
+export interface TrainingOutcome extends Omit<TrainedModel, 'bytes' | 'draft' | 'name'> {
+  manifest: ModelManifest;
+  promoted: AliasRecord | null;
   seconds: number;
+  /** For demo data: what the generating process says is achievable. */
+  achievable: string | null;
 }
 
 export const DEFAULT_THRESHOLDS: GateThresholds = trainingDefaults.gates;
@@ -85,12 +99,11 @@ const VERIFY_TRAINING_ROWS = 2000;
  * Chooses a model by cross-validation on the training rows (every family's settings, then blends
  * of the trees with the others), refits the winner on all training rows, judges the gates on its
  * out-of-fold predictions, reports it on the untouched report rows beside the class prior and the
- * current production version, exports ONNX, verifies the export against the trainer's own
- * forward pass, and publishes a new version (marked refused when a gate fails). Promotes only when
- * asked and every gate passed.
+ * production version the caller read, exports ONNX and verifies the export against the trainer's
+ * own forward pass. Returns the version to publish (marked refused when a gate fails); publishing
+ * and promotion are the training service's.
  */
-export async function trainAndPublish(registry: ModelRegistry, spec: TrainingSpec, options: TrainingOptions = {}): Promise<TrainingOutcome> {
-  const started = Date.now();
+export async function trainModel(spec: TrainingSpec, options: TrainingOptions = {}, context: { production: ComparedModel | null } = { production: null }): Promise<TrainedModel> {
   const log = options.onProgress ?? (() => undefined);
   const seed = options.seed ?? trainingDefaults.seed;
   const families = options.families ?? (trainingDefaults.families as Family[]);
@@ -119,10 +132,10 @@ export async function trainAndPublish(registry: ModelRegistry, spec: TrainingSpe
   const oofBaseline = metricsOf(repeatRows(prior, covered.length), oofY);
   log(`out-of-fold: ${summary(oofMetrics)} on ${covered.length} rows`);
 
-  const Xtest = Float32Rows(spec.X, spec.splits.test, D);
+  const Xtest = float32Rows(spec.X, spec.splits.test, D);
   const testY = Int32Array.from(spec.splits.test, (r) => spec.y[r]!);
   const testProbs = fitted.probabilities(Xtest, spec.splits.test.length);
-  const evaluation = await evaluateHoldout(registry, spec, testProbs, testY, prior);
+  const evaluation = await evaluateHoldout(context.production, spec, testProbs, testY, prior);
   log(`report rows: ${summary(evaluation.metrics)} on ${testY.length} rows (class prior: ${summary(evaluation.baseline)})`);
   const value = (v: number | null) => v ?? Number.NaN;
   const production = evaluation.production?.comparable ? evaluation.production : null;
@@ -158,7 +171,7 @@ export async function trainAndPublish(registry: ModelRegistry, spec: TrainingSpe
   const bytes = exportGraph(D, k, { name: spec.name, producerVersion: codeVersion, metadata: { family: chosen.family } }, (g, x) => fitted.emit(g, x, 'model'));
   // Verified on the report rows and on training rows (which cover every category and value range).
   const verifyRows = Uint32Array.from([...spec.splits.test, ...spec.splits.train.subarray(0, VERIFY_TRAINING_ROWS)]);
-  const Xverify = Float32Rows(spec.X, verifyRows, D);
+  const Xverify = float32Rows(spec.X, verifyRows, D);
   const exportCheck = await verifyExport(bytes, Xverify, verifyRows.length, D, fitted.probabilities(Xverify, verifyRows.length));
   log(`export verified: onnxruntime matches the trainer within ${exportCheck.maxAbsDiff.toExponential(2)} on ${exportCheck.rows} rows`);
   const featureNames = spec.columns.map((c) => c.name);
@@ -170,7 +183,7 @@ export async function trainAndPublish(registry: ModelRegistry, spec: TrainingSpe
 
   const reports = candidates.map(candidateReport);
   const refusal = gates.results.filter((g) => !g.passed).map((g) => g.reason);
-  const manifest = await registry.publish(spec.name, prepared.bytes, {
+  const draft: ManifestDraft = {
     status: refusal.length ? 'refused' : 'ready',
     refusal_reasons: refusal,
     model: { producer: prepared.producer, opsets: prepared.opsets, rewrites: [] },
@@ -214,15 +227,8 @@ export async function trainAndPublish(registry: ModelRegistry, spec: TrainingSpe
       top_class_share: isBinaryMetrics(evaluation.metrics) ? null : evaluation.metrics.top_class_share,
     },
     gates,
-  });
-  log(`published ${spec.name} v${manifest.version} (${manifest.status})`);
-
-  let promoted: AliasRecord | null = null;
-  if (options.promote && manifest.status === 'ready') {
-    promoted = await registry.promote(spec.name, options.promote, manifest.version, `trained; gates passed`);
-    log(`promoted ${spec.name}@${options.promote} -> v${manifest.version}`);
-  }
-  return { manifest, candidates: reports, chosen: chosen.family, promoted, exportCheck, seconds: (Date.now() - started) / 1000 };
+  };
+  return { name: spec.name, bytes: prepared.bytes, draft, candidates: reports, chosen: chosen.family, exportCheck };
 }
 
 function candidateReport(c: Candidate): CandidateReport {
@@ -235,15 +241,6 @@ function summary(m: MetricSet): string {
 
 function fmt(v: number | null): string {
   return v === null || !Number.isFinite(v) ? 'n/a' : v.toFixed(4);
-}
-
-/** Rows of X as float32 values (what the served graph receives). */
-function Float32Rows(X: Float64Array, rows: Uint32Array, D: number): Float64Array {
-  const out = new Float64Array(rows.length * D);
-  rows.forEach((r, i) => {
-    for (let j = 0; j < D; j++) out[i * D + j] = Math.fround(X[r * D + j]!);
-  });
-  return out;
 }
 
 function gather(P: Float64Array, rows: Uint32Array, k: number): Float64Array {
@@ -265,7 +262,7 @@ interface HoldoutEvaluation {
 }
 
 async function evaluateHoldout(
-  registry: ModelRegistry,
+  current: ComparedModel | null,
   spec: TrainingSpec,
   probs: Float64Array,
   y: Int32Array,
@@ -280,12 +277,8 @@ async function evaluateHoldout(
   const metrics = metricsOf(probs);
 
   let production: HoldoutEvaluation['production'] = null;
-  const current = await registry.getAlias(spec.name, 'production').catch((e: unknown) => {
-    if (e instanceof NotFoundError) return null;
-    throw e;
-  });
   if (current) {
-    const loaded = await registry.readModel(spec.name, current.version);
+    const loaded = current;
     const records = holdoutRecords(spec);
     const runner = await ModelRunner.create(loaded.manifest, loaded.bytes);
     try {

@@ -1,7 +1,8 @@
-import { multiclassMetrics, rocAuc } from '../metrics';
+import { binaryLogLoss, multiclassMetrics, rocAuc } from '../metrics';
 import type { OnnxGraphBuilder } from '../onnx/writer';
 import { Rng, shuffledIndices } from '../random';
 import type { InputColumn } from './design';
+import type { GbtModel } from './gbt';
 
 /**
  * Model selection by cross-validation: every family searches its own settings on the folds of the
@@ -25,6 +26,12 @@ export interface SelectionData {
   plan: FoldPlan;
   seed: number;
   log: (message: string) => void;
+  /**
+   * What the folds rank binary settings by: AUC (the default: churn is used as a ranking) or log
+   * loss (acceptance probabilities, compared across offers, must be calibrated, not only ranked).
+   * Several classes are always ranked by log loss.
+   */
+  score?: 'auc' | 'log_loss';
 }
 
 /** How the training rows are folded. */
@@ -39,7 +46,7 @@ export interface Candidate {
   family: Family | 'blend';
   /** Probabilities [rows][classes] over all rows of X; only the folds' check rows are filled. */
   oof: Float64Array;
-  /** Out-of-fold score: AUC for binary models, minus the log loss for multiclass ones. */
+  /** Out-of-fold score, higher is better: AUC for binary models (or minus the log loss, see SelectionData.score), minus the log loss for multiclass ones. */
   score: number;
   /** The chosen settings, for the log and the manifest. */
   settings: Record<string, unknown>;
@@ -59,6 +66,8 @@ export interface FittedModel {
   /** What each input column became, and the model's inner steps, for the manifest. */
   preprocessing: Record<string, unknown>[];
   hyperparameters: Record<string, unknown>;
+  /** Boosted trees reading the raw input as it is (no category remapping): their ensemble, which acceptance heads fold into one graph node. */
+  trees?: GbtModel;
 }
 
 /** Rows at or below which the training rows are cross-validated in k folds; above, one holdout. */
@@ -80,7 +89,7 @@ export function stratifiedPlan(y: Int32Array, train: Uint32Array, seed: number):
  * Time-ordered folds over snapshot dates: each of the latest training dates is checked by a model
  * fit on the dates before it (up to three folds; one for large data).
  */
-export function timePlan(times: string[], train: Uint32Array): FoldPlan {
+export function timePlan(times: string[], train: Uint32Array, unit = 'snapshot'): FoldPlan {
   const dates = [...new Set(Array.from(train, (r) => times[r]!))].sort();
   const count = Math.min(train.length <= KFOLD_MAX_ROWS ? 3 : 1, dates.length - 1);
   const folds: FoldPlan['folds'] = [];
@@ -89,13 +98,13 @@ export function timePlan(times: string[], train: Uint32Array): FoldPlan {
     folds.push({
       fit: Uint32Array.from(Array.from(train).filter((r) => times[r]! < date)),
       check: Uint32Array.from(Array.from(train).filter((r) => times[r]! === date)),
-      label: `snapshot ${date}`,
+      label: `${unit} ${date}`,
     });
   }
   return {
     kind: 'time',
     folds,
-    description: `time-ordered folds: each of the snapshots ${dates.slice(dates.length - count).join(', ')} predicted by a model fit on the snapshots before it`,
+    description: `time-ordered folds: each of the ${unit}s ${dates.slice(dates.length - count).join(', ')} predicted by a model fit on the ${unit}s before it`,
   };
 }
 
@@ -140,11 +149,22 @@ export function oofScore(P: Float64Array, data: SelectionData, rows = coveredRow
   const k = data.classes.length;
   if (k === 2) {
     const p = Float64Array.from(rows, (r) => P[r * 2 + 1]!);
-    return rocAuc(p, Int32Array.from(rows, (r) => data.y[r]!));
+    const y = Int32Array.from(rows, (r) => data.y[r]!);
+    return data.score === 'log_loss' ? -binaryLogLoss(p, y) : rocAuc(p, y);
   }
   const M = new Float64Array(rows.length * k);
   rows.forEach((r, i) => M.set(P.subarray(r * k, (r + 1) * k), i * k));
   return -multiclassMetrics(M, Int32Array.from(rows, (r) => data.y[r]!), data.classes).log_loss;
+}
+
+/** What `oofScore` measures, for logs. */
+export function scoreName(data: Pick<SelectionData, 'classes' | 'score'>): string {
+  return data.classes.length === 2 && data.score !== 'log_loss' ? 'AUC' : 'minus log loss';
+}
+
+/** Whether the out-of-fold score is an AUC (else minus a log loss). */
+export function scoredByAuc(data: Pick<SelectionData, 'classes' | 'score'>): boolean {
+  return data.classes.length === 2 && data.score !== 'log_loss';
 }
 
 /** Labels of rows. */

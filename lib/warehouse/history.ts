@@ -66,34 +66,88 @@ export async function readChurnHistory(
   return finish(out);
 }
 
-/** Reads the accepted offers of the offer history, one calendar month at a time, each in a fixed order. */
-export async function readOfferHistory(
-  warehouse: Warehouse,
-  options: { onProgress?: (done: number, total: number, rows: number) => void } = {},
-): Promise<HistoryColumns> {
+/**
+ * Every offer made, accepted or refused, as columns: what next-best-offer models learn acceptance
+ * from. `propensity` is the logged chance of the choice where the warehouse has the column.
+ */
+export interface OfferLog {
+  rows: number;
+  /** Row-major [rows][FEATURES.length]: the features the customer had when the offer was made (NaN = missing). */
+  X: Float64Array;
+  customerIds: string[];
+  /** ISO timestamp of each offer. */
+  offeredAt: string[];
+  offerIds: string[];
+  accepted: Uint8Array;
+  /** Logged P(this offer was chosen | the customer), or null when the warehouse has no such column. */
+  propensity: Float64Array | null;
+  /** Why there are no logged propensities (no column mapped, or the mapped column is missing). */
+  propensityNote: string | null;
+}
+
+/**
+ * Reads every offer of the offer history, one calendar month at a time, each in a fixed order, with
+ * progress per month. A propensity column that is mapped but missing from the table is not an error:
+ * the logging policy is then estimated from the history, and `propensityNote` says why.
+ */
+export async function readOfferLog(warehouse: Warehouse, options: { onProgress?: (done: number, total: number, rows: number) => void } = {}): Promise<OfferLog> {
   const oh = warehouse.cfg.offer_history;
   const t = table(warehouse.cfg, oh.table);
   const range = (
-    await warehouse.run<{ lo: Date | string | null; hi: Date | string | null }>(
-      `SELECT MIN(${q(oh.offered_at)}) AS lo, MAX(${q(oh.offered_at)}) AS hi FROM ${t} WHERE ${q(oh.accepted)}`,
-    )
+    await warehouse.run<{ lo: Date | string | null; hi: Date | string | null }>(`SELECT MIN(${q(oh.offered_at)}) AS lo, MAX(${q(oh.offered_at)}) AS hi FROM ${t}`)
   ).rows[0];
-  const out = emptyColumns();
-  if (!range?.lo || !range.hi) return finish(out);
-  const months = monthStarts(new Date(range.lo), new Date(range.hi));
+  let propensityColumn = oh.propensity ?? null;
+  let propensityNote: string | null = propensityColumn ? null : 'no propensity column is mapped (models/warehouse.json offer_history.propensity)';
+  const out = { values: [] as number[], customerIds: [] as string[], offeredAt: [] as string[], offerIds: [] as string[], accepted: [] as number[], propensity: [] as number[] };
+  const months = range?.lo && range.hi ? monthStarts(new Date(range.lo), new Date(range.hi)) : [];
   for (let i = 0; i < months.length; i++) {
     const from = months[i]!;
     const to = new Date(Date.UTC(from.getUTCFullYear(), from.getUTCMonth() + 1, 1));
-    const result = await warehouse.run<Record<string, unknown>>(
-      `SELECT ${q(oh.customer_id)} AS customer_id, ${featureSelect(warehouse)}, ${q(oh.offered_at)} AS at, ${q(oh.offer_id)} AS label
-       FROM ${t} WHERE ${q(oh.accepted)} AND ${q(oh.offered_at)} >= $1 AND ${q(oh.offered_at)} < $2
-       ORDER BY ${q(oh.offered_at)}, ${q(oh.customer_id)}, ${q(oh.offer_id)}`,
-      [from.toISOString(), to.toISOString()],
-    );
-    append(out, result.rows, (row) => new Date(row.at as string).toISOString(), (row) => String(row.label));
+    const query = (column: string | null) =>
+      warehouse.run<Record<string, unknown>>(
+        `SELECT ${q(oh.customer_id)} AS customer_id, ${featureSelect(warehouse)}, ${q(oh.offered_at)} AS at, ${q(oh.offer_id)} AS offer_id, ${q(oh.accepted)} AS accepted${column ? `, ${q(column)} AS propensity` : ''}
+         FROM ${t} WHERE ${q(oh.offered_at)} >= $1 AND ${q(oh.offered_at)} < $2
+         ORDER BY ${q(oh.offered_at)}, ${q(oh.customer_id)}, ${q(oh.offer_id)}`,
+        [from.toISOString(), to.toISOString()],
+      );
+    let result;
+    try {
+      result = await query(propensityColumn);
+    } catch (error) {
+      if (!propensityColumn || !isUndefinedColumn(error)) throw error;
+      propensityNote = `${oh.table} has no column "${propensityColumn}" (mapped as offer_history.propensity)`;
+      propensityColumn = null;
+      result = await query(null);
+    }
+    for (const row of result.rows) {
+      for (let f = 0; f < FEATURES.length; f++) {
+        const v = row[`f${f}`];
+        out.values.push(v === null || v === undefined ? NaN : Number(v));
+      }
+      out.customerIds.push(String(row.customer_id));
+      out.offeredAt.push(new Date(row.at as string).toISOString());
+      out.offerIds.push(String(row.offer_id));
+      out.accepted.push(toBool(row.accepted) ? 1 : 0);
+      if (propensityColumn) out.propensity.push(row.propensity === null || row.propensity === undefined ? NaN : Number(row.propensity));
+    }
     options.onProgress?.(i + 1, months.length, out.customerIds.length);
   }
-  return finish(out);
+  return {
+    rows: out.customerIds.length,
+    X: Float64Array.from(out.values),
+    customerIds: out.customerIds,
+    offeredAt: out.offeredAt,
+    offerIds: out.offerIds,
+    accepted: Uint8Array.from(out.accepted),
+    propensity: propensityColumn ? Float64Array.from(out.propensity) : null,
+    propensityNote,
+  };
+}
+
+/** PostgreSQL's (and Redshift's) "undefined column", through the warehouse's error wrapping. */
+function isUndefinedColumn(error: unknown): boolean {
+  for (let e: unknown = error; e; e = (e as { cause?: unknown }).cause) if ((e as { code?: string }).code === '42703') return true;
+  return false;
 }
 
 interface Building {

@@ -8,7 +8,7 @@ import { createTestDatabase } from '../../devkit/postgres';
 import { startConsoleServer, type ConsoleServer } from '../../lib/console/server';
 import { ModelRegistry } from '../../lib/registry/index';
 import { FsObjectStore } from '../../lib/storage/fs';
-import { trainFromWarehouse } from '../../lib/training/run';
+import { TrainingService } from '../../lib/services/training';
 import { advanceDemoData, loadDemoData } from '../../lib/warehouse/demo-load';
 import { createCoreApp } from '../../lib/app/core';
 import { loadConfig } from '../../lib/config';
@@ -37,10 +37,11 @@ beforeAll(async () => {
   const url = await createTestDatabase(inject('postgresUrl'), 'e2e_console');
   warehouseUrl = url;
   warehouse = await openWarehouse(url);
-  await loadDemoData(warehouse.pool, warehouse.warehouse.cfg, { customers: 2000, seed: 5 });
+  // Offers sent uniformly: a small targeted history cannot show the NBO policy beats what was sent (the gate refuses it).
+  await loadDemoData(warehouse.pool, warehouse.warehouse.cfg, { customers: 2000, seed: 5, offerPolicy: 'uniform' });
   registryDir = tempDir();
   registry = new ModelRegistry(new FsObjectStore(registryDir), { actor: 'e2e' });
-  for (const model of ['churn', 'nbo']) await trainFromWarehouse(model, { registry, warehouse }, { promote: 'production' });
+  for (const model of ['churn', 'nbo'] as const) await TrainingService.over(registry, warehouse).train({ model, promote: 'production' });
   offline = await startOffline({ WAREHOUSE_URL: url, MODEL_REGISTRY_URI: registryDir, ML_MOCK_MODE: 'off', MODEL_ALIAS_TTL_SECONDS: '1', SEGMENT_CHUNK_SIZE: '100' });
   front = await startConsoleServer({ port: 0, apiUrl: offline.baseUrl, registry, actor: 'console-test' });
   browser = await chromium.launch({ executablePath: execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim(), args: ['--no-sandbox', '--disable-background-networking'] });
@@ -109,8 +110,23 @@ describe('the console in a browser', () => {
   it('shows the NBO model per offer', async () => {
     await page.goto(`${front.url}/console/#/models/nbo`);
     await page.locator('[data-version-detail="1"]').waitFor();
-    expect(await page.locator('.chart h4').allInnerTexts()).toEqual(['Per offer: recall and share ranked first']);
-    expect(await rowsOf('metrics').first().innerText()).toMatch(/^top1_accuracy\t0\.\d{4}/);
+    expect(await page.locator('[data-output="acceptance"]').innerText()).toMatch(/P\(the customer accepts the offer if it is sent\).*do not sum to 1/);
+    expect(await page.locator('.chart h4').allInnerTexts()).toEqual([
+      expect.stringMatching(/^ROC \(AUC 0\.\d{3}\)$/),
+      'Calibration (reliability)',
+      'Cumulative gain (lift)',
+      'Holdout scores by outcome',
+      'Per offer: predicted and observed acceptance (window)',
+    ]);
+    expect(await rowsOf('metrics').first().innerText()).toMatch(/^auc\t0\.\d{4}/);
+    // The policy's estimate beside what was sent, and the truth of the demo process.
+    const policy = await rowsOf('policy-value').allInnerTexts();
+    expect(policy[0]).toMatch(/^doubly robust \(reported\)\t0\.\d{4}\t0\.\d{4} – 0\.\d{4}$/);
+    expect(policy).toContainEqual(expect.stringMatching(/^offers as sent \(observed\)\t0\.\d{4}/));
+    expect(policy).toContainEqual(expect.stringMatching(/^true value \(demo process\)\t0\.\d{4}/));
+    expect(await rowsOf('heads').count()).toBe(8);
+    expect(await page.locator('[data-section="overlap"]').innerText()).toMatch(/Overlap \(logged propensities/);
+    expect(await page.locator('table[data-table="versions"] tbody tr').first().innerText()).toMatch(/0\.\d{4} \(0\.\d{4}–0\.\d{4}\) vs 0\.\d{4} sent/);
   });
 
   it('promotes a version to staging after a confirmation, and the registry follows', async () => {
@@ -147,8 +163,15 @@ describe('the console in a browser', () => {
       expect.stringMatching(/^Churn probability \(mean 0\.\d{3}\)$/),
       'Churn risk bands',
       'Offer mix (best offer)',
+      'Which offers work best: mean P(accept)',
       'RFM segments',
     ]);
+    // Which offers work best for the segment: every offer's mean acceptance, the customers it is best for, and the expected acceptance of the best offers.
+    const works = await rowsOf('offers-work').allInnerTexts();
+    expect(works).toHaveLength(8);
+    const means = works.map((r) => Number(/\t(\d+\.\d)%\t/.exec(r)![1]));
+    expect(means).toEqual([...means].sort((a, b) => b - a));
+    expect(await page.locator('[data-expected-acceptance]').innerText()).toMatch(/^If every customer got their best offer, the expected acceptance rate is \d+\.\d%\.$/);
     expect(await page.locator('[data-charts="trend"] .chart h4').allInnerTexts()).toEqual(['Churn', 'Offer shares', expect.stringMatching(/^Drift/)]);
     await expect.poll(() => page.locator('main h3').allInnerTexts()).toContain('Trend over 2 runs');
   });
@@ -162,7 +185,7 @@ describe('the console in a browser', () => {
     expect(await page.locator('[data-answer] > p').first().innerText()).toBe('2 scored, 1 failed.');
     const answers = await rowsOf('answers').allInnerTexts();
     expect(answers[0]).toMatch(/^demo-000001\tchurn 0\.\d{3} \((low|medium|high)\)\tchurn v1 \(production\)$/);
-    expect(answers.some((a) => /offer [a-z_0-9]+ .+ at \d+\.\d%\tnbo v1 \(production\)/.test(a))).toBe(true);
+    expect(answers.some((a) => /offer [a-z_0-9]+ .+ at \d+\.\d% chance of acceptance\tnbo v1 \(production\)/.test(a))).toBe(true);
     expect(answers.some((a) => /RFM .+ \(\d{3}\)\trules \(/.test(a))).toBe(true);
     expect(await rowsOf('errors').allInnerTexts()).toEqual([expect.stringMatching(/^nobody\t/)]);
   });

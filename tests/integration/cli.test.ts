@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
@@ -8,6 +8,7 @@ import { FIXTURES_DIR } from '../support/fixtures';
 import { testBucket } from '../support/s3';
 import { createTestDatabase } from '../../devkit/postgres';
 import { tempDir } from '../support/registry';
+import { OFFER_IDS } from '../../lib/catalog';
 
 const fixture = (name: string, file = 'model.onnx') => `${FIXTURES_DIR}/onnx/${name}/${file}`;
 
@@ -71,6 +72,32 @@ describe('loyalty-ml CLI', () => {
     const bad = await runCli(['demo-data', '--customers', 'lots'], { WAREHOUSE_URL });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--customers must be a whole number');
+    expect((await runCli(['demo-data', '--offer-policy', 'random'], { WAREHOUSE_URL })).stderr).toContain('--offer-policy must be targeted or uniform');
+
+    // Next best offer on this history: trained, its top offer estimated off-policy, its acceptance probabilities written per offer.
+    const env = { WAREHOUSE_URL, MODEL_REGISTRY_URI: join(tempDir(), 'registry') };
+    const trained = await runCli(['train', 'nbo'], env);
+    expect(trained.stdout).toMatch(/what it answers: for each offer, P\(the customer accepts it if it is sent\)/);
+    expect(trained.stdout).toMatch(/^doubly robust \*\s+0\.\d{4}\s+0\.\d{4}-0\.\d{4}$/m);
+    expect(trained.stdout).toMatch(/^true value \(demo process\)\s+0\.\d{4}/m);
+    const evaluated = await runCli(['evaluate', 'nbo', 'latest', '--json'], env);
+    expect(evaluated.code).toBe(0);
+    const policy = evaluated.json().policy_value;
+    expect(Object.keys(policy)).toEqual(expect.arrayContaining(['estimate', 'ci_low', 'ci_high', 'method', 'logging', 'rows', 'from', 'to']));
+    expect(policy).toMatchObject({ method: 'doubly robust', propensity: 'logged', from: expect.stringMatching(/^\d{4}-\d{2}-\d{2}$/), to: expect.stringMatching(/^\d{4}-\d{2}-\d{2}$/) });
+    expect(policy.ci_low).toBeLessThanOrEqual(policy.estimate);
+    expect(policy.estimate).toBeLessThanOrEqual(policy.ci_high);
+    const input = join(tempDir(), 'customers.csv');
+    const out = join(tempDir(), 'offers.csv');
+    writeFileSync(input, 'customer_id,days_since_last_transaction,transaction_count_90d,total_revenue_90d,avg_transaction_value,tenure_days,points_balance,points_redeemed_90d,offers_accepted_180d,complaints_90d,usage_trend\nnew-1,3,9,420,46.7,40,120,0,1,0,\nlapsed-1,200,0,0,,2000,900,0,0,2,-1\n');
+    expect((await runCli(['predict', 'nbo', 'latest', '--csv', input, '--out', out], env)).code).toBe(0);
+    const [header, ...rows] = readFileSync(out, 'utf8').trim().split('\n');
+    expect(header).toBe(`customer_id,predicted,confidence,${OFFER_IDS.map((o) => `p_${o}`).join(',')}`);
+    for (const row of rows) {
+      const p = row.split(',').slice(3).map(Number);
+      expect(p.every((v) => v > 0 && v < 1)).toBe(true);
+      expect(Number(row.split(',')[2])).toBe(Math.max(...p));
+    }
   });
 
   it('publishes, lists, shows, promotes and rolls back in a local folder', async () => {

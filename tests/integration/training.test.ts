@@ -1,4 +1,4 @@
-import { binaryMetricsOf, multiclassMetricsOf } from '../../lib/registry/index';
+import { binaryMetricsOf } from '../../lib/registry/index';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
@@ -9,10 +9,13 @@ import { Rng } from '../../lib/random';
 import { churnTrainingSpec, nboTrainingSpec } from '../../lib/training/datasets';
 import { exportNet, netProbabilities, toFloat32, verifyExport, type NetModel } from '../../lib/training/export';
 import { initNet } from '../../lib/training/nn';
-import { trainAndPublish, type TrainingSpec } from '../../lib/training/pipeline';
+import type { TrainingSpec } from '../../lib/training/pipeline';
+import { TrainingService } from '../../lib/services/training';
+import type { NboTrainingSpec } from '../../lib/training/datasets';
 import { designWidth, fitDesign } from '../../lib/training/design';
-import { loadDemoData } from '../../lib/warehouse/demo-load';
-import { openWarehouse, type WarehouseHandle } from '../../lib/warehouse/index';
+import { loadDemoData, readDemoSummary } from '../../lib/warehouse/demo-load';
+import { OFFER_IDS } from '../../lib/catalog';
+import { openWarehouse, Warehouse, type WarehouseHandle } from '../../lib/warehouse/index';
 import { cdnowChurnTable, toCsv } from '../../devkit/datasets';
 import { runCli } from '../support/cli';
 import { createTestDatabase } from '../../devkit/postgres';
@@ -24,7 +27,7 @@ vi.setConfig({ testTimeout: 300_000 });
 
 let handle: WarehouseHandle;
 let churn: TrainingSpec;
-let nbo: TrainingSpec;
+let nbo: NboTrainingSpec;
 
 beforeAll(async () => {
   handle = await openWarehouse(await createTestDatabase(inject('postgresUrl'), 'training'));
@@ -43,7 +46,7 @@ describe('training on warehouse history', () => {
   it('chooses churn by time-ordered folds over earlier snapshots, reports on the latest, passes the gates and promotes', async () => {
     const reg = registry();
 
-    const outcome = await trainAndPublish(reg, churn, { promote: 'production' });
+    const outcome = await TrainingService.over(reg).trainSpec(churn, { promote: 'production' });
 
     const m = outcome.manifest;
     expect(m.status).toBe('ready');
@@ -77,23 +80,112 @@ describe('training on warehouse history', () => {
     expect(outcome.exportCheck.maxAbsDiff).toBeLessThanOrEqual(1e-5);
 
     // A second model is compared with production on the same holdout.
-    const second = await trainAndPublish(reg, churn, { families: ['logistic'], seed: 7 });
+    const second = await TrainingService.over(reg).trainSpec(churn, { families: ['logistic'], seed: 7 });
     const production = second.manifest.metrics!.production!;
     expect(production).toMatchObject({ version: m.version, comparable: true });
     expect(binaryMetricsOf(production.metrics!).auc!).toBeCloseTo(holdout.auc!, 4); // onnxruntime float32 vs the trainer: ties may differ
   });
 
-  it('trains next best offer over the 8 offers, with top offers spread over several of them', async () => {
-    const outcome = await trainAndPublish(registry(), nbo);
+  it('learns P(accept) per offer from every offer made: its top offer beats the campaign rules on the window, and the interval covers the truth', async () => {
+    const reg = registry();
+    const demo = (await readDemoSummary(handle.pool))!;
+
+    const outcome = await TrainingService.over(reg, handle).train({ model: 'nbo', promote: 'production' });
 
     const m = outcome.manifest;
     expect(m.status).toBe('ready');
-    expect(m.output.classes).toHaveLength(8);
-    const holdout = multiclassMetricsOf(m.metrics!.holdout);
-    const baseline = multiclassMetricsOf(m.metrics!.baseline_prior);
-    expect(holdout.top1_accuracy!).toBeGreaterThan(baseline.top1_accuracy!);
-    const ranked = Object.values(holdout.top_class_share).filter((share) => share > 0.03);
-    expect(ranked.length).toBeGreaterThanOrEqual(4);
+    expect(m.output).toMatchObject({ kind: 'multilabel', classes: [...OFFER_IDS] });
+    // Every offer made in the training months is learnt from, accepted or refused.
+    const heads = m.metrics!.heads!;
+    expect(heads.map((h) => h.offer_id)).toEqual([...OFFER_IDS]);
+    expect(heads.reduce((a, h) => a + h.sent, 0)).toBe(nbo.splits.train.length);
+    expect(heads.reduce((a, h) => a + h.accepted, 0)).toBeLessThan(nbo.splits.train.length / 2);
+    expect(heads.every((h) => h.kind === 'model')).toBe(true);
+    const v = m.metrics!.policy_value!;
+    expect(v).toMatchObject({ method: 'doubly robust', propensity: 'logged', rows: nbo.splits.test.length, from: nbo.window.from, to: nbo.window.to });
+    // The truth on demo data: the process's own acceptance probabilities of the offers the policy picks.
+    expect(v.true_value!).toBeGreaterThan(demo.oracle.nbo!.window.rules);
+    expect(v.true_value!).toBeLessThanOrEqual(demo.oracle.nbo!.window.oracle);
+    expect(v.ci_low!).toBeLessThanOrEqual(v.true_value!);
+    expect(v.ci_high!).toBeGreaterThanOrEqual(v.true_value!);
+    expect(v.ci_low!).toBeGreaterThan(v.logging!);
+    expect(m.gates!.results.find((g) => g.gate === 'policy_beats_logging')).toMatchObject({ passed: true, value: v.ci_low, threshold: v.logging });
+    expect(outcome.promoted?.version).toBe(m.version);
+    // The heads are calibrated where they were sent: mean predicted close to observed acceptance per offer.
+    for (const o of m.metrics!.per_offer!) expect(Math.abs(o.mean_predicted! - o.accepted / o.sent)).toBeLessThan(0.06);
+
+    // A second version is estimated beside production on the same rows, with the same reward model.
+    const second = await TrainingService.over(reg, handle).train({ model: 'nbo', seed: 7 });
+    const production = second.manifest.metrics!.policy_value!.production!;
+    expect(production.version).toBe(m.version);
+    expect(Math.abs(production.difference.estimate!)).toBeLessThan(0.03);
+    expect(second.manifest.gates!.results.find((g) => g.gate === 'policy_not_worse_than_production')!.passed).toBe(true);
+  });
+
+  it('estimates the logging policy from the history where the warehouse logs no propensities, and still covers the truth', async () => {
+    const cfg = handle.warehouse.cfg;
+    for (const propensity of [null, 'chance_logged']) {
+      const warehouse = new Warehouse(handle.pool, { ...cfg, offer_history: { ...cfg.offer_history, propensity } });
+      const spec = await nboTrainingSpec(warehouse);
+      expect(spec.propensity).toBeNull();
+      expect(spec.propensityNote).toMatch(propensity ? /has no column "chance_logged"/ : /no propensity column is mapped/);
+      const outcome = await TrainingService.over(registry()).trainNboSpec(spec, { demo: await readDemoSummary(handle.pool) });
+      const v = outcome.manifest.metrics!.policy_value!;
+      expect(v.propensity).toBe('estimated');
+      expect(outcome.manifest.metrics!.overlap!.propensity_source).toBe('estimated');
+      expect(v.ci_low!).toBeLessThanOrEqual(v.true_value!);
+      expect(v.ci_high!).toBeGreaterThanOrEqual(v.true_value!);
+      if (propensity) break; // the model is the same; one training run shows the missing column is handled
+    }
+  });
+
+  it('refuses propensities outside (0, 1] or missing, naming the row, and publishes nothing', async () => {
+    await handle.pool.query(`CREATE TABLE offers_bad AS SELECT * FROM customer_offer_history`);
+    const cfg = handle.warehouse.cfg;
+    const warehouse = new Warehouse(handle.pool, { ...cfg, offer_history: { ...cfg.offer_history, table: 'offers_bad' } });
+    const first = (await handle.pool.query(`SELECT customer_id, offered_at FROM offers_bad ORDER BY offered_at, customer_id LIMIT 1`)).rows[0] as { customer_id: string };
+    await handle.pool.query(`UPDATE offers_bad SET propensity = 1.5 WHERE customer_id = $1`, [first.customer_id]);
+    await expect(nboTrainingSpec(warehouse)).rejects.toThrow(new RegExp(`propensity 1.5 on the row of customer ${first.customer_id}, offered .*, offer [a-z_0-9]+ is outside \\(0, 1\\]`));
+    await handle.pool.query(`UPDATE offers_bad SET propensity = NULL WHERE customer_id = $1`, [first.customer_id]);
+    await expect(nboTrainingSpec(warehouse)).rejects.toThrow(new RegExp(`no propensity on the row of customer ${first.customer_id}`));
+  });
+
+  it('gives an offer never accepted, or sent too rarely, a constant with a warning naming it, and still ranks the others', async () => {
+    await handle.pool.query(`CREATE TABLE offers_odd AS SELECT * FROM customer_offer_history`);
+    await handle.pool.query(`UPDATE offers_odd SET accepted = false WHERE offer_id = 'vip_upgrade'`);
+    await handle.pool.query(`DELETE FROM offers_odd WHERE offer_id = 'cross_sell_bundle' AND md5(customer_id) > '1'`);
+    const cfg = handle.warehouse.cfg;
+    const spec = await nboTrainingSpec(new Warehouse(handle.pool, { ...cfg, offer_history: { ...cfg.offer_history, table: 'offers_odd' } }));
+
+    const outcome = await TrainingService.over(registry()).trainNboSpec(spec);
+
+    const heads = outcome.manifest.metrics!.heads!;
+    const vip = heads.find((h) => h.offer_id === 'vip_upgrade')!;
+    const cross = heads.find((h) => h.offer_id === 'cross_sell_bundle')!;
+    expect(vip).toMatchObject({ kind: 'constant', reason: expect.stringMatching(/^never accepted in \d+ sends/) });
+    expect(cross).toMatchObject({ kind: 'constant', reason: expect.stringMatching(/^made only \d+ times in the training months/) });
+    expect(outcome.nbo!.warnings.filter((w) => /^offer (vip_upgrade|cross_sell_bundle): /.test(w))).toHaveLength(2);
+    expect(heads.filter((h) => h.kind === 'model')).toHaveLength(6);
+    // The others are still ranked by their models: the policy picks several offers, and never the one no one accepts.
+    const tops = outcome.manifest.holdout_fingerprint!.top_class_share!;
+    expect(Object.values(tops).filter((share) => share > 0.03).length).toBeGreaterThanOrEqual(4);
+    expect(tops.vip_upgrade).toBe(0);
+  });
+
+  it('refuses an NBO model whose policy cannot be shown to beat what was sent, with the figures, and never promotes it', async () => {
+    // Acceptance that has nothing to do with the customer or the offer: nothing to learn.
+    await handle.pool.query(`CREATE TABLE offers_noise AS SELECT * FROM customer_offer_history`);
+    await handle.pool.query(`UPDATE offers_noise SET accepted = (substr(md5(customer_id || offered_at::text), 1, 2) < '60')`);
+    const cfg = handle.warehouse.cfg;
+    const spec = await nboTrainingSpec(new Warehouse(handle.pool, { ...cfg, offer_history: { ...cfg.offer_history, table: 'offers_noise' } }));
+    const reg = registry();
+
+    const outcome = await TrainingService.over(reg).trainNboSpec(spec, { promote: 'production' });
+
+    expect(outcome.manifest.status).toBe('refused');
+    expect(outcome.promoted).toBeNull();
+    expect(outcome.manifest.refusal_reasons.join(' ')).toMatch(/cannot show that sending each customer its top offer beats what was sent: estimated acceptance 0\.\d{4} \(95% interval 0\.\d{4}-0\.\d{4}, doubly robust, \d+ offers of \d{4}-\d\d-\d\d to \d{4}-\d\d-\d\d\), whose lower bound is below the 0\.\d{4}/);
+    expect(await reg.getAlias('nbo', 'production')).toBeNull();
   });
 
   it('refuses a model trained on random labels, keeps it as a refused version, and never promotes it', async () => {
@@ -105,7 +197,7 @@ describe('training on warehouse history', () => {
       [shuffled[i], shuffled[j]] = [shuffled[j]!, shuffled[i]!];
     }
 
-    const outcome = await trainAndPublish(reg, { ...churn, y: shuffled }, { promote: 'production' });
+    const outcome = await TrainingService.over(reg).trainSpec({ ...churn, y: shuffled }, { promote: 'production' });
 
     expect(outcome.manifest.status).toBe('refused');
     expect(outcome.manifest.refusal_reasons.join(' ')).toMatch(/does not beat the class prior/);
@@ -116,14 +208,14 @@ describe('training on warehouse history', () => {
   });
 
   it('is deterministic for a seed', async () => {
-    const a = await trainAndPublish(registry(), churn, { families: ['logistic'], seed: 3 });
-    const b = await trainAndPublish(registry(), churn, { families: ['logistic'], seed: 3 });
+    const a = await TrainingService.over(registry()).trainSpec(churn, { families: ['logistic'], seed: 3 });
+    const b = await TrainingService.over(registry()).trainSpec(churn, { families: ['logistic'], seed: 3 });
     expect(a.manifest.model.sha256).toBe(b.manifest.model.sha256);
   });
 
   it('reads the same rows in the same order, and trains the same bytes, whatever the physical row order', async () => {
     const t = handle.warehouse.cfg.churn_history.table;
-    const before = await trainAndPublish(registry(), churn, { families: ['gbt'] });
+    const before = await TrainingService.over(registry()).trainSpec(churn, { families: ['gbt'] });
     // Rewrite the table in a shuffled physical order: same content, different heap order.
     await handle.pool.query(`CREATE TEMP TABLE shuffled AS SELECT * FROM ${t} ORDER BY md5(customer_id || snapshot_date::text)`);
     await handle.pool.query(`TRUNCATE ${t}`);
@@ -131,7 +223,7 @@ describe('training on warehouse history', () => {
     const again = await churnTrainingSpec(handle.warehouse);
     expect(Buffer.from(again.X.buffer).equals(Buffer.from(churn.X.buffer))).toBe(true);
     expect(Array.from(again.y)).toEqual(Array.from(churn.y));
-    const after = await trainAndPublish(registry(), again, { families: ['gbt'] });
+    const after = await TrainingService.over(registry()).trainSpec(again, { families: ['gbt'] });
     expect(after.manifest.model.sha256).toBe(before.manifest.model.sha256);
   });
 
@@ -260,7 +352,9 @@ describe('the training function', () => {
     try {
       const result = await handler({ model: 'nbo', promote: 'staging' }, lambdaContext());
       expect(result).toMatchObject({ model: 'nbo', version: 1, status: 'ready', promoted: { alias: 'staging', version: 1 } });
-      expect(result.holdout.top1_accuracy).toBeGreaterThan(0.2);
+      expect(result.holdout.auc).toBeGreaterThan(0.6);
+      expect(result.policy_value).toMatchObject({ method: 'doubly robust', rows: nbo.splits.test.length });
+      expect(result.policy_value!.ci_low!).toBeGreaterThan(result.policy_value!.logging!);
       await expect(handler({ model: 'weather' }, lambdaContext())).rejects.toThrow(/Invalid training event: model: "model" must be one of churn, nbo/);
       await expect(handler({ model: 'churn', seed: 'x' }, lambdaContext())).rejects.toThrow(/"seed" must be a whole number/);
       await expect(handler({ model: 'churn', promote: 'Prod Alias' }, lambdaContext())).rejects.toThrow(/"promote" must be an alias name/);
@@ -277,8 +371,8 @@ describe('boosted trees end to end', () => {
     const { createScoringApp } = await import('../../lib/app/scoring');
     const { loadConfig } = await import('../../lib/config');
     const reg = registry();
-    const churnOutcome = await trainAndPublish(reg, churn, { families: ['gbt'], promote: 'production' });
-    const nboOutcome = await trainAndPublish(reg, nbo, { families: ['gbt'], promote: 'production' });
+    const churnOutcome = await TrainingService.over(reg).trainSpec(churn, { families: ['gbt'], promote: 'production' });
+    const nboOutcome = await TrainingService.over(reg).trainNboSpec(nbo, { families: ['gbt'], promote: 'production' });
     expect(churnOutcome.manifest).toMatchObject({ status: 'ready', lineage: { family: 'gbt' }, output: { probability_tensor: 'probabilities' } });
     expect(binaryMetricsOf(churnOutcome.manifest.metrics!.holdout).auc).toBeGreaterThan(0.8);
     expect(nboOutcome.manifest.output.classes).toHaveLength(8);

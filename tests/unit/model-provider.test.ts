@@ -61,7 +61,7 @@ function storeVersion(n: number, model: typeof v1, options: { corrupt?: boolean 
 let clock = 0;
 function provider(mockMode: 'auto' | 'on' | 'off' = 'off') {
   const registry = new ModelRegistry(new S3ObjectStore({ bucket: 'b', prefix: 'r', client }), { actor: 'test' });
-  return new ModelProvider(registry, { alias: 'production', ttlMs: 60_000, mockMode, columns: FEATURES, expectedKind: { churn: 'binary' }, now: () => clock });
+  return new ModelProvider(registry, { alias: 'production', ttlMs: 60_000, mockMode, columns: FEATURES, expectedKind: { churn: ['binary'] }, now: () => clock });
 }
 
 beforeAll(async () => {

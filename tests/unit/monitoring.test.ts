@@ -2,7 +2,7 @@ import { makeVector, Table, tableFromIPC, tableToIPC, type Vector } from 'apache
 import { describe, expect, it } from 'vitest';
 import { aucWithInterval, delongTest, rocAuc } from '../../lib/metrics';
 import { decodeRecords, readPredictionLog, type PredictionRecord } from '../../lib/monitoring/log';
-import { churnOutcomeFor, churnQualityReport, compareChurn, isoWeek, nboQualityReport } from '../../lib/monitoring/quality';
+import { churnOutcomeFor, churnQualityReport, compareChurn, compareModels, isoWeek, nboQualityReport } from '../../lib/monitoring/quality';
 import { ModelRegistry } from '../../lib/registry/index';
 import { Rng } from '../../lib/random';
 import { customerFeatures, MemoryFeatures, PROFILE, testApp } from '../support/app';
@@ -136,6 +136,46 @@ describe('joining predictions with outcomes', () => {
       matched: 2,
       quality: { recommended: { offers: 1, accepted: 1, rate: 1 }, other: { offers: 2, accepted: 1, rate: 0.5 }, lift: 2 },
     });
+  });
+
+  it('judges NBO by what happened to each offer actually sent, against the probability the model gave that offer', () => {
+    const probabilities = (p: Record<string, number>) => record({ customer_id: '', model: 'nbo', churn_probability: undefined, offer_id: 'vip_upgrade', offer_probabilities: p });
+    const records = [
+      { ...probabilities({ vip_upgrade: 0.9, free_shipping: 0.2, welcome_bundle: 0.7 }), customer_id: 'a' },
+      { ...probabilities({ vip_upgrade: 0.8, free_shipping: 0.1, welcome_bundle: 0.3 }), customer_id: 'b' },
+      { ...probabilities({ vip_upgrade: 0.6, free_shipping: 0.4, welcome_bundle: 0.5 }), customer_id: 'c' },
+    ];
+    const outcomes = new Map([
+      ['a', [{ offeredAt: '2026-11-05', offerId: 'vip_upgrade', accepted: true }]],
+      ['b', [{ offeredAt: '2026-11-05', offerId: 'free_shipping', accepted: false }, { offeredAt: '2026-11-09', offerId: 'welcome_bundle', accepted: true }]],
+      ['c', [{ offeredAt: '2026-11-07', offerId: 'free_shipping', accepted: false }]],
+    ]);
+
+    const made = nboQualityReport(records, outcomes, { horizonDays: 35, since: null, computedAt: '2026-12-05T00:00:00Z', range: null }).versions[0]!.overall.quality!.offers_made!;
+
+    // Four offers made: P 0.9 (accepted), 0.1 (refused), 0.3 (accepted), 0.4 (refused).
+    expect(made).toMatchObject({ offers: 4, accepted: 2, observed_rate: 0.5, mean_predicted: 0.425 });
+    expect(made.auc).toBeCloseTo(0.75, 6);
+  });
+
+  it('compares two NBO versions on the same offers made, each by its probability for the offer sent', () => {
+    const side = (id: string, version: number, alias: string, p: number) =>
+      record({ customer_id: id, model: 'nbo', churn_probability: undefined, version, alias, shadow: alias === 'staging', offer_id: 'vip_upgrade', offer_probabilities: { vip_upgrade: p, free_shipping: 1 - p } });
+    const records: PredictionRecord[] = [];
+    const outcomes = new Map<string, { offeredAt: string; offerId: string; accepted: boolean }[]>();
+    const rng = new Rng(4);
+    for (let i = 0; i < 400; i++) {
+      const accepted = rng.next() < 0.5;
+      // The challenger knows who accepts; the champion guesses.
+      records.push(side(`c${i}`, 1, 'production', rng.next()), side(`c${i}`, 2, 'staging', accepted ? 0.6 + 0.3 * rng.next() : 0.1 + 0.3 * rng.next()));
+      outcomes.set(`c${i}`, [{ offeredAt: '2026-11-05', offerId: 'vip_upgrade', accepted }]);
+    }
+
+    const result = compareModels('nbo', records, { offers: outcomes }, { a: { alias: 'production' }, b: { alias: 'staging' }, aLabel: 'production', bLabel: 'staging' }, { horizonDays: 35 });
+
+    expect(result).toMatchObject({ model: 'nbo', customers: 400, winner: 'b', a: { versions: [1] }, b: { versions: [2] } });
+    expect(result.b.auc).toBe(1);
+    expect(result.verdict).toMatch(/^staging wins: realised AUC of P\(accept\) of the offers made 1 against 0\.\d+/);
   });
 
   it('compares two sides only on customers both predicted, and says when there is too little to tell', () => {

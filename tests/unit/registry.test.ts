@@ -140,7 +140,7 @@ describe('ModelRegistry on a local folder', () => {
     await reg.publish('propensity', bytes('anything'), odd);
 
     await expect(reg.promote('churn', 'production', 1)).rejects.toMatchObject({ code: 'model_not_servable', message: expect.stringMatching(/takes shoe_size, which the warehouse does not provide/) });
-    await expect(reg.promote('nbo', 'staging', 1)).rejects.toThrow(/it is a binary model where nbo must be multiclass/);
+    await expect(reg.promote('nbo', 'staging', 1)).rejects.toThrow(/it is a binary model where nbo must be multilabel or multiclass/);
     expect(await reg.getAlias('churn', 'production')).toBeNull();
     // Names the API does not serve take any features.
     expect((await reg.promote('propensity', 'production', 1)).version).toBe(1);

@@ -36,6 +36,27 @@ describe('batch scoring', () => {
     expect(outcome.warnings).toEqual([]);
   });
 
+  it('serves an NBO model with independent acceptance outputs (published from elsewhere) and says so; a softmax one is labelled softmax', async () => {
+    const registry = new ModelRegistry(tempFsStore(), { actor: 'test' });
+    const acceptance = await publishTiny(registry, 'nbo', 'production', { acceptance: true });
+    // Sigmoid columns do not sum to 1 on the probe rows: published as multilabel, without being told.
+    expect(acceptance.output.kind).toBe('multilabel');
+    const app = await testApp({ features: warehouse(5), registry });
+
+    const outcome = await app.scoring.score(ids(5), 'nbo', 5000);
+
+    const answers = outcome.results.map((r) => r.result as { source: unknown; offers: { probability: number }[]; confidence: number });
+    expect(answers[0]!.source).toEqual({ type: 'model', name: 'nbo', version: 1, alias: 'production', probabilities: 'acceptance' });
+    const sums = answers.map((a) => a.offers.reduce((s, o) => s + o.probability, 0));
+    expect(sums.some((s) => Math.abs(s - 1) > 0.05)).toBe(true);
+    for (const a of answers) expect(a.confidence).toBe(a.offers[0]!.probability);
+
+    const softmax = await servedApp(warehouse(2));
+    const first = (await softmax.scoring.score(ids(2), 'nbo', 5000)).results[0]!.result as { source: unknown; offers: { probability: number }[] };
+    expect(first.source).toMatchObject({ probabilities: 'softmax' });
+    expect(first.offers.reduce((s, o) => s + o.probability, 0)).toBeCloseTo(1, 5);
+  });
+
   it('returns what finished by the deadline and lists the rest as timed out', async () => {
     const stuck: FeatureSource = { getFeatures: () => new Promise(() => undefined) };
     const app = await servedApp(stuck);

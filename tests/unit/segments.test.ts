@@ -17,6 +17,7 @@ import { publishTiny } from '../support/models';
 import { FaultyStore, tempFsStore } from '../support/registry';
 import { runStateMachine, segmentMapDefinition } from '../support/state-machine';
 import { StoreUnavailableError } from '../../lib/errors';
+import type { NboResult } from '../../lib/scoring/results';
 
 const OFFERS = ['winback_20', 'double_points', 'vip_upgrade'];
 const SEGMENTS = ['Champions', 'Lost', 'At Risk'];
@@ -447,19 +448,24 @@ describe('segments at warehouse scale: chunks, the columnar path and the distrib
     const features = new MemoryFeatures(new Map(ids.map((id, i) => [id, customerFeatures(i + 1)] as const).filter((_, i) => (i + 1) % 7 !== 0)));
     const registry = new ModelRegistry(tempFsStore(), { actor: 'test' });
     await publishTiny(registry, 'churn');
-    await publishTiny(registry, 'nbo');
+    await publishTiny(registry, 'nbo', 'production', { acceptance: true });
     const app = await testApp({ features, registry });
     // The one pass: every customer through the batch API's scoring, one at a time into one aggregate.
     const onePass = emptyAggregate(FEATURES);
     const outcome = await app.scoring.score(ids, 'all', 60_000, { keepInputs: true });
     for (const { customer_id, result } of outcome.results) {
-      const r = result as { churn: { churn_probability: number; churn_risk: 'low' | 'medium' | 'high' }; nbo: { offer_id: string; confidence: number }; rfm: { rfm_score: string; segment: string } };
+      const r = result as { churn: { churn_probability: number; churn_risk: 'low' | 'medium' | 'high' }; nbo: NboResult; rfm: { rfm_score: string; segment: string } };
       tallyModel(onePass.models, { model: 'churn', source: 'model', version: 1, alias: 'production' });
       tallyModel(onePass.models, { model: 'nbo', source: 'model', version: 1, alias: 'production' });
-      addCustomer(onePass, { id: customer_id, churn: r.churn.churn_probability, risk: r.churn.churn_risk, offer: r.nbo.offer_id, confidence: r.nbo.confidence, rfm: r.rfm.rfm_score, rfm_segment: r.rfm.segment }, outcome.inputs.get(customer_id));
+      const offerProbabilities = Object.fromEntries(r.nbo.offers.map((o) => [o.offer_id, o.probability]));
+      addCustomer(onePass, { id: customer_id, churn: r.churn.churn_probability, risk: r.churn.churn_risk, offer: r.nbo.offer_id, confidence: r.nbo.confidence, offer_probabilities: offerProbabilities, rfm: r.rfm.rfm_score, rfm_segment: r.rfm.segment }, outcome.inputs.get(customer_id));
     }
     onePass.failed = outcome.errors.length;
     const expected = finalizeStatistics(onePass);
+    // Which offers work best: every offer's mean P(accept), and the acceptance if everyone got their best offer.
+    expect(expected.nbo!.offers).toHaveLength(8);
+    expect(expected.nbo!.expected_acceptance_best_offer).toBeCloseTo(expected.nbo!.mean_confidence, 12);
+    expect(expected.nbo!.offers![0]!.mean_probability).toBeGreaterThan(expected.nbo!.offers![7]!.mean_probability);
 
     const runs = new SegmentRunStore(tempFsStore());
     const invoker = new LocalWorkerInvoker((payload) => scoreChunk(WorkerPayloadSchema.parse(payload), { scoring: app.scoring, runs, deadlineMs: 10_000 }));

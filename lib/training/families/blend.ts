@@ -1,4 +1,4 @@
-import { oofScore, SCORE_TIE, type Candidate, type FittedModel, type SelectionData } from '../selection';
+import { oofScore, SCORE_TIE, scoreName, type Candidate, type FittedModel, type SelectionData } from '../selection';
 
 /** Weights of the first model tried in a blend (the second gets the rest). */
 const WEIGHTS = [0.25, 0.5, 0.75];
@@ -20,7 +20,7 @@ export function searchBlend(data: SelectionData, a: Candidate, b: Candidate): Ca
     if (!best || score > best.score) best = { weight, score, oof };
   }
   const chosen = best!;
-  data.log(`blend of ${a.family} and ${b.family}: out-of-fold ${data.classes.length === 2 ? 'AUC' : 'minus log loss'} ${chosen.score.toFixed(4)} at weights ${chosen.weight}/${1 - chosen.weight}`);
+  data.log(`blend of ${a.family} and ${b.family}: out-of-fold ${scoreName(data)} ${chosen.score.toFixed(4)} at weights ${chosen.weight}/${1 - chosen.weight}`);
   if (chosen.score <= Math.max(a.score, b.score) + SCORE_TIE) return null;
   return {
     family: 'blend',

@@ -2,7 +2,7 @@ import trainingDefaults from '../../../models/training.json';
 import { emitGbt } from '../export';
 import { DEFAULT_GBT, gbtProbabilities, trainGbt, type GbtModel, type GbtParams } from '../gbt';
 import { applyTreeInput, describeTreeInput, emitTreeInput, fitTreeInput } from '../tree-input';
-import { labelsOf, oofScore, SCORE_TIE, type Candidate, type FittedModel, type SelectionData } from '../selection';
+import { labelsOf, oofScore, SCORE_TIE, scoreName, type Candidate, type FittedModel, type SelectionData } from '../selection';
 
 /**
  * Boosted trees: a few tree shapes (from LightGBM's defaults to shallow, strongly regularised
@@ -117,6 +117,7 @@ function refitGbt(data: SelectionData, params: GbtParams, rounds: number, byRate
       { step: 'trees', missing_values: 'routed by each split (nodes_missing_value_tracks_true)', scaling: 'none', in_graph: true },
     ],
     hyperparameters: { ...params, maxRounds: rounds, trees: model.trees.length } as unknown as Record<string, unknown>,
+    trees: input.remaps.length ? undefined : model,
   };
 }
 
@@ -128,6 +129,3 @@ function describeOrder(data: SelectionData, byRate: Set<string>): Record<string,
   return Object.fromEntries(data.columns.filter((c) => c.kind === 'categorical').map((c) => [c.name, byRate.has(c.name) ? 'positive-rate order' : 'own order']));
 }
 
-function scoreName(data: SelectionData): string {
-  return data.classes.length === 2 ? 'AUC' : 'minus log loss';
-}

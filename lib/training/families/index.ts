@@ -1,6 +1,6 @@
 import trainingDefaults from '../../../models/training.json';
 import type { GbtParams } from '../gbt';
-import type { Candidate, Family, SelectionData } from '../selection';
+import { scoreName, scoredByAuc, type Candidate, type Family, type SelectionData } from '../selection';
 import { searchBlend } from './blend';
 import { searchGbt } from './gbt';
 import { searchLogistic } from './linear';
@@ -26,7 +26,7 @@ export function selectModel(data: SelectionData, options: SelectionOptions): { c
   for (const family of options.families) {
     data.log(`${family}: searching on ${data.plan.folds.length} fold${data.plan.folds.length === 1 ? '' : 's'}`);
     const candidate = family === 'gbt' ? searchGbt(data, options.gbt) : family === 'logistic' ? searchLogistic(data) : searchMlp(data, { maxEpochs: options.maxEpochs });
-    data.log(`${family}: out-of-fold ${data.classes.length === 2 ? 'AUC' : 'minus log loss'} ${candidate.score.toFixed(4)} (${candidate.seconds.toFixed(1)}s)`);
+    data.log(`${family}: out-of-fold ${scoreName(data)} ${candidate.score.toFixed(4)} (${candidate.seconds.toFixed(1)}s)`);
     candidates.push(candidate);
   }
   const trees = candidates.find((c) => c.family === 'gbt');
@@ -37,7 +37,7 @@ export function selectModel(data: SelectionData, options: SelectionOptions): { c
     }
   }
   const best = candidates.reduce((a, c) => (c.score > a.score ? c : a));
-  const tolerance = data.classes.length === 2 ? trainingDefaults.selection_tolerance.auc : trainingDefaults.selection_tolerance.log_loss;
+  const tolerance = scoredByAuc(data) ? trainingDefaults.selection_tolerance.auc : trainingDefaults.selection_tolerance.log_loss;
   const chosen = candidates.filter((c) => c.score >= best.score - tolerance).reduce((a, c) => (SERVING_COST[c.family] < SERVING_COST[a.family] ? c : a));
   if (chosen !== best) data.log(`${chosen.family} is within ${tolerance} of ${best.family}'s out-of-fold score and serves faster: shipping ${chosen.family}`);
   return { chosen, candidates };

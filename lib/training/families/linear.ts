@@ -2,7 +2,7 @@ import { Rng } from '../../random';
 import { buildDesign, describeDesign, designWidth, fitDesign, type Design, type DesignChoice } from '../design';
 import { emitNet, netProbabilities, toFloat32, type NetModel } from '../export';
 import { fitLinear, linearProbabilities, type LinearFit } from '../linear';
-import { labelsOf, oofScore, SCORE_TIE, type Candidate, type FittedModel, type SelectionData } from '../selection';
+import { labelsOf, oofScore, SCORE_TIE, scoreName, type Candidate, type FittedModel, type SelectionData } from '../selection';
 
 /**
  * Logistic regression (softmax for several classes) worth shipping: fitted to convergence by
@@ -22,7 +22,7 @@ export function searchLogistic(data: SelectionData): Candidate {
   const consider = (choice: DesignChoice, balanced: boolean, penalties: number[], what: string) => {
     const r = cache.evaluate(choice, balanced, penalties);
     tried.push({ settings: { ...settingsOf(choice, balanced), l2: r.l2 }, score: r.score });
-    data.log(`logistic: ${what}: out-of-fold ${binary ? 'AUC' : 'minus log loss'} ${r.score.toFixed(4)} (L2 ${r.l2})`);
+    data.log(`logistic: ${what}: out-of-fold ${scoreName(data)} ${r.score.toFixed(4)} (L2 ${r.l2})`);
     if (r.score > best.score + SCORE_TIE) best = { choice, balanced, ...r };
   };
   consider(best.choice, false, PENALTIES, 'linear terms, one-hot categories');

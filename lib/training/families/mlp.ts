@@ -2,7 +2,7 @@ import trainingDefaults from '../../../models/training.json';
 import { buildDesign, describeDesign, designWidth, fitDesign, type DesignChoice } from '../design';
 import { emitNet, netProbabilities, toFloat32, type NetModel } from '../export';
 import { initNet, predict, train, type TrainOptions } from '../nn';
-import { labelsOf, oofScore, type Candidate, type FittedModel, type SelectionData } from '../selection';
+import { labelsOf, oofScore, scoreName, type Candidate, type FittedModel, type SelectionData } from '../selection';
 import { SEARCH_MAX_ROWS, sampleRows } from './linear';
 
 /**
@@ -35,7 +35,7 @@ export function searchMlp(data: SelectionData, options: { maxEpochs?: number } =
   const epochs = Math.max(1, Math.round(bestEpochs.reduce((a, b) => a + b, 0) / bestEpochs.length));
   const score = oofScore(oof, data);
   const settings = { hidden_layers: trainingDefaults.mlp_hidden, epochs, fold_best_epochs: bestEpochs, ...describeSchedule(schedule) };
-  data.log(`mlp: out-of-fold ${k === 2 ? 'AUC' : 'minus log loss'} ${score.toFixed(4)}; refit for ${epochs} epochs`);
+  data.log(`mlp: out-of-fold ${scoreName(data)} ${score.toFixed(4)}; refit for ${epochs} epochs`);
   return {
     family: 'mlp',
     oof,
