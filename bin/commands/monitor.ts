@@ -1,6 +1,6 @@
 import { commandApp, registryOption, warehouseOption } from '../../lib/cli/context';
 import { formatTable, parseCommandArgs, ProgressReporter, type Command } from '../../lib/cli/runtime';
-import type { ChurnComparison, ChurnQuality, NboQuality, QualityReport, VersionQuality } from '../../lib/monitoring/quality';
+import type { ChurnQuality, ModelComparison, NboQuality, QualityReport, VersionQuality } from '../../lib/monitoring/quality';
 
 export const monitor: Command = {
   name: 'monitor',
@@ -13,8 +13,10 @@ evenly), joins each prediction with
 its outcome in the warehouse (churn: the customer's first churn snapshot within OUTCOME_HORIZON_DAYS,
 default 35, of the date its features were valid for; NBO: the offers made to the customer in that
 window) and reports per model version (shadow challengers apart) and per week: churn AUC with its
-95% interval (DeLong), Brier score, top-decile lift and calibration by decile; NBO the acceptance
-of offers that were the recommended one against the others. The report is stored (monitoring/) and
+95% interval (DeLong), Brier score, top-decile lift and calibration by decile; NBO what happened
+to every offer actually sent against the probability the model gave that offer (AUC with its
+interval, Brier, predicted against observed acceptance by decile), and the acceptance of offers
+that were the recommended one against the others. The report is stored (monitoring/) and
 served at GET /api/loyalty/v1/ml/models/{name}/performance.`,
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(
@@ -36,18 +38,20 @@ served at GET /api/loyalty/v1/ml/models/{name}/performance.`,
 
 export const compare: Command = {
   name: 'compare',
-  summary: 'compare two churn models on the same customers\u2019 realised outcomes (DeLong test)',
-  usage: `loyalty-ml compare churn A B [--since YYYY-MM-DD] [--registry URI] [--warehouse URL] [--json]
+  summary: 'compare two models on the same customers\u2019 realised outcomes (DeLong test)',
+  usage: `loyalty-ml compare churn|nbo A B [--since YYYY-MM-DD] [--registry URI] [--warehouse URL] [--json]
 
 A and B are aliases as logged (production, and staging for the challenger scored in shadow) or
-version numbers. Takes every customer both predicted for the same date whose churn outcome is
-known, compares their AUCs with DeLong's paired test and says whether B wins (higher AUC,
-p < 0.05). Exit code 0 when B wins, 1 when it does not.`,
+version numbers. Churn: every customer both predicted for the same date whose churn outcome is
+known. NBO: every offer made to such a customer within the outcome window, each side's
+probability for the offer actually sent against whether it was accepted. Compares their AUCs
+with DeLong's paired test and says whether B wins (higher AUC, p < 0.05). Exit code 0 when B
+wins, 1 when it does not.`,
   async run(args, io) {
     const { values, positionals } = parseCommandArgs(
       args,
       { since: { type: 'string' }, json: { type: 'boolean' }, ...registryOption, ...warehouseOption },
-      { min: 3, max: 3, names: 'churn A B' },
+      { min: 3, max: 3, names: 'churn|nbo A B' },
     );
     const [model, a, b] = positionals as [string, string, string];
     const app = await commandApp(values);
@@ -72,6 +76,10 @@ function describeReport(report: QualityReport): string {
     if (report.model === 'churn' && q?.calibration.length) {
       lines.push(`  calibration by decile (predicted -> observed): ${q.calibration.map((d) => `${pct(d.mean_predicted)}->${pct(d.observed_rate)}`).join('  ')}`);
     }
+    const made = report.model === 'nbo' ? (v.overall.quality as NboQuality | null)?.offers_made : null;
+    if (made?.calibration.length) {
+      lines.push(`  offers made, P(accept) by decile (predicted -> accepted): ${made.calibration.map((d) => `${pct(d.mean_predicted)}->${pct(d.observed_rate)}`).join('  ')}`);
+    }
   }
   return lines.join('\n');
 }
@@ -93,7 +101,11 @@ function churnTable(v: VersionQuality<ChurnQuality>): string {
 
 function nboTable(v: VersionQuality<NboQuality>): string {
   const share = (s: NboQuality['recommended']) => `${s.accepted}/${s.offers} (${s.rate === null ? '-' : pct(s.rate)})`;
-  return periodTable(v, ['recommended accepted', 'other accepted', 'lift', 'p'], (q) => [
+  return periodTable(v, ['offers made', 'accepted / predicted', 'AUC [95% CI]', 'Brier', 'recommended accepted', 'other accepted', 'lift', 'p'], (q) => [
+    q.offers_made ? q.offers_made.offers.toLocaleString('en-US') : '-',
+    q.offers_made ? `${pct(q.offers_made.observed_rate)} / ${pct(q.offers_made.mean_predicted)}` : '-',
+    q.offers_made?.auc != null ? `${q.offers_made.auc.toFixed(4)}${q.offers_made.auc_ci95 ? ` [${q.offers_made.auc_ci95[0].toFixed(3)}, ${q.offers_made.auc_ci95[1].toFixed(3)}]` : ''}` : '-',
+    q.offers_made ? q.offers_made.brier.toFixed(4) : '-',
     share(q.recommended),
     share(q.other),
     q.lift != null ? q.lift.toFixed(2) : '-',
@@ -107,10 +119,12 @@ function periodTable<Q>(v: VersionQuality<Q>, headers: string[], cells: (q: Q) =
   return indent(formatTable(['period', 'predictions', 'with outcome', ...headers], rows));
 }
 
-function describeComparison(c: ChurnComparison): string {
-  const side = (s: ChurnComparison['a']) => `${s.label}${s.versions.length ? ` (v${s.versions.join(', v')})` : ''}: AUC ${s.auc ?? '-'}`;
+function describeComparison(c: ModelComparison): string {
+  const side = (s: ModelComparison['a']) => `${s.label}${s.versions.length ? ` (v${s.versions.join(', v')})` : ''}: AUC ${s.auc ?? '-'}`;
   return [
-    `churn on ${c.customers.toLocaleString('en-US')} customers both predicted, ${c.churned.toLocaleString('en-US')} churned`,
+    c.model === 'churn'
+      ? `churn on ${c.customers.toLocaleString('en-US')} customers both predicted, ${c.churned.toLocaleString('en-US')} churned`
+      : `nbo on ${c.customers.toLocaleString('en-US')} offers made to customers both predicted, ${c.churned.toLocaleString('en-US')} accepted (each side's P(accept) of the offer sent)`,
     `  ${side(c.a)}`,
     `  ${side(c.b)}`,
     ...(c.difference !== null ? [`  difference ${c.difference >= 0 ? '+' : ''}${c.difference} (se ${c.se}), DeLong p = ${c.p_value}`] : []),

@@ -34,6 +34,21 @@ export interface ChurnQuality {
 }
 
 export interface NboQuality {
+  /**
+   * Every offer made to the customers in their window, judged by what happened to it: the model's
+   * probability for the offer actually sent against whether it was accepted (for acceptance models,
+   * predicted against realised acceptance).
+   */
+  offers_made: {
+    offers: number;
+    accepted: number;
+    observed_rate: number;
+    mean_predicted: number;
+    auc: number | null;
+    auc_ci95: [number, number] | null;
+    brier: number;
+    calibration: CalibrationDecile[];
+  } | null;
   /** Offers made to customers in their window, split by whether the made offer was the recommended one. */
   recommended: { offers: number; accepted: number; rate: number | null };
   other: { offers: number; accepted: number; rate: number | null };
@@ -267,13 +282,17 @@ export function nboQualityReport(records: readonly PredictionRecord[], outcomes:
   return qualityReport('nbo', nbo, options, {
     empty: emptyTally,
     add: (t, { record, ref }) => {
-      const end = addDays(ref, options.horizonDays);
-      const made = (outcomes.get(record.customer_id) ?? []).filter((o) => o.offeredAt >= ref && o.offeredAt < end);
+      const made = offersMadeFor(outcomes.get(record.customer_id), ref, options.horizonDays);
       if (made.length) t.matched++;
       for (const o of made) {
         const side = o.offerId === record.offer_id ? t.recommended : t.other;
         side.offers++;
         if (o.accepted) side.accepted++;
+        const p = record.offer_probabilities?.[o.offerId];
+        if (p !== undefined) {
+          t.p.push(p);
+          t.y.push(o.accepted ? 1 : 0);
+        }
       }
     },
     quality: nboQuality,
@@ -283,10 +302,19 @@ export function nboQualityReport(records: readonly PredictionRecord[], outcomes:
 interface NboTally extends Tally {
   recommended: { offers: number; accepted: number };
   other: { offers: number; accepted: number };
+  /** The model's probability of each offer made, and whether it was accepted. */
+  p: number[];
+  y: number[];
 }
 
 function emptyTally(): NboTally {
-  return { predictions: 0, matched: 0, recommended: { offers: 0, accepted: 0 }, other: { offers: 0, accepted: 0 } };
+  return { predictions: 0, matched: 0, recommended: { offers: 0, accepted: 0 }, other: { offers: 0, accepted: 0 }, p: [], y: [] };
+}
+
+/** The offers made to a customer within the horizon of a reference date. */
+export function offersMadeFor(outcomes: readonly OfferOutcome[] | undefined, ref: string, horizonDays: number): OfferOutcome[] {
+  const end = addDays(ref, horizonDays);
+  return (outcomes ?? []).filter((o) => o.offeredAt >= ref && o.offeredAt < end);
 }
 
 function nboQuality(t: NboTally): NboQuality {
@@ -301,7 +329,12 @@ function nboQuality(t: NboTally): NboQuality {
   }
   const rr = rate(r);
   const ro = rate(o);
-  return { recommended: { ...r, rate: rr }, other: { ...o, rate: ro }, lift: rr !== null && ro ? round(rr / ro) : null, p_value: pValue };
+  let made: NboQuality['offers_made'] = null;
+  if (t.p.length) {
+    const q = churnQuality(t.p, t.y);
+    made = { offers: q.customers, accepted: q.churned, observed_rate: q.observed_rate, mean_predicted: q.mean_predicted, auc: q.auc, auc_ci95: q.auc_ci95, brier: q.brier, calibration: q.calibration };
+  }
+  return { offers_made: made, recommended: { ...r, rate: rr }, other: { ...o, rate: ro }, lift: rr !== null && ro ? round(rr / ro) : null, p_value: pValue };
 }
 
 /** Which logged predictions a side of a comparison takes: an alias as logged, or a version number. */
@@ -315,12 +348,13 @@ function matches(record: PredictionRecord, c: Contender): boolean {
   return 'version' in c ? record.version === c.version : record.alias === c.alias;
 }
 
-export interface ChurnComparison {
-  model: 'churn';
+export interface ModelComparison {
+  model: 'churn' | 'nbo';
   a: { label: string; versions: number[]; auc: number | null };
   b: { label: string; versions: number[]; auc: number | null };
-  /** Customers both sides predicted for the same reference date, with an outcome. */
+  /** Churn: customers both sides predicted for the same reference date, with an outcome. NBO: offers made to such customers. */
   customers: number;
+  /** Churn: churned customers. NBO: accepted offers. */
   churned: number;
   /** AUC of b minus AUC of a, with DeLong's paired test. */
   difference: number | null;
@@ -332,22 +366,25 @@ export interface ChurnComparison {
   verdict: string;
 }
 
+/** The earlier name, for churn comparisons. */
+export type ChurnComparison = ModelComparison;
+
 /**
- * The churn models of two sides on the same customers' realised outcomes: every customer both
- * predicted for the same reference date whose outcome is known, compared by DeLong's paired test.
+ * Two sides on the same realised outcomes, compared by DeLong's paired test of their AUCs. Churn:
+ * every customer both predicted for the same reference date whose churn outcome is known. NBO:
+ * every offer made to such a customer in the window, each side's probability for the offer that was
+ * actually sent against whether it was accepted.
  */
-export function compareChurn(
+export function compareModels(
+  model: 'churn' | 'nbo',
   records: readonly PredictionRecord[],
-  outcomes: ReadonlyMap<string, readonly ChurnOutcome[]>,
+  outcomes: { churn?: ReadonlyMap<string, readonly ChurnOutcome[]>; offers?: ReadonlyMap<string, readonly OfferOutcome[]> },
   sides: { a: Contender; b: Contender; aLabel: string; bLabel: string },
   options: { horizonDays: number; alpha?: number },
-): ChurnComparison {
+): ModelComparison {
   const alpha = options.alpha ?? 0.05;
-  const pick = (c: Contender) =>
-    latestBy(
-      records.filter((r) => r.model === 'churn' && r.churn_probability !== undefined && r.source === 'model' && matches(r, c)),
-      (r) => `${r.customer_id}|${referenceDate(r)}`,
-    );
+  const usable = (r: PredictionRecord) => r.model === model && r.source === 'model' && (model === 'churn' ? r.churn_probability !== undefined : r.offer_probabilities !== undefined);
+  const pick = (c: Contender) => latestBy(records.filter((r) => usable(r) && matches(r, c)), (r) => `${r.customer_id}|${referenceDate(r)}`);
   const A = pick(sides.a);
   const B = pick(sides.b);
   const pa: number[] = [];
@@ -358,45 +395,59 @@ export function compareChurn(
   for (const [key, ra] of A) {
     const rb = B.get(key);
     if (!rb || ra.version === rb.version) continue;
-    const outcome = churnOutcomeFor(outcomes.get(ra.customer_id), referenceDate(ra), options.horizonDays);
-    if (outcome === null) continue;
-    pa.push(ra.churn_probability!);
-    pb.push(rb.churn_probability!);
-    y.push(outcome ? 1 : 0);
+    const before = y.length;
+    if (model === 'churn') {
+      const outcome = churnOutcomeFor(outcomes.churn?.get(ra.customer_id), referenceDate(ra), options.horizonDays);
+      if (outcome === null) continue;
+      pa.push(ra.churn_probability!);
+      pb.push(rb.churn_probability!);
+      y.push(outcome ? 1 : 0);
+    } else {
+      for (const o of offersMadeFor(outcomes.offers?.get(ra.customer_id), referenceDate(ra), options.horizonDays)) {
+        const a = ra.offer_probabilities![o.offerId];
+        const b = rb.offer_probabilities![o.offerId];
+        if (a === undefined || b === undefined) continue;
+        pa.push(a);
+        pb.push(b);
+        y.push(o.accepted ? 1 : 0);
+      }
+    }
+    if (y.length === before) continue;
     versionsA.add(ra.version!);
     versionsB.add(rb.version!);
   }
-  const churned = y.reduce((s, v) => s + v, 0);
+  const positives = y.reduce((s, v) => s + v, 0);
   const side = (label: string, versions: Set<number>, auc: number | null) => ({ label, versions: [...versions].sort((p, q) => p - q), auc: auc === null ? null : round(auc) });
-  if (churned < 2 || y.length - churned < 2) {
+  const what = model === 'churn' ? { units: 'customers', positive: 'churned', negative: 'stayed', metric: 'realised AUC' } : { units: 'offers made', positive: 'accepted', negative: 'refused', metric: 'realised AUC of P(accept) of the offers made' };
+  if (positives < 2 || y.length - positives < 2) {
     return {
-      model: 'churn',
+      model,
       a: side(sides.aLabel, versionsA, null),
       b: side(sides.bLabel, versionsB, null),
       customers: y.length,
-      churned,
+      churned: positives,
       difference: null,
       se: null,
       p_value: null,
       winner: null,
       alpha,
-      verdict: `Not enough realised outcomes to compare: ${y.length} customers predicted by both with a known outcome, ${churned} churned (at least 2 of each class are needed).`,
+      verdict: `Not enough realised outcomes to compare: ${y.length} ${what.units} predicted by both with a known outcome, ${positives} ${what.positive} (at least 2 ${what.positive} and 2 ${what.negative} are needed).`,
     };
   }
   const test = delongTest(pa, pb, y);
   const winner = test.p_value < alpha ? (test.difference > 0 ? 'b' : 'a') : null;
   const verdict =
     winner === 'b'
-      ? `${sides.bLabel} wins: realised AUC ${round(test.auc_b)} against ${round(test.auc_a)} (difference ${signed(test.difference)}, p = ${formatP(test.p_value)}).`
+      ? `${sides.bLabel} wins: ${what.metric} ${round(test.auc_b)} against ${round(test.auc_a)} (difference ${signed(test.difference)}, p = ${formatP(test.p_value)}).`
       : winner === 'a'
-        ? `${sides.bLabel} loses: realised AUC ${round(test.auc_b)} against ${round(test.auc_a)} for ${sides.aLabel} (difference ${signed(test.difference)}, p = ${formatP(test.p_value)}).`
-        : `No significant difference: realised AUC ${round(test.auc_b)} for ${sides.bLabel} against ${round(test.auc_a)} (difference ${signed(test.difference)}, p = ${formatP(test.p_value)} ≥ ${alpha}).`;
+        ? `${sides.bLabel} loses: ${what.metric} ${round(test.auc_b)} against ${round(test.auc_a)} for ${sides.aLabel} (difference ${signed(test.difference)}, p = ${formatP(test.p_value)}).`
+        : `No significant difference: ${what.metric} ${round(test.auc_b)} for ${sides.bLabel} against ${round(test.auc_a)} (difference ${signed(test.difference)}, p = ${formatP(test.p_value)} ≥ ${alpha}).`;
   return {
-    model: 'churn',
+    model,
     a: side(sides.aLabel, versionsA, test.auc_a),
     b: side(sides.bLabel, versionsB, test.auc_b),
     customers: y.length,
-    churned,
+    churned: positives,
     difference: round(test.difference),
     se: round(test.se, 6),
     p_value: round(test.p_value, 6),
@@ -404,6 +455,16 @@ export function compareChurn(
     alpha,
     verdict,
   };
+}
+
+/** Churn's comparison (compareModels for churn). */
+export function compareChurn(
+  records: readonly PredictionRecord[],
+  outcomes: ReadonlyMap<string, readonly ChurnOutcome[]>,
+  sides: { a: Contender; b: Contender; aLabel: string; bLabel: string },
+  options: { horizonDays: number; alpha?: number },
+): ModelComparison {
+  return compareModels('churn', records, { churn: outcomes }, sides, options);
 }
 
 function signed(v: number): string {

@@ -58,6 +58,8 @@ export const CompactResultSchema = z.object({
   risk: z.enum(['low', 'medium', 'high']).optional(),
   offer: z.string().optional(),
   confidence: z.number().optional(),
+  /** Every offer's probability (acceptance models: P(accept if sent)), by offer id. */
+  offer_probabilities: z.record(z.string(), z.number()).optional(),
   rfm: z.string().optional(),
   rfm_segment: z.string().optional(),
 });
@@ -87,7 +89,15 @@ export const SegmentAggregateSchema = z.object({
   scored: count,
   failed: count,
   churn: z.object({ n: count, sumMicro: count, micro: churnCounts, risk: counts }),
-  nbo: z.object({ n: count, confidenceSumMicro: count, topOffer: counts, nearCertain: count }),
+  nbo: z.object({
+    n: count,
+    confidenceSumMicro: count,
+    topOffer: counts,
+    nearCertain: count,
+    /** Per offer, the sum of its probability over the customers with every offer's probability (micro-units); parts of earlier releases lack it. */
+    offerSumMicro: counts.default({}),
+    offerN: count.default(0),
+  }),
   rfm: z.object({ n: count, segments: counts }),
   models: z.array(ModelTallySchema),
   features: FeatureAggregateSchema,
@@ -101,7 +111,7 @@ export function emptyAggregate(featureNames: readonly string[]): SegmentAggregat
     scored: 0,
     failed: 0,
     churn: { n: 0, sumMicro: 0, micro: [], risk: { low: 0, medium: 0, high: 0 } },
-    nbo: { n: 0, confidenceSumMicro: 0, topOffer: {}, nearCertain: 0 },
+    nbo: { n: 0, confidenceSumMicro: 0, topOffer: {}, nearCertain: 0, offerSumMicro: {}, offerN: 0 },
     rfm: { n: 0, segments: {} },
     models: [],
     features: { names: [...featureNames], n: 0, missing: featureNames.map(() => 0), constant: null, defaultedRecency: 0 },
@@ -130,6 +140,10 @@ export function addCustomer(agg: SegmentAggregate, result: CompactResult, featur
     agg.nbo.confidenceSumMicro += m;
     inc(agg.nbo.topOffer, result.offer);
     if (m >= 990_000) agg.nbo.nearCertain++;
+    if (result.offer_probabilities) {
+      agg.nbo.offerN++;
+      for (const [offer, p] of Object.entries(result.offer_probabilities)) inc(agg.nbo.offerSumMicro, offer, micro(p));
+    }
   }
   if (result.rfm_segment !== undefined) {
     agg.rfm.n++;
@@ -142,7 +156,8 @@ export function addCustomer(agg: SegmentAggregate, result: CompactResult, featur
 export interface ScoreColumns {
   n: number;
   churn?: { p: ArrayLike<number>; risk: ArrayLike<number> };
-  nbo?: { classes: readonly string[]; top: ArrayLike<number>; confidence: ArrayLike<number> };
+  /** `P`: every offer's probability, rows x classes. */
+  nbo?: { classes: readonly string[]; top: ArrayLike<number>; confidence: ArrayLike<number>; P?: ArrayLike<number> };
   /** Cell indices into `cells` (see RFM_CELLS). */
   rfm?: { cell: ArrayLike<number>; cells: readonly { segment: string }[] };
 }
@@ -195,6 +210,14 @@ export function addScores(agg: SegmentAggregate, scores: ScoreColumns, X: Float6
     classes.forEach((c, k) => {
       if (tops[k]) inc(agg.nbo.topOffer, c, tops[k]);
     });
+    const P = scores.nbo.P;
+    if (P) {
+      const K = classes.length;
+      const sums = new Array<number>(K).fill(0);
+      for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) sums[k]! += micro(P[i * K + k]!);
+      agg.nbo.offerN += n;
+      classes.forEach((c, k) => inc(agg.nbo.offerSumMicro, c, sums[k]));
+    }
   }
   if (scores.rfm) {
     const cells = new Array<number>(scores.rfm.cells.length).fill(0);
@@ -270,6 +293,8 @@ export function mergeInto(target: SegmentAggregate, b: SegmentAggregate): Segmen
   target.nbo.confidenceSumMicro += b.nbo.confidenceSumMicro;
   add(target.nbo.topOffer, b.nbo.topOffer);
   target.nbo.nearCertain += b.nbo.nearCertain;
+  add(target.nbo.offerSumMicro, b.nbo.offerSumMicro);
+  target.nbo.offerN += b.nbo.offerN;
   target.rfm.n += b.rfm.n;
   add(target.rfm.segments, b.rfm.segments);
   for (const t of b.models) tallyModel(target.models, t, t.customers);
@@ -383,8 +408,21 @@ export const SegmentStatisticsSchema = z.object({
   nbo: z
     .object({
       customers: count,
-      mean_confidence: z.number(),
-      top_offers: z.array(z.object({ offer_id: z.string(), offer_name: z.string(), customers: count, share: z.number() })),
+      mean_confidence: z.number().describe("mean of each customer's top offer probability: for acceptance models, the acceptance rate expected if every customer got their best offer"),
+      top_offers: z.array(z.object({ offer_id: z.string(), offer_name: z.string(), customers: count, share: z.number() })).describe('how many customers each offer is the best for'),
+      expected_acceptance_best_offer: z.number().nullable().optional().describe('acceptance models: the acceptance rate expected if every customer of the segment got their best offer (the mean of their top probabilities)'),
+      offers: z
+        .array(
+          z.object({
+            offer_id: z.string(),
+            offer_name: z.string(),
+            mean_probability: z.number().describe('mean over the segment of P(accept if this offer is sent)'),
+            best_for: count.describe('customers for whom it is the best offer'),
+            best_share: z.number(),
+          }),
+        )
+        .optional()
+        .describe('which offers work best for the segment: every offer, highest mean acceptance probability first (runs of earlier releases lack it)'),
     })
     .nullable(),
   rfm: z.object({ customers: count, segments: z.array(z.object({ segment: z.string(), customers: count, share: z.number() })) }).nullable(),
@@ -444,12 +482,21 @@ export function finalizeStatistics(agg: SegmentAggregate, references: DriftRefer
   let nbo: SegmentStatistics['nbo'] = null;
   if (agg.nbo.n > 0) {
     const n = agg.nbo.n;
+    const m = agg.nbo.offerN;
     nbo = {
       customers: n,
       mean_confidence: agg.nbo.confidenceSumMicro / n / 1e6,
       top_offers: Object.entries(agg.nbo.topOffer)
         .sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]))
         .map(([offer, c]) => ({ offer_id: offer, offer_name: OFFER_NAMES.get(offer) ?? offer, customers: c, share: c / n })),
+      expected_acceptance_best_offer: m === n ? agg.nbo.confidenceSumMicro / n / 1e6 : null,
+      ...(m > 0
+        ? {
+            offers: Object.entries(agg.nbo.offerSumMicro)
+              .map(([offer, sum]) => ({ offer_id: offer, offer_name: OFFER_NAMES.get(offer) ?? offer, mean_probability: sum / m / 1e6, best_for: agg.nbo.topOffer[offer] ?? 0, best_share: (agg.nbo.topOffer[offer] ?? 0) / n }))
+              .sort((x, y) => y.mean_probability - x.mean_probability || x.offer_id.localeCompare(y.offer_id)),
+          }
+        : {}),
     };
     const top = nbo.top_offers[0]!;
     if (n >= 10 && top.customers === n && agg.nbo.nearCertain === n) {

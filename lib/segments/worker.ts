@@ -101,7 +101,9 @@ export async function scoreChunk(
   }
 
   const aggregate = emptyAggregate(FEATURES);
-  addScores(aggregate, { n: ids.length, churn: scores.churn, nbo: scores.nbo, rfm: scores.rfm && { cell: scores.rfm.cell, cells: RFM_CELLS } }, features);
+  // Mean probabilities per offer are acceptance rates only when the model gives acceptance probabilities.
+  const nbo = scores.nbo && { ...scores.nbo, P: 'probabilities' in scores.nbo.source && scores.nbo.source.probabilities === 'acceptance' ? scores.nbo.P : undefined };
+  addScores(aggregate, { n: ids.length, churn: scores.churn, nbo, rfm: scores.rfm && { cell: scores.rfm.cell, cells: RFM_CELLS } }, features);
   if (ids.length) {
     if (scores.churn) tallyModel(aggregate.models, servedBy(scores.churn.source), ids.length);
     if (scores.nbo) tallyModel(aggregate.models, servedBy(scores.nbo.source), ids.length);

@@ -2,12 +2,13 @@ import { ConflictError, NotFoundError, PreconditionFailedError, ValidationError 
 import { readPredictionLog, type PredictionRecord } from '../monitoring/log';
 import {
   churnQualityReport,
-  compareChurn,
+  compareModels,
   nboQualityReport,
   outcomeRange,
   parseContender,
-  type ChurnComparison,
+  type ModelComparison,
   type ChurnQuality,
+  type NboQuality,
   type QualityReport,
 } from '../monitoring/quality';
 import { logger, telemetry } from '../observability';
@@ -91,11 +92,12 @@ export class MonitoringService {
     if (name === 'churn') {
       const { range, outcomes } = await this.churnOutcomes(records);
       report = churnQualityReport(records, outcomes, { horizonDays, since, computedAt, range, files });
-      await this.addHoldoutAuc(report as QualityReport<ChurnQuality>);
+      await this.addHoldoutAuc(report);
     } else {
       const range = outcomeRange(records, horizonDays);
       const outcomes = range ? await readOfferOutcomes((await this.deps.warehouse()).warehouse, range) : new Map();
       report = nboQualityReport(records, outcomes, { horizonDays, since, computedAt, range, files });
+      await this.addHoldoutAuc(report);
     }
     const body = new TextEncoder().encode(JSON.stringify(report));
     await this.deps.results.put(`${REPORTS_PREFIX}/${name}/reports/${computedAt.replace(/[-:.]/g, '')}.json`, body, { contentType: 'application/json' });
@@ -132,22 +134,30 @@ export class MonitoringService {
     throw new ConflictError(`Could not add to the trend of ${report.model}: other reports kept writing it`);
   }
 
-  /** Two sides (aliases as logged, or version numbers) on the same customers' realised churn outcomes. */
-  async compare(model: string, a: string, b: string, options: { since?: string } = {}): Promise<ChurnComparison> {
+  /**
+   * Two sides (aliases as logged, or version numbers) on the same customers' realised outcomes:
+   * churn on their churn, NBO on what happened to the offers actually sent (each side's probability
+   * of the offer made against its acceptance).
+   */
+  async compare(model: string, a: string, b: string, options: { since?: string } = {}): Promise<ModelComparison> {
     const name = checkModel(model);
-    if (name !== 'churn') throw new ValidationError('compare measures churn models (AUC on realised churn); NBO versions are compared by `monitor nbo`', { code: 'unsupported_model' });
     if (a === b) throw new ValidationError(`compare needs two different sides, got ${a} twice`);
     const { records } = await this.readLog([name], checkSince(options.since) ?? this.windowStart());
-    const { outcomes } = await this.churnOutcomes(records);
-    return compareChurn(records, outcomes, { a: parseContender(a), b: parseContender(b), aLabel: a, bLabel: b }, { horizonDays: this.deps.settings.outcomeHorizonDays });
+    const sides = { a: parseContender(a), b: parseContender(b), aLabel: a, bLabel: b };
+    const horizon = { horizonDays: this.deps.settings.outcomeHorizonDays };
+    if (name === 'churn') return compareModels('churn', records, { churn: (await this.churnOutcomes(records)).outcomes }, sides, horizon);
+    const range = outcomeRange(records, this.deps.settings.outcomeHorizonDays);
+    const offers = range ? await readOfferOutcomes((await this.deps.warehouse()).warehouse, range) : new Map();
+    return compareModels('nbo', records, { offers }, sides, horizon);
   }
 
   /**
    * The promotion gate on realised outcomes: the version `ref` names must beat the version `alias`
-   * points at now, on the same customers' realised churn (DeLong, p < 0.05). Refuses otherwise.
+   * points at now, on the same customers' realised outcomes (churn: their churn; NBO: the offers
+   * sent to them; DeLong, p < 0.05). Refuses otherwise.
    * An alias that points nowhere yet has nothing to beat.
    */
-  async requireRealisedWin(model: string, alias: string, ref: string, options: { since?: string } = {}): Promise<ChurnComparison | null> {
+  async requireRealisedWin(model: string, alias: string, ref: string, options: { since?: string } = {}): Promise<ModelComparison | null> {
     const current = await this.deps.registry.getAlias(model, alias);
     if (!current) return null;
     const candidate = await this.deps.registry.resolveVersion(model, ref);
@@ -177,17 +187,16 @@ export class MonitoringService {
       let version: number | null = null;
       let realised: number | null = null;
       let holdout: number | null = null;
-      if (model === 'churn') {
-        const current = await this.deps.registry.getAlias(model, this.deps.settings.servingAlias).catch(() => null);
-        const measured = (report as QualityReport<ChurnQuality>).versions.filter((v) => !v.shadow && v.version !== null && v.overall.quality?.auc != null);
-        const served = measured.find((v) => v.version === current?.version) ?? (current ? undefined : measured[0]);
-        if (served) {
-          version = served.version;
-          realised = served.overall.quality!.auc!;
-          holdout = served.holdout_auc ?? null;
-          if (holdout !== null && realised < holdout - this.deps.settings.aucMargin) {
-            alarms.push(`realised AUC ${realised} of v${version} is more than ${this.deps.settings.aucMargin} below its holdout AUC ${holdout}`);
-          }
+      // Churn: AUC on realised churn. NBO: AUC of P(accept) of the offers actually sent (acceptance versions have a holdout AUC to hold it against).
+      const current = await this.deps.registry.getAlias(model, this.deps.settings.servingAlias).catch(() => null);
+      const measured = report.versions.filter((v) => !v.shadow && v.version !== null && realisedAuc(model, v.overall.quality) !== null);
+      const served = measured.find((v) => v.version === current?.version) ?? (current ? undefined : measured[0]);
+      if (served) {
+        version = served.version;
+        realised = realisedAuc(model, served.overall.quality)!;
+        holdout = served.holdout_auc ?? null;
+        if (holdout !== null && realised < holdout - this.deps.settings.aucMargin) {
+          alarms.push(`realised AUC ${realised} of v${version} is more than ${this.deps.settings.aucMargin} below its holdout AUC ${holdout}`);
         }
       }
       const drift = drifts.filter((d) => d.model === model).map(({ segment, psi, level }) => ({ segment, psi, level }));
@@ -201,8 +210,8 @@ export class MonitoringService {
           retraining = true;
         }
       }
-      const quality = realised === null ? 'no realised churn outcomes yet' : `v${version}: realised AUC ${realised}${holdout === null ? '' : ` against holdout ${holdout}`}`;
-      out.push({ model, version, realised_auc: realised, holdout_auc: holdout, drift, alarms, retraining, message: model === 'churn' ? quality : `${drift.length} segment drift figures` });
+      const quality = realised === null ? `no realised ${model === 'churn' ? 'churn' : 'offer'} outcomes yet` : `v${version}: realised AUC ${realised}${holdout === null ? '' : ` against holdout ${holdout}`}`;
+      out.push({ model, version, realised_auc: realised, holdout_auc: holdout, drift, alarms, retraining, message: `${quality}; ${drift.length} segment drift figure${drift.length === 1 ? '' : 's'}` });
     }
     return out;
   }
@@ -223,7 +232,8 @@ export class MonitoringService {
     return new Date(now.getTime() - this.deps.settings.windowDays * 86_400_000).toISOString().slice(0, 10);
   }
 
-  private async addHoldoutAuc(report: QualityReport<ChurnQuality>): Promise<void> {
+  /** Each version's holdout AUC from its manifest (NBO: acceptance versions', on the offers of their evaluation window). */
+  private async addHoldoutAuc(report: QualityReport): Promise<void> {
     for (const v of report.versions) {
       if (v.version === null) continue;
       try {
@@ -235,6 +245,13 @@ export class MonitoringService {
       }
     }
   }
+}
+
+/** The AUC a period's realised quality has: churn's own, NBO's on the offers made. */
+function realisedAuc(model: MonitoredModel, quality: unknown): number | null {
+  if (!quality) return null;
+  if (model === 'churn') return (quality as ChurnQuality).auc ?? null;
+  return (quality as NboQuality).offers_made?.auc ?? null;
 }
 
 /** One report's overall figures, as the trend keeps them. */
