@@ -94,7 +94,7 @@ async function modelView(name, selected) {
   view.append(h('h3', {}, 'Versions'));
   view.append(
     table(
-      ['version', 'created', 'status', 'family', 'holdout', 'prior', 'gates', 'aliases'],
+      ['version', 'created', 'status', 'family', 'holdout', 'prior', 'policy value', 'gates', 'aliases'],
       detail.versions.map((v) => {
         const held = mainMetric(v.metrics?.holdout);
         const prior = mainMetric(v.metrics?.baseline_prior);
@@ -107,6 +107,7 @@ async function modelView(name, selected) {
           h('td', {}, v.lineage.family ?? v.lineage.origin),
           h('td', { class: 'num' }, `${held.name} ${num(held.value)}`),
           h('td', { class: 'num' }, num(prior.value)),
+          h('td', { class: 'num' }, v.metrics?.policy_value ? `${num(v.metrics.policy_value.estimate)} (${num(v.metrics.policy_value.ci_low)}–${num(v.metrics.policy_value.ci_high)}) vs ${num(v.metrics.policy_value.logging)} sent` : '–'),
           h('td', { class: v.gates?.passed === false ? 'fail' : 'pass' }, v.gates ? (v.gates.passed ? 'passed' : 'failed') : '–'),
           h('td', {}, (aliasOf.get(v.version) ?? []).join(', ')),
         );
@@ -252,6 +253,25 @@ async function showStats(segmentId, out) {
   }
   if (stats.nbo) {
     barChart(latest, 'Offer mix (best offer)', stats.nbo.top_offers.map((o) => o.offer_id), [{ label: 'customers', values: stats.nbo.top_offers.map((o) => o.customers) }]);
+    if (stats.nbo.offers) {
+      const offers = stats.nbo.offers;
+      barChart(latest, 'Which offers work best: mean P(accept)', offers.map((o) => o.offer_id), [{ label: 'mean P(accept)', values: offers.map((o) => o.mean_probability) }], 'acceptance');
+      out.append(
+        h('h3', {}, 'Which offers work best for this segment'),
+        h(
+          'p',
+          { 'data-expected-acceptance': '' },
+          stats.nbo.expected_acceptance_best_offer != null
+            ? `If every customer got their best offer, the expected acceptance rate is ${pct(stats.nbo.expected_acceptance_best_offer)}.`
+            : 'Part of the segment was scored by a model without acceptance probabilities: no expected acceptance.',
+        ),
+        table(
+          ['offer', 'mean P(accept) over the segment', 'best offer for', 'share'],
+          offers.map((o) => h('tr', {}, h('td', {}, `${o.offer_id} (${o.offer_name})`), h('td', { class: 'num' }, pct(o.mean_probability)), h('td', { class: 'num' }, o.best_for.toLocaleString()), h('td', { class: 'num' }, pct(o.best_share)))),
+          { name: 'offers-work' },
+        ),
+      );
+    }
   }
   if (stats.rfm) {
     barChart(latest, 'RFM segments', stats.rfm.segments.map((s) => s.segment), [{ label: 'customers', values: stats.rfm.segments.map((s) => s.customers) }]);
@@ -328,7 +348,7 @@ function describe(result) {
   const nbo = result.nbo ?? ('offer_id' in result ? result : null);
   const rfm = result.rfm ?? ('rfm_score' in result ? result : null);
   if (churn) parts.push([`churn ${num(churn.churn_probability, 3)} (${churn.churn_risk})`, churn.source]);
-  if (nbo) parts.push([`offer ${nbo.offer_id} ${nbo.offer_name} at ${pct(nbo.confidence)}`, nbo.source]);
+  if (nbo) parts.push([`offer ${nbo.offer_id} ${nbo.offer_name} at ${pct(nbo.confidence)}${nbo.source?.probabilities === 'acceptance' ? ' chance of acceptance' : ''}`, nbo.source]);
   if (rfm) parts.push([`RFM ${rfm.segment} (${rfm.rfm_score})`, rfm.source]);
   return parts;
 }
