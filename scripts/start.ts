@@ -12,7 +12,7 @@ import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { freePort } from '../devkit/postgres';
 import { createTrainingApp } from '../lib/app/training';
-import { ProgressReporter, processIo } from '../lib/cli/runtime';
+import { ProgressReporter, processIo, trainingProgress } from '../lib/cli/runtime';
 import { DEFAULT_DATA_DIR, loadConfig } from '../lib/config';
 import { startConsoleServer, type ConsoleServer } from '../lib/console/server';
 import { loadDemoData } from '../lib/warehouse/demo-load';
@@ -85,8 +85,7 @@ async function main(): Promise<void> {
     // in the background. NBO's default is boosted-tree heads already: trained once, in full.
     const quick = model === 'churn';
     say(`first run: training ${model}${quick ? ' (boosted trees only, for a short first start)' : ''} and promoting it to production`);
-    const progress = new ProgressReporter(processIo, `train ${model}`);
-    const outcome = await app.training.train({ model, promote: 'production' }, { families: quick ? ['gbt'] : undefined, onProgress: (m) => progress.note(m) });
+    const outcome = await app.training.train({ model, promote: 'production' }, { families: quick ? ['gbt'] : undefined, onProgress: trainingProgress(processIo, `train ${model}`, false) });
     if (!outcome.promoted) say(`${model} v${outcome.manifest.version} was refused by its gates: ${outcome.manifest.refusal_reasons.join('; ')}; the API answers ${model} in mock mode`);
     else if (quick) quicklyTrained.push(model);
   }

@@ -1,5 +1,5 @@
 import { commandConfig, registryOption, warehouseOption } from '../../lib/cli/context';
-import { formatTable, intOption, parseCommandArgs, UsageError, type Command, type CommandIo } from '../../lib/cli/runtime';
+import { formatTable, intOption, parseCommandArgs, trainingProgress, UsageError, type Command, type CommandIo } from '../../lib/cli/runtime';
 import { assertName, binaryMetricsOf, multiclassMetricsOf } from '../../lib/registry/index';
 import { createTrainingApp } from '../../lib/app/training';
 import type { GateThresholds } from '../../lib/training/gates';
@@ -82,7 +82,7 @@ Exit codes: 0 published (and promoted if asked), 1 refused by a gate or failed, 
     const sample = values.sample === undefined ? undefined : Number(values.sample);
     if (sample !== undefined && !(sample > 0 && sample <= 1)) throw new UsageError(`--sample must be a share above 0 and at most 1, got "${values.sample}"`);
     const thresholds = parseGates(values.gate ?? []);
-    const log = trainingLog(io, `train ${name}`, values.verbose ?? false);
+    const log = trainingProgress(io, `train ${name}`, values.verbose ?? false);
 
     const app = await createTrainingApp(commandConfig(values));
     try {
@@ -115,33 +115,6 @@ Exit codes: 0 published (and promoted if asked), 1 refused by a gate or failed, 
     }
   },
 };
-
-/**
- * Training's progress on stderr: each family's search as one line redrawn in place on a terminal
- * (in logs only its result), the steps that matter as lines; `--verbose` prints every message.
- */
-function trainingLog(io: CommandIo, label: string, verbose: boolean): (message: string) => void {
-  if (verbose) return (m) => io.err(`${label}: ${m}`);
-  let drawn = false;
-  return (m) => {
-    // A family's search steps (an NBO head's are prefixed by its offer) redraw one line; its result stays.
-    const step = m.replace(/^[a-z0-9_]+: (?=(logistic|mlp|gbt|blend of)\b)/, '');
-    const detail = /^(logistic|mlp|gbt|blend of)[: ]/.test(step) || m.startsWith('reading ') || m.startsWith('logging policy: half');
-    const result = /^(logistic|mlp|gbt): out-of-fold [^;]*\(\d+(?:\.\d+)?s\)$/.test(step) && step === m;
-    if (detail && !result) {
-      if (io.interactive) {
-        process.stderr.write(`\r\x1b[K${`${label}: ${m}`.slice(0, (process.stderr.columns || 100) - 1)}`);
-        drawn = true;
-      }
-      return;
-    }
-    if (drawn) {
-      process.stderr.write('\r\x1b[K');
-      drawn = false;
-    }
-    io.err(`${label}: ${m}`);
-  };
-}
 
 function report(io: CommandIo, outcome: TrainingOutcome, promote: string | undefined, json: boolean | undefined): number {
   if (json) io.out(JSON.stringify(outcome, null, 2));

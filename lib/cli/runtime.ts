@@ -114,3 +114,30 @@ export class ProgressReporter {
     this.io.err(`${this.label}: ${message}`);
   }
 }
+
+/**
+ * Training's progress on stderr: each family's search as one line redrawn in place on a terminal
+ * (in logs only its result), the steps that matter as lines; `--verbose` prints every message.
+ */
+export function trainingProgress(io: CommandIo, label: string, verbose: boolean): (message: string) => void {
+  if (verbose) return (m) => io.err(`${label}: ${m}`);
+  let drawn = false;
+  return (m) => {
+    // A family's search steps (an NBO head's are prefixed by its offer) redraw one line; its result stays.
+    const step = m.replace(/^[a-z0-9_]+: (?=(logistic|mlp|gbt|blend of)\b)/, '');
+    const detail = /^(logistic|mlp|gbt|blend of)[: ]/.test(step) || m.startsWith('reading ') || m.startsWith('logging policy: half');
+    const result = /^(logistic|mlp|gbt): out-of-fold [^;]*\(\d+(?:\.\d+)?s\)$/.test(step) && step === m;
+    if (detail && !result) {
+      if (io.interactive) {
+        process.stderr.write(`\r\x1b[K${`${label}: ${m}`.slice(0, (process.stderr.columns || 100) - 1)}`);
+        drawn = true;
+      }
+      return;
+    }
+    if (drawn) {
+      process.stderr.write('\r\x1b[K');
+      drawn = false;
+    }
+    io.err(`${label}: ${m}`);
+  };
+}

@@ -262,6 +262,7 @@ function studentSettings() {
   const s = trainingDefaults.nbo.student;
   return {
     hidden: s.hidden,
+    maxRows: s.max_rows,
     epochs: s.epochs,
     batchSize: s.batch_size,
     learningRate: s.learning_rate,

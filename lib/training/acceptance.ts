@@ -2,6 +2,7 @@ import type { OnnxGraphBuilder } from '../onnx/writer';
 import { describeDesign, designWidth, fitDesign } from './design';
 import { emitNet, emitTrees, netProbabilities, toFloat32, type NetModel } from './export';
 import { initNet, train as trainNet } from './nn';
+import { sampleRows } from './families/linear';
 import { selectModel } from './families/index';
 import type { GbtParams } from './gbt';
 import type { InputColumn } from './design';
@@ -179,6 +180,8 @@ export function fitAcceptance(data: OfferRows, train: Uint32Array, options: Acce
 /** How the heads are distilled: the network's shape and its fixed training schedule (models/training.json `nbo.student`). */
 export interface StudentOptions {
   hidden: number[];
+  /** Offered customers it learns from at most (a seeded sample above). */
+  maxRows: number;
   epochs: number;
   batchSize: number;
   learningRate: number;
@@ -202,15 +205,16 @@ export function distillAcceptance(teacher: FittedAcceptance, data: OfferRows, tr
   const started = Date.now();
   const K = data.offers.length;
   const D = data.columns.length;
-  const X = new Float64Array(train.length * D);
-  train.forEach((r, i) => X.set(data.X.subarray(r * D, (r + 1) * D), i * D));
-  const targets = teacher.probabilities(X, train.length);
+  const rows = sampleRows(train, options.maxRows, options.seed);
+  const X = new Float64Array(rows.length * D);
+  rows.forEach((r, i) => X.set(data.X.subarray(r * D, (r + 1) * D), i * D));
+  const targets = teacher.probabilities(X, rows.length);
   const categorical = Object.fromEntries(data.columns.filter((c) => c.kind === 'categorical').map((c) => [c.name, 'one_hot' as const]));
-  const { design, Z } = fitDesign(data.columns, data.X, train, data.accepted, { knots: 0, log: true, categorical }, options.seed);
+  const { design, Z } = fitDesign(data.columns, data.X, rows, data.accepted, { knots: 0, log: true, categorical }, options.seed);
   const width = designWidth(design);
   const net = initNet(width, options.hidden, K, options.seed);
   net.output = 'independent';
-  trainNet(net, { X: Z, rows: train.length, cols: width, y: new Int32Array(train.length), targets }, null, {
+  trainNet(net, { X: Z, rows: rows.length, cols: width, y: new Int32Array(rows.length), targets }, null, {
     maxEpochs: options.epochs,
     batchSize: options.batchSize,
     learningRate: options.learningRate,
@@ -228,9 +232,9 @@ export function distillAcceptance(teacher: FittedAcceptance, data: OfferRows, tr
         { step: 'acceptance_network', offers: data.offers, output: 'independent P(accept | x, offer) per offer (a sigmoid each); they do not sum to 1', distilled_from: 'the acceptance heads', hidden_layers: options.hidden, in_graph: true },
         ...describeDesign(design, data.columns).map((step) => ({ ...step, in_graph: true })),
       ],
-      hyperparameters: { student: { hidden_layers: options.hidden, epochs: options.epochs, batch_size: options.batchSize, learning_rate: options.learningRate, decay: options.decay, rows: train.length }, teacher: teacher.hyperparameters },
+      hyperparameters: { student: { hidden_layers: options.hidden, epochs: options.epochs, batch_size: options.batchSize, learning_rate: options.learningRate, decay: options.decay, rows: rows.length }, teacher: teacher.hyperparameters },
     },
-    report: { hidden: options.hidden, epochs: options.epochs, rows: train.length, seconds: (Date.now() - started) / 1000 },
+    report: { hidden: options.hidden, epochs: options.epochs, rows: rows.length, seconds: (Date.now() - started) / 1000 },
   };
 }
 
