@@ -109,7 +109,7 @@ async function trainingSection(registry: ModelRegistry, wh: WarehouseHandle, cus
     const fit = outcome.candidates.reduce((a, c) => a + c.seconds, 0);
     rows.push({
       section: S.training,
-      metric: `${model}, ${customers.toLocaleString('en-US')} customers (${outcome.manifest.lineage.rows?.toLocaleString('en-US')} rows, ${outcome.candidates.map((c) => c.family).join(' + ')})`,
+      metric: `${model}, ${customers.toLocaleString('en-US')} customers (${outcome.manifest.lineage.rows?.toLocaleString('en-US')} rows, ${outcome.nbo ? outcome.chosen : outcome.candidates.map((c) => c.family).join(' + ')})`,
       ours: seconds,
       unit: 's',
       peer: { label: 'of which fitting', value: fit },

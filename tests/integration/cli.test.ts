@@ -137,6 +137,7 @@ describe('loyalty-ml CLI', () => {
       [['publish', '../x', '--model', fixture('sklearn_logreg_iris'), '--features', 'a,b'], /Invalid model name "..\/x"/],
       [['publish', 'iris', '--model', '/nonexistent/model.onnx', '--features', 'a,b'], /no such file/],
       [['publish', 'iris', '--model', fixture('sklearn_logreg_iris', 'test_vectors.json'), '--features', 'a,b'], /not a valid ONNX file|could not load/],
+      [['publish', 'iris', '--model', fixture('sklearn_logreg_iris'), '--features', 'a,b', '--output', 'sigmoid'], /--output must be multiclass or multilabel, got "sigmoid"/],
       [['show', 'iris'], /no published versions/],
       [['promote', 'iris', '1', 'a/b'], /Invalid alias name/],
     ];
