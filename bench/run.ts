@@ -298,7 +298,8 @@ function batchVersusSingles(metric: string, batch: number, peer: string, singles
 
 /** 2 (over HTTP) and 3: through serverless-offline, as a client sees it. */
 async function httpSections(offline: Offline): Promise<void> {
-  const api = `${offline.baseUrl}/api/loyalty/v1`;
+  // serverless-offline itself, as in earlier runs (the front door npm start adds is measured in README).
+  const api = `${offline.apiUrl}/api/loyalty/v1`;
   const ids = Array.from({ length: 100 }, (_, i) => `demo-${String(i * 7 + 1).padStart(6, '0')}`);
   const post = async (path: string, body: unknown) => {
     const response = await fetch(`${api}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });

@@ -1,19 +1,24 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
+import { startConsoleServer } from '../lib/console/server';
 import { freePort } from './postgres';
 
 const ROOT = resolve(import.meta.dirname, '..');
 
 export interface Offline {
+  /** The front door (what npm start and npm run offline answer on): routes, limits and concurrency as deployed. */
   baseUrl: string;
+  /** serverless-offline itself, behind it. */
+  apiUrl: string;
   lambdaEndpoint: string;
   output: () => string;
   stop(): Promise<void>;
 }
 
 /**
- * Runs the service through serverless-offline (`osls offline start`), as `npm start` does, on free
- * ports with the given environment. Resolves once it reports "Server ready".
+ * Runs the service as `npm run offline` does: serverless-offline (`osls offline start`) on free
+ * ports with the given environment, behind the API front door (lib/console/gateway.ts) on another.
+ * Resolves once serverless-offline reports "Server ready".
  */
 export async function startOffline(env: Record<string, string>): Promise<Offline> {
   const [port, lambdaPort] = [await freePort(), await freePort()];
@@ -40,11 +45,14 @@ export async function startOffline(env: Record<string, string>): Promise<Offline
       fail(new Error(`serverless-offline exited with ${code}:\n${log}`));
     });
   });
+  const front = await startConsoleServer({ port: 0, apiUrl: `http://localhost:${port}`, console: false, maxBodyBytes: Number(env.MAX_BODY_BYTES ?? process.env.MAX_BODY_BYTES ?? 65_536) });
   return {
-    baseUrl: `http://localhost:${port}`,
+    baseUrl: front.url,
+    apiUrl: `http://localhost:${port}`,
     lambdaEndpoint: `http://localhost:${lambdaPort}`,
     output: () => log,
     stop: async () => {
+      await front.close();
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
       try {

@@ -132,7 +132,7 @@ export function loadConfig(env: Env = process.env): Config {
     profileTtlMs: seconds(env, 'PROFILE_TTL_SECONDS', 3600, 0, 7 * 86_400) * 1000,
     batchDeadlineMs: seconds(env, 'BATCH_DEADLINE_SECONDS', 60, 1, 900) * 1000,
     httpApiDeadlineMs: seconds(env, 'HTTP_API_DEADLINE_SECONDS', 28, 1, 29) * 1000,
-    batchMaxCustomers: seconds(env, 'BATCH_MAX_CUSTOMERS', 100, 1, 1000),
+    batchMaxCustomers: seconds(env, 'BATCH_MAX_CUSTOMERS', 100, 1, 100),
     churnRiskThresholds: riskThresholds(env),
     rfmCutPoints: oneOf(env, 'RFM_CUT_POINTS', ['quintiles', 'fixed'], 'quintiles'),
     maxBodyBytes: seconds(env, 'MAX_BODY_BYTES', 65_536, 1024, 6_000_000),

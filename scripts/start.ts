@@ -118,7 +118,7 @@ async function main(): Promise<void> {
     banner += chunk.toString();
     if (banner.includes('Server ready')) {
       announced = true;
-      void startConsoleServer({ port, apiUrl: `http://localhost:${apiPort}`, registry: app.registry, actor: 'console', label: ownRegistry ? 'local' : registryUri }).then(
+      void startConsoleServer({ port, apiUrl: `http://localhost:${apiPort}`, registry: app.registry, actor: 'console', label: ownRegistry ? 'local' : registryUri, maxBodyBytes: app.config.maxBodyBytes }).then(
         (started) => {
           front = started;
           process.stdout.write(examples(String(port)));

@@ -5,7 +5,9 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { LoyaltyError, PayloadTooLargeError, publicMessage, ValidationError } from '../errors';
+import { AliasActionSchema } from '../http/contract';
 import type { ModelRegistry } from '../registry/index';
+import { ApiGateway, Refusal } from './gateway';
 
 /**
  * The operators' front door on one port: the console (`/console/`), the API reference (`/docs`),
@@ -13,7 +15,10 @@ import type { ModelRegistry } from '../registry/index';
  * through to the API (serverless-offline locally; a deployed stage through `sign`, which adds the
  * operator's SigV4 signature so credentials never reach the browser). With a `registry`, the
  * console may also promote and roll back (`POST /console/actions/...`): only ever on the local
- * registry, never through a deployed API.
+ * registry, never through a deployed API. In front of serverless-offline (no `sign`) it does what
+ * API Gateway and Lambda do when deployed (`gateway.ts`): routes from the contract, 405 and 404,
+ * each function's concurrency with a bounded queue, and a body over `maxBodyBytes` answered 413
+ * whatever its size. `console: false` serves the API alone (`npm run offline`).
  */
 export interface ConsoleServerOptions {
   port: number;
@@ -27,6 +32,12 @@ export interface ConsoleServerOptions {
   actor?: string;
   /** What the console says it is looking at ("local", a stage name). */
   label?: string;
+  /** Serve the console and the API reference (default), or only the API (`npm run offline`). */
+  console?: boolean;
+  /** The largest request body passed on (MAX_BODY_BYTES); larger ones are answered 413 here. */
+  maxBodyBytes?: number;
+  /** Routes and per-function concurrency in front of a local API (default: the contract's, infra/concurrency.json). */
+  gateway?: ApiGateway;
 }
 
 export interface ConsoleServer {
@@ -54,15 +65,13 @@ const TYPES: Record<string, string> = {
   '.svg': 'image/svg+xml',
 };
 
-const ActionSchema = z.strictObject({
-  action: z.enum(['promote', 'rollback']),
-  version: z.number().int().positive().optional(),
-  reason: z.string().max(500).optional(),
-});
+/** Bodies read past the limit only to answer 413 cleanly (not a connection reset); beyond this the connection is closed. */
+const DRAIN_LIMIT = 1024 * 1024 * 1024;
 
 export async function startConsoleServer(options: ConsoleServerOptions): Promise<ConsoleServer> {
+  const gateway: ApiGateway | null = options.gateway ?? (options.sign ? null : new ApiGateway());
   const server = createServer((req, res) => {
-    handle(options, req, res).catch((error: unknown) => sendError(res, error));
+    handle({ ...options, gateway }, req, res).catch((error: unknown) => sendError(res, error));
   });
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);
@@ -79,9 +88,22 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
   };
 }
 
-async function handle(options: ConsoleServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://localhost');
+type Served = Omit<ConsoleServerOptions, 'gateway'> & { gateway: ApiGateway | null };
+
+async function handle(options: Served, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  let url: URL;
+  try {
+    url = new URL(req.url ?? '/', 'http://localhost');
+  } catch {
+    await drain(req);
+    return sendJson(res, 400, errorBody('invalid_path', 'The request target is not a valid path'));
+  }
   const path = url.pathname;
+  if (path.startsWith('/api/') && path !== '/api/loyalty/v1/openapi.json') return proxy(options, req, res, url);
+  if (options.console === false) {
+    await drain(req);
+    return sendJson(res, 404, errorBody('not_found', `No route ${req.method} ${path.slice(0, 200)}; this serves the API under /api/loyalty/v1/`));
+  }
   if (path === '/' || path === '/console') return redirect(res, '/console/');
   if (path === '/docs' || path === '/docs/') return sendFile(res, join(CONSOLE_DIR, 'docs.html'));
   if (path === '/api/loyalty/v1/openapi.json') return sendFile(res, OPENAPI_FILE);
@@ -93,27 +115,41 @@ async function handle(options: ConsoleServerOptions, req: IncomingMessage, res: 
     return file ? sendFile(res, join(ROOT, file)) : sendJson(res, 404, errorBody('not_found', `No such file: ${path}`));
   }
   const action = /^\/console\/actions\/models\/([^/]+)\/aliases\/([^/]+)$/.exec(path);
-  if (action && req.method === 'POST') return aliasAction(options, req, res, decodeURIComponent(action[1]!), decodeURIComponent(action[2]!));
+  if (action) {
+    if (req.method !== 'POST') {
+      await drain(req);
+      return sendJson(res, 405, errorBody('method_not_allowed', `${req.method} is not allowed on ${path.slice(0, 200)}; allowed: POST`), { allow: 'POST' });
+    }
+    return aliasAction(options, req, res, decodePart(action[1]!), decodePart(action[2]!));
+  }
   if (path.startsWith('/console/')) {
     const relative = path === '/console/' ? 'index.html' : decodeURIComponent(path.slice('/console/'.length));
     const file = resolve(CONSOLE_DIR, relative);
     if (!file.startsWith(CONSOLE_DIR + sep)) return sendJson(res, 404, errorBody('not_found', `No such file: ${path}`));
     return sendFile(res, file);
   }
-  if (path.startsWith('/api/')) return proxy(options, req, res, url);
-  sendJson(res, 404, errorBody('not_found', `Nothing at ${path}: try /console/, /docs or /api/loyalty/v1/...`));
+  sendJson(res, 404, errorBody('not_found', `Nothing at ${path.slice(0, 200)}: try /console/, /docs or /api/loyalty/v1/...`));
 }
 
-async function aliasAction(options: ConsoleServerOptions, req: IncomingMessage, res: ServerResponse, name: string, alias: string): Promise<void> {
+function decodePart(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    throw new ValidationError(`Path segment ${JSON.stringify(value.slice(0, 80))} is not valid percent-encoding`, { code: 'invalid_path' });
+  }
+}
+
+async function aliasAction(options: Served, req: IncomingMessage, res: ServerResponse, name: string, alias: string): Promise<void> {
   if (!options.registry) {
     return sendJson(res, 403, errorBody('read_only', 'This console is read-only: promote and roll back with `npx loyalty-ml promote|rollback` against a deployed registry'));
   }
   const raw = await readBody(req, 16_384);
-  let parsed: z.infer<typeof ActionSchema>;
+  let parsed: z.infer<typeof AliasActionSchema>;
   try {
-    parsed = ActionSchema.parse(JSON.parse(raw.toString('utf8') || '{}'));
+    parsed = AliasActionSchema.parse(JSON.parse(raw.toString('utf8') || '{}'));
   } catch (error) {
-    throw new ValidationError(`Send {"action": "promote" | "rollback", "version"?: number, "reason"?: string}: ${(error as Error).message}`, { code: 'invalid_request' });
+    const detail = error instanceof z.ZodError ? error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ') : (error as Error).message;
+    throw new ValidationError(`Send {"action": "promote" | "rollback", "version"?: number, "reason"?: string}: ${detail}`, { code: 'invalid_request' });
   }
   const reason = parsed.reason ?? `from the console by ${options.actor ?? 'an operator'}`;
   const record =
@@ -128,9 +164,48 @@ function requireVersion(version: number | undefined): number {
   return version;
 }
 
-/** Passes an API request through unchanged (signed for a deployed stage), streaming the answer back. */
-async function proxy(options: ConsoleServerOptions, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-  const body = await readBody(req, 6 * 1024 * 1024);
+/**
+ * Passes an API request through (signed for a deployed stage), streaming the answer back. In front
+ * of a local API it first routes, limits and gates the request (see `gateway.ts`), and answers for
+ * the emulator when it fails: an unreachable API, or an error body of its own (a Lambda timeout
+ * with a stack trace, answered 200), is a 503 that says nothing of its internals.
+ */
+async function proxy(options: Served, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  const gateway = options.gateway;
+  let forwardPath = url.pathname;
+  let leave: (() => void) | null = null;
+  let gate = null;
+  let hasBody = true;
+  if (gateway) {
+    const matched = gateway.match(req.method ?? 'GET', url.pathname);
+    if (matched instanceof Refusal) {
+      await drain(req);
+      return sendJson(res, matched.status, errorBody(matched.code, matched.message), matched.headers);
+    }
+    forwardPath = matched.path;
+    hasBody = !!matched.route.request;
+    gate = gateway.gate(matched.route);
+  }
+  const limit = options.maxBodyBytes ?? 6 * 1024 * 1024;
+  let body: Buffer = Buffer.alloc(0);
+  if (hasBody) body = await readBody(req, limit);
+  else await drain(req);
+  if (gate) {
+    try {
+      leave = await gate.enter();
+    } catch (refusal) {
+      if (refusal instanceof Refusal) return sendJson(res, refusal.status, errorBody(refusal.code, refusal.message), refusal.headers);
+      throw refusal;
+    }
+  }
+  try {
+    await forward(options, req, res, new URL(forwardPath + url.search, 'http://localhost'), body, gateway !== null);
+  } finally {
+    leave?.();
+  }
+}
+
+async function forward(options: Served, req: IncomingMessage, res: ServerResponse, url: URL, body: Buffer, local: boolean): Promise<void> {
   const base = new URL(options.apiUrl);
   const target = new URL(url.pathname.replace(/^\//, base.pathname.replace(/\/?$/, '/')) + url.search, base);
   let headers: Record<string, string> = { accept: req.headers.accept ?? 'application/json' };
@@ -140,33 +215,80 @@ async function proxy(options: ConsoleServerOptions, req: IncomingMessage, res: S
   const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
   await new Promise<void>((done) => {
     const upstream = send(target, { method: req.method, headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, { 'content-type': answer.headers['content-type'] ?? 'application/json', 'cache-control': 'no-store' });
-      answer.pipe(res);
-      answer.on('end', done);
-      answer.on('error', () => done());
+      const pass = (text?: Buffer) => {
+        const out: Record<string, string> = { 'content-type': answer.headers['content-type'] ?? 'application/json', 'cache-control': 'no-store' };
+        for (const h of ['retry-after', 'server-timing', 'allow']) if (typeof answer.headers[h] === 'string') out[h] = answer.headers[h] as string;
+        res.writeHead(answer.statusCode ?? 502, out);
+        if (text) res.end(text);
+        else answer.pipe(res);
+      };
+      if (!local) {
+        pass();
+        answer.on('end', done);
+        answer.on('error', () => done());
+        return;
+      }
+      // Locally the answer is read whole, to catch the emulator answering with an error of its own.
+      const parts: Buffer[] = [];
+      answer.on('data', (c: Buffer) => parts.push(c));
+      answer.on('error', () => {
+        sendJson(res, 503, errorBody('function_unavailable', 'The function did not answer; retry later'), { 'retry-after': '1' });
+        done();
+      });
+      answer.on('end', () => {
+        const text = Buffer.concat(parts);
+        if (emulatorFailure(answer.statusCode ?? 0, text)) sendJson(res, 503, errorBody('function_unavailable', 'The function failed or timed out before it answered; retry later (details in the log)'), { 'retry-after': '1' });
+        else pass(text);
+        done();
+      });
     });
     upstream.on('error', () => {
-      sendJson(res, 502, errorBody('api_unreachable', `The API at ${base.origin} did not answer; is it running?`));
+      sendJson(res, 503, errorBody('api_unreachable', `The API at ${base.origin} did not answer; is it running?`), { 'retry-after': '1' });
       done();
     });
     upstream.end(body);
   });
 }
 
+/**
+ * Whether an answer comes from the emulator rather than the function: serverless-offline answers a
+ * Lambda timeout or crash with `{"errorMessage", "errorType", "stackTrace"}` (status 200 for HTTP
+ * APIs, or 502), and an unknown route with an HTML or text page; the functions always answer JSON
+ * with `error` on failure.
+ */
+function emulatorFailure(status: number, text: Buffer): boolean {
+  let body: unknown;
+  try {
+    body = JSON.parse(text.toString('utf8'));
+  } catch {
+    return true;
+  }
+  if (!body || typeof body !== 'object') return true;
+  if ('errorMessage' in body || 'stackTrace' in body || 'errorType' in body) return true;
+  return status >= 500 && !('error' in body);
+}
+
+/** The body up to `max` bytes; a larger one is read to its end (not kept) and refused with 413, so the client gets the answer rather than a reset. */
 function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   return new Promise((ok, fail) => {
     const parts: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > max) {
-        fail(new PayloadTooLargeError(`The request body is larger than ${max} bytes`));
-        req.destroy();
-      } else parts.push(chunk);
+      if (size <= max) parts.push(chunk);
+      else if (size > DRAIN_LIMIT) req.destroy();
     });
-    req.on('end', () => ok(Buffer.concat(parts)));
+    req.on('end', () => (size > max ? fail(new PayloadTooLargeError(`Request body is ${size} bytes; the limit is ${max}`)) : ok(Buffer.concat(parts))));
     req.on('error', fail);
   });
+}
+
+/** Reads and drops whatever body came with a request that is answered without it. */
+function drain(req: IncomingMessage): Promise<void> {
+  return readBody(req, DRAIN_LIMIT).then(
+    () => undefined,
+    () => undefined,
+  );
 }
 
 function sendFile(res: ServerResponse, file: string): void {
@@ -183,12 +305,12 @@ function redirect(res: ServerResponse, location: string): void {
   res.end();
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent) {
     res.end();
     return;
   }
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers });
   res.end(JSON.stringify(body));
 }
 

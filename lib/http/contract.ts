@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { AliasRecordSchema } from '../registry/index';
+import { AliasRecordSchema, NAME_PATTERN } from '../registry/index';
 import { GateResultSchema, ManifestSchema, TrainingMetricsSchema } from '../registry/manifest';
 import { BatchRequestSchema, LegacyRequestSchema, SingleRequestSchema } from '../scoring/api';
 import { WarningSchema } from '../scoring/warnings';
 import { SegmentStatisticsSchema } from '../segments/aggregates';
-import { RUN_STATUSES, SCORE_TYPES, SegmentRunSchema, StartRunSchema, StoredStatisticsSchema } from '../segments/runs';
+import { RUN_ID, RUN_STATUSES, SCORE_TYPES, SEGMENT_ID, SegmentRunSchema, StartRunSchema, StoredStatisticsSchema } from '../segments/runs';
 
 /**
  * The HTTP API's contract: every route with its request and response schemas, the zod schemas the
@@ -251,28 +251,53 @@ export const SegmentStatsResponseSchema = StoredStatisticsSchema.extend({
   history: z.array(TrendPointSchema).describe('earlier finished runs, newest first (empty when one run is asked for)'),
 }).meta({ id: 'SegmentStatistics' });
 
+/** A path or query parameter: what it is, and the pattern the server checks it against (after percent-decoding). */
+export interface Parameter {
+  description: string;
+  pattern: RegExp;
+}
+
 export interface Route {
   method: 'get' | 'post';
   path: string;
+  /** The function serving it (serverless.yml), whose concurrency the local front door applies. */
+  function: string;
+  /** Served by the local console server only (promotion and rollback from the console), never deployed. */
+  local?: true;
   summary: string;
   description: string;
+  params?: Record<string, Parameter>;
   request?: z.ZodType;
   requestOptional?: boolean;
-  query?: Record<string, string>;
+  query?: Record<string, Parameter>;
   responses: Record<string, { description: string; schema: z.ZodType }>;
 }
 
-const errors = (...codes: (400 | 404 | 413 | 500 | 503 | 504)[]) =>
+const MODEL_NAME: Parameter = { description: 'a model name: churn, nbo, or one published under another name', pattern: NAME_PATTERN };
+const SEGMENT: Parameter = { description: 'a segment id of the warehouse', pattern: SEGMENT_ID };
+const RUN: Parameter = { description: 'a run id as the start route answered it', pattern: RUN_ID };
+
+/** Beyond a function's concurrency and its bounded queue (the local front door), or API Gateway's throttle when deployed. */
+const BUSY = {
+  '429': {
+    description: 'too many requests at once: the function\'s concurrency and its queue are full; `Retry-After` says when to try again (deployed, API Gateway\'s own throttle answers 429 with `{"message"}`)',
+    schema: z.union([ErrorResponseSchema, z.object({ message: z.string() })]),
+  },
+};
+
+const errors = (...codes: (400 | 403 | 404 | 409 | 413 | 500 | 503 | 504)[]) =>
   Object.fromEntries(
     codes.map((c) => [
       String(c),
       {
         description: {
           400: 'the request is malformed or out of range (the message says which field and why)',
+          403: 'not allowed here (the console is read-only against a deployed registry)',
           404: 'no such customer, model, segment or run',
+          409: 'the change conflicts with the registry\'s state (a refused version, nothing to roll back to)',
           413: 'the body is larger than the limit',
           500: 'an unexpected fault (details in the log, under the request id)',
-          503: 'a dependency (registry, warehouse) is unavailable; retry later',
+          503: 'a dependency (registry, warehouse) is unavailable, or the request waited too long for its function; retry later (`Retry-After` when it waited)',
           504: 'not scored within the deadline',
         }[c],
         schema: ErrorResponseSchema,
@@ -280,76 +305,111 @@ const errors = (...codes: (400 | 404 | 413 | 500 | 503 | 504)[]) =>
     ]),
   );
 
-/** Every route the stack deploys, as `serverless.yml` declares them. */
+/** What the console's promote and roll-back buttons send. */
+export const AliasActionSchema = z
+  .strictObject({
+    action: z.enum(['promote', 'rollback']),
+    version: z.number().int().positive().optional().describe('promote: the version the alias points at next (required); rollback: an earlier version (default: the previous one)'),
+    reason: z.string().max(500).optional(),
+  })
+  .meta({ id: 'AliasAction' });
+
+/** Every route the stack deploys, as `serverless.yml` declares them, and the local console's own actions. */
 export const ROUTES: Route[] = [
   {
     method: 'post',
     path: '/api/loyalty/v1/config/ml/test/',
+    function: 'legacyTest',
     summary: 'Score one customer or a batch (the old system\'s contract)',
     description: 'The admin UI\'s route: `customer_id` answers one customer like POST /ml/predict; `customer_ids` answers a batch like POST /ml/predict/batch.',
     request: LegacyRequestSchema,
-    responses: { '200': { description: 'one customer (`mode: single`) or a batch (`mode: batch`)', schema: z.union([SingleResponseSchema, BatchResponseSchema]) }, ...errors(400, 404, 413, 500, 503, 504) },
+    responses: { '200': { description: 'one customer (`mode: single`) or a batch (`mode: batch`)', schema: z.union([SingleResponseSchema, BatchResponseSchema]) }, ...errors(400, 404, 413, 500, 503, 504), ...BUSY },
   },
   {
     method: 'post',
     path: '/api/loyalty/v1/ml/predict',
+    function: 'predict',
     summary: 'Score one customer',
     description: 'Churn probability and risk band, the next best offer with every offer ranked, the RFM cell, or all three.',
     request: SingleRequestSchema,
-    responses: { '200': { description: 'the customer\'s scores, their source and warnings', schema: SingleResponseSchema }, ...errors(400, 404, 413, 500, 503, 504) },
+    responses: { '200': { description: 'the customer\'s scores, their source and warnings', schema: SingleResponseSchema }, ...errors(400, 404, 413, 500, 503, 504), ...BUSY },
   },
   {
     method: 'post',
     path: '/api/loyalty/v1/ml/predict/batch',
+    function: 'predictBatch',
     summary: 'Score up to 100 customers',
     description: 'Partial success: customers not found or not scored within the deadline are listed in `errors`; the others are answered.',
     request: BatchRequestSchema,
-    responses: { '200': { description: 'results, errors and warnings', schema: BatchResponseSchema }, ...errors(400, 413, 500, 503) },
+    responses: { '200': { description: 'results, errors and warnings', schema: BatchResponseSchema }, ...errors(400, 413, 500, 503), ...BUSY },
   },
   {
     method: 'get',
     path: '/api/loyalty/v1/ml/models',
+    function: 'models',
     summary: 'Published and served model versions',
     description: 'For each served model: production and staging versions with their checksum verified, and whether this instance loaded it.',
-    responses: { '200': { description: 'the models report', schema: ModelsReportSchema }, ...errors(500, 503) },
+    responses: { '200': { description: 'the models report', schema: ModelsReportSchema }, ...errors(500, 503), ...BUSY },
   },
   {
     method: 'get',
     path: '/api/loyalty/v1/ml/models/{name}',
+    function: 'models',
+    params: { name: MODEL_NAME },
     summary: 'One model\'s versions and aliases',
     description: 'Every version (newest first, at most 50) with its training metrics, the candidates compared, gates and report curves; every alias with its history.',
-    responses: { '200': { description: 'the model', schema: ModelDetailSchema }, ...errors(400, 404, 500, 503) },
+    responses: { '200': { description: 'the model', schema: ModelDetailSchema }, ...errors(400, 404, 500, 503), ...BUSY },
   },
   {
     method: 'get',
     path: '/api/loyalty/v1/ml/models/{name}/performance',
+    function: 'models',
+    params: { name: MODEL_NAME },
     summary: 'A model\'s realised quality',
     description:
       'Logged predictions against what happened (churn: AUC with its interval, Brier, lift, calibration by decile; NBO: acceptance of recommended offers against the others), per version and week, from the latest report of `loyalty-ml monitor` or the daily check, with the trend of earlier reports. 404 `performance_not_measured` before the first report.',
-    responses: { '200': { description: 'the latest report and the trend', schema: PerformanceSchema }, ...errors(400, 404, 500, 503) },
+    responses: { '200': { description: 'the latest report and the trend', schema: PerformanceSchema }, ...errors(400, 404, 500, 503), ...BUSY },
   },
   {
     method: 'post',
     path: '/api/loyalty/v1/segments/{id}/ml/predict/',
+    function: 'segmentStart',
+    params: { id: SEGMENT },
     summary: 'Start scoring a segment',
     description: 'Starts a run (at most one active per segment) and answers at once; poll `status_url`.',
     request: StartRunSchema,
     requestOptional: true,
-    responses: { '202': { description: 'the run started (or the active run)', schema: RunStartedSchema }, ...errors(400, 404, 500, 503) },
+    responses: { '202': { description: 'the run started (or the active run)', schema: RunStartedSchema }, ...errors(400, 404, 413, 500, 503), ...BUSY },
   },
   {
     method: 'get',
     path: '/api/loyalty/v1/segments/{id}/ml/runs/{run_id}',
+    function: 'segmentRunStatus',
+    params: { id: SEGMENT, run_id: RUN },
     summary: 'A segment run\'s progress',
     description: 'Status, progress in chunks and customers, failed chunks with their customers.',
-    responses: { '200': { description: 'the run', schema: RunStatusSchema }, ...errors(400, 404, 500, 503) },
+    responses: { '200': { description: 'the run', schema: RunStatusSchema }, ...errors(400, 404, 500, 503), ...BUSY },
   },
   {
     method: 'get',
     path: '/api/loyalty/v1/segments/{id}/ml/stats/',
+    function: 'segmentStats',
+    params: { id: SEGMENT },
     summary: 'A segment\'s latest statistics and their history',
     description: 'Churn distribution and risk bands, offer mix, RFM segments, models used, drift against each model\'s holdout, and the trend of earlier runs.',
-    query: { run_id: 'one run\'s statistics instead of the latest' },
-    responses: { '200': { description: 'the statistics', schema: SegmentStatsResponseSchema }, ...errors(400, 404, 500, 503) },
+    query: { run_id: { description: 'one run\'s statistics instead of the latest', pattern: RUN_ID } },
+    responses: { '200': { description: 'the statistics', schema: SegmentStatsResponseSchema }, ...errors(400, 404, 500, 503), ...BUSY },
+  },
+  {
+    method: 'post',
+    path: '/console/actions/models/{name}/aliases/{alias}',
+    function: 'console',
+    local: true,
+    summary: 'Promote or roll back an alias (the local console)',
+    description:
+      'What the console\'s buttons do: `npm start`\'s console server promotes a version to an alias, or rolls the alias back, in the local registry. Never deployed: against a deployed stage the console is read-only (403 `read_only`), and promotion goes through `loyalty-ml promote|rollback`.',
+    params: { name: MODEL_NAME, alias: { description: 'an alias: staging, production, or another', pattern: NAME_PATTERN } },
+    request: AliasActionSchema,
+    responses: { '200': { description: 'the alias as it now is, with its history', schema: AliasRecordSchema }, ...errors(400, 403, 404, 409, 413, 500, 503), ...BUSY },
   },
 ];

@@ -81,8 +81,7 @@ function jsonBody(maxBytes: number, schema: z.ZodType | undefined, optional: boo
     before: (request) => {
       const event = request.event;
       if (!schema) return;
-      const raw = event.body ?? '';
-      const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
+      const text = bodyText(event);
       const bytes = Buffer.byteLength(text, 'utf8');
       if (bytes > maxBytes) throw new PayloadTooLargeError(`Request body is ${bytes} bytes; the limit is ${maxBytes}`);
       // A body was sent but none arrived: serverless-offline turns a JSON `null` into no body at all.
@@ -108,10 +107,31 @@ function jsonBody(maxBytes: number, schema: z.ZodType | undefined, optional: boo
         throw new ValidationError(`Request body must be a JSON object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`);
       }
       const parsed = schema.safeParse(value);
-      if (!parsed.success) throw new ValidationError(describeIssues(parsed.error.issues));
+      if (!parsed.success) throw new ValidationError(describeIssues(parsed.error.issues), { code: issueCode(parsed.error.issues) });
       (event as unknown as { parsedBody: unknown }).parsedBody = parsed.data;
     },
   };
+}
+
+/**
+ * The body as the client sent it. API Gateway hands the function a string (base64 for binary).
+ * serverless-offline parses a JSON body before building the event and hands on what it parsed:
+ * a falsy value (`false`, `0`) as itself rather than text, and a top-level JSON string as the
+ * string's contents. Both are turned back into the JSON the client sent: a non-string by
+ * serialising it, a string by quoting it when its quoted form, not its contents, is the byte count
+ * the client's Content-Length announced.
+ */
+export function bodyText(event: Pick<APIGatewayProxyEventV2, 'body' | 'isBase64Encoded' | 'headers'>): string {
+  const raw: unknown = event.body;
+  if (raw === undefined || raw === null) return '';
+  if (typeof raw !== 'string') return JSON.stringify(raw) ?? '';
+  if (event.isBase64Encoded) return Buffer.from(raw, 'base64').toString('utf8');
+  const announced = Number(headerOf(event as APIGatewayProxyEventV2, 'content-length'));
+  if (Number.isInteger(announced) && announced !== Buffer.byteLength(raw, 'utf8')) {
+    const quoted = JSON.stringify(raw);
+    if (Buffer.byteLength(quoted, 'utf8') === announced) return quoted;
+  }
+  return raw;
 }
 
 function errorResponses(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
@@ -133,6 +153,12 @@ function errorResponses(): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxy
 function headerOf(event: APIGatewayProxyEventV2, name: string): string | undefined {
   for (const [key, value] of Object.entries(event.headers ?? {})) if (key.toLowerCase() === name) return value;
   return undefined;
+}
+
+/** A batch of the wrong size keeps its own code (as the service's own check gives it); anything else is invalid_request. */
+function issueCode(issues: z.core.$ZodIssue[]): string {
+  const first = issues[0];
+  return first && first.path.length === 1 && first.path[0] === 'customer_ids' && (first.code === 'too_big' || first.code === 'too_small') ? 'invalid_batch_size' : 'invalid_request';
 }
 
 function describeIssues(issues: z.core.$ZodIssue[]): string {

@@ -36,10 +36,15 @@ export function openApiDocument(version: string, examples: Record<string, unknow
 
 /** `examples` are real answers keyed `METHOD /path status` (docs/api-examples.json, recorded by the end-to-end tests). */
 function operation(route: Route, components: Record<string, JsonSchema>, examples: Record<string, unknown>): Record<string, unknown> {
-  const parameters = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
-  for (const [name, description] of Object.entries(route.query ?? {})) parameters.push({ name, in: 'query', required: false, schema: { type: 'string' }, description } as never);
+  const parameters: Record<string, unknown>[] = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => {
+    const p = route.params?.[m[1]!];
+    if (!p) throw new Error(`${route.method} ${route.path}: path parameter ${m[1]} has no pattern`);
+    return { name: m[1], in: 'path', required: true, description: p.description, schema: { type: 'string', pattern: p.pattern.source } };
+  });
+  for (const [name, p] of Object.entries(route.query ?? {})) parameters.push({ name, in: 'query', required: false, description: p.description, schema: { type: 'string', pattern: p.pattern.source } });
   const op: Record<string, unknown> = {
     operationId: operationId(route),
+    ...(route.local ? { tags: ['console (local only)'] } : {}),
     summary: route.summary,
     description: route.description,
   };
@@ -60,6 +65,7 @@ function operation(route: Route, components: Record<string, JsonSchema>, example
 function operationId(route: Route): string {
   const words = route.path
     .replace('/api/loyalty/v1/', '')
+    .replace(/^\/console\//, 'console/')
     .split('/')
     .filter(Boolean)
     .map((w) => (w.startsWith('{') ? `by_${w.slice(1, -1)}` : w));
@@ -68,7 +74,18 @@ function operationId(route: Route): string {
 
 /** One zod schema as JSON Schema, its named parts moved to `components` and referenced from there. */
 function convert(schema: z.ZodType, io: 'input' | 'output', components: Record<string, JsonSchema>): JsonSchema {
-  const json = z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as JsonSchema;
+  // A schema may carry what its refinements enforce for JSON Schema too (`.meta({ openapi: {...} })`, e.g. a oneOf).
+  const json = z.toJSONSchema(schema, {
+    io,
+    unrepresentable: 'any',
+    target: 'draft-2020-12',
+    override: (ctx) => {
+      const extra = (ctx.zodSchema as unknown as z.ZodType).meta?.()?.openapi as JsonSchema | undefined;
+      if (!extra) return;
+      Object.assign(ctx.jsonSchema, extra);
+      delete (ctx.jsonSchema as JsonSchema).openapi;
+    },
+  }) as JsonSchema;
   const defs = (json.$defs ?? {}) as Record<string, JsonSchema>;
   delete json.$defs;
   delete json.$schema;

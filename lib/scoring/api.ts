@@ -12,39 +12,46 @@ import { NOT_FOUND } from './service';
  */
 const CustomerId = z
   .string()
-  .trim()
   .min(1, 'customer ids must not be empty')
   .max(128, 'customer ids are at most 128 characters')
   .regex(/^[\x21-\x7e]+$/, 'customer ids are printable ASCII without spaces');
 
 const PredictionTypeSchema = z.enum(['churn', 'nbo', 'rfm', 'all'], { error: 'type must be one of churn, nbo, rfm, all' });
 
-/** The most ids a batch may list before de-duplication (bounds the work of a bad request). */
-const MAX_LISTED_IDS = 1000;
+/**
+ * The most ids a batch may list, duplicates included (the seed's 100 customers per request;
+ * BATCH_MAX_CUSTOMERS may lower it). Listed entries rather than distinct ids are counted, so the
+ * API document's `maxItems` is exactly what is enforced.
+ */
+export const MAX_LISTED_IDS = 100;
+const CustomerIds = z
+  .array(CustomerId, { error: 'customer_ids must be an array of customer ids (strings)' })
+  .min(1, 'customer_ids is empty; send 1 to 100 customer ids')
+  .max(MAX_LISTED_IDS, `customer_ids lists more than ${MAX_LISTED_IDS} ids; at most ${MAX_LISTED_IDS} are allowed per request (duplicates count)`);
 
 export const LegacyRequestSchema = z
   .object({
     customer_id: CustomerId.optional(),
-    customer_ids: z.array(CustomerId, { error: 'customer_ids must be an array of strings' }).max(MAX_LISTED_IDS).optional(),
+    customer_ids: CustomerIds.optional(),
     type: PredictionTypeSchema,
   })
   .refine((b) => (b.customer_id === undefined) !== (b.customer_ids === undefined), {
     message: 'send exactly one of customer_id (one customer) or customer_ids (a batch)',
-  });
+  })
+  .meta({ openapi: { oneOf: [{ required: ['customer_id'] }, { required: ['customer_ids'] }] } });
 
 export const SingleRequestSchema = z.object({ customer_id: CustomerId, type: PredictionTypeSchema });
 
 export const BatchRequestSchema = z.object({
-  customer_ids: z.array(CustomerId, { error: 'customer_ids must be an array of strings' }).max(MAX_LISTED_IDS),
+  customer_ids: CustomerIds,
   type: PredictionTypeSchema,
 });
 
-/** Refuses an empty batch or one with more distinct ids than allowed. */
+/** Refuses an empty batch or one listing more ids than allowed (BATCH_MAX_CUSTOMERS; duplicates count). */
 export function checkBatchSize(ids: string[], max: number): void {
-  const distinct = new Set(ids).size;
-  if (distinct === 0) throw new ValidationError(`customer_ids is empty; send 1 to ${max} customer ids`, { code: 'invalid_batch_size' });
-  if (distinct > max) {
-    throw new ValidationError(`customer_ids holds ${distinct} distinct ids; at most ${max} are allowed per request`, { code: 'invalid_batch_size' });
+  if (ids.length === 0) throw new ValidationError(`customer_ids is empty; send 1 to ${max} customer ids`, { code: 'invalid_batch_size' });
+  if (ids.length > max) {
+    throw new ValidationError(`customer_ids lists ${ids.length} ids; at most ${max} are allowed per request (duplicates count)`, { code: 'invalid_batch_size' });
   }
 }
 

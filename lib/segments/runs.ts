@@ -15,6 +15,7 @@ import { decodeChunkFile, encodeChunkFile, type FeatureChunk } from './chunks';
  *   segments/<segment>/runs/<run>/stats.json
  *   segments/<segment>/history.json
  *   segments/_active/<run>=<segment>              (present while the run is unfinished)
+ *   segments/<segment>/current/<types>.json       (the run that holds the segment for those types)
  *   segment-parts/<segment>/<run>/<chunk>.json     (bulky and short-lived: a lifecycle rule expires them)
  *
  * Every document is validated against its schema when read. The run record changes only by
@@ -29,6 +30,8 @@ export type RunStatus = (typeof RUN_STATUSES)[number];
 const FINISHED: readonly RunStatus[] = ['completed', 'partial', 'failed'];
 const HISTORY_LIMIT = 100;
 const ACTIVE_PREFIX = 'segments/_active/';
+/** How long a claim may stand without its run's record before another starter takes it over. */
+const CLAIM_GRACE_MS = 5000;
 
 const count = z.number().int().nonnegative();
 const timestamp = z.string().datetime();
@@ -173,22 +176,70 @@ export class SegmentRunStore {
   constructor(readonly store: ObjectStore) {}
 
   /**
-   * Creates a run record (create-only: a run id is never reused) and indexes it as unfinished.
-   * Returns false when a run with this id exists already.
+   * Makes `run` the segment's run for its types, creates its record (create-only: a run id is never
+   * reused) and indexes it as unfinished. At most one unfinished run per segment and set of types:
+   * the claim is a conditional write (create-only, or compare-and-swap over a finished run's claim),
+   * so starters racing, in one process or in separate Lambdas, agree on one run; the claim comes
+   * before the record, so a loser writes nothing (and needs no right to delete). Returns the run
+   * that holds the segment: this one (`created`), the one with this id that exists already, or the
+   * unfinished run another starter claimed first.
    */
-  async createRun(run: SegmentRun): Promise<boolean> {
+  async createRun(run: SegmentRun): Promise<{ created: boolean; run: SegmentRun }> {
     assertSegmentId(run.segment_id);
     await this.assertSafeStore();
+    const holder = await this.claim(run);
+    if (holder) return { created: false, run: holder };
     try {
       await this.store.put(this.runKey(run.segment_id, run.run_id), encode(run), { ifNoneMatch: true, contentType: 'application/json' });
     } catch (error) {
-      if (error instanceof PreconditionFailedError) return false;
+      if (error instanceof PreconditionFailedError) return { created: false, run: await this.getRun(run.segment_id, run.run_id) };
       throw error;
     }
     await this.store.put(activeKey(run.segment_id, run.run_id), encode({ segment_id: run.segment_id, run_id: run.run_id, created_at: run.created_at }), {
       contentType: 'application/json',
     });
-    return true;
+    return { created: true, run };
+  }
+
+  /**
+   * Claims the segment's types for `run`; returns null when it holds them now (or held them
+   * already: a repeated delivery of the same run), or the unfinished run that holds them. A claim
+   * whose run has no record yet is another starter between its claim and its record: its record is
+   * waited for (a few seconds), and a claim still without one is taken over (that starter died).
+   */
+  private async claim(run: SegmentRun): Promise<SegmentRun | null> {
+    const key = claimKey(run.segment_id, run.types);
+    const body = encode({ run_id: run.run_id, created_at: new Date().toISOString() });
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const held = await this.store.get(key);
+      if (held) {
+        const claim = JSON.parse(new TextDecoder().decode(held.body)) as { run_id?: string; created_at?: string };
+        if (claim.run_id === run.run_id) return null;
+        const holder = claim.run_id && RUN_ID.test(claim.run_id) ? await this.awaitRecord(run.segment_id, claim.run_id, claim.created_at) : null;
+        if (holder && !isFinished(holder.status)) return holder;
+      }
+      try {
+        await this.store.put(key, body, held ? { ifMatch: held.etag, contentType: 'application/json' } : { ifNoneMatch: true, contentType: 'application/json' });
+        return null;
+      } catch (error) {
+        if (!(error instanceof PreconditionFailedError)) throw error;
+      }
+    }
+    throw new ContentionError(`Segment ${run.segment_id}: other starters kept claiming it while this run was being started`);
+  }
+
+  /** A claimed run's record, waiting up to CLAIM_GRACE_MS after the claim for its starter to write it; null when there is none. */
+  private async awaitRecord(segmentId: string, runId: string, claimedAt: string | undefined): Promise<SegmentRun | null> {
+    const deadline = (claimedAt ? Date.parse(claimedAt) : 0) + CLAIM_GRACE_MS;
+    for (;;) {
+      try {
+        return await this.getRun(segmentId, runId);
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) throw error;
+      }
+      if (Date.now() >= deadline) return null;
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   async getRun(segmentId: string, runId: string): Promise<SegmentRun> {
@@ -367,6 +418,10 @@ export class SegmentRunStore {
   private historyKey(segmentId: string): string {
     return `segments/${segmentId}/history.json`;
   }
+}
+
+function claimKey(segmentId: string, types: readonly string[]): string {
+  return `segments/${segmentId}/current/${[...types].sort().join('+')}.json`;
 }
 
 function activeKey(segmentId: string, runId: string): string {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Config } from '../config';
-import { NotFoundError, ServiceUnavailableError } from '../errors';
+import { ConflictError, NotFoundError, ServiceUnavailableError } from '../errors';
 import { logContext, logger, telemetry } from '../observability';
 import type { ModelRegistry } from '../registry/index';
 import { finishRun, mergeParts, newRun, planSegmentRun, type MapStarter, type MemberSource, type PlannerOutcome, type PlannerSettings, type PlannerStarter, type WorkerInvoker } from '../segments/planner';
@@ -73,12 +73,18 @@ export class SegmentRunService {
    */
   private readonly quintiles: RefreshingValue<Awaited<ReturnType<typeof rfmQuintiles>>>;
 
-  /** Creates a queued run and starts its planner; a planner that cannot be started fails the run. */
+  /**
+   * Creates a queued run and starts its planner; a planner that cannot be started fails the run.
+   * When the segment already has an unfinished run for these types (or a run with this id exists),
+   * that run is answered instead and nothing is started.
+   */
   async start(segmentId: string, types: readonly ScoreType[], trigger: SegmentRun['trigger'] = 'api', runId = newRunId()): Promise<SegmentRun> {
     assertSegmentId(segmentId);
     await (await this.deps.warehouse()).warehouse.getSegment(segmentId);
     const run = newRun(runId, segmentId, [...new Set(types)], trigger, this.deps.settings);
-    if (!(await this.deps.runs.createRun(run))) return this.deps.runs.getRun(segmentId, runId);
+    // At most one unfinished run per segment and types: a second start answers the run that holds them.
+    const { created, run: held } = await this.deps.runs.createRun(run);
+    if (!created) return held;
     logContext({ segment_id: segmentId, run_id: runId });
     await this.startPlanner(run);
     logger.info('segment run queued', { trigger, types: run.types });
@@ -264,8 +270,9 @@ export class SegmentRunService {
           throw error;
         });
         if (!existing) {
-          await this.start(segmentId, [...SCORE_TYPES], 'schedule', runId);
-          outcome.started.push({ segment_id: segmentId, run_id: runId });
+          const run = await this.start(segmentId, [...SCORE_TYPES], 'schedule', runId);
+          if (run.run_id === runId) outcome.started.push({ segment_id: segmentId, run_id: runId });
+          else outcome.already_started.push({ segment_id: segmentId, run_id: run.run_id, status: run.status });
         } else if (existing.status === 'failed' && existing.planner.attempts === 0) {
           // An earlier delivery created the run but no planner ever ran it: try again. (A run still
           // queued has its planner on the way; the sweeper restarts one that never arrives.)
@@ -375,7 +382,10 @@ export class SegmentRunService {
   ): Promise<{ run: SegmentRun; stats: StoredStatistics | null }> {
     assertSegmentId(segmentId);
     const run = newRun(newRunId(), segmentId, [...new Set(types)], 'cli', options.settings);
-    await this.deps.runs.createRun(run);
+    const { created, run: held } = await this.deps.runs.createRun(run);
+    if (!created) {
+      throw new ConflictError(`Segment ${segmentId} already has an unfinished run for ${run.types.join(', ')}: ${held.run_id} (${held.status}, started by ${held.trigger}); wait for it (loyalty-ml segment-stats ${segmentId}) before scoring it again`, { code: 'run_in_progress' });
+    }
     const map = new LocalMapRunner({
       runs: this.deps.runs,
       invoker: options.invoker,

@@ -108,7 +108,7 @@ describe('the API through serverless-offline', () => {
   it('refuses a batch of 101 with a 400 saying so', async () => {
     const { status, body } = await post('/ml/predict/batch', { customer_ids: Array.from({ length: 101 }, (_, i) => demo(i + 1)), type: 'rfm' });
     expect(status).toBe(400);
-    expect(body.error.message).toMatch(/101 distinct ids; at most 100/);
+    expect(body.error.message).toMatch(/lists more than 100 ids; at most 100 are allowed per request/);
   });
 
   it('warns when recency is the 999 default for the whole batch, and not otherwise', async () => {

@@ -43,7 +43,7 @@ beforeAll(async () => {
   registry = new ModelRegistry(new FsObjectStore(registryDir), { actor: 'e2e' });
   for (const model of ['churn', 'nbo'] as const) await TrainingService.over(registry, warehouse).train({ model, promote: 'production' });
   offline = await startOffline({ WAREHOUSE_URL: url, MODEL_REGISTRY_URI: registryDir, ML_MOCK_MODE: 'off', MODEL_ALIAS_TTL_SECONDS: '1', SEGMENT_CHUNK_SIZE: '100' });
-  front = await startConsoleServer({ port: 0, apiUrl: offline.baseUrl, registry, actor: 'console-test' });
+  front = await startConsoleServer({ port: 0, apiUrl: offline.apiUrl, registry, actor: 'console-test' });
   browser = await chromium.launch({ executablePath: execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim(), args: ['--no-sandbox', '--disable-background-networking'] });
   mkdirSync(SCREENSHOTS, { recursive: true });
 }, 240_000);

@@ -102,3 +102,35 @@ describe('registry on moto S3', () => {
     await expect(registry.resolve('churn', 'production')).rejects.toThrow(/S3 s3:\/\/b\/: could not read/);
   });
 });
+
+describe('segment runs on moto S3: one unfinished run per segment and types', () => {
+  it('gives 12 starters racing in separate services (as separate Lambdas would be) one run, created and planned once', async () => {
+    const s3 = await testBucket();
+    const { loadConfig } = await import('../../lib/config');
+    const { SegmentRunStore } = await import('../../lib/segments/runs');
+    const { SegmentRunService } = await import('../../lib/services/segment-runs');
+    const settings = loadConfig({ STAGE: 'test' }).segments;
+    const planned: string[] = [];
+    const warehouse = async () => ({ warehouse: { getSegment: async (id: string) => ({ id, name: id, description: null }) } }) as never;
+    // Each starter has its own store client and service, sharing only the bucket.
+    const starter = () => {
+      const runs = new SegmentRunStore(new S3ObjectStore({ bucket: s3.bucket, prefix: 'results', client: s3.client }));
+      return new SegmentRunService({
+        runs,
+        warehouse,
+        registry: new ModelRegistry(new S3ObjectStore({ bucket: s3.bucket, client: s3.client }), { actor: 'test' }),
+        invoker: { invoke: () => Promise.reject(new Error('no workers here')) },
+        planners: { start: async (segment: string, run: string) => void planned.push(`${segment}/${run}`) },
+        settings,
+      });
+    };
+
+    const runs = await Promise.all(Array.from({ length: 12 }, () => starter().start('high-value', ['churn', 'nbo', 'rfm'])));
+
+    expect(new Set(runs.map((r) => r.run_id)).size).toBe(1);
+    expect(planned).toEqual([`high-value/${runs[0]!.run_id}`]);
+    const store = new S3ObjectStore({ bucket: s3.bucket, prefix: 'results', client: s3.client });
+    expect((await store.list('segments/high-value/runs/')).keys).toHaveLength(1);
+    expect((await new SegmentRunStore(store).activeRuns()).map((r) => r.run_id)).toEqual([runs[0]!.run_id]);
+  });
+});

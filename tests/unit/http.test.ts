@@ -61,15 +61,16 @@ describe('the old contract (POST /config/ml/test/)', () => {
     expect(body.errors).toEqual([{ customer_id: 'customer-uuid-3', error: 'Customer not found in warehouse' }]);
   });
 
-  it('refuses 101 distinct ids, and none, with a 400 saying so', async () => {
+  it('refuses more than 100 listed ids (duplicates count), and none, with a 400 saying so', async () => {
     const tooMany = await call(legacy, { customer_ids: ids(101), type: 'rfm' });
-    expect(tooMany).toEqual({ status: 400, body: { error: { code: 'invalid_batch_size', message: expect.stringMatching(/101 distinct ids; at most 100/) } } });
+    expect(tooMany).toEqual({ status: 400, body: { error: { code: 'invalid_batch_size', message: expect.stringMatching(/lists more than 100 ids; at most 100 are allowed per request \(duplicates count\)/) } } });
+    expect((await call(batch, { customer_ids: [...ids(90), ...ids(20)], type: 'rfm' })).body.error.code).toBe('invalid_batch_size');
     const none = await call(batch, { customer_ids: [], type: 'rfm' });
     expect(none.status).toBe(400);
     expect(none.body.error.message).toMatch(/empty/);
-    const dupes = await call(batch, { customer_ids: [...ids(100), ...ids(20)], type: 'rfm' });
+    const dupes = await call(batch, { customer_ids: [...ids(80), ...ids(20)], type: 'rfm' });
     expect(dupes.status).toBe(200);
-    expect(dupes.body.total).toBe(100);
+    expect(dupes.body.total).toBe(80);
     expect(dupes.body.duplicates).toHaveLength(20);
   });
 });
@@ -89,6 +90,19 @@ describe('bad input', () => {
     expect(response.status).toBe(status);
     expect(response.body.error.code).toBe(code);
     expect(typeof response.body.error.message).toBe('string');
+  });
+
+  // serverless-offline parses a JSON body before the event is built, and hands on falsy values as
+  // themselves and a top-level string as its contents: the client still gets a 400 that names what it sent.
+  it.each([
+    ['false, as the emulator hands it on', false, '5', /must be a JSON object, got boolean/],
+    ['0, as the emulator hands it on', 0, '1', /must be a JSON object, got number/],
+    ['the JSON string "x", as its contents', 'x', '3', /must be a JSON object, got string/],
+    ['the text x, which is no JSON', 'x', '1', /not valid JSON/],
+  ])('%s', async (_, body, length, message) => {
+    const response = await legacy({ ...event(undefined, { 'content-type': 'application/json', 'content-length': length }), body: body as string }, context);
+    expect(response.statusCode).toBe(400);
+    expect(JSON.parse(response.body!).error.message).toMatch(message);
   });
 
   it('404s one unknown customer', async () => {

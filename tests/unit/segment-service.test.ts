@@ -40,6 +40,36 @@ function service(env: Record<string, string> = {}) {
 
 const schedule = new Date('2026-11-22T02:00:00.000Z');
 
+describe('one unfinished run per segment and types', () => {
+  it('answers every one of many racing starts with the same run, and only that one is created and planned', async () => {
+    const { segments, runs, planners } = service();
+
+    const started = await Promise.all(Array.from({ length: 12 }, () => segments.start('all', ['churn', 'nbo'])));
+
+    expect(new Set(started.map((r) => r.run_id)).size).toBe(1);
+    expect(planners.started).toEqual([`all/${started[0]!.run_id}`]);
+    expect((await runs.activeRuns()).map((r) => r.run_id)).toEqual([started[0]!.run_id]);
+    expect((await runs.store.list('segments/all/runs/')).keys).toHaveLength(1);
+    // Other types are another run; the same types in another order are the same.
+    expect((await segments.start('all', ['rfm'])).run_id).not.toBe(started[0]!.run_id);
+    expect((await segments.start('all', ['nbo', 'churn'])).run_id).toBe(started[0]!.run_id);
+    // Once it finished, a start is a new run.
+    await runs.updateRun('all', started[0]!.run_id, (r) => Object.assign(r, { status: 'failed', finished_at: new Date().toISOString() }) !== null);
+    expect((await segments.start('all', ['churn', 'nbo'])).run_id).not.toBe(started[0]!.run_id);
+  });
+
+  it('takes over a claim whose starter died before writing its run', async () => {
+    const { segments, runs } = service();
+    const orphan = newRunId();
+    await runs.store.put('segments/at-risk/current/churn.json', new TextEncoder().encode(JSON.stringify({ run_id: orphan, created_at: new Date(Date.now() - 60_000).toISOString() })), { contentType: 'application/json' });
+
+    const run = await segments.start('at-risk', ['churn']);
+
+    expect(run.run_id).not.toBe(orphan);
+    expect(run.status).toBe('queued');
+  });
+});
+
 describe('the nightly schedule', () => {
   it('starts each segment once when the same event is delivered twice', async () => {
     const { segments, runs, planners } = service();
@@ -52,7 +82,12 @@ describe('the nightly schedule', () => {
     expect(second.already_started.map((s) => [s.segment_id, s.run_id])).toEqual(first.started.map((s) => [s.segment_id, s.run_id]));
     expect(planners.started).toHaveLength(3);
     expect((await runs.activeRuns()).map((r) => r.segment_id).sort()).toEqual([...SEGMENTS].sort());
-    // The next night is another run.
+    // While last night's runs are unfinished, the next night answers them (one unfinished run per segment and types).
+    const busy = await segments.nightly(new Date('2026-11-23T02:00:00.000Z'));
+    expect(busy.started).toEqual([]);
+    expect(busy.already_started.map((s) => s.run_id)).toEqual(first.started.map((s) => s.run_id));
+    // Once they finished, the next night is another run.
+    for (const s of first.started) await runs.updateRun(s.segment_id, s.run_id, (r) => Object.assign(r, { status: 'completed', finished_at: new Date().toISOString() }) !== null);
     const next = await segments.nightly(new Date('2026-11-23T02:00:00.000Z'));
     expect(next.started).toHaveLength(3);
     expect(next.started[0]!.run_id).not.toBe(first.started[0]!.run_id);
