@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { startConsoleServer } from '../lib/console/server';
 import { freePort } from './postgres';
@@ -22,10 +23,13 @@ export interface Offline {
  */
 export async function startOffline(env: Record<string, string>): Promise<Offline> {
   const [port, lambdaPort] = [await freePort(), await freePort()];
+  // Each instance builds in its own folder: two services starting side by side (tests run in
+  // parallel) would otherwise install their packages into one another's bundle.
+  const workFolder = `.esbuild-offline-${port}`;
   const child: ChildProcess = spawn(resolve(ROOT, 'node_modules/.bin/osls'), ['offline', 'start', '--stage', 'local'], {
     cwd: ROOT,
     detached: true,
-    env: { ...process.env, STAGE: 'local', PORT: String(port), LAMBDA_PORT: String(lambdaPort), AWS_ENDPOINT_URL_LAMBDA: `http://localhost:${lambdaPort}`, ...env },
+    env: { ...process.env, STAGE: 'local', PORT: String(port), LAMBDA_PORT: String(lambdaPort), AWS_ENDPOINT_URL_LAMBDA: `http://localhost:${lambdaPort}`, ESBUILD_WORK_FOLDER: workFolder, ONNXRUNTIME_NODE_INSTALL: 'skip', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
@@ -53,14 +57,16 @@ export async function startOffline(env: Record<string, string>): Promise<Offline
     output: () => log,
     stop: async () => {
       await front.close();
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      try {
-        process.kill(-child.pid!, 'SIGTERM');
-      } catch {
-        return;
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        try {
+          process.kill(-child.pid!, 'SIGTERM');
+          await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+        } catch {
+          // already gone
+        }
       }
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      await rm(resolve(ROOT, workFolder), { recursive: true, force: true });
     },
   };
 }

@@ -141,6 +141,11 @@ export class ApiGateway {
 
   /** The route for a method and path, or the Refusal: 405 with the methods the path has, 404 for a path the API does not have. */
   match(method: string, path: string): Matched | Refusal {
+    try {
+      decodeURIComponent(path);
+    } catch {
+      return new Refusal(400, 'invalid_path', `The path is not valid percent-encoding: ${JSON.stringify(path.slice(0, 120))}`);
+    }
     const candidates = this.patterns.filter((p) => p.regex.test(path));
     if (!candidates.length) return new Refusal(404, 'not_found', `No route ${method} ${path.slice(0, 200)}; the API reference is at /docs`);
     const hit = candidates.find((p) => p.route.method === method.toLowerCase());

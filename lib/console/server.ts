@@ -154,15 +154,11 @@ async function aliasAction(options: Served, req: IncomingMessage, res: ServerRes
   const reason = parsed.reason ?? `from the console by ${options.actor ?? 'an operator'}`;
   const record =
     parsed.action === 'promote'
-      ? await options.registry.promote(name, alias, requireVersion(parsed.version), reason)
+      ? await options.registry.promote(name, alias, parsed.version, reason)
       : await options.registry.rollback(name, alias, parsed.version ?? null, reason);
   sendJson(res, 200, record);
 }
 
-function requireVersion(version: number | undefined): number {
-  if (version === undefined) throw new ValidationError('promote needs a version', { code: 'invalid_request' });
-  return version;
-}
 
 /**
  * Passes an API request through (signed for a deployed stage), streaming the answer back. In front
@@ -237,7 +233,9 @@ async function forward(options: Served, req: IncomingMessage, res: ServerRespons
       });
       answer.on('end', () => {
         const text = Buffer.concat(parts);
-        if (emulatorFailure(answer.statusCode ?? 0, text)) sendJson(res, 503, errorBody('function_unavailable', 'The function failed or timed out before it answered; retry later (details in the log)'), { 'retry-after': '1' });
+        const status = answer.statusCode ?? 0;
+        if (emulatorFailure(status, text)) sendJson(res, 503, errorBody('function_unavailable', 'The function failed or timed out before it answered; retry later (details in the log)'), { 'retry-after': '1' });
+        else if (status >= 400 && !ourError(text)) sendJson(res, status, errorBody(status === 413 ? 'payload_too_large' : 'invalid_request', `The request was refused before it reached the function (${status})`));
         else pass(text);
         done();
       });
@@ -266,6 +264,16 @@ function emulatorFailure(status: number, text: Buffer): boolean {
   if (!body || typeof body !== 'object') return true;
   if ('errorMessage' in body || 'stackTrace' in body || 'errorType' in body) return true;
   return status >= 500 && !('error' in body);
+}
+
+/** Whether an error answer is the functions' own `{"error": {"code", "message"}}`, not the emulator's. */
+function ourError(text: Buffer): boolean {
+  try {
+    const body = JSON.parse(text.toString('utf8')) as { error?: { code?: unknown; message?: unknown } };
+    return typeof body?.error?.code === 'string' && typeof body.error.message === 'string';
+  } catch {
+    return false;
+  }
 }
 
 /** The body up to `max` bytes; a larger one is read to its end (not kept) and refused with 413, so the client gets the answer rather than a reset. */

@@ -307,11 +307,18 @@ const errors = (...codes: (400 | 403 | 404 | 409 | 413 | 500 | 503 | 504)[]) =>
 
 /** What the console's promote and roll-back buttons send. */
 export const AliasActionSchema = z
-  .strictObject({
-    action: z.enum(['promote', 'rollback']),
-    version: z.number().int().positive().optional().describe('promote: the version the alias points at next (required); rollback: an earlier version (default: the previous one)'),
-    reason: z.string().max(500).optional(),
-  })
+  .discriminatedUnion('action', [
+    z.strictObject({
+      action: z.literal('promote'),
+      version: z.number({ error: 'promote needs the version to point the alias at (a whole number)' }).int().positive().describe('the version the alias points at next'),
+      reason: z.string().max(500).optional(),
+    }),
+    z.strictObject({
+      action: z.literal('rollback'),
+      version: z.number().int().positive().optional().describe('an earlier version to go back to (default: the one before)'),
+      reason: z.string().max(500).optional(),
+    }),
+  ])
   .meta({ id: 'AliasAction' });
 
 /** Every route the stack deploys, as `serverless.yml` declares them, and the local console's own actions. */
@@ -364,7 +371,7 @@ export const ROUTES: Route[] = [
     method: 'get',
     path: '/api/loyalty/v1/ml/models/{name}/performance',
     function: 'models',
-    params: { name: MODEL_NAME },
+    params: { name: { description: 'a monitored model: churn or nbo', pattern: /^(churn|nbo)$/ } },
     summary: 'A model\'s realised quality',
     description:
       'Logged predictions against what happened (churn: AUC with its interval, Brier, lift, calibration by decile; NBO: acceptance of recommended offers against the others), per version and week, from the latest report of `loyalty-ml monitor` or the daily check, with the trend of earlier reports. 404 `performance_not_measured` before the first report.',
