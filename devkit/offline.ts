@@ -12,6 +12,8 @@ export interface Offline {
   /** serverless-offline itself, behind it. */
   apiUrl: string;
   lambdaEndpoint: string;
+  /** The emulator's process group (it and every worker it starts). */
+  pgid: number;
   output: () => string;
   stop(): Promise<void>;
 }
@@ -54,6 +56,7 @@ export async function startOffline(env: Record<string, string>): Promise<Offline
     baseUrl: front.url,
     apiUrl: `http://localhost:${port}`,
     lambdaEndpoint: `http://localhost:${lambdaPort}`,
+    pgid: child.pid!,
     output: () => log,
     stop: async () => {
       await front.close();
