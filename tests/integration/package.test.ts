@@ -6,6 +6,8 @@ import { FIXTURES_DIR } from '../support/fixtures';
 import { tempDir } from '../support/registry';
 import { ROUTE_KEYS } from '../support/routes';
 import aslValidator from 'asl-validator';
+import { ROUTES } from '../../lib/http/contract';
+import { functionConcurrency } from '../../lib/console/gateway';
 import { fillDefinition } from '../support/state-machine';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -146,6 +148,28 @@ describe('the generated CloudFormation template', () => {
     expect(worstCase).toBeLessThanOrEqual(budget);
     const stage = template.Resources.HttpApiStage!.Properties;
     expect(stage.DefaultRouteSettings).toMatchObject({ ThrottlingRateLimit: expect.any(Number), ThrottlingBurstLimit: expect.any(Number) });
+  });
+
+  it('routes each documented operation to the function the local front door names, with the concurrency it applies', () => {
+    // The local service limits each route by its function's concurrency (lib/console/gateway.ts); that
+    // is only honest if the deployed route reaches the same function with the same reserved concurrency.
+    const concurrency = functionConcurrency();
+    const targetOf = (routeKey: string): string => {
+      const route = resources('AWS::ApiGatewayV2::Route').find(([, r]) => r.Properties.RouteKey === routeKey);
+      expect(route, routeKey).toBeDefined();
+      const integration = JSON.stringify(route![1].Properties.Target).match(/"Ref":"([^"]+)"/)![1]!;
+      const uri = JSON.stringify(template.Resources[integration]!.Properties.IntegrationUri);
+      return /"Fn::GetAtt":\["([A-Za-z0-9]+)LambdaFunction"/.exec(uri)![1]!;
+    };
+    const deployed = ROUTES.filter((r) => !r.local);
+    expect(deployed.map((r) => `${r.method.toUpperCase()} ${r.path}`).sort()).toEqual(ROUTE_KEYS);
+    for (const route of deployed) {
+      const key = `${route.method.toUpperCase()} ${route.path}`;
+      const logical = targetOf(key);
+      expect(logical, key).toBe(route.function[0]!.toUpperCase() + route.function.slice(1));
+      const reserved = Number(template.Resources[`${logical}LambdaFunction`]!.Properties.ReservedConcurrentExecutions);
+      expect(reserved, key).toBe(concurrency[route.function]);
+    }
   });
 
   it('answers HTTP API requests before the gateway cuts at 30 s, and keeps 60 s for the batch function URL', () => {
