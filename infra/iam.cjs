@@ -104,6 +104,8 @@ module.exports = async ({ resolveVariable }) => {
         invoke('segmentPlanner'),
         failures,
       ]),
+      // The $default route's function answers 404/405 from the contract: no bucket, no warehouse.
+      FallbackRole: role(['fallback'], []),
       TrainRole: role(['train'], [read('models/'), write('models/'), remove('models/'), list('models/'), secret, failures]),
     },
   };

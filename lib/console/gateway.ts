@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ROUTES, type Route } from '../http/contract';
+import { Refusal, RouteTable, type Matched } from '../http/routes';
+
+export { Refusal, type Matched } from '../http/routes';
 
 /**
  * What API Gateway and Lambda do in front of the functions when deployed, done locally in front of
@@ -37,15 +40,6 @@ export interface GateOptions {
 
 export const DEFAULT_GATE: GateOptions = { queuePerSlot: 2, maxWaitMs: 20_000, retryAfterSeconds: 1 };
 
-/** Why a request was not let through: the status, the error body and the headers to answer with. */
-export class Refusal {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    readonly message: string,
-    readonly headers: Record<string, string> = {},
-  ) {}
-}
 
 /** One function's slots and queue. */
 export class FunctionGate {
@@ -108,11 +102,6 @@ function once(f: () => void): () => void {
   };
 }
 
-/** A request matched to its route: the path to forward (the route's own form) and the path parameters. */
-export interface Matched {
-  route: Route;
-  path: string;
-}
 
 /**
  * The contract's routes, matched as API Gateway matches them (a trailing slash or not), each
@@ -120,17 +109,14 @@ export interface Matched {
  */
 export class ApiGateway {
   private readonly gates = new Map<string, FunctionGate>();
-  private readonly patterns: { route: Route; regex: RegExp }[];
+  private readonly routes: RouteTable;
 
   constructor(
     concurrency: Record<string, number> = functionConcurrency(),
     options: GateOptions = DEFAULT_GATE,
     routes: readonly Route[] = ROUTES,
   ) {
-    this.patterns = routes.map((route) => ({
-      route,
-      regex: new RegExp(`^${route.path.replace(/\/$/, '').split('/').map((part) => (/^\{\w+\}$/.test(part) ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/')}/?$`),
-    }));
+    this.routes = new RouteTable(routes, '; the API reference is at /docs');
     for (const route of routes) {
       if (route.local || this.gates.has(route.function)) continue;
       const limit = concurrency[route.function];
@@ -139,23 +125,9 @@ export class ApiGateway {
     }
   }
 
-  /** The route for a method and path, or the Refusal: 405 with the methods the path has, 404 for a path the API does not have. */
+  /** The route for a method and path, or the Refusal (see RouteTable.match). */
   match(method: string, path: string): Matched | Refusal {
-    try {
-      decodeURIComponent(path);
-    } catch {
-      return new Refusal(400, 'invalid_path', `The path is not valid percent-encoding: ${JSON.stringify(path.slice(0, 120))}`);
-    }
-    const candidates = this.patterns.filter((p) => p.regex.test(path));
-    if (!candidates.length) return new Refusal(404, 'not_found', `No route ${method} ${path.slice(0, 200)}; the API reference is at /docs`);
-    const hit = candidates.find((p) => p.route.method === method.toLowerCase());
-    if (!hit) {
-      const allowed = [...new Set(candidates.map((p) => p.route.method.toUpperCase()))].sort().join(', ');
-      return new Refusal(405, 'method_not_allowed', `${method} is not allowed on ${path.slice(0, 200)}; allowed: ${allowed}`, { allow: allowed });
-    }
-    // Forward in the route's own form (with or without its trailing slash), as the emulator declares it.
-    const own = hit.route.path.endsWith('/') ? (path.endsWith('/') ? path : `${path}/`) : path.replace(/\/$/, '');
-    return { route: hit.route, path: own };
+    return this.routes.match(method, path);
   }
 
   gate(route: Route): FunctionGate | null {

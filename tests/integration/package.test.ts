@@ -12,7 +12,7 @@ import { fillDefinition } from '../support/state-machine';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const INFERENCE = ['predict', 'predictBatch', 'legacyTest', 'models', 'segmentWorker', 'train'];
-const NO_INFERENCE = ['segmentStart', 'segmentRunStatus', 'segmentStats', 'segmentPlanner', 'segmentMerge', 'segmentNightly', 'segmentSweeper', 'qualityCheck'];
+const NO_INFERENCE = ['segmentStart', 'segmentRunStatus', 'segmentStats', 'segmentPlanner', 'segmentMerge', 'segmentNightly', 'segmentSweeper', 'qualityCheck', 'fallback'];
 const MB = 1024 * 1024;
 
 let out: string;
@@ -47,7 +47,7 @@ afterAll(() => {
 describe('the generated CloudFormation template', () => {
   it('has every route, each requiring IAM (SigV4) authentication', () => {
     const routes = resources('AWS::ApiGatewayV2::Route').map(([, r]) => [r.Properties.RouteKey, r.Properties.AuthorizationType]);
-    expect(routes.sort()).toEqual(ROUTE_KEYS.map((k) => [k, 'AWS_IAM']));
+    expect(routes.sort()).toEqual(['$default', ...ROUTE_KEYS].map((k) => [k, 'AWS_IAM']));
     const urls = resources('AWS::Lambda::Url');
     expect(urls.map(([, u]) => [u.Properties.TargetFunctionArn['Fn::GetAtt'][0], u.Properties.AuthType])).toEqual([['PredictBatchLambdaFunction', 'AWS_IAM']]);
   });
@@ -65,7 +65,7 @@ describe('the generated CloudFormation template', () => {
 
   it('runs every function on nodejs22.x x86_64 with its own least-privilege role and log retention', () => {
     const functions = resources('AWS::Lambda::Function');
-    expect(functions).toHaveLength(14);
+    expect(functions).toHaveLength(15);
     for (const [, f] of functions) {
       expect(f.Properties.Runtime).toBe('nodejs22.x');
       expect(f.Properties.Architectures).toEqual(['x86_64']);
@@ -142,7 +142,7 @@ describe('the generated CloudFormation template', () => {
       reserved: Number(f.Properties.ReservedConcurrentExecutions),
       pool: connects(f) ? Number(f.Properties.Environment.Variables.WAREHOUSE_POOL_SIZE) : 0,
     }));
-    expect(functions.filter((f) => f.pool === 0).map((f) => f.name).sort()).toEqual(['SegmentMergeLambdaFunction', 'SegmentSweeperLambdaFunction', 'SegmentWorkerLambdaFunction']);
+    expect(functions.filter((f) => f.pool === 0).map((f) => f.name).sort()).toEqual(['FallbackLambdaFunction', 'SegmentMergeLambdaFunction', 'SegmentSweeperLambdaFunction', 'SegmentWorkerLambdaFunction']);
     for (const f of functions) expect(f.reserved, f.name).toBeGreaterThan(0);
     const worstCase = functions.reduce((sum, f) => sum + f.reserved * f.pool, 0);
     expect(worstCase).toBeLessThanOrEqual(budget);

@@ -67,9 +67,12 @@ const post = (path: string, body: unknown) => gateway.request('POST', `${API}${p
 const get = (path: string) => gateway.request('GET', `${API}${path}`);
 
 /** Starts a segment run through the API and waits until every invocation it caused has ended. */
-async function runSegment(segment: string): Promise<{ run_id: string; status: any; stats: any }> {
-  const started = await post(`/segments/${segment}/ml/predict/`, {});
-  expect(started.status).toBe(202);
+/** Starts a run (with `clicks` > 1, that many POSTs at once: one run, every answer naming it), waits for it, reads status and stats. */
+async function runSegment(segment: string, clicks = 1): Promise<{ run_id: string; status: any; stats: any }> {
+  const answers = await Promise.all(Array.from({ length: clicks }, () => post(`/segments/${segment}/ml/predict/`, {})));
+  for (const answer of answers) expect(answer.status).toBe(202);
+  expect(new Set(answers.map((a) => a.body.run_id)).size).toBe(1);
+  const started = answers[0]!;
   await host.idle();
   const status = await get(`/segments/${segment}/ml/runs/${started.body.run_id}`);
   const stats = await get(`/segments/${segment}/ml/stats/`);
@@ -198,16 +201,16 @@ afterAll(async () => {
 
 describe('the deployment rehearsal on moto', () => {
   it('creates the packaged stack from its templates, naming what moto skipped, with every route and schedule', async () => {
-    expect(stack.functions.size).toBe(14);
+    expect(stack.functions.size).toBe(15);
     expect(stack.createdThroughApis).toEqual(expect.arrayContaining(['WarehouseSecret (AWS::SecretsManager::Secret)', 'HttpApi (AWS::ApiGatewayV2::Api)', 'RegistryBucketPolicy (AWS::S3::BucketPolicy)']));
     expect(stack.createdThroughApis.some((r) => r.endsWith('(AWS::CloudWatch::Alarm)'))).toBe(true);
-    expect(stack.filledIn.some((f) => f.startsWith('WAREHOUSE_SECRET_ARN on 14 functions'))).toBe(true);
+    expect(stack.filledIn.some((f) => f.startsWith('WAREHOUSE_SECRET_ARN on 15 functions'))).toBe(true);
     for (const fn of stack.functions.values()) {
       expect(fn.environment.WAREHOUSE_SECRET_ARN, fn.functionName).toBe(stack.secretArn);
       expect(fn.environment.WAREHOUSE_URL ?? '', fn.functionName).toBe('');
       expect(fn.reservedConcurrency, fn.functionName).toBeGreaterThan(0);
     }
-    expect(gateway.routeKeys).toEqual(ROUTE_KEYS);
+    expect(gateway.routeKeys).toEqual(['$default', ...ROUTE_KEYS]);
     expect(stack.schedules.map((s) => [s.functionName.replace('loyalty-ml-prod-', ''), s.expression]).sort()).toEqual([
       ['qualityCheck', 'cron(0 5 * * ? *)'],
       ['segmentNightly', 'cron(0 2 * * ? *)'],
@@ -293,7 +296,7 @@ describe('the deployment rehearsal on moto', () => {
     for (const fn of ['predict', 'predictBatch', 'legacyTest']) expect(host.jsonLogs(fn).filter((l) => /prediction log/.test(String(l.message))), fn).toEqual([]);
   });
 
-  it('answers 400, never 500, for an undecodable path and for start bodies that are null or carry unknown keys', async () => {
+  it('answers 400, never 500, for an undecodable path and for start bodies that are null or carry unknown keys; 405 and 404 through the $default route', async () => {
     const percent = await get('/segments/%25/ml/stats/');
     expect(percent.status).toBe(400);
     expect(percent.body.error.code).toBe('invalid_path');
@@ -303,14 +306,21 @@ describe('the deployment rehearsal on moto', () => {
     expect(unknown.status).toBe(400);
     expect(unknown.body.error.message).toMatch(/unknown field "dry_run"/);
     expect(await get('/segments/high-value/ml/runs/20260101T000000000Z-abcdef')).toMatchObject({ status: 404, body: { error: { code: 'run_not_found' } } });
+    // What no route takes goes to the $default route's function: 405 with Allow, 404, in the API's error shape.
+    const wrongMethod = await get('/ml/predict');
+    expect(wrongMethod).toMatchObject({ status: 405, headers: { allow: 'POST' }, body: { error: { code: 'method_not_allowed' } } });
+    const nowhere = await gateway.request('DELETE', '/api/loyalty/v1/nowhere');
+    expect(nowhere).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
+    expect(JSON.stringify(nowhere.body)).not.toMatch(/\/ml\/predict|\/segments\//);
   });
 
-  it('runs a segment start -> planner -> workers -> status -> stats, twice: history created, then appended', async () => {
+  it('runs a segment start -> planner -> workers -> status -> stats, twice (the second a double click that starts one run): history created, then appended', async () => {
     const members = await membersOf('high-value');
     const first = await runSegment('high-value');
     expect(first.status).toMatchObject({ status: 'completed', progress: { customers_scored: members, chunks_failed: 0 } });
     expect(first.stats).toMatchObject({ run_id: first.run_id, customers: { scored: members, failed: 0 }, history: [] });
-    const second = await runSegment('high-value');
+    // A double click on the start route: one run, both answers naming it.
+    const second = await runSegment('high-value', 2);
     expect(second.stats.run_id).toBe(second.run_id);
     expect(second.stats.history.map((h: any) => h.run_id)).toEqual([first.run_id]);
     expect(second.stats.models.map((m: any) => m.label).sort()).toEqual(['churn v1 (production)', 'nbo v1 (production)']);

@@ -22,6 +22,8 @@ const INTEGRATION_TIMEOUT_MS = 30_000;
 
 export class HttpApiGateway {
   private routes: { method: string; pattern: RegExp; params: string[]; routeKey: string; functionArn: string }[] = [];
+  /** The `$default` route's function: every request no route takes. */
+  private fallbackArn: string | null = null;
 
   constructor(
     private readonly host: LambdaHost,
@@ -32,7 +34,11 @@ export class HttpApiGateway {
   async load(): Promise<void> {
     const { apigw, apiId } = this.options;
     const integrations = new Map(((await apigw.send(new GetIntegrationsCommand({ ApiId: apiId }))).Items ?? []).map((i) => [i.IntegrationId!, i.IntegrationUri!]));
-    this.routes = ((await apigw.send(new GetRoutesCommand({ ApiId: apiId }))).Items ?? []).map((route) => {
+    const all = (await apigw.send(new GetRoutesCommand({ ApiId: apiId }))).Items ?? [];
+    const fallback = all.find((r) => r.RouteKey === '$default');
+    this.fallbackArn = fallback ? (integrations.get(fallback.Target!.replace(/^integrations\//, '')) ?? null) : null;
+    if (fallback && !this.fallbackArn) throw new Error('route $default has no integration');
+    this.routes = all.filter((r) => r !== fallback).map((route) => {
       const [method, path] = route.RouteKey!.split(' ') as [string, string];
       const params: string[] = [];
       const pattern = new RegExp(`^${path.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{(\w+)\}/g, (_, name: string) => (params.push(name), '([^/]+)'))}$`);
@@ -43,7 +49,7 @@ export class HttpApiGateway {
   }
 
   get routeKeys(): string[] {
-    return this.routes.map((r) => r.routeKey).sort();
+    return [...this.routes.map((r) => r.routeKey), ...(this.fallbackArn ? ['$default'] : [])].sort();
   }
 
   /** A request through the HTTP API (path with an optional query string, body as JSON text). */
@@ -58,13 +64,22 @@ export class HttpApiGateway {
       path = rawPath;
     }
     const route = this.routes.find((r) => r.method === method && r.pattern.test(path));
-    if (!route) return { status: 404, headers: {}, body: { message: 'Not Found' }, ms: Date.now() - started };
-    const values = route.pattern.exec(path)!.slice(1);
     const domainName = `${this.options.apiId}.execute-api.${this.options.region}.amazonaws.com`;
-    const event = apiEvent({ method, rawPath: path, rawQuery, body, headers, routeKey: route.routeKey, domainName, apiId: this.options.apiId, accountId: this.options.accountId });
-    if (route.params.length) event.pathParameters = Object.fromEntries(route.params.map((p, i) => [p, values[i]!]));
+    let event: APIGatewayProxyEventV2;
+    let functionArn: string;
+    if (route) {
+      const values = route.pattern.exec(path)!.slice(1);
+      event = apiEvent({ method, rawPath: path, rawQuery, body, headers, routeKey: route.routeKey, domainName, apiId: this.options.apiId, accountId: this.options.accountId });
+      if (route.params.length) event.pathParameters = Object.fromEntries(route.params.map((p, i) => [p, values[i]!]));
+      functionArn = route.functionArn;
+    } else if (this.fallbackArn) {
+      event = apiEvent({ method, rawPath: path, rawQuery, body, headers, routeKey: '$default', domainName, apiId: this.options.apiId, accountId: this.options.accountId });
+      functionArn = this.fallbackArn;
+    } else {
+      return { status: 404, headers: {}, body: { message: 'Not Found' }, ms: Date.now() - started };
+    }
     const outcome = await Promise.race([
-      this.host.invoke(route.functionArn, event).then((o) => ({ kind: 'answered' as const, o })),
+      this.host.invoke(functionArn, event).then((o) => ({ kind: 'answered' as const, o })),
       new Promise<{ kind: 'cut' }>((r) => setTimeout(() => r({ kind: 'cut' }), INTEGRATION_TIMEOUT_MS).unref()),
     ]);
     if (outcome.kind === 'cut') return { status: 503, headers: {}, body: { message: 'Service Unavailable' }, ms: Date.now() - started };
