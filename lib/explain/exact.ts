@@ -1,0 +1,111 @@
+/**
+ * Exact interventional Shapley values (the definition issue 26 names, as shap's `Exact` explainer
+ * with an `Independent` masker computes them): for a record x, a background set B with weights w,
+ * and a model f, the game is v(S) = sum over b of w_b f(x_S, b_rest) / sum w, and feature j gets
+ *   phi_j = sum over S not containing j of |S|! (d - |S| - 1)! / d! (v(S + j) - v(S)).
+ * All 2^d coalitions are enumerated, so for d = 10 one record costs 1,024 x |B| model rows, given to
+ * `predict` in batches. A missing value (NaN) is a value like any other: it is copied, never imputed.
+ * Pure: `predict` is the only way out (an ONNX run, a closed form, anything batched).
+ */
+
+/** A batched model: `rows` rows of `d` values (row-major) in, one output per row out. */
+export type BatchPredict = (X: Float64Array, rows: number) => Promise<Float64Array> | Float64Array;
+
+export interface Background {
+  /** Row-major, `rows` x d. */
+  X: Float64Array;
+  rows: number;
+  /** One weight per row (a summarised background); equal weights when absent. */
+  weights?: Float64Array;
+}
+
+export interface Explanation {
+  /** v(empty set): the background's mean output. */
+  base: number;
+  /** v(all features): the record's own output. */
+  output: number;
+  /** One value per feature, in feature order; base + sum = output (efficiency). */
+  contributions: Float64Array;
+}
+
+/** Model rows per predict call: large enough for onnxruntime to batch well, small enough to stay in cache. */
+const ROWS_PER_CALL = 65_536;
+
+/** |S|! (d - |S| - 1)! / d! for |S| = 0 .. d - 1. */
+function shapleyWeights(d: number): Float64Array {
+  const w = new Float64Array(d);
+  // w(s) = 1 / (d * C(d - 1, s))
+  let binom = 1;
+  for (let s = 0; s < d; s++) {
+    w[s] = 1 / (d * binom);
+    binom = (binom * (d - 1 - s)) / (s + 1);
+  }
+  return w;
+}
+
+function popcount(m: number): number {
+  let c = 0;
+  for (let v = m; v; v &= v - 1) c++;
+  return c;
+}
+
+/** The game's value for every coalition (bit j of the index set: feature j taken from x). */
+export async function coalitionValues(x: Float64Array, background: Background, predict: BatchPredict): Promise<Float64Array> {
+  const d = x.length;
+  if (d < 1 || d > 20) throw new RangeError(`exact Shapley values enumerate 2^d coalitions; d must be 1-20, got ${d}`);
+  const n = background.rows;
+  if (n < 1 || background.X.length !== n * d) throw new RangeError(`background must be rows x ${d} values with at least one row`);
+  const weights = background.weights ?? new Float64Array(n).fill(1);
+  if (weights.length !== n) throw new RangeError(`background weights: expected ${n}, got ${weights.length}`);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    if (!(weights[i]! >= 0)) throw new RangeError(`background weights must be non-negative, row ${i} has ${weights[i]}`);
+    total += weights[i]!;
+  }
+  if (!(total > 0)) throw new RangeError('background weights sum to zero');
+
+  const coalitions = 1 << d;
+  const values = new Float64Array(coalitions);
+  const perCall = Math.max(1, Math.floor(ROWS_PER_CALL / n));
+  for (let first = 0; first < coalitions; first += perCall) {
+    const count = Math.min(perCall, coalitions - first);
+    const X = new Float64Array(count * n * d);
+    for (let c = 0; c < count; c++) {
+      const mask = first + c;
+      for (let i = 0; i < n; i++) {
+        const row = (c * n + i) * d;
+        const b = i * d;
+        for (let j = 0; j < d; j++) X[row + j] = mask & (1 << j) ? x[j]! : background.X[b + j]!;
+      }
+    }
+    const out = await predict(X, count * n);
+    if (out.length !== count * n) throw new RangeError(`predict returned ${out.length} outputs for ${count * n} rows`);
+    for (let c = 0; c < count; c++) {
+      let sum = 0;
+      for (let i = 0; i < n; i++) sum += weights[i]! * out[c * n + i]!;
+      values[first + c] = sum / total;
+    }
+  }
+  return values;
+}
+
+/** Exact Shapley values of a game given by its value for every coalition (length 2^d). */
+export function shapleyFromValues(values: Float64Array, d: number): Explanation {
+  if (values.length !== 1 << d) throw new RangeError(`expected 2^${d} coalition values, got ${values.length}`);
+  const w = shapleyWeights(d);
+  const contributions = new Float64Array(d);
+  for (let mask = 0; mask < values.length; mask++) {
+    const ws = w[popcount(mask)];
+    for (let j = 0; j < d; j++) {
+      const bit = 1 << j;
+      if (mask & bit) continue;
+      contributions[j] = contributions[j]! + ws! * (values[mask | bit]! - values[mask]!);
+    }
+  }
+  return { base: values[0]!, output: values[values.length - 1]!, contributions };
+}
+
+/** Exact interventional Shapley values of `predict` at x over the background. */
+export async function exactShapley(x: Float64Array, background: Background, predict: BatchPredict): Promise<Explanation> {
+  return shapleyFromValues(await coalitionValues(x, background, predict), x.length);
+}
