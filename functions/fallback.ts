@@ -1,7 +1,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { ROUTES } from '../lib/http/contract';
 import { json } from '../lib/http/index';
-import { RouteTable } from '../lib/http/routes';
+import { Refusal, RouteTable } from '../lib/http/routes';
 import { observed } from '../lib/observability';
 
 const table = new RouteTable(ROUTES.filter((r) => !r.local));
@@ -14,9 +14,10 @@ const table = new RouteTable(ROUTES.filter((r) => !r.local));
  */
 export const handler = observed<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(async (event) => {
   const method = event.requestContext?.http?.method ?? 'GET';
-  const answer = table.match(method, event.rawPath ?? '/');
+  const path = event.rawPath ?? '/';
+  const matched = table.match(method, path);
   // A request that matches a documented route reached here only if the gateway's own matching
-  // differs from ours (a case or encoding variant): say so as a 404, never serve it.
-  if (!('status' in answer)) return json(404, { error: { code: 'not_found', message: `No route ${method.slice(0, 20)} ${String(event.rawPath).slice(0, 200)}` } });
-  return json(answer.status, { error: { code: answer.code, message: answer.message } }, answer.headers);
+  // differs from ours (a case or encoding variant): a 404, never served.
+  const refusal = matched instanceof Refusal ? matched : table.notFound(method, path);
+  return json(refusal.status, { error: { code: refusal.code, message: refusal.message } }, refusal.headers);
 });

@@ -3,8 +3,6 @@ import { resolve } from 'node:path';
 import { ROUTES, type Route } from '../http/contract';
 import { Refusal, RouteTable, type Matched } from '../http/routes';
 
-export { Refusal, type Matched } from '../http/routes';
-
 /**
  * What API Gateway and Lambda do in front of the functions when deployed, done locally in front of
  * serverless-offline (which does none of it): routes matched from the API contract, a method a
@@ -39,7 +37,6 @@ export interface GateOptions {
 }
 
 export const DEFAULT_GATE: GateOptions = { queuePerSlot: 2, maxWaitMs: 20_000, retryAfterSeconds: 1 };
-
 
 /** One function's slots and queue. */
 export class FunctionGate {
@@ -101,7 +98,6 @@ function once(f: () => void): () => void {
     }
   };
 }
-
 
 /**
  * The contract's routes, matched as API Gateway matches them (a trailing slash or not), each

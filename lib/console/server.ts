@@ -7,7 +7,8 @@ import { z } from 'zod';
 import { LoyaltyError, PayloadTooLargeError, publicMessage, ValidationError } from '../errors';
 import { AliasActionSchema } from '../http/contract';
 import type { ModelRegistry } from '../registry/index';
-import { ApiGateway, Refusal } from './gateway';
+import { Refusal } from '../http/routes';
+import { ApiGateway } from './gateway';
 
 /**
  * The operators' front door on one port: the console (`/console/`), the API reference (`/docs`),

@@ -28,7 +28,7 @@ export interface Explanation {
   contributions: Float64Array;
 }
 
-/** Model rows per predict call: large enough for onnxruntime to batch well, small enough to stay in cache. */
+/** Model rows per predict call: enough for onnxruntime to batch well, while one call's input stays a few megabytes. */
 const ROWS_PER_CALL = 65_536;
 
 /** |S|! (d - |S| - 1)! / d! for |S| = 0 .. d - 1. */

@@ -37,6 +37,11 @@ export class RouteTable {
     }));
   }
 
+  /** The 404 for a method and path the API does not serve. */
+  notFound(method: string, path: string): Refusal {
+    return new Refusal(404, 'not_found', `No route ${method.slice(0, 20)} ${path.slice(0, 200)}${this.hint}`);
+  }
+
   /** The route for a method and path, or the Refusal: 405 with the methods the path has, 404 for a path the API does not have (never a list of routes). */
   match(method: string, path: string): Matched | Refusal {
     try {
@@ -45,7 +50,7 @@ export class RouteTable {
       return new Refusal(400, 'invalid_path', `The path is not valid percent-encoding: ${JSON.stringify(path.slice(0, 120))}`);
     }
     const candidates = this.patterns.filter((p) => p.regex.test(path));
-    if (!candidates.length) return new Refusal(404, 'not_found', `No route ${method.slice(0, 20)} ${path.slice(0, 200)}${this.hint}`);
+    if (!candidates.length) return this.notFound(method, path);
     const hit = candidates.find((p) => p.route.method === method.toLowerCase());
     if (!hit) {
       const allowed = [...new Set(candidates.map((p) => p.route.method.toUpperCase()))].sort().join(', ');

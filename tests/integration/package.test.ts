@@ -161,9 +161,7 @@ describe('the generated CloudFormation template', () => {
       const uri = JSON.stringify(template.Resources[integration]!.Properties.IntegrationUri);
       return /"Fn::GetAtt":\["([A-Za-z0-9]+)LambdaFunction"/.exec(uri)![1]!;
     };
-    const deployed = ROUTES.filter((r) => !r.local);
-    expect(deployed.map((r) => `${r.method.toUpperCase()} ${r.path}`).sort()).toEqual(ROUTE_KEYS);
-    for (const route of deployed) {
+    for (const route of ROUTES.filter((r) => !r.local)) {
       const key = `${route.method.toUpperCase()} ${route.path}`;
       const logical = targetOf(key);
       expect(logical, key).toBe(route.function[0]!.toUpperCase() + route.function.slice(1));

@@ -66,8 +66,7 @@ async function cli(args: string[]): Promise<CliResult> {
 const post = (path: string, body: unknown) => gateway.request('POST', `${API}${path}`, JSON.stringify(body));
 const get = (path: string) => gateway.request('GET', `${API}${path}`);
 
-/** Starts a segment run through the API and waits until every invocation it caused has ended. */
-/** Starts a run (with `clicks` > 1, that many POSTs at once: one run, every answer naming it), waits for it, reads status and stats. */
+/** Starts a segment run through the API (with `clicks` > 1, that many POSTs at once: one run, every answer naming it), waits until every invocation it caused has ended, reads status and stats. */
 async function runSegment(segment: string, clicks = 1): Promise<{ run_id: string; status: any; stats: any }> {
   const answers = await Promise.all(Array.from({ length: clicks }, () => post(`/segments/${segment}/ml/predict/`, {})));
   for (const answer of answers) expect(answer.status).toBe(202);

@@ -64,19 +64,14 @@ export class HttpApiGateway {
       path = rawPath;
     }
     const route = this.routes.find((r) => r.method === method && r.pattern.test(path));
+    // No route: the `$default` route's function, or API Gateway's own 404 when there is none.
+    const functionArn = route?.functionArn ?? this.fallbackArn;
+    if (!functionArn) return { status: 404, headers: {}, body: { message: 'Not Found' }, ms: Date.now() - started };
     const domainName = `${this.options.apiId}.execute-api.${this.options.region}.amazonaws.com`;
-    let event: APIGatewayProxyEventV2;
-    let functionArn: string;
-    if (route) {
+    const event = apiEvent({ method, rawPath: path, rawQuery, body, headers, routeKey: route?.routeKey ?? '$default', domainName, apiId: this.options.apiId, accountId: this.options.accountId });
+    if (route?.params.length) {
       const values = route.pattern.exec(path)!.slice(1);
-      event = apiEvent({ method, rawPath: path, rawQuery, body, headers, routeKey: route.routeKey, domainName, apiId: this.options.apiId, accountId: this.options.accountId });
-      if (route.params.length) event.pathParameters = Object.fromEntries(route.params.map((p, i) => [p, values[i]!]));
-      functionArn = route.functionArn;
-    } else if (this.fallbackArn) {
-      event = apiEvent({ method, rawPath: path, rawQuery, body, headers, routeKey: '$default', domainName, apiId: this.options.apiId, accountId: this.options.accountId });
-      functionArn = this.fallbackArn;
-    } else {
-      return { status: 404, headers: {}, body: { message: 'Not Found' }, ms: Date.now() - started };
+      event.pathParameters = Object.fromEntries(route.params.map((p, i) => [p, values[i]!]));
     }
     const outcome = await Promise.race([
       this.host.invoke(functionArn, event).then((o) => ({ kind: 'answered' as const, o })),
