@@ -1,5 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import { commandRegistry, registryOption } from '../../lib/cli/context';
+import { basename } from 'node:path';
+import { FEATURES } from '../../lib/catalog';
+import { commandApp, commandRegistry, registryOption, warehouseOption } from '../../lib/cli/context';
+import { parseCsv } from '../../lib/csv';
+import { ValidationError } from '../../lib/errors';
+import { BACKGROUND_ROWS, BACKGROUND_SEED, parseBackgroundCsv, type BackgroundRows } from '../../lib/explain/background';
 import { parseCommandArgs, UsageError, type Command } from '../../lib/cli/runtime';
 import { assertName } from '../../lib/registry/index';
 import { publishExternalModel } from '../../lib/training/publish';
@@ -28,6 +33,12 @@ Options:
                             model, [n, 8] sigmoid outputs: P(accept | x, offer)); multiclass: one
                             distribution over the classes (softmax). Default: inferred (columns
                             that sum to 1 on every probe row are multiclass, others multilabel)
+  --background FILE.csv     the customers its reasons (explain: true) are computed over: a header
+                            naming exactly the model's features, one row per customer, empty for
+                            missing (a few hundred at most: each costs model runs per answer).
+                            Default: 100 customers drawn from the warehouse when the model takes
+                            the warehouse's features; otherwise the version has no reasons
+  --warehouse URL           the warehouse to draw that background from
   --notes TEXT              free text recorded in the manifest's lineage (e.g. where it was trained)
   --promote ALIAS           also point ALIAS (e.g. staging) at the new version
   --registry URI            registry location (default: MODEL_REGISTRY_URI or .data/registry)
@@ -44,6 +55,8 @@ Options:
         'positive-class': { type: 'string' },
         output: { type: 'string' },
         notes: { type: 'string' },
+        background: { type: 'string' },
+        ...warehouseOption,
         promote: { type: 'string' },
         json: { type: 'boolean' },
         ...registryOption,
@@ -57,6 +70,7 @@ Options:
     if (values.output !== undefined && values.output !== 'multiclass' && values.output !== 'multilabel') throw new UsageError(`--output must be multiclass or multilabel, got "${values.output}"`);
     const features = await readFeatureList(values.features, values['features-file']);
     const bytes = await readInput(values.model, 'model file');
+    const background = values.background !== undefined ? await readBackground(values.background, features) : await warehouseBackground(values, features);
     const registry = await commandRegistry(values);
     const manifest = await publishExternalModel(registry, {
       name,
@@ -69,6 +83,7 @@ Options:
         kind: values.output as 'multiclass' | 'multilabel' | undefined,
       },
       notes: values.notes ?? null,
+      background,
     });
     const alias = values.promote ? await registry.promote(name, values.promote, manifest.version, 'published with --promote') : null;
     if (values.json) io.out(JSON.stringify({ manifest, alias }, null, 2));
@@ -80,6 +95,38 @@ Options:
     return 0;
   },
 };
+
+/** A background file: exactly the model's features as columns; a usage error names what is wrong. */
+async function readBackground(path: string, features: string[]): Promise<{ rows: BackgroundRows; source: string }> {
+  const text = new TextDecoder().decode(await readInput(path, 'background file'));
+  try {
+    const rows = parseBackgroundCsv(parseCsv(text, `--background ${path}`), features, `--background ${path}`);
+    return { rows, source: `${rows.length} rows from ${basename(path)}` };
+  } catch (error) {
+    if (error instanceof ValidationError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+/**
+ * Without --background: customers drawn from the warehouse when the model takes the warehouse's
+ * features (in any order); otherwise, or when the warehouse cannot be read, no background and why.
+ */
+async function warehouseBackground(values: { registry?: string; warehouse?: string }, features: string[]): Promise<{ rows: BackgroundRows | null; source: string }> {
+  const at = features.map((f) => (FEATURES as readonly string[]).indexOf(f));
+  if (at.some((i) => i < 0)) return { rows: null, source: 'none: no --background was given and the model does not take the warehouse\'s features' };
+  const app = await commandApp(values);
+  try {
+    const handle = await app.warehouse();
+    const drawn = await handle.warehouse.sampleFeatures(BACKGROUND_ROWS, BACKGROUND_SEED);
+    if (drawn.length === 0) return { rows: null, source: 'none: no --background was given and the warehouse has no customers' };
+    return { rows: drawn.map((row) => at.map((i) => row[i]!)), source: `${drawn.length} customers drawn from the warehouse (seed ${BACKGROUND_SEED})` };
+  } catch (error) {
+    return { rows: null, source: `none: no --background was given and the warehouse could not be read (${error instanceof Error ? error.message.split('\n')[0] : String(error)})` };
+  } finally {
+    await app.close().catch(() => undefined);
+  }
+}
 
 async function readFeatureList(list: string | undefined, file: string | undefined): Promise<string[]> {
   if (list !== undefined && file !== undefined) throw new UsageError('Give --features or --features-file, not both');

@@ -27,7 +27,7 @@ sha256, and lists the aliases of the model with their history.`,
     }
     const aliases = await registry.listAliases(name);
     if (values.json) {
-      io.out(JSON.stringify({ manifest, integrity, aliases }, null, 2));
+      io.out(JSON.stringify({ manifest, integrity, aliases, explanation: explanationOf(manifest) }, null, 2));
       return integrity.ok ? 0 : 1;
     }
     io.out(`${name} v${manifest.version}`);
@@ -54,7 +54,14 @@ export function describeManifest(m: ModelManifest): string {
   const v = m.metrics?.policy_value;
   if (v) lines.push(`  policy value: top offer estimated at ${v.estimate} (95% interval ${v.ci_low}-${v.ci_high}, ${v.method}) on the ${v.rows} offers of ${v.from} to ${v.to}, against ${v.logging} for the offers actually sent`);
   if (m.gates) lines.push(`  gates: ${m.gates.passed ? 'passed' : 'failed'}`);
+  const e = explanationOf(m);
+  lines.push(`  reasons: ${e.background ? `exact Shapley values (${e.method}) over a background of ${e.background.length} rows: ${e.source}` : `unavailable (${e.source})`}`);
   return lines.join('\n');
+}
+
+/** How a version's reasons are computed, with the background in feature order (older versions have none). */
+export function explanationOf(m: ModelManifest): { method: string; background: (number | null)[][] | null; source: string } {
+  return m.explanation ?? { method: 'coalitions', background: null, source: 'none: published before versions carried a background' };
 }
 
 function describeAliases(aliases: AliasRecord[]): string {

@@ -33,8 +33,22 @@ const SourceSchema = z
   .describe('where the answer came from: a registry version, the RFM rules, or the mock baseline (never silently)')
   .meta({ id: 'Source' });
 
+const ReasonsSchema = z
+  .object({
+    base: z.number().describe('the background\'s mean probability: v(empty coalition)'),
+    output: z.number().describe('the answer\'s probability, unrounded (churn: churn_probability; NBO: the top offer\'s)'),
+    method: z.enum(['additive-logit', 'coalitions']).describe('additive-logit: the closed form of a logistic regression; coalitions: every coalition of the differing features through the model'),
+    contributions: z
+      .array(z.object({ feature: z.string(), value: z.number().nullable().describe('the customer\'s value (null: missing)'), contribution: z.number().describe('the feature\'s Shapley value, in probability') }))
+      .describe('every feature, largest |contribution| first; base + their sum = output'),
+    text: z.array(z.string()).max(3).describe('the largest three reasons as sentences'),
+  })
+  .nullable()
+  .describe('exact interventional Shapley values of the probability over the version\'s background set (shap\'s Exact explainer with an Independent masker); null when the version has none (a reasons_unavailable warning says why). They describe the model, not cause.')
+  .meta({ id: 'Reasons' });
+
 const ChurnResultSchema = z
-  .object({ customer_id: z.string(), churn_probability: z.number().min(0).max(1), churn_risk: z.enum(['low', 'medium', 'high']), source: SourceSchema })
+  .object({ customer_id: z.string(), churn_probability: z.number().min(0).max(1), churn_risk: z.enum(['low', 'medium', 'high']), source: SourceSchema, reasons: ReasonsSchema.optional().describe('with explain: true') })
   .meta({ id: 'ChurnResult' });
 
 const RankedOfferSchema = z.object({
@@ -52,6 +66,7 @@ const NboResultSchema = z
     confidence: z.number().min(0).max(1).describe('the top offer\'s acceptance probability (its `probability` in `offers`)'),
     offers: z.array(RankedOfferSchema).describe('every offer, best first'),
     source: SourceSchema,
+    reasons: ReasonsSchema.optional().describe('with explain: true: why the top offer\'s probability is what it is'),
   })
   .describe('Next best offer: every offer with P(accept if sent), ranked. The probabilities are independent acceptance rates, not shares of one distribution: they do not sum to 1 (source.probabilities says which kind a version gives).')
   .meta({ id: 'NboResult' });

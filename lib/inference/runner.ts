@@ -47,51 +47,59 @@ export class ModelRunner {
 
   /** Probabilities for raw records keyed by raw column name. */
   async predictRecords(records: Record<string, unknown>[]): Promise<Float64Array> {
-    if (this.encodings) return this.predictEncoded(encodeRecords(this.encodings, records), records.length);
-    const features = this.manifest.input.features;
-    const numericOnly = features.every((f) => f.type !== 'string');
-    if (numericOnly) {
-      const X = new Float64Array(records.length * features.length);
-      for (let r = 0; r < records.length; r++) {
-        for (let j = 0; j < features.length; j++) X[r * features.length + j] = toNumber(records[r]![features[j]!.name]);
-      }
-      return this.predictEncoded(X, records.length);
-    }
+    const X = this.recordsMatrix(records);
+    if (X) return this.predictEncoded(X, records.length);
     return this.run(this.feeds((f, r) => records[r]![f], records.length), records.length);
   }
 
   /**
-   * Probabilities for rows of numbers whose columns are named by `columns` (e.g. the warehouse's
-   * feature order): the fast path, with no per-row objects. Nulls are missing values.
+   * Raw records as the numeric matrix the model takes (its feature order, encodings applied, NaN
+   * for missing); null when the model has text inputs.
    */
-  async predictRows(rows: (number | null)[][], columns: readonly string[]): Promise<Float64Array> {
-    if (this.encodings || this.manifest.input.features.some((f) => f.type === 'string')) {
-      return this.predictRecords(rows.map((r) => Object.fromEntries(columns.map((c, j) => [c, r[j]]))));
-    }
+  recordsMatrix(records: ArrayLike<Record<string, unknown>>): Float64Array | null {
+    if (this.encodings) return encodeRecords(this.encodings, records);
     const features = this.manifest.input.features;
-    const source = features.map((f) => columns.indexOf(f.name));
-    const cols = features.length;
-    const X = new Float64Array(rows.length * cols);
-    for (let r = 0; r < rows.length; r++) {
-      const row = rows[r]!;
-      for (let j = 0; j < cols; j++) {
-        const v = source[j]! >= 0 ? row[source[j]!] : undefined;
-        X[r * cols + j] = v === null || v === undefined ? NaN : v;
-      }
+    if (features.some((f) => f.type === 'string')) return null;
+    const X = new Float64Array(records.length * features.length);
+    for (let r = 0; r < records.length; r++) {
+      for (let j = 0; j < features.length; j++) X[r * features.length + j] = toNumber(records[r]![features[j]!.name]);
     }
-    return this.predictEncoded(X, rows.length);
+    return X;
   }
 
   /**
    * Probabilities for a row-major matrix whose columns are named by `columns` (NaN = missing): the
-   * segment worker's path. Passed through when the model's features are exactly these columns.
+   * one path the scoring service, segment workers and benchmarks take. Passed through when the
+   * model's features are exactly these columns, reordered when they are some of them in another
+   * order; only a model with encodings or text inputs goes through records.
    */
   async predictMatrix(X: Float64Array, rows: number, columns: readonly string[]): Promise<Float64Array> {
-    const features = this.manifest.input.features;
-    if (!this.encodings && features.length === columns.length && features.every((f, j) => f.name === columns[j] && f.type !== 'string')) return this.predictEncoded(X, rows);
+    const order = this.featureOrder(columns);
+    if (order === null) {
+      const width = columns.length;
+      const records = Array.from({ length: rows }, (_, r) => Object.fromEntries(columns.map((c, j) => [c, Number.isNaN(X[r * width + j]!) ? null : X[r * width + j]])));
+      return this.predictRecords(records);
+    }
+    return this.predictEncoded(this.toFeatureOrder(X, rows, columns, order), rows);
+  }
+
+  /**
+   * For each of the model's features, its column among `columns` (-1: absent, taken as missing);
+   * null when the model needs encodings or text and cannot take a numeric matrix.
+   */
+  featureOrder(columns: readonly string[]): Int32Array | null {
+    if (this.encodings || this.manifest.input.features.some((f) => f.type === 'string')) return null;
+    return Int32Array.from(this.manifest.input.features, (f) => columns.indexOf(f.name));
+  }
+
+  /** X (columns named by `columns`) in the model's feature order; X itself when it already is. */
+  toFeatureOrder(X: Float64Array, rows: number, columns: readonly string[], order: Int32Array): Float64Array {
+    const cols = order.length;
+    if (cols === columns.length && order.every((c, j) => c === j)) return X;
     const width = columns.length;
-    const matrix = Array.from({ length: rows }, (_, r) => Array.from(X.subarray(r * width, (r + 1) * width), (v) => (Number.isNaN(v) ? null : v)));
-    return this.predictRows(matrix, columns);
+    const out = new Float64Array(rows * cols);
+    for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) out[r * cols + j] = order[j]! >= 0 ? X[r * width + order[j]!]! : NaN;
+    return out;
   }
 
   /** Probabilities for rows already in feature order (row-major, NaN for missing). */

@@ -216,6 +216,19 @@ export const TrainingMetricsSchema = z.looseObject({
   warnings: z.array(z.string()).optional().describe('problems with particular offers or kinds of customer, in words'),
 });
 
+/**
+ * What a version's reasons are computed over: exact interventional Shapley values of the served
+ * probability over `background` (the game v(S) = mean over b of f(x_S, b_rest)), by `method`.
+ */
+export const ExplanationSchema = z.object({
+  method: z.enum(['additive-logit', 'coalitions']).describe('additive-logit: the closed form of a logistic regression (its logit is a sum of per-feature terms); coalitions: every coalition of the differing features run through the model'),
+  background: z
+    .array(z.array(z.number().nullable()))
+    .nullable()
+    .describe('the background set B: rows of feature values in the model\'s feature order, null for missing; null when none could be had'),
+  source: z.string().describe('where the background came from (training rows, a file, the warehouse), or why there is none'),
+});
+
 export const ManifestSchema = z.object({
   schema_version: z.literal(1),
   name: z.string().min(1),
@@ -262,9 +275,13 @@ export const ManifestSchema = z.object({
     .nullable()
     .describe('distribution of the holdout predictions, for drift checks'),
   gates: z.object({ passed: z.boolean(), results: z.array(GateResultSchema) }).nullable(),
+  explanation: ExplanationSchema.nullable()
+    .optional()
+    .describe('how answers with explain: true get their reasons; absent or null background: reasons unavailable'),
 });
 
 export type ModelManifest = z.infer<typeof ManifestSchema>;
+export type ExplanationSpec = z.infer<typeof ExplanationSchema>;
 export type InputSchema = z.infer<typeof InputSchemaSchema>;
 export type OutputSchema = z.infer<typeof OutputSchemaSchema>;
 export type FeatureSpec = z.infer<typeof FeatureSpecSchema>;

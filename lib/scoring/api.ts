@@ -16,6 +16,11 @@ const CustomerId = z
   .max(128, 'customer ids are at most 128 characters')
   .regex(/^[\x21-\x7e]+$/, 'customer ids are printable ASCII without spaces');
 
+const Explain = z
+  .boolean({ error: 'explain must be true or false' })
+  .optional()
+  .describe('true: each churn and NBO answer carries `reasons`, the exact Shapley values of its probability over the version\'s background; absent or false: answers as without it');
+
 const PredictionTypeSchema = z.enum(['churn', 'nbo', 'rfm', 'all'], { error: 'type must be one of churn, nbo, rfm, all' });
 
 /**
@@ -34,17 +39,19 @@ export const LegacyRequestSchema = z
     customer_id: CustomerId.optional(),
     customer_ids: CustomerIds.optional(),
     type: PredictionTypeSchema,
+    explain: Explain,
   })
   .refine((b) => (b.customer_id === undefined) !== (b.customer_ids === undefined), {
     message: 'send exactly one of customer_id (one customer) or customer_ids (a batch)',
   })
   .meta({ openapi: { oneOf: [{ required: ['customer_id'] }, { required: ['customer_ids'] }] } });
 
-export const SingleRequestSchema = z.object({ customer_id: CustomerId, type: PredictionTypeSchema });
+export const SingleRequestSchema = z.object({ customer_id: CustomerId, type: PredictionTypeSchema, explain: Explain });
 
 export const BatchRequestSchema = z.object({
   customer_ids: CustomerIds,
   type: PredictionTypeSchema,
+  explain: Explain,
 });
 
 /** Refuses an empty batch or one listing more ids than allowed (BATCH_MAX_CUSTOMERS; duplicates count). */

@@ -1,4 +1,5 @@
 import { OFFERS } from '../catalog';
+import type { Reasons } from '../explain/reasons';
 import type { RfmScores } from './rfm';
 
 /**
@@ -24,6 +25,8 @@ export interface ChurnResult {
   churn_probability: number;
   churn_risk: ChurnRisk;
   source: ResultSource;
+  /** With explain: true, why (null when the version has none; a warning says why). */
+  reasons?: Reasons | null;
 }
 
 export interface RankedOffer {
@@ -40,6 +43,8 @@ export interface NboResult {
   confidence: number;
   offers: RankedOffer[];
   source: ResultSource;
+  /** With explain: true, why the top offer's probability is what it is (null when unavailable). */
+  reasons?: Reasons | null;
 }
 
 export interface RfmResult extends RfmScores {
@@ -76,7 +81,7 @@ export function churnResult(customerId: string, p: number, thresholds: [number, 
  * the top offer, and a batch of 10,000 would otherwise allocate 80,000 objects that live through
  * garbage collection.
  */
-export function nboResults(customerIds: string[], offerIds: readonly string[], P: ArrayLike<number>, source: ResultSource): NboResult[] {
+export function nboResults(customerIds: string[], offerIds: readonly string[], P: ArrayLike<number>, source: ResultSource, reasons?: (Reasons | null)[]): NboResult[] {
   const k = offerIds.length;
   const batch: NboBatch = { offerIds, names: offerIds.map((id) => OFFER_NAMES.get(id) ?? id), P, order: new Uint8Array(customerIds.length * k), k };
   const out = new Array<NboResult>(customerIds.length);
@@ -94,6 +99,7 @@ export function nboResults(customerIds: string[], offerIds: readonly string[], P
       order[base + j] = c;
     }
     out[r] = new NboAnswer(customerIds[r]!, batch, r, source);
+    if (reasons) out[r]!.reasons = reasons[r]!;
   }
   return out;
 }
@@ -113,6 +119,7 @@ class NboAnswer implements NboResult {
   readonly offer_id: string;
   readonly offer_name: string;
   readonly confidence: number;
+  reasons?: Reasons | null;
   // Private fields: spreading or inspecting an answer never exposes the batch behind it.
   readonly #batch: NboBatch;
   readonly #row: number;
@@ -155,7 +162,9 @@ class NboAnswer implements NboResult {
   }
 
   toJSON(): NboResult {
-    return { customer_id: this.customer_id, offer_id: this.offer_id, offer_name: this.offer_name, confidence: this.confidence, offers: this.offers, source: this.source };
+    const plain: NboResult = { customer_id: this.customer_id, offer_id: this.offer_id, offer_name: this.offer_name, confidence: this.confidence, offers: this.offers, source: this.source };
+    if (this.reasons !== undefined) plain.reasons = this.reasons;
+    return plain;
   }
 }
 

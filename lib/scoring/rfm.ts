@@ -65,7 +65,11 @@ export function scoreRfm(
   measures: { recency_days: number | null; frequency: number | null; monetary: number | null },
   cuts: RfmCutPoints,
 ): RfmScores {
-  const cell = rfmCell(measures.recency_days, measures.frequency, measures.monetary, cuts);
+  return rfmScoresOfCell(rfmCell(measures.recency_days, measures.frequency, measures.monetary, cuts), measures);
+}
+
+/** A customer's RFM answer from the cell its measures fall in. */
+export function rfmScoresOfCell(cell: number, measures: { recency_days: number | null; frequency: number | null; monetary: number | null }): RfmScores {
   const [r, f, m] = cellScores(cell);
   return {
     recency_days: measures.recency_days,

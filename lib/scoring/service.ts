@@ -1,14 +1,14 @@
 import type { RefreshingValue } from '../cache';
 import type { BaseProfile, CustomerFeatureRow } from '../warehouse/index';
-import { FEATURES } from '../catalog';
-import { OFFER_IDS } from '../catalog';
+import { FEATURES, OFFER_IDS, OFFERS } from '../catalog';
+import type { BackgroundRows } from '../explain/background';
+import { explainRows, toReasons, typicalValues, type Reasons, type Target } from '../explain/reasons';
 import { mockChurnProbability, mockOfferProbabilities } from './mock';
 import type { ModelHandle, ModelProvider } from './models';
 import {
   churnRisk,
   RISK_BANDS,
   round,
-  churnResult,
   nboResults,
   type AllResult,
   type ChurnResult,
@@ -18,7 +18,7 @@ import {
   type ResultSource,
   type RfmResult,
 } from './results';
-import { FIXED_CUT_POINTS, rfmCells, scoreRfm, type RfmCutPoints } from './rfm';
+import { FIXED_CUT_POINTS, rfmCells, rfmScoresOfCell, type RfmCutPoints } from './rfm';
 import { churnCollapseWarning, featureWarnings, nboCollapseWarning, type Warning } from './warnings';
 
 export const NOT_FOUND = 'Customer not found in warehouse';
@@ -67,6 +67,8 @@ export type ScorePart = 'churn' | 'nbo' | 'rfm';
 export interface ScoreOptions {
   parts?: ScorePart[];
   keepInputs?: boolean;
+  /** Each churn and NBO answer carries its reasons (exact Shapley values over the version's background). */
+  explain?: boolean;
 }
 
 /**
@@ -75,8 +77,8 @@ export interface ScoreOptions {
  */
 export interface MatrixScores {
   ids: string[];
-  churn?: { p: Float64Array; risk: Uint8Array; source: ResultSource };
-  nbo?: { classes: readonly string[]; P: Float64Array; top: Uint8Array; confidence: Float64Array; source: ResultSource };
+  churn?: { p: Float64Array; risk: Uint8Array; source: ResultSource; reasons?: (Reasons | null)[] };
+  nbo?: { classes: readonly string[]; P: Float64Array; top: Uint8Array; confidence: Float64Array; source: ResultSource; reasons?: (Reasons | null)[] };
   /** RFM as cell indices into RFM_CELLS (score and segment). */
   rfm?: { cell: Uint8Array; source: ResultSource };
   /** How the chunk was served (mock answers, stale models, fixed RFM cut points). */
@@ -91,6 +93,8 @@ const FREQUENCY = FEATURES.indexOf('transaction_count_90d');
 const MONETARY = FEATURES.indexOf('total_revenue_90d');
 
 class DeadlineExceeded extends Error {}
+
+const OFFER_NAMES = new Map(OFFERS.map((o) => [o.id, o.name]));
 
 /**
  * Scores a batch of customers: one warehouse query for all of them, one ONNX run per model for the
@@ -168,63 +172,119 @@ export class ScoringService {
     /** `quintiles`: the RFM cut points' basis the caller read (workers never read the warehouse); null: the fixed cut points, with a warning. */
     options: { parts: readonly ScorePart[]; deadlineMs: number; quintiles: (BaseProfile['quintiles'] & { customers: number }) | null },
   ): Promise<MatrixScores> {
-    const deadline = Date.now() + options.deadlineMs;
-    const n = ids.length;
     const out: MatrixScores = { ids, warnings: [] };
-    const rows = () => Array.from({ length: n }, (_, i) => Array.from(X.subarray(i * FEATURES.length, (i + 1) * FEATURES.length), (v) => (Number.isNaN(v) ? null : v)));
+    const q = options.quintiles;
     try {
-      for (const part of options.parts) {
-        if (n === 0) break;
-        if (part === 'churn') {
-          const { handle, warnings } = await withDeadline(this.deps.models.get('churn'), deadline);
-          out.warnings.push(...warnings);
-          const p = new Float64Array(n);
-          const risk = new Uint8Array(n);
-          const thresholds = this.deps.settings.churnRiskThresholds;
-          let raw: ArrayLike<number>;
-          let stride = 1;
-          let at = 0;
-          if (handle.kind === 'mock') raw = rows().map(mockChurnProbability);
-          else {
-            raw = await withDeadline(handle.runner.predictMatrix(X, n, FEATURES), deadline);
-            stride = 2;
-            at = handle.manifest.output.classes.indexOf(handle.manifest.output.positive_class!);
-          }
-          for (let i = 0; i < n; i++) {
-            const v = raw[i * stride + at]!;
-            p[i] = round(v);
-            risk[i] = RISK_BANDS.indexOf(churnRisk(v, thresholds));
-          }
-          out.churn = { p, risk, source: sourceOf('churn', handle) };
-        } else if (part === 'nbo') {
-          const { handle, warnings } = await withDeadline(this.deps.models.get('nbo'), deadline);
-          out.warnings.push(...warnings);
-          const classes = handle.kind === 'mock' ? OFFER_IDS : handle.manifest.output.classes;
-          const P = handle.kind === 'mock' ? Float64Array.from(rows().flatMap(mockOfferProbabilities)) : await withDeadline(handle.runner.predictMatrix(X, n, FEATURES), deadline);
-          const k = classes.length;
-          const top = new Uint8Array(n);
-          const confidence = new Float64Array(n);
-          for (let i = 0; i < n; i++) {
-            // The first best offer in class order, as the ranked answer's first offer.
-            let best = 0;
-            for (let c = 1; c < k; c++) if (P[i * k + c]! > P[i * k + best]!) best = c;
-            top[i] = best;
-            confidence[i] = round(P[i * k + best]!);
-          }
-          out.nbo = { classes, P, top, confidence, source: sourceOf('nbo', handle) };
-        } else {
-          const q = options.quintiles;
-          const cuts = this.rfmCuts(q && { quintiles: q, customers: q.customers }, out.warnings);
-          const cell = new Uint8Array(n);
-          rfmCells(X, n, FEATURES.length, { recency: RECENCY, frequency: FREQUENCY, monetary: MONETARY }, cuts, cell);
-          out.rfm = { cell, source: { type: 'rules', name: 'rfm', cut_points: cuts.basis } };
-        }
-      }
+      await this.scoreColumns(out, X, options.parts, Date.now() + options.deadlineMs, q && { quintiles: q, customers: q.customers }, { explain: false, batchWarnings: false, timings: {} });
     } catch (error) {
       if (error instanceof DeadlineExceeded) throw new ScoringTimeoutError(`not scored within ${Math.round(options.deadlineMs / 1000)} s`);
       throw error;
     }
     return out;
+  }
+
+  /**
+   * The one scoring core: fills `out` part by part (a part appears once it is complete), one
+   * onnxruntime run per model over the whole matrix, and with `explain` each churn and NBO
+   * answer's reasons from the same matrix. Throws DeadlineExceeded when the deadline passes.
+   */
+  private async scoreColumns(
+    out: MatrixScores,
+    X: Float64Array,
+    parts: readonly ScorePart[],
+    deadline: number,
+    profile: Pick<BaseProfile, 'quintiles' | 'customers'> | null,
+    /** `batchWarnings`: warn when a batch's answers collapse (answers; segment statistics judge a whole run). */
+    options: { explain: boolean; batchWarnings: boolean; timings: Record<string, number> },
+  ): Promise<void> {
+    const n = out.ids.length;
+    const rows = () => Array.from({ length: n }, (_, i) => Array.from(X.subarray(i * FEATURES.length, (i + 1) * FEATURES.length), (v) => (Number.isNaN(v) ? null : v)));
+    for (const part of parts) {
+      if (n === 0) break;
+      const t0 = performance.now();
+      if (part === 'churn') {
+        const { handle, warnings } = await withDeadline(this.deps.models.get('churn'), deadline);
+        out.warnings.push(...warnings);
+        const p = new Float64Array(n);
+        const risk = new Uint8Array(n);
+        const thresholds = this.deps.settings.churnRiskThresholds;
+        let raw: ArrayLike<number>;
+        let stride = 1;
+        let at = 0;
+        if (handle.kind === 'mock') raw = rows().map(mockChurnProbability);
+        else {
+          raw = await withDeadline(handle.runner.predictMatrix(X, n, FEATURES), deadline);
+          stride = 2;
+          at = handle.manifest.output.classes.indexOf(handle.manifest.output.positive_class!);
+        }
+        for (let i = 0; i < n; i++) {
+          const v = raw[i * stride + at]!;
+          p[i] = round(v);
+          risk[i] = RISK_BANDS.indexOf(churnRisk(v, thresholds));
+        }
+        const collapse = options.batchWarnings ? churnCollapseWarning(Array.from({ length: n }, (_, i) => raw[i * stride + at]!), 'churn') : null;
+        if (collapse) out.warnings.push(collapse);
+        const reasons = options.explain ? await withDeadline(this.reasons('churn', handle, X, n, new Uint8Array(n).fill(at), () => ({ kind: 'churn' }), out.warnings), deadline) : undefined;
+        out.churn = { p, risk, source: sourceOf('churn', handle), reasons };
+      } else if (part === 'nbo') {
+        const { handle, warnings } = await withDeadline(this.deps.models.get('nbo'), deadline);
+        out.warnings.push(...warnings);
+        const classes = handle.kind === 'mock' ? OFFER_IDS : handle.manifest.output.classes;
+        const P = handle.kind === 'mock' ? Float64Array.from(rows().flatMap(mockOfferProbabilities)) : await withDeadline(handle.runner.predictMatrix(X, n, FEATURES), deadline);
+        const k = classes.length;
+        const top = new Uint8Array(n);
+        const confidence = new Float64Array(n);
+        for (let i = 0; i < n; i++) {
+          // The first best offer in class order, as the ranked answer's first offer.
+          let best = 0;
+          for (let c = 1; c < k; c++) if (P[i * k + c]! > P[i * k + best]!) best = c;
+          top[i] = best;
+          confidence[i] = round(P[i * k + best]!);
+        }
+        const collapse = options.batchWarnings ? nboCollapseWarning(Array.from(top, (c, i) => ({ offer_id: classes[c]!, confidence: confidence[i]! })), 'nbo') : null;
+        if (collapse) out.warnings.push(collapse);
+        const reasons = options.explain ? await withDeadline(this.reasons('nbo', handle, X, n, top, (i) => ({ kind: 'offer', name: OFFER_NAMES.get(classes[top[i]!]!) ?? classes[top[i]!]! }), out.warnings), deadline) : undefined;
+        out.nbo = { classes, P, top, confidence, source: sourceOf('nbo', handle), reasons };
+      } else {
+        const cuts = this.rfmCuts(profile, out.warnings);
+        const cell = new Uint8Array(n);
+        rfmCells(X, n, FEATURES.length, { recency: RECENCY, frequency: FREQUENCY, monetary: MONETARY }, cuts, cell);
+        out.rfm = { cell, source: { type: 'rules', name: 'rfm', cut_points: cuts.basis } };
+      }
+      options.timings[`${part}_ms`] = performance.now() - t0;
+    }
+  }
+
+  /**
+   * Each record's reasons for output column `column[i]`, or nulls with a warning saying why there
+   * are none (mock answers, a version without a background, a model that takes no numeric matrix).
+   */
+  private async reasons(name: string, handle: ModelHandle, X: Float64Array, n: number, column: Uint8Array, target: (i: number) => Target, warnings: Warning[]): Promise<(Reasons | null)[]> {
+    const none = (why: string) => {
+      warnings.push({ code: 'reasons_unavailable', model: name, message: `${name} answers carry no reasons: ${why}` });
+      return new Array<Reasons | null>(n).fill(null);
+    };
+    if (handle.kind === 'mock') return none('they are mock answers, not a model\'s');
+    const { manifest, runner } = handle;
+    const spec = manifest.explanation;
+    if (!spec?.background?.length) return none(`${name} v${manifest.version} has no background to explain against (${spec?.source ?? 'published before versions carried one'}); publish it with --background FILE.csv`);
+    const order = runner.featureOrder(FEATURES);
+    if (!order) return none(`${name} v${manifest.version} takes encoded or text inputs`);
+    const Xm = runner.toFeatureOrder(X, n, FEATURES, order);
+    const features = manifest.input.features.map((f) => f.name);
+    const explained = await explainRows({ method: spec.method, background: spec.background }, (Z, rows) => runner.predictEncoded(Z, rows), Xm, n, runner.width, column);
+    const typical = this.typical(manifest, spec.background);
+    const d = features.length;
+    return explained.map((e, i) => toReasons(e, Xm.subarray(i * d, (i + 1) * d), features, spec.method, target(i), typical));
+  }
+
+  private readonly typicalCache = new WeakMap<object, (number | null)[]>();
+
+  /** The background's median per feature, once per loaded version. */
+  private typical(manifest: object, background: BackgroundRows): (number | null)[] {
+    let t = this.typicalCache.get(manifest);
+    if (!t) this.typicalCache.set(manifest, (t = typicalValues(background)));
+    return t;
   }
 
   /** The base profile, or null when it cannot be had (RFM then falls back to fixed cut points). */
@@ -235,6 +295,7 @@ export class ScoringService {
     );
   }
 
+  /** Scores the customers found, from one matrix, and builds their answers (the edge: objects exist only here). */
   private async scoreFound(
     outcome: BatchOutcome,
     found: string[],
@@ -246,40 +307,26 @@ export class ScoringService {
   ): Promise<void> {
     const type = outcome.type;
     if (options.keepInputs) found.forEach((id, i) => outcome.inputs.set(id, features[i]!));
-    const parts: { churn?: ChurnResult[]; nbo?: NboResult[]; rfm?: RfmResult[] } = {};
     const wanted: readonly ScorePart[] = type === 'all' ? (options.parts ?? ['rfm', 'churn', 'nbo']) : [type];
+    const X = new Float64Array(found.length * FEATURES.length);
+    features.forEach((row, i) => row.forEach((v, j) => (X[i * FEATURES.length + j] = v ?? NaN)));
+    const scores: MatrixScores = { ids: found, warnings: [] };
     let profile: BaseProfile | null = null;
     try {
       profile = await withDeadline(profilePromise, deadline);
-      for (const part of wanted) {
-        if (found.length === 0) break;
-        const t0 = performance.now();
-        if (part === 'rfm') parts.rfm = this.rfm(found, features, profile, outcome.warnings);
-        else if (part === 'churn') parts.churn = await withDeadline(this.churn(found, features, outcome.warnings), deadline);
-        else parts.nbo = await withDeadline(this.nbo(found, features, outcome.warnings), deadline);
-        outcome.timings[`${part}_ms`] = performance.now() - t0;
-      }
+      await this.scoreColumns(scores, X, wanted, deadline, profile, { explain: options.explain === true, batchWarnings: true, timings: outcome.timings });
     } catch (error) {
       if (!(error instanceof DeadlineExceeded)) throw error;
     }
-    const complete = wanted.every((p) => parts[p] !== undefined) || found.length === 0;
-    if (complete) {
-      found.forEach((id, i) => outcome.results.push({ customer_id: id, result: this.combine(type, id, parts, i) }));
-    } else {
-      timedOut(outcome, found, `${wanted.filter((p) => parts[p] === undefined).join(' and ')} not finished`, deadlineMs);
+    // Feature warnings first: they say what the inputs were before anything says how they were served.
+    outcome.warnings.push(...featureWarnings(FEATURES, X, found.length, profile), ...scores.warnings);
+    const missing = found.length === 0 ? [] : wanted.filter((p) => scores[p] === undefined);
+    if (missing.length) {
+      timedOut(outcome, found, `${missing.join(' and ')} not finished`, deadlineMs);
+      return;
     }
-    outcome.warnings.unshift(...featureWarnings(FEATURES, features, profile));
-  }
-
-  private combine(type: PredictionType, id: string, parts: { churn?: ChurnResult[]; nbo?: NboResult[]; rfm?: RfmResult[] }, i: number): CustomerResult {
-    if (type === 'churn') return parts.churn![i]!;
-    if (type === 'nbo') return parts.nbo![i]!;
-    if (type === 'rfm') return parts.rfm![i]!;
-    const all: Partial<AllResult> = { customer_id: id };
-    if (parts.churn) all.churn = parts.churn[i]!;
-    if (parts.nbo) all.nbo = parts.nbo[i]!;
-    if (parts.rfm) all.rfm = parts.rfm[i]!;
-    return all as AllResult;
+    const answers = answersOf(scores, X);
+    found.forEach((id, i) => outcome.results.push({ customer_id: id, result: combine(type, id, answers, i) }));
   }
 
   /** The RFM cut points in force (a warning when the quintiles are wanted but unavailable). */
@@ -289,48 +336,43 @@ export class ScoringService {
     warnings.push({ code: 'rfm_fixed_cut_points', message: 'customer-base quintiles are unavailable (warehouse statistics failed); RFM scores use the fixed cut points' });
     return FIXED_CUT_POINTS;
   }
+}
 
-  private rfm(ids: string[], features: (number | null)[][], profile: BaseProfile | null, warnings: Warning[]): RfmResult[] {
-    const cuts = this.rfmCuts(profile, warnings);
-    const source: ResultSource = { type: 'rules', name: 'rfm', cut_points: cuts.basis };
-    return ids.map((id, i) => {
-      const f = features[i]!;
-      const scores = scoreRfm({ recency_days: f[RECENCY] ?? null, frequency: f[FREQUENCY] ?? null, monetary: f[MONETARY] ?? null }, cuts);
-      return { customer_id: id, ...scores, source };
+type Answers = { churn?: ChurnResult[]; nbo?: NboResult[]; rfm?: RfmResult[] };
+
+/** The answer objects of scored columns. */
+function answersOf(scores: MatrixScores, X: Float64Array): Answers {
+  const ids = scores.ids;
+  const answers: Answers = {};
+  if (scores.churn) {
+    const { p, risk, source, reasons } = scores.churn;
+    answers.churn = ids.map((id, i) => {
+      const r: ChurnResult = { customer_id: id, churn_probability: p[i]!, churn_risk: RISK_BANDS[risk[i]!]!, source };
+      if (reasons) r.reasons = reasons[i]!;
+      return r;
     });
   }
-
-  private async churn(ids: string[], features: (number | null)[][], warnings: Warning[]): Promise<ChurnResult[]> {
-    const { handle, warnings: modelWarnings } = await this.deps.models.get('churn');
-    warnings.push(...modelWarnings);
-    const thresholds = this.deps.settings.churnRiskThresholds;
-    let p: number[];
-    if (handle.kind === 'mock') p = features.map(mockChurnProbability);
-    else {
-      const P = await handle.runner.predictRows(features, FEATURES);
-      const pos = handle.manifest.output.classes.indexOf(handle.manifest.output.positive_class!);
-      p = ids.map((_, i) => P[i * 2 + pos]!);
-    }
-    const collapse = churnCollapseWarning(p, 'churn');
-    if (collapse) warnings.push(collapse);
-    const source = sourceOf('churn', handle);
-    return ids.map((id, i) => churnResult(id, p[i]!, thresholds, source));
+  if (scores.nbo) {
+    const { classes, P, source, reasons } = scores.nbo;
+    answers.nbo = nboResults(ids, classes, P, source, reasons);
   }
-
-  private async nbo(ids: string[], features: (number | null)[][], warnings: Warning[]): Promise<NboResult[]> {
-    const { handle, warnings: modelWarnings } = await this.deps.models.get('nbo');
-    warnings.push(...modelWarnings);
-    const source = sourceOf('nbo', handle);
-    let results: NboResult[];
-    if (handle.kind === 'mock') {
-      results = nboResults(ids, OFFER_IDS, features.flatMap(mockOfferProbabilities), source);
-    } else {
-      results = nboResults(ids, handle.manifest.output.classes, await handle.runner.predictRows(features, FEATURES), source);
-    }
-    const collapse = nboCollapseWarning(results, 'nbo');
-    if (collapse) warnings.push(collapse);
-    return results;
+  if (scores.rfm) {
+    const { cell, source } = scores.rfm;
+    const value = (i: number, j: number) => (Number.isNaN(X[i * FEATURES.length + j]!) ? null : X[i * FEATURES.length + j]!);
+    answers.rfm = ids.map((id, i) => ({ customer_id: id, ...rfmScoresOfCell(cell[i]!, { recency_days: value(i, RECENCY), frequency: value(i, FREQUENCY), monetary: value(i, MONETARY) }), source }));
   }
+  return answers;
+}
+
+function combine(type: PredictionType, id: string, parts: Answers, i: number): CustomerResult {
+  if (type === 'churn') return parts.churn![i]!;
+  if (type === 'nbo') return parts.nbo![i]!;
+  if (type === 'rfm') return parts.rfm![i]!;
+  const all: Partial<AllResult> = { customer_id: id };
+  if (parts.churn) all.churn = parts.churn[i]!;
+  if (parts.nbo) all.nbo = parts.nbo[i]!;
+  if (parts.rfm) all.rfm = parts.rfm[i]!;
+  return all as AllResult;
 }
 
 /** An answer's source; NBO's says what its probabilities are (acceptance, or a softmax of an older version). */

@@ -13,6 +13,7 @@ export const WARNING_CODES = [
   'mock_predictions',
   'stale_model',
   'rfm_fixed_cut_points',
+  'reasons_unavailable',
 ] as const;
 export type WarningCode = (typeof WARNING_CODES)[number];
 
@@ -36,14 +37,16 @@ const MIN_BATCH_FOR_COLLAPSE = 10;
  * unlikely for customers drawn from the base (the old "recency 999 for everyone" bug), and any
  * customer whose recency is the warehouse's 999 default.
  */
-export function featureWarnings(names: readonly string[], rows: (number | null)[][], profile: BaseProfile | null): Warning[] {
+export function featureWarnings(names: readonly string[], X: Float64Array, n: number, profile: BaseProfile | null): Warning[] {
   const warnings: Warning[] = [];
-  const n = rows.length;
   if (n === 0) return warnings;
+  const d = names.length;
+  const at = (i: number, j: number) => (Number.isNaN(X[i * d + j]!) ? null : X[i * d + j]!);
   const recencyIndex = names.indexOf('days_since_last_transaction');
   names.forEach((feature, j) => {
-    const first = rows[0]![j] ?? null;
-    if (n < 2 || !rows.every((r) => (r[j] ?? null) === first)) return;
+    const first = at(0, j);
+    if (n < 2) return;
+    for (let i = 1; i < n; i++) if (at(i, j) !== first) return;
     const share = profile?.commonValues[feature]?.find((v) => v.value === first)?.share ?? 0;
     if (Math.pow(share, n) >= SURPRISE) return;
     const defaulted = j === recencyIndex && first === DEFAULTED_RECENCY;
@@ -59,7 +62,8 @@ export function featureWarnings(names: readonly string[], rows: (number | null)[
     });
   });
   if (recencyIndex >= 0 && !warnings.some((w) => w.code === 'defaulted_feature')) {
-    const defaulted = rows.filter((r) => r[recencyIndex] === DEFAULTED_RECENCY).length;
+    let defaulted = 0;
+    for (let i = 0; i < n; i++) if (X[i * d + recencyIndex] === DEFAULTED_RECENCY) defaulted++;
     if (defaulted > 0) {
       warnings.push({
         code: 'defaulted_feature',

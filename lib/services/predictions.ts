@@ -8,6 +8,8 @@ import type { BatchOutcome, ScoringService } from '../scoring/service';
 export interface PredictionRequest {
   customerIds: string[];
   type: PredictionType;
+  /** Answers carry their reasons. */
+  explain?: boolean;
   /** A batch request (limited to `maxCustomers` distinct ids) or a single customer. */
   batch: boolean;
   deadlineMs: number;
@@ -36,7 +38,7 @@ export class PredictionService {
     if (request.batch) checkBatchSize(request.customerIds, this.deps.maxCustomers);
     const logged = this.deps.log?.sampled(request.batch) ?? false;
     const shadowed = logged && request.batch && this.deps.shadow !== undefined && Math.random() < this.deps.shadow.sampleRate;
-    const outcome = await this.deps.scoring.score(request.customerIds, request.type, request.deadlineMs, { keepInputs: shadowed });
+    const outcome = await this.deps.scoring.score(request.customerIds, request.type, request.deadlineMs, { keepInputs: shadowed, explain: request.explain === true });
     this.record(outcome, request.batch);
     if (logged) await this.writeLog(outcome, request, shadowed);
     return outcome;

@@ -11,6 +11,7 @@ import type { NboTrainingSpec } from './datasets';
 import { exportGraph, float32Rows, OUTPUT_NAME, verifyExport } from './export';
 import { evaluateGates, type GateThresholds } from './gates';
 import { estimateLoggingPolicy, PROPENSITY_FLOOR } from './logging-policy';
+import { trainedExplanation } from '../explain/background';
 import { timePlan, type Family } from './selection';
 import type { GbtParams } from './gbt';
 
@@ -200,6 +201,7 @@ export async function trainNbo(spec: NboTrainingSpec, options: NboTrainingOption
       top_class_share: Object.fromEntries(data.offers.map((id, k) => [id, tops[k]! / Math.max(1, test.length)])),
     },
     gates,
+    explanation: trainedExplanation(data.X, data.columns.length, spec.splits.train, options.seed, 'coalitions'),
   };
   return { bytes: prepared.bytes, draft, heads: fit.heads, chosen, exportCheck, warnings, policy: value, overlap, windowPolicy: policy };
 }

@@ -14,6 +14,7 @@ import { selectModel } from './families/index';
 import type { GbtParams } from './gbt';
 import type { HeadReport } from './acceptance';
 import type { OverlapReport } from '../decisions/overlap';
+import { explanationMethod, trainedExplanation } from '../explain/background';
 import type { ComparedModel, PolicyValue } from './nbo';
 import { coveredRows, stratifiedPlan, timePlan, type Candidate, type Family, type FoldPlan, type SelectionData } from './selection';
 
@@ -227,6 +228,7 @@ export async function trainModel(spec: TrainingSpec, options: TrainingOptions = 
       top_class_share: isBinaryMetrics(evaluation.metrics) ? null : evaluation.metrics.top_class_share,
     },
     gates,
+    explanation: trainedExplanation(spec.X, D, spec.splits.train, seed, explanationMethod(chosen.family, 'trained', k === 2 ? 'binary' : 'multiclass')),
   };
   return { name: spec.name, bytes: prepared.bytes, draft, candidates: reports, chosen: chosen.family, exportCheck };
 }

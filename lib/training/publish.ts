@@ -1,3 +1,4 @@
+import type { BackgroundRows } from '../explain/background';
 import { prepareModel, type OutputDescription } from '../inference/validate';
 import { externalLineage, type ModelManifest, type ModelRegistry } from '../registry/index';
 
@@ -8,6 +9,8 @@ export interface ExternalModel {
   features: string[];
   output?: OutputDescription;
   notes?: string | null;
+  /** The background its reasons are computed over (rows in `features` order), or null and why there is none. */
+  background?: { rows: BackgroundRows | null; source: string };
 }
 
 /**
@@ -27,5 +30,6 @@ export async function publishExternalModel(registry: ModelRegistry, model: Exter
     metrics: null,
     holdout_fingerprint: null,
     gates: null,
+    explanation: { method: 'coalitions', background: model.background?.rows ?? null, source: model.background?.source ?? 'none given' },
   });
 }

@@ -195,6 +195,22 @@ export class Warehouse {
     }
   }
 
+  /**
+   * Features of up to `size` customers in a seeded pseudo-random order (by a hash of the id and
+   * the seed, so the same seed draws the same customers): a background for reasons.
+   */
+  async sampleFeatures(size: number, seed: number): Promise<(number | null)[][]> {
+    const cf = this.cfg.customer_features;
+    const result = await this.run<Record<string, unknown>>(
+      `SELECT ${this.featureSelect} FROM ${table(this.cfg, cf.table)} ORDER BY md5(CAST(${q(cf.customer_id)} AS VARCHAR) || $1), ${q(cf.customer_id)} LIMIT ${Math.max(0, Math.floor(size))}`,
+      [String(seed)],
+    );
+    return result.rows.map((row) => FEATURES.map((f) => {
+      const v = toNumber(row[this.cfg.features[f]!]);
+      return Number.isNaN(v) ? null : v;
+    }));
+  }
+
   /** Number of customers with features. */
   async countCustomers(): Promise<number> {
     const cf = this.cfg.customer_features;

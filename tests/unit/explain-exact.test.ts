@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { coalitionValues, exactShapley, shapleyFromValues } from '../../lib/explain/exact';
+import { parseCsv } from '../../lib/csv';
+import { explainAdditiveLogit } from '../../lib/explain/additive';
+import { BACKGROUND_ROWS, drawBackground, parseBackgroundCsv } from '../../lib/explain/background';
+import { coalitionValues, exactShapley, explainBatch, shapleyFromValues } from '../../lib/explain/exact';
+import { sentence, toReasons, typicalValues } from '../../lib/explain/reasons';
 
 /** A small deterministic generator, so the cases are the same on every run. */
 function rng(seed: number): () => number {
@@ -100,5 +104,120 @@ describe('exact interventional Shapley values', () => {
     await expect(exactShapley(new Float64Array(3), { X: new Float64Array(6), rows: 2, weights: Float64Array.from([1, -1]) }, f)).rejects.toThrow(/non-negative/);
     await expect(exactShapley(new Float64Array(21), { X: new Float64Array(21), rows: 1 }, f)).rejects.toThrow(/d must be 1-20/);
     await expect(exactShapley(new Float64Array(2), { X: new Float64Array(2), rows: 1 }, () => new Float64Array(1))).rejects.toThrow(/returned 1 outputs for 4 rows/);
+  });
+});
+
+describe('explaining a batch', () => {
+  // A two-output model with interactions that reads NaN as its own case.
+  const d = 6;
+  const model = (X: Float64Array, n: number) => {
+    const out = new Float64Array(n * 2);
+    for (let i = 0; i < n; i++) {
+      const a = (j: number) => (Number.isNaN(X[i * d + j]!) ? -0.5 : X[i * d + j]!);
+      out[i * 2] = sigmoid(a(0) * a(1) - 0.8 * a(2) + Math.max(0, a(3) - 1) * a(4));
+      out[i * 2 + 1] = sigmoid(0.3 * a(0) * a(2) * a(5) - a(4));
+    }
+    return out;
+  };
+  const column = (c: number) => (X: Float64Array, n: number) => {
+    const P = model(X, n);
+    return Float64Array.from({ length: n }, (_, i) => P[i * 2 + c]!);
+  };
+
+  it('gives every record the exact values of its own output, skipping only features equal to the background row', async () => {
+    const r = rng(5);
+    // Small integer values: many features agree between a record and a background row, as counts do.
+    const draw = () => (r() < 0.15 ? NaN : Math.floor(r() * 3));
+    const background = { X: Float64Array.from({ length: 12 * d }, draw), rows: 12, weights: Float64Array.from({ length: 12 }, () => 0.2 + r()) };
+    const X = Float64Array.from({ length: 7 * d }, draw);
+    const columns = [0, 1, 1, 0, 1, 0, 0];
+    let rows = 0;
+    const batch = await explainBatch(X, 7, background, (Z, n) => ((rows += n), model(Z, n)), 2, columns);
+    for (let i = 0; i < 7; i++) {
+      const reference = await exactShapley(X.subarray(i * d, (i + 1) * d), background, column(columns[i]!));
+      expect(batch[i]!.base).toBeCloseTo(reference.base, 12);
+      expect(batch[i]!.output).toBeCloseTo(reference.output, 12);
+      for (let j = 0; j < d; j++) expect(batch[i]!.contributions[j]).toBeCloseTo(reference.contributions[j]!, 12);
+    }
+    // Fewer model rows than the full enumeration's 2^d per background row.
+    expect(rows).toBeLessThan(7 * 12 * 2 ** d * 0.5);
+  });
+
+  it('gives an additive logit the same values by its closed form, from a handful of model rows', async () => {
+    const r = rng(9);
+    const w = Array.from({ length: d }, () => r() * 2 - 1);
+    // Per-feature terms with a hinge and a missing-value case, summed, then a sigmoid.
+    const term = (j: number, v: number) => (Number.isNaN(v) ? 0.4 * j - 1 : w[j]! * v + 0.5 * Math.max(0, v - 1));
+    const logistic = (X: Float64Array, n: number) => {
+      const out = new Float64Array(n * 2);
+      for (let i = 0; i < n; i++) {
+        let z = -0.3;
+        for (let j = 0; j < d; j++) z += term(j, X[i * d + j]!);
+        out[i * 2 + 1] = sigmoid(z);
+        out[i * 2] = 1 - out[i * 2 + 1]!;
+      }
+      return out;
+    };
+    const draw = () => (r() < 0.1 ? NaN : Math.round(r() * 40) / 10);
+    const background = { X: Float64Array.from({ length: 30 * d }, draw), rows: 30 };
+    const X = Float64Array.from({ length: 5 * d }, draw);
+    let rows = 0;
+    const closed = await explainAdditiveLogit(X, 5, background, (Z, n) => ((rows += n), logistic(Z, n)), 2, new Array(5).fill(1));
+    expect(rows).toBe(30 + 1 + d * (5 + 30));
+    const enumerated = await explainBatch(X, 5, background, logistic, 2, new Array(5).fill(1));
+    for (let i = 0; i < 5; i++) {
+      expect(closed[i]!.base).toBeCloseTo(enumerated[i]!.base, 12);
+      for (let j = 0; j < d; j++) expect(closed[i]!.contributions[j]).toBeCloseTo(enumerated[i]!.contributions[j]!, 12);
+    }
+  });
+
+  it('falls back to enumeration when the model answers exactly 0 or 1, where the logit is infinite', async () => {
+    const saturated = (X: Float64Array, n: number) => Float64Array.from({ length: n * 2 }, (_, k) => (k % 2 ? (X[Math.floor(k / 2) * d]! > 1 ? 1 : 0.25) : 0));
+    const background = { X: Float64Array.from({ length: 4 * d }, (_, k) => k % 3), rows: 4 };
+    const X = Float64Array.from({ length: d }, (_, j) => j);
+    const closed = await explainAdditiveLogit(X, 1, background, saturated, 2, [1]);
+    const enumerated = await explainBatch(X, 1, background, saturated, 2, [1]);
+    expect(Array.from(closed[0]!.contributions)).toEqual(Array.from(enumerated[0]!.contributions));
+    expect(closed[0]!.contributions.every(Number.isFinite)).toBe(true);
+  });
+});
+
+describe('the background', () => {
+  it('is a seeded draw of distinct training rows, in their order, with missing values as null', () => {
+    const X = Float64Array.from({ length: 500 * 2 }, (_, k) => (k === 7 ? NaN : k));
+    const train = Array.from({ length: 400 }, (_, i) => i + 100);
+    const a = drawBackground(X, 2, { candidates: train, seed: 3 });
+    expect(a).toHaveLength(BACKGROUND_ROWS);
+    expect(drawBackground(X, 2, { candidates: train, seed: 3 })).toEqual(a);
+    expect(drawBackground(X, 2, { candidates: train, seed: 4 })).not.toEqual(a);
+    const rows = a.map((r) => r[0]! / 2);
+    expect(new Set(rows).size).toBe(BACKGROUND_ROWS);
+    expect(rows.every((r) => r >= 100)).toBe(true);
+    expect([...rows].sort((x, y) => x - y)).toEqual(rows);
+    expect(drawBackground(X, 2, { candidates: [3], seed: 1 })).toEqual([[6, null]]);
+  });
+
+  it('read from a CSV file must have exactly the model\'s features, and says which columns are wrong', () => {
+    const table = parseCsv('b,a\n1,\n2,3.5\n');
+    expect(parseBackgroundCsv(table, ['a', 'b'], 'bg.csv')).toEqual([[null, 1], [3.5, 2]]);
+    expect(() => parseBackgroundCsv(parseCsv('a,c\n1,2\n'), ['a', 'b'], 'bg.csv')).toThrow(/bg.csv: .*missing b; unexpected c/);
+    expect(() => parseBackgroundCsv(parseCsv('a,b\n1,x\n'), ['a', 'b'], 'bg.csv')).toThrow(/row 2, column b: "x" is not a number/);
+  });
+});
+
+describe('reasons in words', () => {
+  it('sort every feature by size and say the largest three in the catalog\'s units', () => {
+    const features = ['days_since_last_transaction', 'total_revenue_90d', 'avg_transaction_value', 'complaints_90d'];
+    const e = { base: 0.2, output: 0.35, contributions: Float64Array.from([0.21, -0.05, -0.02, 0.01]) };
+    const reasons = toReasons(e, [74, 1234.5, NaN, 0], features, 'coalitions', { kind: 'churn' }, [12, 300, 41.2, 0]);
+    expect(reasons.contributions.map((c) => c.feature)).toEqual(features);
+    expect(reasons.contributions[2]).toEqual({ feature: 'avg_transaction_value', value: null, contribution: -0.02 });
+    expect(reasons.text).toEqual([
+      'No purchase for 74 days (typical: 12) raises churn risk by 21 points.',
+      'Revenue of 1,234.50 in the last 90 days (typical: 300.00) lowers churn risk by 5 points.',
+      'Average purchase unknown (no purchases) lowers churn risk by 2 points.',
+    ]);
+    expect(sentence('complaints_90d', 1, 0, 0.004, { kind: 'offer', name: 'Service recovery credit' })).toBe('1 complaint in the last 90 days (typical: 0) raises the chance of accepting Service recovery credit by 0.4 points.');
+    expect(typicalValues([[1, null], [3, 2], [2, null], [10, 4]])).toEqual([2.5, 3]);
   });
 });

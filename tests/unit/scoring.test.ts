@@ -106,29 +106,32 @@ describe('batch scoring', () => {
   });
 });
 
+/** Rows of features as the row-major matrix scoring works on (null: NaN). */
+const matrix = (rows: (number | null)[][]) => Float64Array.from(rows.flat(), (v) => v ?? NaN);
+
 describe('warnings', () => {
   const recency = FEATURES.indexOf('days_since_last_transaction');
 
   it('flag recency 999 for everyone (the old warehouse bug) but not ordinary batches', () => {
     const rows = Array.from({ length: 20 }, (_, i) => customerFeatures(i + 1));
-    expect(featureWarnings(FEATURES, rows, PROFILE)).toEqual([]);
+    expect(featureWarnings(FEATURES, matrix(rows), rows.length, PROFILE)).toEqual([]);
 
     const defaulted = rows.map((r) => r.map((v, j) => (j === recency ? 999 : v)));
-    const warnings = featureWarnings(FEATURES, defaulted, PROFILE);
+    const warnings = featureWarnings(FEATURES, matrix(defaulted), defaulted.length, PROFILE);
     expect(warnings).toEqual([expect.objectContaining({ code: 'defaulted_feature', feature: 'days_since_last_transaction' })]);
   });
 
   it('flag a feature missing for every customer, and one customer with a defaulted recency', () => {
     const rows = Array.from({ length: 5 }, (_, i) => customerFeatures(i + 1).map((v, j) => (j === 5 ? null : v)));
-    expect(featureWarnings(FEATURES, rows, PROFILE).map((w) => [w.code, w.feature])).toEqual([['missing_feature', 'points_balance']]);
+    expect(featureWarnings(FEATURES, matrix(rows), rows.length, PROFILE).map((w) => [w.code, w.feature])).toEqual([['missing_feature', 'points_balance']]);
 
     const one = [customerFeatures(1).map((v, j) => (j === recency ? 999 : v)), customerFeatures(2)];
-    expect(featureWarnings(FEATURES, one, PROFILE)[0]!.message).toMatch(/1 of 2 customers have days_since_last_transaction = 999/);
+    expect(featureWarnings(FEATURES, matrix(one), one.length, PROFILE)[0]!.message).toMatch(/1 of 2 customers have days_since_last_transaction = 999/);
   });
 
   it('do not flag values that are common in the base (most customers have no complaints)', () => {
     const rows = Array.from({ length: 5 }, (_, i) => customerFeatures(i + 1).map((v, j) => (j === FEATURES.indexOf('complaints_90d') ? 0 : v)));
-    expect(featureWarnings(FEATURES, rows, PROFILE)).toEqual([]);
+    expect(featureWarnings(FEATURES, matrix(rows), rows.length, PROFILE)).toEqual([]);
   });
 
   it('flag collapsed churn and NBO predictions only in batches large enough to tell', () => {
