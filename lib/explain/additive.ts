@@ -5,7 +5,7 @@ import { accumulateGame, differing, explainBatch, type Background, type BatchPre
  * per feature (binary logistic regression, with hinge or log terms per column): f(x_S, b_rest) =
  * sigma(logit f(b) + sum over j in S of (g_j(x_j) - g_j(b_j))), so every coalition's value is a sum
  * of known terms. The terms g_j(v) = logit f(r with feature j set to v) - logit f(r) come from one
- * model run of d x (records + |B|) + 1 rows, instead of
+ * model run of d x (records + |B|) + 1 rows (and the records' and background's own scores), instead of
  * sum over b of 2^|D_b| rows per record. The same game as `explainBatch`, to float rounding of
  * the model's float32 outputs (tested against it): r is the background row with the median score,
  * a typical customer, whose terms are of typical size (float32 rounding in the graph's sum grows
@@ -41,8 +41,10 @@ export async function explainAdditiveLogit(
     }
   }
   const out = await predict(Z, rows);
+  const own = await predict(X, records);
   if (out.length !== rows * outputs) throw new RangeError(`predict returned ${out.length} values for ${rows} rows of ${outputs} outputs`);
-  for (let i = 0; i < out.length; i++) if (!(out[i]! > 0 && out[i]! < 1)) return explainBatch(X, records, background, predict, outputs, column);
+  const finite = (P: Float64Array) => P.every((p) => p > 0 && p < 1);
+  if (!finite(out) || !finite(own) || !finite(scores)) return explainBatch(X, records, background, predict, outputs, column);
   const logit = (p: number) => Math.log(p / (1 - p));
   const weights = background.weights ?? new Float64Array(n).fill(1);
   let total = 0;
@@ -63,9 +65,16 @@ export async function explainAdditiveLogit(
       if (weights[b] === 0) continue;
       const row = background.X.subarray(b * d, (b + 1) * d);
       const D = differing(x, row);
-      let margin = l0;
-      for (let j = 0; j < d; j++) margin += g(records + b, j);
-      D.forEach((j, t) => (delta[t] = g(r, j) - g(records + b, j)));
+      // The game's ends are the model's own answers for b and x; float32 rounding in the terms
+      // (a few 1e-7 of logit) is spread evenly over the differing features, so the base is the
+      // background's mean score and base + contributions is the record's score exactly.
+      const margin = logit(scores[b * outputs + c]!);
+      let sum = 0;
+      D.forEach((j, t) => (sum += delta[t] = g(r, j) - g(records + b, j)));
+      if (D.length) {
+        const residual = (logit(own[r * outputs + c]!) - margin - sum) / D.length;
+        for (let t = 0; t < D.length; t++) delta[t] = delta[t]! + residual;
+      }
       // Each coalition's margin from the one without its highest bit.
       values[0] = margin;
       for (let mask = 1; mask < 1 << D.length; mask++) {

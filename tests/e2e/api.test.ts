@@ -105,6 +105,35 @@ describe('the API through serverless-offline', () => {
     expect(body).not.toHaveProperty('batch');
   });
 
+  it('explains answers on request, on all three routes, and answers byte for byte as before without it', async () => {
+    const ids = Array.from({ length: 20 }, (_, i) => demo(i + 1));
+    const raw = async (body: unknown) => (await fetch(`${offline.baseUrl}${API}/ml/predict/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).text();
+    const absent = await raw({ customer_ids: ids, type: 'all' });
+    expect(await raw({ customer_ids: ids, type: 'all', explain: false })).toBe(absent);
+    expect(absent).not.toContain('reasons');
+
+    const { status, body } = await post('/ml/predict/batch', { customer_ids: ids, type: 'all', explain: true });
+    expect(status).toBe(200);
+    expect(JSON.stringify(body, (k, v) => (k === 'reasons' ? undefined : v))).toBe(JSON.stringify(JSON.parse(absent)));
+    for (const { result } of body.results) {
+      expect(result.churn.reasons.contributions).toHaveLength(10);
+      expect(Math.abs(result.churn.reasons.output - result.churn.churn_probability)).toBeLessThan(1e-6);
+      const sum = result.nbo.reasons.contributions.reduce((a: number, c: { contribution: number }) => a + c.contribution, 0);
+      expect(Math.abs(result.nbo.reasons.base + sum - result.nbo.confidence)).toBeLessThan(1e-6);
+    }
+    expect(body.results[0].result.churn.reasons.text[0]).toMatch(/(raises|lowers) churn risk by [\d.]+ points?\.$/);
+
+    const single = await post('/ml/predict', { customer_id: demo(3), type: 'churn', explain: true });
+    expect(single.body.reasons).toMatchObject({ method: expect.any(String), base: expect.any(Number) });
+    const legacy = await post('/config/ml/test/', { customer_id: demo(3), type: 'nbo', explain: true });
+    expect(legacy.body.reasons.output).toBeCloseTo(legacy.body.confidence, 6);
+    expect(single.body.reasons.contributions).toEqual((await post('/ml/predict/batch', { customer_ids: [demo(3)], type: 'churn', explain: true })).body.results[0].result.reasons.contributions);
+
+    const refused = await post('/ml/predict', { customer_id: demo(3), type: 'churn', explain: 'yes' });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.message).toMatch(/explain must be true or false/);
+  });
+
   it('refuses a batch of 101 with a 400 saying so', async () => {
     const { status, body } = await post('/ml/predict/batch', { customer_ids: Array.from({ length: 101 }, (_, i) => demo(i + 1)), type: 'rfm' });
     expect(status).toBe(400);

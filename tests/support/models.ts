@@ -73,8 +73,15 @@ async function tinyAcceptanceModel(seed: number): Promise<{ bytes: Uint8Array; d
 }
 
 /** Publishes a tiny model and promotes it. */
-export async function publishTiny(registry: ModelRegistry, kind: 'churn' | 'nbo', alias = 'production', options: { seed?: number; constant?: boolean; acceptance?: boolean } = {}): Promise<ModelManifest> {
+export async function publishTiny(
+  registry: ModelRegistry,
+  kind: 'churn' | 'nbo',
+  alias = 'production',
+  /** `background`: rows its reasons are computed over, as `publish --background` stores them. */
+  options: { seed?: number; constant?: boolean; acceptance?: boolean; background?: (number | null)[][] } = {},
+): Promise<ModelManifest> {
   const { bytes, draft } = await tinyModel(kind, options);
+  if (options.background) draft.explanation = { method: 'coalitions', background: options.background, source: 'test rows' };
   const manifest = await registry.publish(kind, bytes, draft);
   await registry.promote(kind, alias, manifest.version);
   return manifest;

@@ -163,7 +163,7 @@ describe('explaining a batch', () => {
     const X = Float64Array.from({ length: 5 * d }, draw);
     let rows = 0;
     const closed = await explainAdditiveLogit(X, 5, background, (Z, n) => ((rows += n), logistic(Z, n)), 2, new Array(5).fill(1));
-    expect(rows).toBe(30 + 1 + d * (5 + 30));
+    expect(rows).toBe(30 + 5 + 1 + d * (5 + 30));
     const enumerated = await explainBatch(X, 5, background, logistic, 2, new Array(5).fill(1));
     for (let i = 0; i < 5; i++) {
       expect(closed[i]!.base).toBeCloseTo(enumerated[i]!.base, 12);

@@ -18,6 +18,49 @@ async function servedApp(features: FeatureSource, options: { constant?: boolean 
   return testApp({ features, registry });
 }
 
+describe('answers with reasons', () => {
+  const background = Array.from({ length: 15 }, (_, i) => customerFeatures(100 + i * 7));
+  const strip = (results: unknown) => JSON.stringify(results, (key, value) => (key === 'reasons' ? undefined : value));
+
+  it('add exact reasons to churn and NBO answers and change nothing else', async () => {
+    const registry = new ModelRegistry(tempFsStore(), { actor: 'test' });
+    await publishTiny(registry, 'churn', 'production', { background });
+    await publishTiny(registry, 'nbo', 'production', { acceptance: true, background });
+    const app = await testApp({ features: warehouse(8), registry });
+
+    const plain = await app.scoring.score(ids(8), 'all', 5000);
+    const explained = await app.scoring.score(ids(8), 'all', 5000, { explain: true });
+
+    expect(JSON.stringify(plain.results)).not.toContain('reasons');
+    expect(strip(explained.results)).toBe(JSON.stringify(plain.results));
+    expect(explained.warnings).toEqual(plain.warnings);
+    for (const { result } of explained.results) {
+      const { churn, nbo } = JSON.parse(JSON.stringify(result));
+      for (const [reasons, reported] of [[churn.reasons, churn.churn_probability], [nbo.reasons, nbo.confidence]]) {
+        expect(reasons.contributions.map((c: { feature: string }) => c.feature).sort()).toEqual([...FEATURES].sort());
+        const sizes = reasons.contributions.map((c: { contribution: number }) => Math.abs(c.contribution));
+        expect(sizes).toEqual([...sizes].sort((a, b) => b - a));
+        const sum = reasons.contributions.reduce((a: number, c: { contribution: number }) => a + c.contribution, 0);
+        expect(Math.abs(reasons.base + sum - reasons.output)).toBeLessThan(1e-9);
+        expect(Math.abs(reasons.output - reported)).toBeLessThan(1e-6);
+        expect(reasons.text.length).toBeGreaterThan(0);
+      }
+      expect(nbo.reasons.text[0]).toContain(`the chance of accepting ${nbo.offer_name}`);
+      expect(result).not.toHaveProperty('rfm.reasons');
+    }
+  });
+
+  it('say why they are unavailable for a version without a background, and still answer', async () => {
+    const app = await servedApp(warehouse(3));
+
+    const outcome = await app.scoring.score(ids(3), 'churn', 5000, { explain: true });
+
+    expect(outcome.results).toHaveLength(3);
+    expect((outcome.results[0]!.result as { reasons: unknown }).reasons).toBeNull();
+    expect(outcome.warnings).toEqual([expect.objectContaining({ code: 'reasons_unavailable', model: 'churn', message: expect.stringMatching(/churn v1 has no background.*--background/) })]);
+  });
+});
+
 describe('batch scoring', () => {
   it('answers a whole batch from one warehouse query, reporting unknown and duplicate ids', async () => {
     const features = warehouse(30);
