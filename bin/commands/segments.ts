@@ -73,7 +73,7 @@ default the registry) and prints them. Exit code 1 when the run ends partial or 
         onProgress: (r) => progress.update(r.progress.customers_scored + r.progress.customers_failed, total, `${r.progress.chunks_done}/${r.progress.chunks_planned} chunks`),
       });
       const seconds = (Date.now() - started) / 1000;
-      if (values.json) io.out(JSON.stringify({ run: done, stats, seconds }, null, 2));
+      if (values.json) io.out(JSON.stringify({ run: done, stats: stats && withoutInputs(stats), seconds }, null, 2));
       else {
         io.out(`run ${done.run_id}: ${done.status} in ${seconds.toFixed(1)} s (${Math.round(done.progress.customers_scored / Math.max(seconds, 1e-3)).toLocaleString('en-US')} customers/s)`);
         if (done.error) io.out(`error: ${done.error}`);
@@ -100,7 +100,7 @@ export const segmentStats: Command = {
     const history = values.run ? [await runs.getStatistics(segmentId, values.run)] : await runs.history(segmentId);
     if (!history.length) throw new UsageError(`Segment ${segmentId} has never been scored; run loyalty-ml score-segment ${segmentId}`);
     if (values.json) {
-      io.out(JSON.stringify({ latest: history[0], history: history.slice(1) }, null, 2));
+      io.out(JSON.stringify({ latest: withoutInputs(history[0]!), history: history.slice(1) }, null, 2));
       return 0;
     }
     printStatistics(io, history[0]!);
@@ -125,6 +125,12 @@ function parseTypes(value: string | undefined): ScoreType[] {
   return [...new Set(types)] as ScoreType[];
 }
 
+/** Statistics as the commands print them: the run's input histograms stay in the store. */
+function withoutInputs(s: StoredStatistics): Omit<StoredStatistics, 'inputs'> {
+  const { inputs: _inputs, ...shown } = s;
+  return shown;
+}
+
 function printStatistics(io: CommandIo, s: StoredStatistics): void {
   io.out(`\n${s.segment_id}, run ${s.run_id} (${s.status}, finished ${s.finished_at}): ${s.customers.scored} scored, ${s.customers.failed} failed`);
   if (s.churn) {
@@ -137,7 +143,13 @@ function printStatistics(io: CommandIo, s: StoredStatistics): void {
   }
   if (s.rfm) io.out(`RFM: ${s.rfm.segments.map((x) => `${x.segment} ${(x.share * 100).toFixed(1)}%`).join(', ')}`);
   io.out(`models: ${s.models.map((m) => `${m.label}: ${m.customers}`).join(', ') || 'none'}`);
-  for (const d of s.drift) io.out(`drift ${d.model}: PSI ${d.psi.toFixed(3)} (${d.level}) against ${d.reference}`);
+  // Every score entry; of the inputs, those that moved (the stable ones counted).
+  for (const d of s.drift) {
+    if (d.kind === 'feature' && d.level === 'stable') continue;
+    io.out(`drift ${d.model}${d.feature ? ` input ${d.feature}` : ' scores'}: PSI ${d.psi.toFixed(3)} (${d.level}) against ${d.reference}`);
+  }
+  const steady = s.drift.filter((d) => d.kind === 'feature' && d.level === 'stable').length;
+  if (steady) io.out(`drift: ${steady} input comparison${steady === 1 ? '' : 's'} stable (PSI below 0.1)`);
   for (const w of s.warnings) io.out(`warning ${w.code}: ${w.message}`);
 }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TrainingProfileSchema } from '../drift';
 
 /**
  * The manifest written beside every model version. It is the version's identity card: what the
@@ -275,6 +276,9 @@ export const ManifestSchema = z.object({
     .nullable()
     .describe('distribution of the holdout predictions, for drift checks'),
   gates: z.object({ passed: z.boolean(), results: z.array(GateResultSchema) }).nullable(),
+  feature_profile: TrainingProfileSchema.nullable()
+    .optional()
+    .describe('the inputs of the population the version was trained for, for input drift (absent: versions before it was recorded)'),
   explanation: ExplanationSchema.nullable()
     .optional()
     .describe('how answers with explain: true get their reasons; absent or null background: reasons unavailable'),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEFAULTED_RECENCY, OFFERS } from '../catalog';
+import { addToHistograms, countsPsi, driftLevel, FeatureProfileSchema, FineHistogramSchema, histogramPsi, mergeHistograms, type FeatureProfile } from '../drift';
 import { RISK_BANDS } from '../scoring/results';
 import { WARNING_CODES, WarningSchema, type Warning } from '../scoring/warnings';
 
@@ -82,6 +83,8 @@ export const FeatureAggregateSchema = z.object({
   /** Per feature: the value every customer so far had, or "varies"; null before the first customer. */
   constant: z.array(z.union([z.object({ value: z.number().nullable() }), z.literal('varies')])).nullable(),
   defaultedRecency: count,
+  /** Per feature, the values by fine bin (input drift); parts of earlier releases lack it. */
+  bins: z.array(FineHistogramSchema).default([]),
 });
 export type FeatureAggregate = z.infer<typeof FeatureAggregateSchema>;
 
@@ -114,7 +117,7 @@ export function emptyAggregate(featureNames: readonly string[]): SegmentAggregat
     nbo: { n: 0, confidenceSumMicro: 0, topOffer: {}, nearCertain: 0, offerSumMicro: {}, offerN: 0 },
     rfm: { n: 0, segments: {} },
     models: [],
-    features: { names: [...featureNames], n: 0, missing: featureNames.map(() => 0), constant: null, defaultedRecency: 0 },
+    features: { names: [...featureNames], n: 0, missing: featureNames.map(() => 0), constant: null, defaultedRecency: 0, bins: featureNames.map(() => ({})) },
     workerWarnings: {},
   };
 }
@@ -246,6 +249,8 @@ export function addScores(agg: SegmentAggregate, scores: ScoreColumns, X: Float6
     if (recency >= 0 && X[base + recency] === DEFAULTED_RECENCY) f.defaultedRecency++;
   }
   if (n > 0) f.constant = mergeConstant(f.constant, Array.from(first, (value, j) => (varies[j] ? 'varies' : { value: nullable(value) })));
+  while (f.bins.length < width) f.bins.push({});
+  addToHistograms(f.bins, X, n, width);
   f.n += n;
 }
 
@@ -270,6 +275,7 @@ function addFeatures(f: FeatureAggregate, row: (number | null)[]): void {
     if (v === null) f.missing[j]!++;
   });
   if (recency >= 0 && row[recency] === DEFAULTED_RECENCY) f.defaultedRecency++;
+  addToHistograms(f.bins, Float64Array.from(row, (v) => v ?? NaN), 1, row.length);
   if (f.constant === null) f.constant = row.map((value) => ({ value }));
   else f.constant = f.constant.map((c, j) => (c !== 'varies' && c.value === row[j] ? c : 'varies'));
 }
@@ -304,6 +310,7 @@ export function mergeInto(target: SegmentAggregate, b: SegmentAggregate): Segmen
   f.n += g.n;
   f.missing = f.missing.map((m, j) => m + g.missing[j]!);
   f.defaultedRecency += g.defaultedRecency;
+  mergeHistograms(f.bins, g.bins);
   Object.assign(target.workerWarnings, b.workerWarnings);
   return target;
 }
@@ -382,14 +389,19 @@ export function modelLabel(t: Omit<ModelTally, 'customers'>): string {
   return t.source === 'model' ? `${t.model} v${t.version} (${t.alias})` : `${t.model} (mock)`;
 }
 
-/** The reference distribution a model was trained with (its manifest's holdout fingerprint). */
+/**
+ * What a run's distributions are compared with, for one model version: an earlier run of the
+ * segment under that version (its scores and inputs), or the base the version was trained for
+ * (inputs only).
+ */
 export interface DriftReference {
   model: string;
   version: number;
-  /** Counts of the primary score over 10 equal bins of [0, 1]. */
-  counts: number[];
-  /** NBO: share of holdout customers each offer was ranked first for. */
-  topClassShare: Record<string, number> | null;
+  /** In words: "baseline run r-… (the first under churn v3)", "previous run r-…", "churn v3 training base: …". */
+  reference: string;
+  /** An earlier run's scores: churn's histogram counts over 10 bins of [0, 1], NBO's top-offer counts. */
+  scores?: { churn?: number[]; topOffers?: Record<string, number> };
+  inputs?: FeatureProfile | null;
 }
 
 export const SegmentStatisticsSchema = z.object({
@@ -428,9 +440,21 @@ export const SegmentStatisticsSchema = z.object({
   rfm: z.object({ customers: count, segments: z.array(z.object({ segment: z.string(), customers: count, share: z.number() })) }).nullable(),
   models: z.array(ModelTallySchema.extend({ label: z.string() })),
   warnings: z.array(WarningSchema),
-  drift: z.array(
-    z.object({ model: z.string(), reference_version: z.number().int(), psi: z.number(), level: z.enum(['stable', 'moderate', 'major']), reference: z.string() }),
-  ),
+  drift: z
+    .array(
+      z.object({
+        kind: z.enum(['score', 'feature']).default('score').describe('score: the model\'s answers moved; feature: one of its inputs moved'),
+        model: z.string(),
+        feature: z.string().optional(),
+        reference_version: z.number().int(),
+        psi: z.number(),
+        level: z.enum(['stable', 'moderate', 'major']),
+        reference: z.string().describe('what the run is compared with: the segment\'s first run under this version, its previous run, or the base the version was trained for'),
+      }),
+    )
+    .describe('population stability index of the scores against the segment\'s own earlier runs under the same version, and of every input against those runs and against the base the version was trained for'),
+  /** The inputs the run scored, per feature by fine bin (kept with the run, not in the history): later runs compare with them. */
+  inputs: FeatureProfileSchema.optional(),
 });
 export type SegmentStatistics = z.infer<typeof SegmentStatisticsSchema>;
 
@@ -514,19 +538,24 @@ export function finalizeStatistics(agg: SegmentAggregate, references: DriftRefer
       : null;
   warnings.push(...featureWarnings(agg.features));
 
+  const inputs: FeatureProfile | undefined = agg.features.n > 0 ? { source: 'the run\'s customers', customers: agg.features.n, features: [...agg.features.names], histograms: agg.features.bins } : undefined;
   const drift: SegmentStatistics['drift'] = [];
   for (const ref of references) {
-    if (ref.model === 'churn' && churnCounts) {
-      drift.push(driftEntry(ref, psi(churnCounts, ref.counts), `churn v${ref.version} holdout churn probabilities`));
-    } else if (ref.model === 'nbo' && nbo && ref.topClassShare) {
-      const offers = Object.keys(ref.topClassShare);
-      const actual = offers.map((o) => agg.nbo.topOffer[o] ?? 0);
-      const expected = offers.map((o) => ref.topClassShare![o]!);
-      drift.push(driftEntry(ref, psi(actual, expected), `nbo v${ref.version} holdout top-offer shares`));
+    const entry = (kind: 'score' | 'feature', value: number, feature?: string) =>
+      drift.push({ kind, model: ref.model, ...(feature ? { feature } : {}), reference_version: ref.version, psi: value, level: driftLevel(value), reference: ref.reference });
+    if (ref.model === 'churn' && churnCounts && ref.scores?.churn) entry('score', countsPsi(churnCounts, ref.scores.churn));
+    if (ref.model === 'nbo' && nbo && ref.scores?.topOffers) {
+      const offers = [...new Set([...Object.keys(ref.scores.topOffers), ...Object.keys(agg.nbo.topOffer)])].sort();
+      entry('score', countsPsi(offers.map((o) => agg.nbo.topOffer[o] ?? 0), offers.map((o) => ref.scores!.topOffers![o] ?? 0)));
+    }
+    if (inputs && ref.inputs) {
+      ref.inputs.features.forEach((feature, j) => {
+        const k = inputs.features.indexOf(feature);
+        const here = inputs.histograms[k];
+        if (k >= 0 && here && Object.keys(here).length) entry('feature', histogramPsi(here, ref.inputs!.histograms[j] ?? {}), feature);
+      });
     }
   }
-  // Drift is reported, not warned about: a segment is a sub-population and is expected to differ
-  // from the whole holdout; the trend across runs is what matters.
   return {
     customers: { scored: agg.scored, failed: agg.failed },
     churn,
@@ -535,6 +564,7 @@ export function finalizeStatistics(agg: SegmentAggregate, references: DriftRefer
     models: agg.models.map((t) => ({ ...t, label: modelLabel(t) })).sort((a, b) => a.label.localeCompare(b.label)),
     warnings,
     drift,
+    ...(inputs ? { inputs } : {}),
   };
 }
 
@@ -560,20 +590,3 @@ function featureWarnings(f: FeatureAggregate): Warning[] {
   return out;
 }
 
-/** Population stability index between two count vectors (shares floored at 1e-4). */
-export function psi(actual: number[], expected: number[]): number {
-  const total = (xs: number[]) => xs.reduce((a, b) => a + b, 0) || 1;
-  const ta = total(actual);
-  const te = total(expected);
-  let value = 0;
-  for (let i = 0; i < actual.length; i++) {
-    const a = Math.max(actual[i]! / ta, 1e-4);
-    const e = Math.max(expected[i]! / te, 1e-4);
-    value += (a - e) * Math.log(a / e);
-  }
-  return value;
-}
-
-function driftEntry(ref: DriftReference, value: number, reference: string): SegmentStatistics['drift'][number] {
-  return { model: ref.model, reference_version: ref.version, psi: value, level: value < 0.1 ? 'stable' : value < 0.25 ? 'moderate' : 'major', reference };
-}

@@ -360,7 +360,7 @@ export async function finishRun(run: SegmentRun, merger: AggregateMerger, succee
   }
   const merged = merger.total;
   merged.failed += run.failed_chunks.reduce((n, c) => n + c.customer_ids.length, 0);
-  const statistics = merger.statistics(await driftReferences(merged, deps.registry));
+  const statistics = merger.statistics(await driftReferences(run.segment_id, merged, deps));
   run.status = run.failed_chunks.length ? 'partial' : 'completed';
   run.finished_at = new Date().toISOString();
   run.progress.customers_scored = merged.scored;
@@ -494,16 +494,38 @@ class RunLease {
   }
 }
 
-/** The training fingerprints of the model versions that scored the run (for drift). */
-async function driftReferences(merged: SegmentAggregate, registry: ModelRegistry | undefined): Promise<DriftReference[]> {
-  if (!registry) return [];
+/**
+ * What each model version that scored the run is compared with: the segment's first and previous
+ * finished runs under the same version (from its history, their inputs from their own statistics)
+ * and the base the version was trained for (its manifest's feature profile). Never the training
+ * holdout: a segment is not the holdout, so that comparison is "major" from the first run on.
+ */
+async function driftReferences(segmentId: string, merged: SegmentAggregate, deps: Pick<PlanDeps, 'runs' | 'registry'>): Promise<DriftReference[]> {
   const refs: DriftReference[] = [];
+  const history = await deps.runs.history(segmentId).catch(() => []);
+  const inputsOf = (runId: string) => deps.runs.getStatistics(segmentId, runId).then((s) => s.inputs ?? null, () => null);
   for (const tally of merged.models) {
     if (tally.source !== 'model' || tally.version === null) continue;
-    const manifest = await registry.getManifest(tally.model, tally.version).catch(() => null);
-    const fp = manifest?.holdout_fingerprint;
-    if (!fp) continue;
-    refs.push({ model: tally.model, version: tally.version, counts: fp.counts, topClassShare: fp.top_class_share });
+    const label = `${tally.model} v${tally.version}`;
+    // Newest first: the previous run is the first with this version, the baseline the last.
+    const same = history.filter((h) => h.status !== 'failed' && h.models.some((m) => m.model === tally.model && m.source === 'model' && m.version === tally.version));
+    const scoresOf = (h: (typeof history)[number]) => ({
+      churn: tally.model === 'churn' ? h.churn?.histogram.counts : undefined,
+      topOffers: tally.model === 'nbo' && h.nbo ? Object.fromEntries(h.nbo.top_offers.map((o) => [o.offer_id, o.customers])) : undefined,
+    });
+    const previous = same[0];
+    const baseline = same[same.length - 1];
+    if (baseline) {
+      const both = baseline === previous;
+      refs.push({ model: tally.model, version: tally.version, reference: `baseline run ${baseline.run_id} (the first under ${label}${both ? ', and the previous run' : ''})`, scores: scoresOf(baseline), inputs: await inputsOf(baseline.run_id) });
+    }
+    if (previous && previous !== baseline) refs.push({ model: tally.model, version: tally.version, reference: `previous run ${previous.run_id}`, scores: scoresOf(previous), inputs: await inputsOf(previous.run_id) });
+    const manifest = deps.registry ? await deps.registry.getManifest(tally.model, tally.version).catch(() => null) : null;
+    // The segment as it stood when the version was trained; for a model trained on other rows (a
+    // CSV file), those rows. A segment the warehouse gained since has no such reference.
+    const profile = manifest?.feature_profile;
+    const trainedFor = profile?.segments ? profile.segments[segmentId] : profile;
+    if (trainedFor) refs.push({ model: tally.model, version: tally.version, reference: `${label} at training: ${trainedFor.source}`, inputs: trainedFor });
   }
   return refs;
 }

@@ -31,8 +31,12 @@ export interface QualityCheck {
   version: number | null;
   realised_auc: number | null;
   holdout_auc: number | null;
-  /** Drift of the model's scores in the latest statistics of the scheduled segments. */
-  drift: { segment: string; psi: number; level: string }[];
+  /**
+   * Drift in the latest statistics of the scheduled segments against their own earlier runs under
+   * the served version (scores and inputs); the comparison with the training base is shown on
+   * the segment, not alarmed on: a segment differs from the whole base by design.
+   */
+  drift: { segment: string; kind: string; feature?: string; psi: number; level: string; reference: string }[];
   /** Why the check raised the alarm (empty: nothing wrong). */
   alarms: string[];
   /** Whether training was started because of the alarms. */
@@ -199,8 +203,10 @@ export class MonitoringService {
           alarms.push(`realised AUC ${realised} of v${version} is more than ${this.deps.settings.aucMargin} below its holdout AUC ${holdout}`);
         }
       }
-      const drift = drifts.filter((d) => d.model === model).map(({ segment, psi, level }) => ({ segment, psi, level }));
-      for (const d of drift) if (d.level === 'major') alarms.push(`major drift in segment ${d.segment} (PSI ${round(d.psi)})`);
+      const drift = drifts.filter((d) => d.model === model).map(({ model: _m, ...d }) => d);
+      for (const d of drift) {
+        if (d.level === 'major') alarms.push(`major drift of ${d.kind === 'feature' ? `input ${d.feature}` : `${model}'s scores`} in segment ${d.segment} against its ${d.reference.split(' (')[0]} (PSI ${round(d.psi)})`);
+      }
       let retraining = false;
       if (alarms.length) {
         telemetry.count('RealisedQualityAlarms', 1, { Model: model });
@@ -221,7 +227,11 @@ export class MonitoringService {
     const out: (QualityCheck['drift'][number] & { model: string })[] = [];
     for (const segment of this.deps.segments?.ids ?? []) {
       const history = await this.deps.segments!.runs.history(segment).catch(() => []);
-      for (const d of history[0]?.drift ?? []) out.push({ model: d.model, segment, psi: d.psi, level: d.level });
+      for (const d of history[0]?.drift ?? []) {
+        // Only a change since the segment's own earlier runs counts (entries of earlier releases compared with the holdout do not).
+        if (!/^(baseline|previous) run /.test(d.reference)) continue;
+        out.push({ model: d.model, segment, kind: d.kind, ...(d.feature ? { feature: d.feature } : {}), psi: d.psi, level: d.level, reference: d.reference });
+      }
     }
     return out;
   }

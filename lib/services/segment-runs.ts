@@ -120,7 +120,11 @@ export class SegmentRunService {
   /** The latest finished run's statistics with the trend of earlier runs, or one run's statistics. */
   async stats(segmentId: string, runId?: string) {
     assertSegmentId(segmentId);
-    if (runId) return { ...(await this.deps.runs.getStatistics(segmentId, runId)), history: [] };
+    if (runId) {
+      // The run's input histograms are for later runs to compare with, not for the answer.
+      const { inputs: _inputs, ...stats } = await this.deps.runs.getStatistics(segmentId, runId);
+      return { ...stats, history: [] };
+    }
     const history = await this.deps.runs.history(segmentId);
     if (!history.length) {
       const segment = await (await this.deps.warehouse()).warehouse.getSegment(segmentId);

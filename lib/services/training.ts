@@ -4,6 +4,8 @@ import trainingDefaults from '../../models/training.json';
 import { NotFoundError, ValidationError } from '../errors';
 import { logContext, telemetry } from '../observability';
 import { binaryMetricsOf, isBinaryMetrics, NAME_PATTERN, type AliasRecord, type ModelManifest, type ModelRegistry, type VersionRef } from '../registry/index';
+import { FEATURES } from '../catalog';
+import { featureProfile, type FeatureProfile, type TrainingProfile } from '../drift';
 import { csvTrainingSpec, nboTrainingSpec, churnTrainingSpec, type CsvTrainingOptions, type NboTrainingSpec } from '../training/datasets';
 import { DEFAULT_THRESHOLDS, trainModel, type Family, type TrainedModel, type TrainingOptions, type TrainingOutcome, type TrainingSpec } from '../training/pipeline';
 import { acceptanceRates, describePolicyValue, loggingPropensities, policyOf, policyValueReport, trainNbo, type ComparedModel, type PolicyValue } from '../training/nbo';
@@ -53,6 +55,30 @@ export interface PolicyEvaluation {
 
 type Progress = { onProgress?: (message: string) => void };
 
+/** Customers a warehouse-trained version's input profiles are drawn from, for the base and per segment (seeded). */
+const PROFILE_CUSTOMERS = 20_000;
+/** Segments profiled at most (the largest are not chosen: the first in the warehouse's order). */
+const PROFILE_SEGMENTS = 50;
+
+/**
+ * The inputs of the customer base and of each segment a warehouse-trained version is trained for,
+ * as they stand at training: what its input drift is measured against. Not the training rows:
+ * those are snapshots of customers active at each snapshot date, which no scored segment resembles;
+ * and not the whole base for a segment, which differs from it by design.
+ */
+async function baseFeatureProfile(handle: WarehouseHandle): Promise<TrainingProfile | null> {
+  const day = new Date().toISOString().slice(0, 10);
+  const profile = (rows: (number | null)[][], whose: string) => featureProfile(Float64Array.from(rows.flat(), (v) => v ?? NaN), FEATURES, `${rows.length.toLocaleString('en-US')} ${whose} on ${day}, when the version was trained`);
+  const rows = await handle.warehouse.sampleFeatures(PROFILE_CUSTOMERS, trainingDefaults.seed);
+  if (!rows.length) return null;
+  const segments: Record<string, FeatureProfile> = {};
+  for (const segment of (await handle.warehouse.listSegments()).slice(0, PROFILE_SEGMENTS)) {
+    const members = await handle.warehouse.sampleFeatures(PROFILE_CUSTOMERS, trainingDefaults.seed, segment.id);
+    if (members.length) segments[segment.id] = profile(members, `members of ${segment.id}`);
+  }
+  return { ...profile(rows, 'customers of the warehouse'), segments };
+}
+
 /**
  * Training: builds the data (warehouse history or a CSV file), reads the production version to
  * compare with, has lib/training choose, gate and export the model, then publishes the version
@@ -76,15 +102,16 @@ export class TrainingService {
     const handle = await this.deps.warehouse();
     const seed = request.seed ?? trainingDefaults.seed;
     const demo = await readDemoSummary(handle.pool);
+    const featureProfile = await baseFeatureProfile(handle);
     let outcome: TrainingOutcome;
     if (request.model === 'churn') {
       const spec = await churnTrainingSpec(handle.warehouse, options.onProgress, { share: request.sample, seed });
       const achievable = demo ? `achievable AUC on this demo data (the generating process's own probabilities): ${demo.oracle.churn_auc_latest_snapshot}` : null;
-      outcome = await this.trainSpec(spec, { ...options, seed, promote: request.promote ?? null, achievable, started });
+      outcome = await this.trainSpec(spec, { ...options, seed, promote: request.promote ?? null, achievable, started, featureProfile });
     } else {
       if (request.sample !== undefined) throw new ValidationError('"sample" applies to churn only');
       const spec = await nboTrainingSpec(handle.warehouse, options.onProgress);
-      outcome = await this.trainNboSpec(spec, { ...options, seed, promote: request.promote ?? null, demo, started });
+      outcome = await this.trainNboSpec(spec, { ...options, seed, promote: request.promote ?? null, demo, started, featureProfile });
     }
     logContext({ model_version: outcome.manifest.version });
     telemetry.count('TrainingRuns');
@@ -106,15 +133,16 @@ export class TrainingService {
   }
 
   /** Trains a binary or multiclass model on data already built (the warehouse's churn, a CSV file, a benchmark's table). */
-  async trainSpec(spec: TrainingSpec, options: TrainingOptions & { promote?: string | null; achievable?: string | null; started?: number } = {}): Promise<TrainingOutcome> {
+  async trainSpec(spec: TrainingSpec, options: TrainingOptions & { promote?: string | null; achievable?: string | null; started?: number; featureProfile?: TrainingProfile | null } = {}): Promise<TrainingOutcome> {
     const started = options.started ?? Date.now();
     const production = await this.production(spec.name);
     const trained = await trainModel(spec, { ...options, codeVersion: options.codeVersion ?? codeVersion() }, { production });
+    if (options.featureProfile) trained.draft.feature_profile = options.featureProfile;
     return this.publish(trained, options.promote ?? null, started, options.achievable ?? null, options.onProgress);
   }
 
   /** Trains next best offer on offer history already read and publishes it. */
-  async trainNboSpec(spec: NboTrainingSpec, options: Omit<TrainingOptions, 'codeVersion'> & { promote?: string | null; demo?: DemoSummary | null; started?: number } = {}): Promise<TrainingOutcome> {
+  async trainNboSpec(spec: NboTrainingSpec, options: Omit<TrainingOptions, 'codeVersion'> & { promote?: string | null; demo?: DemoSummary | null; started?: number; featureProfile?: TrainingProfile | null } = {}): Promise<TrainingOutcome> {
     const started = options.started ?? Date.now();
     const log = options.onProgress ?? (() => undefined);
     const production = await this.production(spec.name);
@@ -136,6 +164,7 @@ export class TrainingService {
     );
     const achievable = options.demo ? demoPolicyTruth(options.demo, spec, trained.windowPolicy, trained.policy) : null;
     if (achievable) log(achievable);
+    if (options.featureProfile) trained.draft.feature_profile = options.featureProfile;
     const { windowPolicy: _, ...rest } = trained;
     return this.publish(
       { name: spec.name, bytes: rest.bytes, draft: rest.draft, candidates: rest.heads.map((h) => ({ family: `${h.offer_id}: ${h.family ?? 'constant'}`, score: h.log_loss === null ? NaN : -h.log_loss, settings: h.settings, tried: [], seconds: h.seconds })), chosen: rest.chosen, exportCheck: rest.exportCheck, nbo: { heads: rest.heads, policy: rest.policy, overlap: rest.overlap, warnings: rest.warnings } },

@@ -12,6 +12,7 @@ import { exportGraph, float32Rows, OUTPUT_NAME, verifyExport } from './export';
 import { evaluateGates, type GateThresholds } from './gates';
 import { estimateLoggingPolicy, PROPENSITY_FLOOR } from './logging-policy';
 import { trainedExplanation } from '../explain/background';
+import { featureProfile } from '../drift';
 import { timePlan, type Family } from './selection';
 import type { GbtParams } from './gbt';
 
@@ -202,6 +203,7 @@ export async function trainNbo(spec: NboTrainingSpec, options: NboTrainingOption
     },
     gates,
     explanation: trainedExplanation(data.X, data.columns.length, spec.splits.train, options.seed, 'coalitions'),
+    feature_profile: featureProfile(data.X, data.columns.map((c) => c.name), `${spec.splits.train.length} training rows (offers sent)`, spec.splits.train),
   };
   return { bytes: prepared.bytes, draft, heads: fit.heads, chosen, exportCheck, warnings, policy: value, overlap, windowPolicy: policy };
 }

@@ -15,6 +15,7 @@ import type { GbtParams } from './gbt';
 import type { HeadReport } from './acceptance';
 import type { OverlapReport } from '../decisions/overlap';
 import { explanationMethod, trainedExplanation } from '../explain/background';
+import { featureProfile } from '../drift';
 import type { ComparedModel, PolicyValue } from './nbo';
 import { coveredRows, stratifiedPlan, timePlan, type Candidate, type Family, type FoldPlan, type SelectionData } from './selection';
 
@@ -229,6 +230,7 @@ export async function trainModel(spec: TrainingSpec, options: TrainingOptions = 
     },
     gates,
     explanation: trainedExplanation(spec.X, D, spec.splits.train, seed, explanationMethod(chosen.family, 'trained', k === 2 ? 'binary' : 'multiclass')),
+    feature_profile: featureProfile(spec.X, featureNames, `${spec.splits.train.length} training rows`, spec.splits.train),
   };
   return { name: spec.name, bytes: prepared.bytes, draft, candidates: reports, chosen: chosen.family, exportCheck };
 }

@@ -196,19 +196,27 @@ export class Warehouse {
   }
 
   /**
-   * Features of up to `size` customers in a seeded pseudo-random order (by a hash of the id and
-   * the seed, so the same seed draws the same customers): a background for reasons.
+   * Features of up to `size` customers (of one segment, when given) in a seeded pseudo-random
+   * order (by a hash of the id and the seed, so the same seed draws the same customers): a
+   * background for reasons, the inputs a version is trained for.
    */
-  async sampleFeatures(size: number, seed: number): Promise<(number | null)[][]> {
+  async sampleFeatures(size: number, seed: number, segmentId?: string): Promise<(number | null)[][]> {
     const cf = this.cfg.customer_features;
+    const m = this.cfg.segment_members;
+    const from = segmentId === undefined
+      ? `${table(this.cfg, cf.table)} f`
+      : `${table(this.cfg, m.table)} sm JOIN ${table(this.cfg, cf.table)} f ON f.${q(cf.customer_id)} = sm.${q(m.customer_id)} AND sm.${q(m.segment_id)} = $2`;
+    const select = FEATURES.map((name) => `f.${q(this.cfg.features[name]!)}`).join(', ');
     const result = await this.run<Record<string, unknown>>(
-      `SELECT ${this.featureSelect} FROM ${table(this.cfg, cf.table)} ORDER BY md5(CAST(${q(cf.customer_id)} AS VARCHAR) || $1), ${q(cf.customer_id)} LIMIT ${Math.max(0, Math.floor(size))}`,
-      [String(seed)],
+      `SELECT ${select} FROM ${from} ORDER BY md5(CAST(f.${q(cf.customer_id)} AS VARCHAR) || $1), f.${q(cf.customer_id)} LIMIT ${Math.max(0, Math.floor(size))}`,
+      segmentId === undefined ? [String(seed)] : [String(seed), segmentId],
     );
-    return result.rows.map((row) => FEATURES.map((f) => {
-      const v = toNumber(row[this.cfg.features[f]!]);
-      return Number.isNaN(v) ? null : v;
-    }));
+    return result.rows.map((row) =>
+      FEATURES.map((f) => {
+        const v = toNumber(row[this.cfg.features[f]!]);
+        return v === null || Number.isNaN(v) ? null : v;
+      }),
+    );
   }
 
   /** Number of customers with features. */

@@ -3,7 +3,8 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../lib/random';
 import { ModelRegistry } from '../../lib/registry/index';
-import { addCustomer, addScores, AggregateMerger, emptyAggregate, finalizeStatistics, mergeInto, psi, SegmentAggregateSchema, tallyModel, type CompactResult } from '../../lib/segments/aggregates';
+import { countsPsi, driftLevel, featureProfile, fineBin, histogramPsi } from '../../lib/drift';
+import { addCustomer, addScores, AggregateMerger, emptyAggregate, finalizeStatistics, mergeInto, SegmentAggregateSchema, tallyModel, type CompactResult } from '../../lib/segments/aggregates';
 import { LambdaWorkerInvoker, LocalMapRunner, LocalWorkerInvoker } from '../../lib/segments/invokers';
 import { chunkFingerprint, cutChunks, decodeChunkFile, encodeChunkFile, fromInline, toInline } from '../../lib/segments/chunks';
 import { SegmentRunService } from '../../lib/services/segment-runs';
@@ -142,9 +143,25 @@ describe('segment aggregates', () => {
   });
 
   it('measures drift with the population stability index', () => {
-    expect(psi([10, 10, 10, 10], [10, 10, 10, 10])).toBe(0);
+    expect(countsPsi([10, 10, 10, 10], [10, 10, 10, 10])).toBe(0);
     // Shares 0.5/0.5 against 0.9/0.1: (0.5-0.9)ln(0.5/0.9) + (0.5-0.1)ln(0.5/0.1)
-    expect(psi([5, 5], [9, 1])).toBeCloseTo(-0.4 * Math.log(0.5 / 0.9) + 0.4 * Math.log(5), 12);
+    expect(countsPsi([5, 5], [9, 1])).toBeCloseTo(-0.4 * Math.log(0.5 / 0.9) + 0.4 * Math.log(5), 12);
+  });
+
+  it('compares inputs over fine bins grouped by the reference: nothing on the same data, major when 30% lapse', () => {
+    const rng = new Rng(4);
+    // A segment of customers who bought one to four months ago.
+    const recency = Float64Array.from({ length: 5000 }, () => (rng.next() < 0.05 ? NaN : 30 + Math.floor(90 * rng.next())));
+    const before = featureProfile(recency, ['days_since_last_transaction'], 'run 1');
+    expect(histogramPsi(before.histograms[0]!, before.histograms[0]!)).toBe(0);
+    // A different draw of the same population is stable.
+    const again = Float64Array.from(recency, () => (rng.next() < 0.05 ? NaN : 30 + Math.floor(90 * rng.next())));
+    expect(driftLevel(histogramPsi(featureProfile(again, ['r'], 'x').histograms[0]!, before.histograms[0]!))).toBe('stable');
+    // 30% of customers lapse: their recency triples.
+    const lapsed = Float64Array.from(recency, (v, i) => (i % 10 < 3 ? v * 3 : v));
+    expect(driftLevel(histogramPsi(featureProfile(lapsed, ['r'], 'x').histograms[0]!, before.histograms[0]!))).toBe('major');
+    // Bins: missing, zero, and a quarter of a binary order of magnitude either side.
+    expect([NaN, 0, -0, 1, 1.18, 1.2, -3, 1e12].map(fineBin)).toEqual(['m', '0', '0', '+0', '+0', '+1', '-6', '+120']);
   });
 });
 
@@ -469,6 +486,8 @@ describe('segments at warehouse scale: chunks, the columnar path and the distrib
 
     const runs = new SegmentRunStore(tempFsStore());
     const invoker = new LocalWorkerInvoker((payload) => scoreChunk(WorkerPayloadSchema.parse(payload), { scoring: app.scoring, runs, deadlineMs: 10_000 }));
+    const { drift: _noDrift, ...expectedFigures } = expected;
+    let runNumber = 0;
     for (const [path, inlinePayloadBytes, mapThreshold] of [
       ['planner', 256 * 1024, 1_000_000],
       ['planner', 0, 1_000_000],
@@ -485,9 +504,15 @@ describe('segments at warehouse scale: chunks, the columnar path and the distrib
       expect(done.path?.kind).toBe(path);
       expect(done.status).toBe('completed');
       const stats = await runs.getStatistics('all', run.run_id);
-      const { run_id: _r, segment_id: _s, status: _st, types: _t, started_at: _a, finished_at: _f, failed_chunks, ...figures } = stats;
+      const { run_id: _r, segment_id: _s, status: _st, types: _t, started_at: _a, finished_at: _f, failed_chunks, drift, ...figures } = stats;
       expect(failed_chunks).toEqual([]);
-      expect(figures).toEqual(expected);
+      expect(figures).toEqual(expectedFigures);
+      // The same customers scored again under the same versions: every comparison with the earlier runs is nil.
+      runNumber++;
+      const earlier = runNumber === 1 ? 0 : runNumber === 2 ? 1 : 2;
+      expect(new Set(drift.map((d) => d.reference.split(' ')[0])).size).toBe(earlier);
+      expect(drift.length).toBe(earlier * 2 * (1 + FEATURES.length));
+      expect(drift.every((d) => d.psi === 0 && d.level === 'stable')).toBe(true);
       expect(figures.customers).toEqual({ scored: n - Math.floor(n / 7), failed: Math.floor(n / 7) });
       const files = (await runs.store.list(`segment-chunks/all/${run.run_id}/`)).keys;
       expect(files.length).toBe(inlinePayloadBytes === 0 || path === 'distributed-map' ? (path === 'distributed-map' ? 6 : 5) : 0);
