@@ -510,14 +510,15 @@ describe('the deployment rehearsal on moto', () => {
     // The watched segment is scored, then 30% of its customers stop buying for half a year, and it is scored again.
     await runSegment('high-value');
     await admin.query(`UPDATE customer_features SET days_since_last_transaction = days_since_last_transaction + 180
-      WHERE customer_id IN (SELECT customer_id FROM segment_members WHERE segment_id = 'high-value' AND ('x' || substr(md5(customer_id), 1, 8))::bit(32)::int % 10 BETWEEN 0 AND 2)`);
+      WHERE customer_id IN (SELECT customer_id FROM segment_members WHERE segment_id = 'high-value' ORDER BY md5(customer_id)
+        LIMIT (SELECT COUNT(*) * 3 / 10 FROM segment_members WHERE segment_id = 'high-value'))`);
     await runSegment('high-value');
     const check = stack.schedules.find((s) => s.functionName.endsWith('qualityCheck'))!;
     const event = { version: '0', id: randomBytes(8).toString('hex'), 'detail-type': 'Scheduled Event', source: 'aws.events', account: stack.accountId, time: '2026-12-02T05:00:00Z', region: REGION, resources: [], detail: {} };
     const result = await host.invoke(check.functionName, event);
     if (!result.ok) throw new Error(`the quality check failed: ${result.error.errorMessage}`);
     const churn = (result.result as any[]).find((c) => c.model === 'churn');
-    expect(churn).toMatchObject({ version: 2, realised_auc: expect.any(Number), retraining: true });
+    expect(churn, JSON.stringify({ alarms: churn.alarms, drift: churn.drift.filter((d: any) => d.level !== 'stable') })).toMatchObject({ version: 2, realised_auc: expect.any(Number), retraining: true });
     expect(churn.alarms.join(' ')).toMatch(/major drift of input days_since_last_transaction in segment high-value against its (baseline|previous) run/);
     await host.idle(300_000);
 
