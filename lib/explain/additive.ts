@@ -1,4 +1,4 @@
-import { accumulateGame, differing, explainBatch, type Background, type BatchPredict, type Explanation } from './exact';
+import { accumulateGame, differing, explainBatch, type BatchExplainer, type Explanation } from './exact';
 
 /**
  * Exact interventional Shapley values of sigma(logit) for a model whose logit is a sum of one term
@@ -12,14 +12,7 @@ import { accumulateGame, differing, explainBatch, type Background, type BatchPre
  * with them; a row near p = 0 or 1 loses digits of the logit). Falls back to `explainBatch` when the model
  * answers exactly 0 or 1 somewhere, where the logit is not finite.
  */
-export async function explainAdditiveLogit(
-  X: Float64Array,
-  records: number,
-  background: Background,
-  predict: BatchPredict,
-  outputs: number,
-  column: ArrayLike<number>,
-): Promise<Explanation[]> {
+export const explainAdditiveLogit: BatchExplainer = async (X, records, background, predict, outputs, column) => {
   const n = background.rows;
   const d = background.X.length / n;
   if (X.length !== records * d) throw new RangeError(`expected ${records} x ${d} values, got ${X.length}`);
@@ -87,4 +80,4 @@ export async function explainAdditiveLogit(
     result.push(e);
   }
   return result;
-}
+};

@@ -119,14 +119,10 @@ export async function exactShapley(x: Float64Array, background: Background, pred
  * instead of 2^d. Counts of zero, missing points and shared defaults make D_b small for most pairs.
  * `predict` returns `outputs` values per row; record r is explained for its output `column[r]`.
  */
-export async function explainBatch(
-  X: Float64Array,
-  records: number,
-  background: Background,
-  predict: BatchPredict,
-  outputs: number,
-  column: ArrayLike<number>,
-): Promise<Explanation[]> {
+/** Explains `records` rows of X (row-major) over a background; record r for output column `column[r]` of `outputs`. */
+export type BatchExplainer = (X: Float64Array, records: number, background: Background, predict: BatchPredict, outputs: number, column: ArrayLike<number>) => Promise<Explanation[]>;
+
+export const explainBatch: BatchExplainer = async (X, records, background, predict, outputs, column) => {
   const n = background.rows;
   const d = n > 0 ? background.X.length / n : 0;
   if (!Number.isInteger(d) || d < 1 || d > 20) throw new RangeError(`background must be rows x d values (d 1-20), got ${background.X.length} values for ${n} rows`);
@@ -176,7 +172,7 @@ export async function explainBatch(
   }
   await flush();
   return result;
-}
+};
 
 const WEIGHTS = Array.from({ length: 21 }, (_, m) => shapleyWeights(Math.max(m, 1)));
 
