@@ -33,6 +33,9 @@ export const DEFAULTED_RECENCY = 999;
 export const OFFERS: readonly { id: string; name: string; description: string }[] = offerCatalog.offers;
 export const OFFER_IDS: readonly string[] = OFFERS.map((o) => o.id);
 
+/** Offer names by id, as answers and statistics print them. */
+export const OFFER_NAMES: ReadonlyMap<string, string> = new Map(OFFERS.map((o) => [o.id, o.name]));
+
 /** The feature descriptions people read (models/features.json). */
 export const FEATURE_DESCRIPTIONS: readonly { name: string; unit: string; description: string; missing: string }[] = featureCatalog.features;
 

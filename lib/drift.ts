@@ -19,16 +19,40 @@ export function driftLevel(psi: number): 'stable' | 'moderate' | 'major' {
   return psi < 0.1 ? 'stable' : psi < 0.25 ? 'moderate' : 'major';
 }
 
+/** Quarter octaves kept: |v| from 2^(K_MIN/4) to 2^((K_MAX+1)/4) (about 0.001 to 10^9); smaller and larger are clamped. */
+const K_MIN = -40;
+const K_MAX = 120;
+const SPAN = K_MAX - K_MIN + 1;
+/** Dense bin indices: 0 missing, 1 zero, then positive and negative quarter octaves. */
+const BINS = 2 + 2 * SPAN;
+const KEYS = Array.from({ length: BINS }, (_, b) => (b === 0 ? 'm' : b === 1 ? '0' : `${b < 2 + SPAN ? '+' : '-'}${((b - 2) % SPAN) + K_MIN}`));
+/** The mantissa's top 20 bits at 2^0.25, 2^0.5 and 2^0.75: where a binary octave's quarters begin. */
+const QUARTERS = [0.25, 0.5, 0.75].map((q) => Math.ceil((2 ** q - 1) * 2 ** 20));
+const scratch = new Float64Array(1);
+const scratchWords = new Uint32Array(scratch.buffer);
+// The high word of a double is the second 32-bit word on little-endian machines (x86, ARM Lambda).
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('drift histograms read doubles as little-endian words');
+
+/** The dense bin of a value given the high 32 bits of its double (sign, exponent, top of the mantissa). */
+function binOfHighWord(hi: number): number {
+  const exponent = ((hi >>> 20) & 0x7ff) - 1023;
+  const top = hi & 0xfffff;
+  const quarter = top >= QUARTERS[2]! ? 3 : top >= QUARTERS[1]! ? 2 : top >= QUARTERS[0]! ? 1 : 0;
+  const k = Math.max(K_MIN, Math.min(K_MAX, 4 * exponent + quarter));
+  return 2 + (hi >>> 31 ? SPAN : 0) + k - K_MIN;
+}
+
 /**
  * The fine bin of a value: "m" missing, "0" zero, otherwise the sign and a quarter of a binary
- * order of magnitude (|v| in [2^(k/4), 2^((k+1)/4))), clamped to 2^-10 .. 2^30: about 19% wide,
- * fine enough that deciles of any feature fall on different bins, and the same for every run.
+ * order of magnitude (|v| in [2^(k/4), 2^((k+1)/4)), read from the double's exponent and mantissa),
+ * clamped to about 0.001 .. 10^9: about 19% wide, fine enough that deciles of any feature fall on
+ * different bins, and the same for every run.
  */
 export function fineBin(v: number): string {
   if (Number.isNaN(v)) return 'm';
   if (v === 0) return '0';
-  const k = Math.max(-40, Math.min(120, Math.floor(4 * Math.log2(Math.abs(v)))));
-  return `${v < 0 ? '-' : '+'}${k}`;
+  scratch[0] = v;
+  return KEYS[binOfHighWord(scratchWords[1]!)]!;
 }
 
 /** Where a fine bin lies on the number line (missing first), to order bins by value. */
@@ -40,13 +64,27 @@ function position(key: string): number {
   return key[0] === '-' ? -magnitude : magnitude;
 }
 
-/** Adds column j of a row-major matrix (NaN missing) into per-feature histograms. */
+/**
+ * Adds every column of a row-major matrix (NaN missing) into per-feature histograms. On the
+ * segment worker's path: values are counted into dense integer bins read from the doubles' bits,
+ * and only the bins that occur become keys.
+ */
 export function addToHistograms(histograms: FineHistogram[], X: Float64Array, rows: number, width: number): void {
+  const counts = new Uint32Array(width * BINS);
+  const words = new Uint32Array(X.buffer, X.byteOffset, rows * width * 2);
   for (let i = 0; i < rows; i++) {
+    const base = i * width;
     for (let j = 0; j < width; j++) {
-      const key = fineBin(X[i * width + j]!);
-      const h = (histograms[j] ??= {});
-      h[key] = (h[key] ?? 0) + 1;
+      const v = X[base + j]!;
+      const b = v !== v ? 0 : v === 0 ? 1 : binOfHighWord(words[(base + j) * 2 + 1]!);
+      counts[j * BINS + b]!++;
+    }
+  }
+  for (let j = 0; j < width; j++) {
+    const h = (histograms[j] ??= {});
+    for (let b = 0; b < BINS; b++) {
+      const c = counts[j * BINS + b]!;
+      if (c) h[KEYS[b]!] = (h[KEYS[b]!] ?? 0) + c;
     }
   }
 }

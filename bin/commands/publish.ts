@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { FEATURES } from '../../lib/catalog';
-import { commandApp, commandRegistry, registryOption, warehouseOption } from '../../lib/cli/context';
+import type { CoreApp } from '../../lib/app/core';
+import { commandApp, registryOption, warehouseOption } from '../../lib/cli/context';
 import { parseCsv } from '../../lib/csv';
 import { ValidationError } from '../../lib/errors';
 import { BACKGROUND_ROWS, BACKGROUND_SEED, parseBackgroundCsv, type BackgroundRows } from '../../lib/explain/background';
@@ -70,27 +71,33 @@ Options:
     if (values.output !== undefined && values.output !== 'multiclass' && values.output !== 'multilabel') throw new UsageError(`--output must be multiclass or multilabel, got "${values.output}"`);
     const features = await readFeatureList(values.features, values['features-file']);
     const bytes = await readInput(values.model, 'model file');
-    const background = values.background !== undefined ? await readBackground(values.background, features) : await warehouseBackground(values, features);
-    const registry = await commandRegistry(values);
-    const manifest = await publishExternalModel(registry, {
-      name,
-      bytes,
-      features,
-      output: {
-        classes: splitList(values.classes),
-        probabilityOutput: values['probability-output'],
-        positiveClass: values['positive-class'],
-        kind: values.output as 'multiclass' | 'multilabel' | undefined,
-      },
-      notes: values.notes ?? null,
-      background,
-    });
-    const alias = values.promote ? await registry.promote(name, values.promote, manifest.version, 'published with --promote') : null;
-    if (values.json) io.out(JSON.stringify({ manifest, alias }, null, 2));
-    else {
-      io.out(`Published ${name} v${manifest.version} to ${registry.location}`);
-      io.out(describeManifest(manifest));
-      if (alias) io.out(`Alias ${alias.alias} -> v${alias.version}`);
+    const app = await commandApp(values);
+    try {
+      const background = values.background !== undefined ? await readBackground(values.background, features) : await warehouseBackground(app, features);
+      const registry = app.registry;
+      const manifest = await publishExternalModel(registry, {
+        name,
+        bytes,
+        features,
+        output: {
+          classes: splitList(values.classes),
+          probabilityOutput: values['probability-output'],
+          positiveClass: values['positive-class'],
+          kind: values.output as 'multiclass' | 'multilabel' | undefined,
+        },
+        notes: values.notes ?? null,
+        background,
+      });
+      const alias = values.promote ? await registry.promote(name, values.promote, manifest.version, 'published with --promote') : null;
+      if (values.json) io.out(JSON.stringify({ manifest, alias }, null, 2));
+      else {
+        io.out(`Published ${name} v${manifest.version} to ${registry.location}`);
+        io.out(describeManifest(manifest));
+        if (alias) io.out(`Alias ${alias.alias} -> v${alias.version}`);
+      }
+    } finally {
+      // The warehouse, when a background was drawn from it.
+      await app.close().catch(() => undefined);
     }
     return 0;
   },
@@ -112,10 +119,9 @@ async function readBackground(path: string, features: string[]): Promise<{ rows:
  * Without --background: customers drawn from the warehouse when the model takes the warehouse's
  * features (in any order); otherwise, or when the warehouse cannot be read, no background and why.
  */
-async function warehouseBackground(values: { registry?: string; warehouse?: string }, features: string[]): Promise<{ rows: BackgroundRows | null; source: string }> {
+async function warehouseBackground(app: CoreApp, features: string[]): Promise<{ rows: BackgroundRows | null; source: string }> {
   const at = features.map((f) => (FEATURES as readonly string[]).indexOf(f));
   if (at.some((i) => i < 0)) return { rows: null, source: 'none: no --background was given and the model does not take the warehouse\'s features' };
-  const app = await commandApp(values);
   try {
     const handle = await app.warehouse();
     const drawn = await handle.warehouse.sampleFeatures(BACKGROUND_ROWS, BACKGROUND_SEED);
@@ -123,8 +129,6 @@ async function warehouseBackground(values: { registry?: string; warehouse?: stri
     return { rows: drawn.map((row) => at.map((i) => row[i]!)), source: `${drawn.length} customers drawn from the warehouse (seed ${BACKGROUND_SEED})` };
   } catch (error) {
     return { rows: null, source: `none: no --background was given and the warehouse could not be read (${error instanceof Error ? error.message.split('\n')[0] : String(error)})` };
-  } finally {
-    await app.close().catch(() => undefined);
   }
 }
 

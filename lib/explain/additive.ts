@@ -1,4 +1,4 @@
-import { accumulateGame, differing, explainBatch, type BatchExplainer, type Explanation } from './exact';
+import { accumulateGame, backgroundShares, differing, explainBatch, type BatchExplainer, type Explanation } from './exact';
 
 /**
  * Exact interventional Shapley values of sigma(logit) for a model whose logit is a sum of one term
@@ -39,10 +39,7 @@ export const explainAdditiveLogit: BatchExplainer = async (X, records, backgroun
   const finite = (P: Float64Array) => P.every((p) => p > 0 && p < 1);
   if (!finite(out) || !finite(own) || !finite(scores)) return explainBatch(X, records, background, predict, outputs, column);
   const logit = (p: number) => Math.log(p / (1 - p));
-  const weights = background.weights ?? new Float64Array(n).fill(1);
-  let total = 0;
-  for (let b = 0; b < n; b++) total += weights[b]!;
-  if (!(total > 0)) throw new RangeError('background weights sum to zero');
+  const shares = backgroundShares(background);
 
   const result: Explanation[] = [];
   const values = new Float64Array(1 << d);
@@ -55,7 +52,7 @@ export const explainAdditiveLogit: BatchExplainer = async (X, records, backgroun
     const e: Explanation = { base: 0, output: 0, contributions: new Float64Array(d) };
     const x = X.subarray(r * d, (r + 1) * d);
     for (let b = 0; b < n; b++) {
-      if (weights[b] === 0) continue;
+      if (shares[b] === 0) continue;
       const row = background.X.subarray(b * d, (b + 1) * d);
       const D = differing(x, row);
       // The game's ends are the model's own answers for b and x; float32 rounding in the terms
@@ -75,7 +72,7 @@ export const explainAdditiveLogit: BatchExplainer = async (X, records, backgroun
         values[mask] = values[mask ^ (1 << high)]! + delta[high]!;
       }
       for (let mask = 0; mask < 1 << D.length; mask++) values[mask] = 1 / (1 + Math.exp(-values[mask]!));
-      accumulateGame(e, D, weights[b]! / total, (mask) => values[mask]!);
+      accumulateGame(e, D, shares[b]!, (mask) => values[mask]!);
     }
     result.push(e);
   }

@@ -28,6 +28,20 @@ export interface Explanation {
   contributions: Float64Array;
 }
 
+/** Each background row's share of the game (its weight over the total; equal when unweighted), checked. */
+export function backgroundShares(background: Background): Float64Array {
+  const n = background.rows;
+  const weights = background.weights ?? new Float64Array(n).fill(1);
+  if (weights.length !== n) throw new RangeError(`background weights: expected ${n}, got ${weights.length}`);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    if (!(weights[i]! >= 0)) throw new RangeError(`background weights must be non-negative, row ${i} has ${weights[i]}`);
+    total += weights[i]!;
+  }
+  if (!(total > 0)) throw new RangeError('background weights sum to zero');
+  return Float64Array.from(weights, (w) => w / total);
+}
+
 /** Model rows per predict call: enough for onnxruntime to batch well, while one call's input stays a few megabytes. */
 const ROWS_PER_CALL = 65_536;
 
@@ -55,14 +69,7 @@ export async function coalitionValues(x: Float64Array, background: Background, p
   if (d < 1 || d > 20) throw new RangeError(`exact Shapley values enumerate 2^d coalitions; d must be 1-20, got ${d}`);
   const n = background.rows;
   if (n < 1 || background.X.length !== n * d) throw new RangeError(`background must be rows x ${d} values with at least one row`);
-  const weights = background.weights ?? new Float64Array(n).fill(1);
-  if (weights.length !== n) throw new RangeError(`background weights: expected ${n}, got ${weights.length}`);
-  let total = 0;
-  for (let i = 0; i < n; i++) {
-    if (!(weights[i]! >= 0)) throw new RangeError(`background weights must be non-negative, row ${i} has ${weights[i]}`);
-    total += weights[i]!;
-  }
-  if (!(total > 0)) throw new RangeError('background weights sum to zero');
+  const shares = backgroundShares(background);
 
   const coalitions = 1 << d;
   const values = new Float64Array(coalitions);
@@ -82,8 +89,8 @@ export async function coalitionValues(x: Float64Array, background: Background, p
     if (out.length !== count * n) throw new RangeError(`predict returned ${out.length} outputs for ${count * n} rows`);
     for (let c = 0; c < count; c++) {
       let sum = 0;
-      for (let i = 0; i < n; i++) sum += weights[i]! * out[c * n + i]!;
-      values[first + c] = sum / total;
+      for (let i = 0; i < n; i++) sum += shares[i]! * out[c * n + i]!;
+      values[first + c] = sum;
     }
   }
   return values;
@@ -127,10 +134,7 @@ export const explainBatch: BatchExplainer = async (X, records, background, predi
   const d = n > 0 ? background.X.length / n : 0;
   if (!Number.isInteger(d) || d < 1 || d > 20) throw new RangeError(`background must be rows x d values (d 1-20), got ${background.X.length} values for ${n} rows`);
   if (X.length !== records * d) throw new RangeError(`expected ${records} x ${d} values, got ${X.length}`);
-  const weights = background.weights ?? new Float64Array(n).fill(1);
-  let total = 0;
-  for (let b = 0; b < n; b++) total += weights[b]!;
-  if (!(total > 0)) throw new RangeError('background weights sum to zero');
+  const shares = backgroundShares(background);
 
   const result: Explanation[] = Array.from({ length: records }, () => ({ base: 0, output: 0, contributions: new Float64Array(d) }));
   // Pending one-reference games: record, background row, the differing features, first row in the buffer.
@@ -144,7 +148,7 @@ export const explainBatch: BatchExplainer = async (X, records, background, predi
     for (const g of games) {
       const e = result[g.r]!;
       const c = column[g.r]!;
-      const share = weights[g.b]! / total;
+      const share = shares[g.b]!;
       accumulateGame(e, g.D, share, (mask) => out[(g.at + mask) * outputs + c]!);
     }
     games.length = 0;
@@ -153,7 +157,7 @@ export const explainBatch: BatchExplainer = async (X, records, background, predi
   for (let r = 0; r < records; r++) {
     const x = X.subarray(r * d, (r + 1) * d);
     for (let b = 0; b < n; b++) {
-      if (weights[b] === 0) continue;
+      if (shares[b] === 0) continue;
       const ref = background.X.subarray(b * d, (b + 1) * d);
       const D = differing(x, ref);
       const rows = 1 << D.length;

@@ -45,7 +45,7 @@ export async function predictCsv(
     if (!spec?.background?.length) {
       throw new ValidationError(`${runner.manifest.name} v${runner.manifest.version} has no background to explain against (${spec?.source ?? 'published before versions carried one'}); publish it with --background FILE.csv`);
     }
-    if (runner.recordsMatrix([]) === null) throw new ValidationError(`${runner.manifest.name} v${runner.manifest.version} takes text inputs; --explain needs a model that takes numbers`);
+    if (runner.takesText) throw new ValidationError(`${runner.manifest.name} v${runner.manifest.version} takes text inputs; --explain needs a model that takes numbers`);
   }
   const header = [
     idColumn ?? 'row',

@@ -34,6 +34,11 @@ export class ModelRunner {
     return this.manifest.output.classes.length;
   }
 
+  /** True when some input is text the graph reads itself (no numeric matrix can feed the model). */
+  get takesText(): boolean {
+    return !this.encodings && this.manifest.input.features.some((f) => f.type === 'string');
+  }
+
   /** The raw columns a record must carry (before encoding). */
   get rawColumns(): string[] {
     return this.encodings ? this.encodings.map((e) => e.column) : this.manifest.input.features.map((f) => f.name);
@@ -58,8 +63,8 @@ export class ModelRunner {
    */
   recordsMatrix(records: ArrayLike<Record<string, unknown>>): Float64Array | null {
     if (this.encodings) return encodeRecords(this.encodings, records);
+    if (this.takesText) return null;
     const features = this.manifest.input.features;
-    if (features.some((f) => f.type === 'string')) return null;
     const X = new Float64Array(records.length * features.length);
     for (let r = 0; r < records.length; r++) {
       for (let j = 0; j < features.length; j++) X[r * features.length + j] = toNumber(records[r]![features[j]!.name]);
@@ -88,7 +93,7 @@ export class ModelRunner {
    * null when the model needs encodings or text and cannot take a numeric matrix.
    */
   featureOrder(columns: readonly string[]): Int32Array | null {
-    if (this.encodings || this.manifest.input.features.some((f) => f.type === 'string')) return null;
+    if (this.encodings || this.takesText) return null;
     return Int32Array.from(this.manifest.input.features, (f) => columns.indexOf(f.name));
   }
 

@@ -1,4 +1,4 @@
-import { OFFERS } from '../catalog';
+import { OFFER_NAMES } from '../catalog';
 import type { Reasons } from '../explain/reasons';
 import type { RfmScores } from './rfm';
 
@@ -62,15 +62,9 @@ export interface AllResult {
 export type PredictionType = 'churn' | 'nbo' | 'rfm' | 'all';
 export type CustomerResult = ChurnResult | NboResult | RfmResult | AllResult;
 
-const OFFER_NAMES = new Map(OFFERS.map((o) => [o.id, o.name]));
 
 export function churnRisk(p: number, thresholds: [number, number]): ChurnRisk {
   return p >= thresholds[1] ? 'high' : p >= thresholds[0] ? 'medium' : 'low';
-}
-
-export function churnResult(customerId: string, p: number, thresholds: [number, number], source: ResultSource): ChurnResult {
-  const rounded = round(p);
-  return { customer_id: customerId, churn_probability: rounded, churn_risk: churnRisk(p, thresholds), source };
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { RefreshingValue } from '../cache';
 import type { BaseProfile, CustomerFeatureRow } from '../warehouse/index';
-import { FEATURES, OFFER_IDS, OFFERS } from '../catalog';
+import { FEATURES, OFFER_IDS, OFFER_NAMES } from '../catalog';
 import type { BackgroundRows } from '../explain/background';
 import { explainRows, toReasons, typicalValues, type Reasons, type Target } from '../explain/reasons';
 import { mockChurnProbability, mockOfferProbabilities } from './mock';
@@ -93,8 +93,6 @@ const FREQUENCY = FEATURES.indexOf('transaction_count_90d');
 const MONETARY = FEATURES.indexOf('total_revenue_90d');
 
 class DeadlineExceeded extends Error {}
-
-const OFFER_NAMES = new Map(OFFERS.map((o) => [o.id, o.name]));
 
 /**
  * Scores a batch of customers: one warehouse query for all of them, one ONNX run per model for the

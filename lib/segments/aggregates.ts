@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DEFAULTED_RECENCY, OFFERS } from '../catalog';
+import { DEFAULTED_RECENCY, OFFER_NAMES } from '../catalog';
 import { addToHistograms, countsPsi, driftLevel, FeatureProfileSchema, FineHistogramSchema, histogramPsi, mergeHistograms, type FeatureProfile } from '../drift';
 import { RISK_BANDS } from '../scoring/results';
 import { WARNING_CODES, WarningSchema, type Warning } from '../scoring/warnings';
@@ -397,7 +397,9 @@ export function modelLabel(t: Omit<ModelTally, 'customers'>): string {
 export interface DriftReference {
   model: string;
   version: number;
-  /** In words: "baseline run r-… (the first under churn v3)", "previous run r-…", "churn v3 training base: …". */
+  /** Which reference: the segment's first run under the version, its previous run, or the segment at training. */
+  against: 'baseline' | 'previous' | 'training';
+  /** In words: "baseline run r-… (the first under churn v3)", "previous run r-…", "churn v3 at training: …". */
   reference: string;
   /** An earlier run's scores: churn's histogram counts over 10 bins of [0, 1], NBO's top-offer counts. */
   scores?: { churn?: number[]; topOffers?: Record<string, number> };
@@ -449,6 +451,7 @@ export const SegmentStatisticsSchema = z.object({
         reference_version: z.number().int(),
         psi: z.number(),
         level: z.enum(['stable', 'moderate', 'major']),
+        against: z.enum(['baseline', 'previous', 'training']).optional().describe('which reference (entries of earlier releases, against the training holdout, have none)'),
         reference: z.string().describe('what the run is compared with: the segment\'s first run under this version, its previous run, or the base the version was trained for'),
       }),
     )
@@ -458,7 +461,6 @@ export const SegmentStatisticsSchema = z.object({
 });
 export type SegmentStatistics = z.infer<typeof SegmentStatisticsSchema>;
 
-const OFFER_NAMES = new Map(OFFERS.map((o) => [o.id, o.name]));
 const EDGES = Array.from({ length: 11 }, (_, i) => i / 10);
 
 /** Final statistics from a merged aggregate. */
@@ -542,7 +544,7 @@ export function finalizeStatistics(agg: SegmentAggregate, references: DriftRefer
   const drift: SegmentStatistics['drift'] = [];
   for (const ref of references) {
     const entry = (kind: 'score' | 'feature', value: number, feature?: string) =>
-      drift.push({ kind, model: ref.model, ...(feature ? { feature } : {}), reference_version: ref.version, psi: value, level: driftLevel(value), reference: ref.reference });
+      drift.push({ kind, model: ref.model, ...(feature ? { feature } : {}), reference_version: ref.version, psi: value, level: driftLevel(value), against: ref.against, reference: ref.reference });
     if (ref.model === 'churn' && churnCounts && ref.scores?.churn) entry('score', countsPsi(churnCounts, ref.scores.churn));
     if (ref.model === 'nbo' && nbo && ref.scores?.topOffers) {
       const offers = [...new Set([...Object.keys(ref.scores.topOffers), ...Object.keys(agg.nbo.topOffer)])].sort();

@@ -1,6 +1,7 @@
 import { FEATURES } from '../catalog';
 import { ConfigError, PreconditionFailedError } from '../errors';
 import type { ModelRegistry } from '../registry/index';
+import type { FeatureProfile } from '../drift';
 import { AggregateMerger, type DriftReference, type SegmentAggregate } from './aggregates';
 import { isFinished, type SegmentRun, type SegmentRunStore, type StoredStatistics } from './runs';
 import type { FeatureBatch } from '../warehouse/index';
@@ -503,7 +504,12 @@ class RunLease {
 async function driftReferences(segmentId: string, merged: SegmentAggregate, deps: Pick<PlanDeps, 'runs' | 'registry'>): Promise<DriftReference[]> {
   const refs: DriftReference[] = [];
   const history = await deps.runs.history(segmentId).catch(() => []);
-  const inputsOf = (runId: string) => deps.runs.getStatistics(segmentId, runId).then((s) => s.inputs ?? null, () => null);
+  // Churn and NBO usually share their earlier runs: each run's statistics are read once.
+  const read = new Map<string, Promise<FeatureProfile | null>>();
+  const inputsOf = (runId: string) => {
+    if (!read.has(runId)) read.set(runId, deps.runs.getStatistics(segmentId, runId).then((s) => s.inputs ?? null, () => null));
+    return read.get(runId)!;
+  };
   for (const tally of merged.models) {
     if (tally.source !== 'model' || tally.version === null) continue;
     const label = `${tally.model} v${tally.version}`;
@@ -517,15 +523,15 @@ async function driftReferences(segmentId: string, merged: SegmentAggregate, deps
     const baseline = same[same.length - 1];
     if (baseline) {
       const both = baseline === previous;
-      refs.push({ model: tally.model, version: tally.version, reference: `baseline run ${baseline.run_id} (the first under ${label}${both ? ', and the previous run' : ''})`, scores: scoresOf(baseline), inputs: await inputsOf(baseline.run_id) });
+      refs.push({ model: tally.model, version: tally.version, against: 'baseline', reference: `baseline run ${baseline.run_id} (the first under ${label}${both ? ', and the previous run' : ''})`, scores: scoresOf(baseline), inputs: await inputsOf(baseline.run_id) });
     }
-    if (previous && previous !== baseline) refs.push({ model: tally.model, version: tally.version, reference: `previous run ${previous.run_id}`, scores: scoresOf(previous), inputs: await inputsOf(previous.run_id) });
+    if (previous && previous !== baseline) refs.push({ model: tally.model, version: tally.version, against: 'previous', reference: `previous run ${previous.run_id}`, scores: scoresOf(previous), inputs: await inputsOf(previous.run_id) });
     const manifest = deps.registry ? await deps.registry.getManifest(tally.model, tally.version).catch(() => null) : null;
     // The segment as it stood when the version was trained; for a model trained on other rows (a
     // CSV file), those rows. A segment the warehouse gained since has no such reference.
     const profile = manifest?.feature_profile;
     const trainedFor = profile?.segments ? profile.segments[segmentId] : profile;
-    if (trainedFor) refs.push({ model: tally.model, version: tally.version, reference: `${label} at training: ${trainedFor.source}`, inputs: trainedFor });
+    if (trainedFor) refs.push({ model: tally.model, version: tally.version, against: 'training', reference: `${label} at training: ${trainedFor.source}`, inputs: trainedFor });
   }
   return refs;
 }

@@ -371,8 +371,10 @@ export class SegmentRunStore {
     for (let attempt = 0; attempt < 20; attempt++) {
       const stored = await this.store.get(key);
       const history: History = stored ? decode(stored.body, HistorySchema, 'history') : { segment_id: stats.segment_id, runs: [] };
-      // The inputs stay with the run's own statistics: a history of 100 runs would carry them all.
-      const { inputs: _inputs, ...entry } = stats;
+      // The run's own statistics keep everything; the history, read by every run, trend and daily
+      // check, keeps no input histograms and, of the input comparisons, those that moved.
+      const { inputs: _inputs, ...rest } = stats;
+      const entry = { ...rest, drift: stats.drift.filter((d) => d.kind !== 'feature' || d.level !== 'stable') };
       history.runs = [entry, ...history.runs.filter((r) => r.run_id !== stats.run_id)]
         .sort((a, b) => (b.run_id < a.run_id ? -1 : 1))
         .slice(0, HISTORY_LIMIT);

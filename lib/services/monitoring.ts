@@ -36,7 +36,7 @@ export interface QualityCheck {
    * the served version (scores and inputs); the comparison with the training base is shown on
    * the segment, not alarmed on: a segment differs from the whole base by design.
    */
-  drift: { segment: string; kind: string; feature?: string; psi: number; level: string; reference: string }[];
+  drift: { segment: string; kind: string; feature?: string; psi: number; level: string; against: 'baseline' | 'previous'; reference: string }[];
   /** Why the check raised the alarm (empty: nothing wrong). */
   alarms: string[];
   /** Whether training was started because of the alarms. */
@@ -205,7 +205,7 @@ export class MonitoringService {
       }
       const drift = drifts.filter((d) => d.model === model).map(({ model: _m, ...d }) => d);
       for (const d of drift) {
-        if (d.level === 'major') alarms.push(`major drift of ${d.kind === 'feature' ? `input ${d.feature}` : `${model}'s scores`} in segment ${d.segment} against its ${d.reference.split(' (')[0]} (PSI ${round(d.psi)})`);
+        if (d.level === 'major') alarms.push(`major drift of ${d.kind === 'feature' ? `input ${d.feature}` : `${model}'s scores`} in segment ${d.segment} against its ${d.against} run, PSI ${round(d.psi)} (${d.reference})`);
       }
       let retraining = false;
       if (alarms.length) {
@@ -228,9 +228,9 @@ export class MonitoringService {
     for (const segment of this.deps.segments?.ids ?? []) {
       const history = await this.deps.segments!.runs.history(segment).catch(() => []);
       for (const d of history[0]?.drift ?? []) {
-        // Only a change since the segment's own earlier runs counts (entries of earlier releases compared with the holdout do not).
-        if (!/^(baseline|previous) run /.test(d.reference)) continue;
-        out.push({ model: d.model, segment, kind: d.kind, ...(d.feature ? { feature: d.feature } : {}), psi: d.psi, level: d.level, reference: d.reference });
+        // Only a change since the segment's own earlier runs counts (entries of earlier releases compared with the holdout have no `against`).
+        if (d.against !== 'baseline' && d.against !== 'previous') continue;
+        out.push({ model: d.model, segment, kind: d.kind, ...(d.feature ? { feature: d.feature } : {}), psi: d.psi, level: d.level, against: d.against, reference: d.reference });
       }
     }
     return out;

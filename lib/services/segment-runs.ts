@@ -132,8 +132,10 @@ export class SegmentRunService {
         code: 'segment_not_scored',
       });
     }
-    const [latest, ...earlier] = history;
-    return { ...latest!, history: earlier.map(trend) };
+    const [entry, ...earlier] = history;
+    // The latest run's own statistics: the history keeps only the input comparisons that moved.
+    const { inputs: _inputs, ...latest } = await this.deps.runs.getStatistics(segmentId, entry!.run_id).catch(() => entry!);
+    return { ...latest, history: earlier.map(trend) };
   }
 
   /**

@@ -267,7 +267,7 @@ describe('segment scoring through serverless-offline and real Lambda invocations
     ]);
     // A first run: only the segment as it stood when each version was trained, per input.
     expect(new Set(stats.drift.map((d: any) => d.model))).toEqual(new Set(['churn', 'nbo']));
-    expect(stats.drift.every((d: any) => d.kind === 'feature' && /at training: /.test(d.reference))).toBe(true);
+    expect(stats.drift.every((d: any) => d.kind === 'feature' && d.against === 'training')).toBe(true);
   });
 
   it('ends partial, naming the failed chunk and its customers, when a worker always fails', async () => {

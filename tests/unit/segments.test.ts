@@ -510,7 +510,7 @@ describe('segments at warehouse scale: chunks, the columnar path and the distrib
       // The same customers scored again under the same versions: every comparison with the earlier runs is nil.
       runNumber++;
       const earlier = runNumber === 1 ? 0 : runNumber === 2 ? 1 : 2;
-      expect(new Set(drift.map((d) => d.reference.split(' ')[0])).size).toBe(earlier);
+      expect(new Set(drift.map((d) => d.against)).size).toBe(earlier);
       expect(drift.length).toBe(earlier * 2 * (1 + FEATURES.length));
       expect(drift.every((d) => d.psi === 0 && d.level === 'stable')).toBe(true);
       expect(figures.customers).toEqual({ scored: n - Math.floor(n / 7), failed: Math.floor(n / 7) });
