@@ -1,6 +1,8 @@
 /**
- * `npm run bench [-- --quick]`: how fast loyalty-ml is, beside its peers and its limits, measured
- * in one run on this machine. Writes bench/results/latest.json and the tables of BENCHMARKS.md.
+ * `npm run bench [-- --quick] [-- --only explain]`: how fast loyalty-ml is, beside its peers and its
+ * limits, measured in one run on this machine. Writes bench/results/latest.json and the tables of
+ * BENCHMARKS.md; `--only explain` runs the reasons section alone (its training and service included)
+ * and writes bench/results/explain.json.
  * Starts its own PostgreSQL (as the tests do) and its own serverless-offline.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -29,9 +31,16 @@ import { tempDir } from '../devkit/temp';
 import { machine, markdown, measure, summarize, table, type BenchRow } from './harness';
 import { qualitySection } from './quality';
 import { nboSection } from './nbo';
+import { explainSection } from './explain';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const quick = process.argv.includes('--quick');
+const onlyAt = process.argv.indexOf('--only');
+const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : undefined;
+if (only !== undefined && only !== 'explain') {
+  process.stderr.write(`bench: --only takes "explain", got ${only === undefined ? 'nothing' : JSON.stringify(only)}\n`);
+  process.exit(2);
+}
 const rows: BenchRow[] = [];
 /** Markdown blocks appended to BENCHMARKS.md after the summary tables. */
 const details: string[] = [];
@@ -65,6 +74,16 @@ async function main(): Promise<void> {
     const registry = new ModelRegistry(new FsObjectStore(registryDir), { actor: 'bench' });
     await trainingSection(registry, wh, baseCustomers);
 
+    if (only === 'explain') {
+      const offline = await startOffline({ WAREHOUSE_URL: url, MODEL_REGISTRY_URI: registryDir, ML_MOCK_MODE: 'off', ESBUILD_WORK_FOLDER: '.esbuild-bench' });
+      cleanups.push(() => offline.stop());
+      rows.push(...(await explainSection({ api: `${offline.apiUrl}/api/loyalty/v1`, registry, wh, quick, log })));
+      const result = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine: { ...machine(), postgres: pgVersion }, seconds: (Date.now() - started) / 1000, rows };
+      mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+      writeFileSync(join(ROOT, 'bench/results/explain.json'), `${JSON.stringify(result, null, 2)}\n`);
+      process.stdout.write(`\n${table(rows)}\n\n${rows.filter((r) => r.target && !r.target.met).length} targets missed; ${result.seconds.toFixed(0)} s\n`);
+      return;
+    }
     const app = await createScoringApp(loadConfig({ STAGE: 'bench', MODEL_REGISTRY_URI: registryDir, WAREHOUSE_URL: url, ML_MOCK_MODE: 'off' }));
     cleanups.push(() => app.close());
     await scoringSection(app, wh, registry);
@@ -82,6 +101,7 @@ async function main(): Promise<void> {
     const offline = await startOffline({ WAREHOUSE_URL: url, MODEL_REGISTRY_URI: registryDir, ML_MOCK_MODE: 'off', ESBUILD_WORK_FOLDER: '.esbuild-bench' });
     cleanups.push(() => offline.stop());
     await httpSections(offline);
+    rows.push(...(await explainSection({ api: `${offline.apiUrl}/api/loyalty/v1`, registry, wh, quick, log })));
     await coldStartSection(registryDir, url);
     await segmentSection(pg.url, registryDir);
     if (!quick) {

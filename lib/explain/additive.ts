@@ -72,7 +72,7 @@ export const explainAdditiveLogit: BatchExplainer = async (X, records, backgroun
         values[mask] = values[mask ^ (1 << high)]! + delta[high]!;
       }
       for (let mask = 0; mask < 1 << D.length; mask++) values[mask] = 1 / (1 + Math.exp(-values[mask]!));
-      accumulateGame(e, D, shares[b]!, (mask) => values[mask]!);
+      accumulateGame(e, D, shares[b]!, values);
     }
     result.push(e);
   }

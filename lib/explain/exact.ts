@@ -139,36 +139,45 @@ export const explainBatch: BatchExplainer = async (X, records, background, predi
   const result: Explanation[] = Array.from({ length: records }, () => ({ base: 0, output: 0, contributions: new Float64Array(d) }));
   // Pending one-reference games: record, background row, the differing features, first row in the buffer.
   const games: { r: number; b: number; D: number[]; at: number }[] = [];
-  let buffer = new Float64Array(Math.min(ROWS_PER_CALL, 1 << d) * d);
+  let buffer = new Float64Array(ROWS_PER_CALL * d);
   let used = 0;
+  const values = new Float64Array(1 << d);
   const flush = async () => {
     if (used === 0) return;
     const out = await predict(buffer.subarray(0, used * d), used);
     if (out.length !== used * outputs) throw new RangeError(`predict returned ${out.length} values for ${used} rows of ${outputs} outputs`);
     for (const g of games) {
-      const e = result[g.r]!;
       const c = column[g.r]!;
-      const share = shares[g.b]!;
-      accumulateGame(e, g.D, share, (mask) => out[(g.at + mask) * outputs + c]!);
+      const size = 1 << g.D.length;
+      for (let mask = 0; mask < size; mask++) values[mask] = out[(g.at + mask) * outputs + c]!;
+      accumulateGame(result[g.r]!, g.D, shares[g.b]!, values);
     }
     games.length = 0;
     used = 0;
   };
+  const bg = background.X;
   for (let r = 0; r < records; r++) {
     const x = X.subarray(r * d, (r + 1) * d);
     for (let b = 0; b < n; b++) {
       if (shares[b] === 0) continue;
-      const ref = background.X.subarray(b * d, (b + 1) * d);
-      const D = differing(x, ref);
+      const D = differing(x, bg.subarray(b * d, (b + 1) * d));
       const rows = 1 << D.length;
       if (used + rows > buffer.length / d) {
         await flush();
         if (rows > buffer.length / d) buffer = new Float64Array(rows * d);
       }
-      for (let mask = 0; mask < rows; mask++) {
-        const at = (used + mask) * d;
-        buffer.set(ref, at);
-        for (let t = 0; t < D.length; t++) if (mask & (1 << t)) buffer[at + D[t]!] = x[D[t]!]!;
+      // Row `mask` is row `mask` without its highest bit, with that bit's feature taken from x.
+      const at = used * d;
+      for (let j = 0; j < d; j++) buffer[at + j] = bg[b * d + j]!;
+      for (let t = 0, high = 1; t < D.length; t++, high <<= 1) {
+        const f = D[t]!;
+        const v = x[f]!;
+        for (let mask = high; mask < high << 1; mask++) {
+          const row = at + mask * d;
+          const from = at + (mask ^ high) * d;
+          for (let j = 0; j < d; j++) buffer[row + j] = buffer[from + j]!;
+          buffer[row + f] = v;
+        }
       }
       games.push({ r, b, D, at: used });
       used += rows;
@@ -181,24 +190,26 @@ export const explainBatch: BatchExplainer = async (X, records, background, predi
 const WEIGHTS = Array.from({ length: 21 }, (_, m) => shapleyWeights(Math.max(m, 1)));
 
 /**
- * Adds `share` times the Shapley values of a one-reference game over the players D (value of
- * coalition `mask`: bit t set = D[t] taken from x) to an explanation, with its base and output.
+ * Adds `share` times the Shapley values of a one-reference game over the players D to an
+ * explanation, with its base and output; `values[mask]` is the value of coalition `mask` (bit t
+ * set: D[t] taken from x), for masks 0 .. 2^|D| - 1.
  */
-export function accumulateGame(e: Explanation, D: readonly number[], share: number, v: (mask: number) => number): void {
+export function accumulateGame(e: Explanation, D: readonly number[], share: number, values: Float64Array): void {
   const m = D.length;
-  e.base += share * v(0);
-  e.output += share * v((1 << m) - 1);
+  const full = (1 << m) - 1;
+  e.base += share * values[0]!;
+  e.output += share * values[full]!;
   const w = WEIGHTS[m]!;
-  for (let mask = 0; mask < 1 << m; mask++) {
-    const ws = w[popcount(mask)]! * share;
-    const here = v(mask);
-    for (let t = 0; t < m; t++) {
-      const bit = 1 << t;
-      if (mask & bit) continue;
-      e.contributions[D[t]!] = e.contributions[D[t]!]! + ws * (v(mask | bit) - here);
-    }
+  const sums = SUMS.subarray(0, m).fill(0);
+  for (let mask = 0; mask < full; mask++) {
+    const ws = w[popcount(mask)]!;
+    const here = values[mask]!;
+    for (let t = 0, bit = 1; t < m; t++, bit <<= 1) if (!(mask & bit)) sums[t] = sums[t]! + ws * (values[mask | bit]! - here);
   }
+  for (let t = 0; t < m; t++) e.contributions[D[t]!] = e.contributions[D[t]!]! + share * sums[t]!;
 }
+
+const SUMS = new Float64Array(21);
 
 /** The features whose values differ between x and a background row (two missing values are equal). */
 export function differing(x: ArrayLike<number>, ref: ArrayLike<number>): number[] {

@@ -18,7 +18,7 @@ import { tempDir, tempFsStore } from '../support/registry';
 // Training four families on a small demo base, then shap's Exact explainer in Python for each.
 vi.setConfig({ testTimeout: 300_000 });
 
-const REFERENCE = resolve(import.meta.dirname, '../support/shap_reference.py');
+const REFERENCE = resolve(import.meta.dirname, '../../devkit/shap_reference.py');
 const TOLERANCE = 1e-6;
 
 let handle: WarehouseHandle;
