@@ -1,6 +1,6 @@
 // The operators' console: models with their charts, segments with their trends, and scoring by
 // hand. Plain modules and the API's own JSON; no build step.
-import { barChart, calibrationChart, trendChart } from './charts.js';
+import { barChart, calibrationChart, intervalBars, trendChart, waterfallChart } from './charts.js';
 import { h, num, pct, table, when } from './dom.js';
 import { versionDetail } from './version.js';
 
@@ -241,7 +241,18 @@ async function showStats(segmentId, out) {
     h('p', {}, `${stats.customers.scored.toLocaleString()} customers scored, ${stats.customers.failed.toLocaleString()} failed.`),
   );
   if (stats.drift.length) {
-    out.append(table(['model', 'PSI against its holdout', 'level'], stats.drift.map((d) => h('tr', {}, h('td', {}, d.model), h('td', { class: 'num' }, num(d.psi)), h('td', { class: d.level === 'major' ? 'fail' : d.level === 'moderate' ? '' : 'pass' }, d.level))), { name: 'drift' }));
+    const moved = stats.drift.filter((d) => d.level !== 'stable');
+    // Every score comparison and every input that moved; the stable inputs folded away.
+    const shown = stats.drift.filter((d) => d.kind === 'score' || d.level !== 'stable');
+    const folded = stats.drift.filter((d) => !shown.includes(d));
+    const row = (d) => h('tr', { 'data-level': d.level }, h('td', {}, d.kind === 'feature' ? `input ${d.feature}` : 'score'), h('td', {}, `${d.model} v${d.reference_version}`), h('td', {}, d.reference), h('td', { class: 'num' }, num(d.psi)), h('td', { class: d.level === 'major' ? 'fail' : d.level === 'moderate' ? '' : 'pass' }, d.level));
+    const headers = ['what', 'model', 'compared with', 'PSI', 'level'];
+    out.append(
+      h('h3', {}, 'Drift'),
+      h('p', { 'data-drift-summary': '' }, moved.length ? `${moved.length} of ${stats.drift.length} comparisons moved: ${moved.map((d) => `${d.kind === 'feature' ? d.feature : `${d.model} score`} (${d.level}, against ${d.against})`).join('; ')}.` : `All ${stats.drift.length} comparisons are stable.`),
+      shown.length ? table(headers, shown.map(row), { name: 'drift' }) : '',
+      folded.length ? h('details', { 'data-drift-stable': '' }, h('summary', {}, `${folded.length} stable input comparisons`), table(headers, folded.map(row), { name: 'drift-stable' })) : '',
+    );
   }
   const latest = h('div', { class: 'charts', 'data-charts': 'latest' });
   out.append(latest);
@@ -250,6 +261,10 @@ async function showStats(segmentId, out) {
     barChart(latest, `Churn probability (mean ${num(stats.churn.mean, 3)})`, edges.slice(0, -1).map((e) => e.toFixed(1)), [{ label: 'customers', values: stats.churn.histogram.counts }]);
     const bands = Object.keys(stats.churn.risk_bands);
     barChart(latest, 'Churn risk bands', bands, [{ label: 'customers', values: bands.map((b) => stats.churn.risk_bands[b]) }]);
+    const drivers = stats.churn.contributions;
+    if (drivers) {
+      intervalBars(latest, `What drives this segment's churn risk (mean contribution over ${drivers.customers} customers)`, drivers.features.map((f) => ({ label: f.feature, value: f.mean, ci: f.mean_ci95 })), { name: 'segment-drivers' });
+    }
   }
   if (stats.nbo) {
     barChart(latest, 'Offer mix (best offer)', stats.nbo.top_offers.map((o) => o.offer_id), [{ label: 'customers', values: stats.nbo.top_offers.map((o) => o.customers) }]);
@@ -298,12 +313,14 @@ async function showStats(segmentId, out) {
   if (offers.length) {
     trendChart(trends, 'Offer shares', runs.map((r) => ({ t: t(r), values: Object.fromEntries((r.nbo?.top_offers ?? []).map((o) => [o.offer_id, o.share])) })), offers, 'share');
   }
-  const models = [...new Set(runs.flatMap((r) => r.drift.map((d) => d.model)))];
+  // Score drift against each run's baseline (the first run under its version), per model.
+  const baseline = (r) => r.drift.filter((d) => d.kind === 'score' && d.against === 'baseline');
+  const models = [...new Set(runs.flatMap((r) => baseline(r).map((d) => d.model)))];
   if (models.length) {
     trendChart(
       trends,
-      'Drift (PSI; 0.1 moderate, 0.25 major)',
-      runs.map((r) => ({ t: t(r), values: { ...Object.fromEntries(r.drift.map((d) => [d.model, d.psi])), moderate: 0.1, major: 0.25 } })),
+      'Score drift against the baseline run (PSI; 0.1 moderate, 0.25 major)',
+      runs.map((r) => ({ t: t(r), values: { ...Object.fromEntries(baseline(r).map((d) => [d.model, d.psi])), moderate: 0.1, major: 0.25 } })),
       [...models, 'moderate', 'major'],
       'PSI',
       ['moderate', 'major'],
@@ -316,6 +333,7 @@ async function showStats(segmentId, out) {
 function tryView() {
   const ids = h('textarea', { name: 'ids', 'aria-label': 'customer ids' }, 'demo-000001 demo-000002');
   const type = h('select', { name: 'type', 'aria-label': 'prediction type' }, ['all', 'churn', 'nbo', 'rfm'].map((t) => h('option', { value: t }, t)));
+  const explain = h('input', { type: 'checkbox', name: 'explain', checked: true });
   const out = h('div', {});
   const form = h(
     'form',
@@ -326,7 +344,7 @@ function tryView() {
         out.replaceChildren(h('p', { class: 'muted' }, 'Scoring…'));
         const customer_ids = ids.value.split(/[\s,]+/).filter(Boolean);
         try {
-          const answer = await api('ml/predict/batch', { method: 'POST', body: JSON.stringify({ customer_ids, type: type.value }) });
+          const answer = await api('ml/predict/batch', { method: 'POST', body: JSON.stringify({ customer_ids, type: type.value, ...(explain.checked ? { explain: true } : {}) }) });
           out.replaceChildren(answerView(answer));
         } catch (error) {
           out.replaceChildren();
@@ -337,6 +355,7 @@ function tryView() {
     'Customer ids',
     ids,
     type,
+    h('label', {}, explain, ' with reasons'),
     h('button', { type: 'submit', class: 'primary' }, 'Score'),
   );
   view.replaceChildren(h('h2', {}, 'Try it'), h('p', { class: 'muted' }, 'Scores through the batch API (at most 100 customers), as the back-end would.'), form, out);
@@ -361,6 +380,24 @@ function answerView(answer) {
   box.append(h('p', {}, `${answer.successful} scored, ${answer.failed} failed.`));
   box.append(table(['customer', 'answer', 'source'], rows, { name: 'answers' }));
   if (answer.errors.length) box.append(table(['customer', 'error'], answer.errors.map((e) => h('tr', {}, h('td', {}, e.customer_id), h('td', { class: 'fail' }, e.error))), { name: 'errors' }));
+  const explained = answer.results.flatMap((r) => {
+    const churn = r.result.churn ?? ('churn_probability' in r.result ? r.result : null);
+    const nbo = r.result.nbo ?? ('offer_id' in r.result ? r.result : null);
+    return [
+      churn?.reasons && { id: r.customer_id, title: `${r.customer_id}: churn risk ${pct(churn.reasons.output)}`, reasons: churn.reasons },
+      nbo?.reasons && { id: r.customer_id, title: `${r.customer_id}: chance of accepting ${nbo.offer_name} ${pct(nbo.reasons.output)}`, reasons: nbo.reasons },
+    ].filter(Boolean);
+  });
+  if (explained.length) {
+    box.append(h('h3', {}, 'Why: each answer from a typical customer to this one'), h('p', { class: 'muted' }, 'Exact Shapley values over the version\'s background customers, in probability points; they describe the model, not cause.'));
+    const charts = h('div', { class: 'charts', 'data-charts': 'reasons' });
+    box.append(charts);
+    for (const e of explained.slice(0, 10)) {
+      const chart = waterfallChart(charts, e.title, e.reasons, { limit: 6 });
+      chart.append(h('ul', { class: 'reasons' }, e.reasons.text.map((t) => h('li', {}, t))));
+    }
+    if (explained.length > 10) box.append(h('p', { class: 'muted' }, `The first 10 of ${explained.length} explained answers are drawn; all are in the raw answer.`));
+  }
   if (answer.warnings.length) box.append(h('h3', {}, 'Warnings'), h('ul', { 'data-warnings': true }, answer.warnings.map((w) => h('li', {}, `${w.code}: ${w.message}`))));
   box.append(h('details', {}, h('summary', {}, 'Raw answer'), h('pre', {}, JSON.stringify(answer, null, 2))));
   return box;

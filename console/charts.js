@@ -150,3 +150,86 @@ export function multiclassModelCharts(parent, holdout) {
     { label: 'ranked first', values: offers.map((o) => holdout.top_class_share[o]) },
   ], 'share');
 }
+
+// ---------- reasons (SVG: a waterfall and bars with intervals need no plotting library) ----------
+
+const SVG = 'http://www.w3.org/2000/svg';
+function svg(tag, attrs = {}, text) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+const points = (p) => `${(p * 100).toFixed(Math.abs(p) >= 0.095 ? 0 : 1)}`;
+
+/**
+ * One answer's reasons as a waterfall: from the background's mean probability (base), each
+ * feature's contribution as a step (red raises, green lowers), to the answer's probability.
+ * `reasons`: { base, output, contributions: [{ feature, value, contribution }] } (largest first).
+ */
+export function waterfallChart(parent, title, reasons, options = {}) {
+  const el = box(parent, title);
+  el.dataset.waterfall = '';
+  const steps = reasons.contributions.slice(0, options.limit ?? reasons.contributions.length);
+  const rest = reasons.contributions.slice(steps.length).reduce((a, c) => a + c.contribution, 0);
+  const rows = [{ label: 'typical customer (base)', from: 0, to: reasons.base, kind: 'end' }];
+  let at = reasons.base;
+  for (const c of steps) {
+    rows.push({ label: `${c.feature} = ${c.value === null ? 'missing' : c.value}`, from: at, to: at + c.contribution, kind: c.contribution >= 0 ? 'up' : 'down', feature: c.feature });
+    at += c.contribution;
+  }
+  if (steps.length < reasons.contributions.length) {
+    rows.push({ label: `${reasons.contributions.length - steps.length} other features`, from: at, to: at + rest, kind: rest >= 0 ? 'up' : 'down' });
+    at += rest;
+  }
+  rows.push({ label: 'this customer', from: 0, to: reasons.output, kind: 'end' });
+  const lo = Math.min(0, ...rows.map((r) => Math.min(r.from, r.to)));
+  const hi = Math.max(...rows.map((r) => Math.max(r.from, r.to)), 1e-9);
+  const labelW = 250;
+  const plotW = 260;
+  const rowH = 20;
+  const x = (v) => labelW + ((v - lo) / (hi - lo)) * plotW;
+  const s = svg('svg', { width: labelW + plotW + 60, height: rows.length * rowH + 8, role: 'img', 'aria-label': title });
+  rows.forEach((r, i) => {
+    const y = i * rowH + 4;
+    const x0 = x(Math.min(r.from, r.to));
+    const w = Math.max(1, Math.abs(x(r.to) - x(r.from)));
+    s.append(svg('text', { x: labelW - 6, y: y + 13, 'text-anchor': 'end', 'font-size': 11 }, r.label));
+    const bar = svg('rect', { x: x0, y: y + 2, width: w, height: rowH - 6, fill: r.kind === 'end' ? '#6b7280' : r.kind === 'up' ? '#dc2626' : '#16a34a' });
+    if (r.feature) bar.dataset.feature = r.feature;
+    s.append(bar);
+    const delta = r.kind === 'end' ? `${points(r.to)}%` : `${r.to >= r.from ? '+' : '−'}${points(Math.abs(r.to - r.from))}`;
+    s.append(svg('text', { x: x0 + w + 4, y: y + 13, 'font-size': 11 }, delta));
+  });
+  el.append(s);
+  return el;
+}
+
+/**
+ * Bars with their 95% intervals, one per feature: `items` [{ label, value, ci: [lo, hi] }], values
+ * in probability (drawn as points). Signed values draw left (green) and right (red) of zero.
+ */
+export function intervalBars(parent, title, items, options = {}) {
+  const el = box(parent, title);
+  el.dataset.bars = options.name ?? '';
+  const labelW = 220;
+  const plotW = 280;
+  const rowH = 20;
+  const lo = Math.min(0, ...items.map((it) => it.ci[0]));
+  const hi = Math.max(1e-9, ...items.map((it) => it.ci[1]));
+  const x = (v) => labelW + ((v - lo) / (hi - lo)) * plotW;
+  const s = svg('svg', { width: labelW + plotW + 70, height: items.length * rowH + 8, role: 'img', 'aria-label': title });
+  if (lo < 0) s.append(svg('line', { x1: x(0), x2: x(0), y1: 0, y2: items.length * rowH + 8, stroke: '#9ca3af' }));
+  items.forEach((it, i) => {
+    const y = i * rowH + 4;
+    s.append(svg('text', { x: labelW - 6, y: y + 13, 'text-anchor': 'end', 'font-size': 11 }, it.label));
+    const x0 = x(Math.min(0, it.value));
+    const bar = svg('rect', { x: x0, y: y + 3, width: Math.max(1, Math.abs(x(it.value) - x(0))), height: rowH - 8, fill: lo < 0 ? (it.value >= 0 ? '#dc2626' : '#16a34a') : COLORS[0] });
+    bar.dataset.feature = it.label;
+    s.append(bar);
+    s.append(svg('line', { x1: x(it.ci[0]), x2: x(it.ci[1]), y1: y + rowH / 2, y2: y + rowH / 2, stroke: '#111827', 'stroke-width': 1 }));
+    s.append(svg('text', { x: Math.max(x(it.ci[1]), x(it.value), x(0)) + 4, y: y + 13, 'font-size': 11 }, `${it.value >= 0 ? '' : '−'}${points(Math.abs(it.value))} pts`));
+  });
+  el.append(s);
+  return el;
+}

@@ -1,5 +1,5 @@
 // The view of one model version, shared by the console and `loyalty-ml report`.
-import { barChart, binaryModelCharts, multiclassModelCharts } from './charts.js';
+import { barChart, binaryModelCharts, intervalBars, multiclassModelCharts } from './charts.js';
 import { h, num, pct, table } from './dom.js';
 
 /**
@@ -60,6 +60,7 @@ export function versionDetail(v, extra = null) {
       ),
     );
   }
+  if (v.importance) section.append(importanceSection(v.importance));
   section.append(h('h3', {}, 'Holdout charts'));
   const charts = h('div', { class: 'charts' });
   section.append(charts);
@@ -73,6 +74,19 @@ export function versionDetail(v, extra = null) {
     ], 'acceptance');
   }
   return section;
+}
+
+/** Global importance: mean |contribution| per feature over holdout rows, with 95% intervals. */
+function importanceSection(imp) {
+  const box = h('div', { 'data-importance': '' });
+  box.append(
+    h('h3', {}, 'What the model leans on'),
+    h('p', { class: 'muted' }, `Mean |contribution| of each feature to the answer's probability over ${imp.source}; the line is its 95% interval. Association in the model, not cause.`),
+  );
+  const charts = h('div', { class: 'charts' });
+  box.append(charts);
+  intervalBars(charts, 'Global importance (mean |contribution|, points)', imp.features.map((f) => ({ label: f.feature, value: f.mean_abs, ci: f.mean_abs_ci95 })), { name: 'importance' });
+  return box;
 }
 
 /** The version's top-1 policy, estimated off-policy on the evaluation window, beside what was sent. */

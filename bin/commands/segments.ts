@@ -136,6 +136,12 @@ function printStatistics(io: CommandIo, s: StoredStatistics): void {
   if (s.churn) {
     io.out(`churn: mean ${s.churn.mean.toFixed(4)}, median ${s.churn.median.toFixed(4)}, p90 ${s.churn.p90.toFixed(4)}; risk low ${s.churn.risk_bands.low}, medium ${s.churn.risk_bands.medium}, high ${s.churn.risk_bands.high}`);
     io.out(`  histogram: ${s.churn.histogram.counts.map((c, i) => `${(i / 10).toFixed(1)}:${c}`).join(' ')}`);
+    const drivers = s.churn.contributions;
+    if (drivers) {
+      const points = (v: number) => `${v >= 0 ? '+' : '-'}${Math.abs(v * 100).toFixed(1)}`;
+      io.out(`  what drives its risk (mean contribution in points over ${drivers.customers} customers, from a typical customer's ${(drivers.base * 100).toFixed(1)}%, 95% interval):`);
+      for (const f of drivers.features.slice(0, 5)) io.out(`    ${f.feature} ${points(f.mean)} (${points(f.mean_ci95[0])} to ${points(f.mean_ci95[1])})`);
+    }
   }
   if (s.nbo) {
     io.out(`next best offer (mean confidence ${s.nbo.mean_confidence.toFixed(4)}):`);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { AliasRecordSchema, NAME_PATTERN } from '../registry/index';
-import { GateResultSchema, ManifestSchema, TrainingMetricsSchema } from '../registry/manifest';
+import { ExplanationSchema, GateResultSchema, ManifestSchema, TrainingMetricsSchema } from '../registry/manifest';
 import { BatchRequestSchema, LegacyRequestSchema, SingleRequestSchema } from '../scoring/api';
 import { WarningSchema } from '../scoring/warnings';
 import { SegmentStatisticsSchema } from '../segments/aggregates';
@@ -162,6 +162,7 @@ export const ModelDetailSchema = z
           lineage: ManifestSchema.shape.lineage,
           metrics: TrainingMetricsSchema.nullable(),
           gates: z.object({ passed: z.boolean(), results: z.array(GateResultSchema) }).nullable(),
+          importance: ExplanationSchema.shape.importance.unwrap().describe('global importance over holdout rows (trained versions of this release on); null otherwise'),
         })
         .meta({ id: 'VersionSummary' }),
     ),

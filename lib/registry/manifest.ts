@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { TrainingProfileSchema } from '../drift';
+import { ContributionSummarySchema } from '../explain/summary';
 
 /**
  * The manifest written beside every model version. It is the version's identity card: what the
@@ -228,6 +229,10 @@ export const ExplanationSchema = z.object({
     .nullable()
     .describe('the background set B: rows of feature values in the model\'s feature order, null for missing; null when none could be had'),
   source: z.string().describe('where the background came from (training rows, a file, the warehouse), or why there is none'),
+  importance: ContributionSummarySchema.extend({ source: z.string().describe('which rows were explained, and for which output') })
+    .nullable()
+    .optional()
+    .describe('global importance: mean |contribution| and mean contribution per feature over holdout rows, with 95% intervals (trained versions)'),
 });
 
 export const ManifestSchema = z.object({

@@ -3,6 +3,7 @@ import type { BaseProfile, CustomerFeatureRow } from '../warehouse/index';
 import { FEATURES, OFFER_IDS, OFFER_NAMES } from '../catalog';
 import type { BackgroundRows } from '../explain/background';
 import { explainRows, toReasons, typicalValues, type Reasons, type Target } from '../explain/reasons';
+import { addReasons, emptySums, type ContributionSums } from '../explain/summary';
 import { mockChurnProbability, mockOfferProbabilities } from './mock';
 import type { ModelHandle, ModelProvider } from './models';
 import {
@@ -77,7 +78,8 @@ export interface ScoreOptions {
  */
 export interface MatrixScores {
   ids: string[];
-  churn?: { p: Float64Array; risk: Uint8Array; source: ResultSource; reasons?: (Reasons | null)[] };
+  /** `contributions`: the summed reasons of the rows asked for by `explainSample` (null: none could be had). */
+  churn?: { p: Float64Array; risk: Uint8Array; source: ResultSource; reasons?: (Reasons | null)[]; contributions?: ContributionSums | null };
   nbo?: { classes: readonly string[]; P: Float64Array; top: Uint8Array; confidence: Float64Array; source: ResultSource; reasons?: (Reasons | null)[] };
   /** RFM as cell indices into RFM_CELLS (score and segment). */
   rfm?: { cell: Uint8Array; source: ResultSource };
@@ -168,12 +170,13 @@ export class ScoringService {
     ids: string[],
     X: Float64Array,
     /** `quintiles`: the RFM cut points' basis the caller read (workers never read the warehouse); null: the fixed cut points, with a warning. */
-    options: { parts: readonly ScorePart[]; deadlineMs: number; quintiles: (BaseProfile['quintiles'] & { customers: number }) | null },
+    /** `explainSample`: rows whose churn reasons are summed into `churn.contributions` (a segment's mean reasons). */
+    options: { parts: readonly ScorePart[]; deadlineMs: number; quintiles: (BaseProfile['quintiles'] & { customers: number }) | null; explainSample?: Int32Array },
   ): Promise<MatrixScores> {
     const out: MatrixScores = { ids, warnings: [] };
     const q = options.quintiles;
     try {
-      await this.scoreColumns(out, X, options.parts, Date.now() + options.deadlineMs, q && { quintiles: q, customers: q.customers }, { explain: false, batchWarnings: false, timings: {} });
+      await this.scoreColumns(out, X, options.parts, Date.now() + options.deadlineMs, q && { quintiles: q, customers: q.customers }, { explain: false, batchWarnings: false, timings: {}, explainSample: options.explainSample });
     } catch (error) {
       if (error instanceof DeadlineExceeded) throw new ScoringTimeoutError(`not scored within ${Math.round(options.deadlineMs / 1000)} s`);
       throw error;
@@ -193,7 +196,7 @@ export class ScoringService {
     deadline: number,
     profile: Pick<BaseProfile, 'quintiles' | 'customers'> | null,
     /** `batchWarnings`: warn when a batch's answers collapse (answers; segment statistics judge a whole run). */
-    options: { explain: boolean; batchWarnings: boolean; timings: Record<string, number> },
+    options: { explain: boolean; batchWarnings: boolean; timings: Record<string, number>; explainSample?: Int32Array },
   ): Promise<void> {
     const n = out.ids.length;
     const rows = () => Array.from({ length: n }, (_, i) => Array.from(X.subarray(i * FEATURES.length, (i + 1) * FEATURES.length), (v) => (Number.isNaN(v) ? null : v)));
@@ -223,7 +226,8 @@ export class ScoringService {
         const collapse = options.batchWarnings ? churnCollapseWarning(Array.from({ length: n }, (_, i) => raw[i * stride + at]!), 'churn') : null;
         if (collapse) out.warnings.push(collapse);
         const reasons = options.explain ? await withDeadline(this.reasons('churn', handle, X, n, new Uint8Array(n).fill(at), () => ({ kind: 'churn' }), out.warnings), deadline) : undefined;
-        out.churn = { p, risk, source: sourceOf('churn', handle), reasons };
+        const contributions = options.explainSample?.length ? await withDeadline(this.sampleContributions(handle, X, options.explainSample, at), deadline) : undefined;
+        out.churn = { p, risk, source: sourceOf('churn', handle), reasons, ...(contributions !== undefined ? { contributions } : {}) };
       } else if (part === 'nbo') {
         const { handle, warnings } = await withDeadline(this.deps.models.get('nbo'), deadline);
         out.warnings.push(...warnings);
@@ -274,6 +278,19 @@ export class ScoringService {
     const typical = this.typical(manifest, spec.background);
     const d = features.length;
     return explained.map((e, i) => toReasons(e, Xm.subarray(i * d, (i + 1) * d), features, spec.method, target(i), typical));
+  }
+
+  /** The churn reasons of the rows `sample` of X, summed (null when the version cannot be explained). */
+  private async sampleContributions(handle: ModelHandle, X: Float64Array, sample: Int32Array, column: number): Promise<ContributionSums | null> {
+    const d = FEATURES.length;
+    const Xs = new Float64Array(sample.length * d);
+    sample.forEach((r, i) => Xs.set(X.subarray(r * d, (r + 1) * d), i * d));
+    const reasons = await this.reasons('churn', handle, Xs, sample.length, new Uint8Array(sample.length).fill(column), () => ({ kind: 'churn' }), []);
+    if (reasons.some((r) => r === null) || handle.kind === 'mock') return null;
+    const features = handle.manifest.input.features.map((f) => f.name);
+    const sums = emptySums(features);
+    addReasons(sums, reasons as Reasons[]);
+    return sums;
   }
 
   private readonly typicalCache = new WeakMap<object, (number | null)[]>();

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DEFAULTED_RECENCY, OFFER_NAMES } from '../catalog';
 import { addToHistograms, countsPsi, driftLevel, FeatureProfileSchema, FineHistogramSchema, histogramPsi, mergeHistograms, type FeatureProfile } from '../drift';
+import { ContributionSumsSchema, ContributionSummarySchema, mergeSums, summarizeSums } from '../explain/summary';
 import { RISK_BANDS } from '../scoring/results';
 import { WARNING_CODES, WarningSchema, type Warning } from '../scoring/warnings';
 
@@ -91,7 +92,14 @@ export type FeatureAggregate = z.infer<typeof FeatureAggregateSchema>;
 export const SegmentAggregateSchema = z.object({
   scored: count,
   failed: count,
-  churn: z.object({ n: count, sumMicro: count, micro: churnCounts, risk: counts }),
+  churn: z.object({
+    n: count,
+    sumMicro: count,
+    micro: churnCounts,
+    risk: counts,
+    /** Reasons of a random sample of the customers, summed (null: none explained); parts of earlier releases lack it. */
+    contributions: ContributionSumsSchema.nullable().default(null),
+  }),
   nbo: z.object({
     n: count,
     confidenceSumMicro: count,
@@ -113,7 +121,7 @@ export function emptyAggregate(featureNames: readonly string[]): SegmentAggregat
   return {
     scored: 0,
     failed: 0,
-    churn: { n: 0, sumMicro: 0, micro: [], risk: { low: 0, medium: 0, high: 0 } },
+    churn: { n: 0, sumMicro: 0, micro: [], risk: { low: 0, medium: 0, high: 0 }, contributions: null },
     nbo: { n: 0, confidenceSumMicro: 0, topOffer: {}, nearCertain: 0, offerSumMicro: {}, offerN: 0 },
     rfm: { n: 0, segments: {} },
     models: [],
@@ -295,6 +303,7 @@ export function mergeInto(target: SegmentAggregate, b: SegmentAggregate): Segmen
   target.churn.sumMicro += b.churn.sumMicro;
   target.churn.micro = mergeCounts(target.churn.micro, b.churn.micro);
   add(target.churn.risk, b.churn.risk);
+  target.churn.contributions = mergeSums(target.churn.contributions, b.churn.contributions);
   target.nbo.n += b.nbo.n;
   target.nbo.confidenceSumMicro += b.nbo.confidenceSumMicro;
   add(target.nbo.topOffer, b.nbo.topOffer);
@@ -417,6 +426,9 @@ export const SegmentStatisticsSchema = z.object({
       std: z.number(),
       risk_bands: counts,
       histogram: z.object({ edges: z.array(z.number()), counts: z.array(count) }),
+      contributions: ContributionSummarySchema.nullable()
+        .optional()
+        .describe("what drives this segment's churn risk: the mean reasons of a random sample of its customers (about 100), with 95% intervals; null when the version has no background"),
     })
     .nullable(),
   nbo: z
@@ -500,6 +512,7 @@ export function finalizeStatistics(agg: SegmentAggregate, references: DriftRefer
       std,
       risk_bands: { low: agg.churn.risk.low ?? 0, medium: agg.churn.risk.medium ?? 0, high: agg.churn.risk.high ?? 0 },
       histogram: { edges: EDGES, counts: churnCounts },
+      contributions: agg.churn.contributions ? summarizeSums(agg.churn.contributions) : null,
     };
     if (n >= 10 && std < 0.005) {
       warnings.push({ code: 'collapsed_predictions', model: 'churn', message: `churn probabilities are nearly equal for all ${n} customers (${churn.mean.toFixed(3)} ± ${std.toFixed(4)})` });

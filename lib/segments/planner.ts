@@ -6,7 +6,7 @@ import { AggregateMerger, type DriftReference, type SegmentAggregate } from './a
 import { isFinished, type SegmentRun, type SegmentRunStore, type StoredStatistics } from './runs';
 import type { FeatureBatch } from '../warehouse/index';
 import { chunkFingerprint, cutChunks, toInline, type FeatureChunk } from './chunks';
-import type { WorkerPayload, WorkerResult } from './worker';
+import { reasonsRate, type WorkerPayload, type WorkerResult } from './worker';
 
 /** Runs one chunk somewhere: in this process, or in a worker Lambda. Throws when the chunk failed. */
 export interface WorkerInvoker {
@@ -190,7 +190,7 @@ async function work(run: SegmentRun, lease: RunLease, resuming: boolean, setting
       attempts = attempt;
       let result: WorkerResult;
       try {
-        result = await deps.invoker.invoke({ run_id: run.run_id, segment_id: run.segment_id, chunk: number, attempt, types: run.types, ...(quintiles !== undefined ? { rfm_quintiles: quintiles } : {}), customers });
+        result = await deps.invoker.invoke({ run_id: run.run_id, segment_id: run.segment_id, chunk: number, attempt, types: run.types, ...(quintiles !== undefined ? { rfm_quintiles: quintiles } : {}), ...explaining(run), customers });
       } catch (error) {
         lastError = describe(error);
         // A misconfigured invoker (no region, no such function, no credentials) fails the same way every time.
@@ -264,7 +264,13 @@ export interface MapItem {
   chunk: number;
   types: SegmentRun['types'];
   rfm_quintiles?: WorkerPayload['rfm_quintiles'];
+  reasons_rate?: number;
   customers: { file: string; count: number; fingerprint: string };
+}
+
+/** A run scoring churn explains a random sample of about REASONS_SAMPLE members (the segment's mean reasons). */
+function explaining(run: SegmentRun): { reasons_rate?: number } {
+  return run.types.includes('churn') && run.path ? { reasons_rate: reasonsRate(run.path.members) } : {};
 }
 
 /**
@@ -284,7 +290,7 @@ async function writeMap(run: SegmentRun, lease: RunLease, deps: PlanDeps, quinti
     const fingerprint = chunkFingerprint(chunk.ids);
     while (writes.size >= 16) await Promise.race(writes);
     const write: Promise<void> = deps.runs.putChunkFile(run.segment_id, run.run_id, chunk, n).then((file) => {
-      items[n - 1] = { run_id: run.run_id, segment_id: run.segment_id, chunk: n, types: run.types, ...(quintiles !== undefined ? { rfm_quintiles: quintiles } : {}), customers: { file, count: chunk.ids.length, fingerprint } };
+      items[n - 1] = { run_id: run.run_id, segment_id: run.segment_id, chunk: n, types: run.types, ...(quintiles !== undefined ? { rfm_quintiles: quintiles } : {}), ...explaining(run), customers: { file, count: chunk.ids.length, fingerprint } };
     });
     const tracked: Promise<void> = write.finally(() => writes.delete(tracked));
     writes.add(tracked);

@@ -27,8 +27,32 @@ export const WorkerPayloadSchema = z.object({
     .object({ recency_days: z.array(z.number()), frequency: z.array(z.number()), monetary: z.array(z.number()), customers: z.number().int().nonnegative() })
     .nullable()
     .optional(),
+  /** The share of the segment whose churn reasons are summed (a random sample by id; absent: none). */
+  reasons_rate: z.number().min(0).max(1).optional(),
   customers: z.union([z.strictObject({ inline: InlineChunkSchema }), z.strictObject({ file: z.string().min(1), count: z.number().int().positive(), fingerprint: z.string() })]),
 });
+
+/** About this many customers of a segment run are explained, for the segment's mean reasons. */
+export const REASONS_SAMPLE = 100;
+
+/** The share of a segment of `members` customers to explain. */
+export function reasonsRate(members: number): number {
+  return Math.min(1, REASONS_SAMPLE / Math.max(1, members));
+}
+
+/**
+ * Whether a customer is in a run's reasons sample: a hash of the id (FNV-1a, finalised) below the rate, so
+ * every chunk draws its share independently and the sample is the same whichever chunk holds whom.
+ */
+export function inReasonsSample(id: string, rate: number): boolean {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  // murmur3's finaliser: FNV's high bits alone are uneven over ids that differ in their last characters.
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) / 2 ** 32 < rate;
+}
 
 /** A payload as planners and the map's manifest build it. */
 export type WorkerPayload = z.input<typeof WorkerPayloadSchema>;
@@ -94,6 +118,7 @@ export async function scoreChunk(
       deadlineMs: Math.max(1, deps.deadlineMs - (Date.now() - started)),
       // The worker never reads the warehouse: the quintiles come with the chunk (absent: fixed cut points, with a warning).
       quintiles: payload.rfm_quintiles ?? null,
+      explainSample: sampleRows(ids, payload.reasons_rate),
     });
   } catch (error) {
     if (error instanceof ScoringTimeoutError) throw new ChunkTimeoutError(`chunk ${payload.chunk} (${ids.length} customers) was ${error.message}`);
@@ -104,6 +129,7 @@ export async function scoreChunk(
   // Mean probabilities per offer are acceptance rates only when the model gives acceptance probabilities.
   const nbo = scores.nbo && { ...scores.nbo, P: 'probabilities' in scores.nbo.source && scores.nbo.source.probabilities === 'acceptance' ? scores.nbo.P : undefined };
   addScores(aggregate, { n: ids.length, churn: scores.churn, nbo, rfm: scores.rfm && { cell: scores.rfm.cell, cells: RFM_CELLS } }, features);
+  if (scores.churn?.contributions) aggregate.churn.contributions = scores.churn.contributions;
   if (ids.length) {
     if (scores.churn) tallyModel(aggregate.models, servedBy(scores.churn.source), ids.length);
     if (scores.nbo) tallyModel(aggregate.models, servedBy(scores.nbo.source), ids.length);
@@ -153,6 +179,16 @@ async function loadChunk(payload: ValidWorkerPayload, runs: SegmentRunStore): Pr
     throw new IntegrityError(`the chunk file of chunk ${payload.chunk} holds other customers than the planner listed (${chunk.ids.length}, expected ${c.count})`);
   }
   return { chunk, fingerprint };
+}
+
+/** The rows of a chunk in its reasons sample. */
+function sampleRows(ids: readonly string[], rate: number | undefined): Int32Array | undefined {
+  if (!rate) return undefined;
+  const rows: number[] = [];
+  ids.forEach((id, i) => {
+    if (inReasonsSample(id, rate)) rows.push(i);
+  });
+  return Int32Array.from(rows);
 }
 
 /** What served a result, as a segment tallies it. */

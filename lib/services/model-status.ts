@@ -30,6 +30,7 @@ export type VersionSummary = Pick<ModelManifest, 'version' | 'created_at' | 'cre
   model: Pick<ModelManifest['model'], 'sha256' | 'size_bytes' | 'producer'>;
   features: string[];
   output: ModelManifest['output'];
+  importance: NonNullable<ModelManifest['explanation']>['importance'] | null;
 };
 
 /** What the console and the report show of a version. */
@@ -46,6 +47,7 @@ export function versionSummary(m: ModelManifest): VersionSummary {
     lineage: m.lineage,
     metrics: m.metrics,
     gates: m.gates,
+    importance: m.explanation?.importance ?? null,
   };
 }
 

@@ -12,6 +12,7 @@ import { exportGraph, float32Rows, OUTPUT_NAME, verifyExport } from './export';
 import { evaluateGates, type GateThresholds } from './gates';
 import { estimateLoggingPolicy, PROPENSITY_FLOOR } from './logging-policy';
 import { trainedExplanation } from '../explain/background';
+import { holdoutImportance } from './importance';
 import { featureProfile } from '../drift';
 import { timePlan, type Family } from './selection';
 import type { GbtParams } from './gbt';
@@ -150,6 +151,9 @@ export async function trainNbo(spec: NboTrainingSpec, options: NboTrainingOption
   log(`export verified: onnxruntime matches the trainer within ${exportCheck.maxAbsDiff.toExponential(2)} on ${exportCheck.rows} rows`);
   const prepared = await prepareModel(bytes, data.columns.map((c) => c.name), { classes: data.offers, kind: 'multilabel', probabilityOutput: OUTPUT_NAME });
 
+  const explanation = trainedExplanation(data.X, data.columns.length, spec.splits.train, options.seed, 'coalitions');
+  const importance = await holdoutImportance(bytes, data.X, data.columns.map((c) => c.name), spec.splits.test, explanation, options.seed, log);
+
   const plan = timePlan(data.months, spec.splits.train, 'month');
   const refusal = gates.results.filter((g) => !g.passed).map((g) => g.reason);
   const tops = new Array<number>(K).fill(0);
@@ -202,7 +206,7 @@ export async function trainNbo(spec: NboTrainingSpec, options: NboTrainingOption
       top_class_share: Object.fromEntries(data.offers.map((id, k) => [id, tops[k]! / Math.max(1, test.length)])),
     },
     gates,
-    explanation: trainedExplanation(data.X, data.columns.length, spec.splits.train, options.seed, 'coalitions'),
+    explanation: { ...explanation, importance },
     feature_profile: featureProfile(data.X, data.columns.map((c) => c.name), `${spec.splits.train.length} training rows (offers sent)`, spec.splits.train),
   };
   return { bytes: prepared.bytes, draft, heads: fit.heads, chosen, exportCheck, warnings, policy: value, overlap, windowPolicy: policy };

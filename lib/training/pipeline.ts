@@ -15,6 +15,7 @@ import type { GbtParams } from './gbt';
 import type { HeadReport } from './acceptance';
 import type { OverlapReport } from '../decisions/overlap';
 import { explanationMethod, trainedExplanation } from '../explain/background';
+import { holdoutImportance } from './importance';
 import { featureProfile } from '../drift';
 import type { ComparedModel, PolicyValue } from './nbo';
 import { coveredRows, stratifiedPlan, timePlan, type Candidate, type Family, type FoldPlan, type SelectionData } from './selection';
@@ -183,6 +184,8 @@ export async function trainModel(spec: TrainingSpec, options: TrainingOptions = 
     probabilityOutput: OUTPUT_NAME,
   });
 
+  const explanation = trainedExplanation(spec.X, D, spec.splits.train, seed, explanationMethod(chosen.family, 'trained', k === 2 ? 'binary' : 'multiclass'));
+  const importance = await holdoutImportance(bytes, spec.X, featureNames, spec.splits.test, explanation, seed, log);
   const reports = candidates.map(candidateReport);
   const refusal = gates.results.filter((g) => !g.passed).map((g) => g.reason);
   const draft: ManifestDraft = {
@@ -229,7 +232,7 @@ export async function trainModel(spec: TrainingSpec, options: TrainingOptions = 
       top_class_share: isBinaryMetrics(evaluation.metrics) ? null : evaluation.metrics.top_class_share,
     },
     gates,
-    explanation: trainedExplanation(spec.X, D, spec.splits.train, seed, explanationMethod(chosen.family, 'trained', k === 2 ? 'binary' : 'multiclass')),
+    explanation: { ...explanation, importance },
     feature_profile: featureProfile(spec.X, featureNames, `${spec.splits.train.length} training rows`, spec.splits.train),
   };
   return { name: spec.name, bytes: prepared.bytes, draft, candidates: reports, chosen: chosen.family, exportCheck };

@@ -82,8 +82,15 @@ describe('the console in a browser', () => {
     await page.getByRole('link', { name: 'churn' }).click();
     await page.locator('[data-version-detail="1"]').waitFor();
     const charts = await page.locator('.chart h4').allInnerTexts();
-    expect(charts).toEqual([expect.stringMatching(/^ROC \(AUC 0\.\d{3}\)$/), 'Calibration (reliability)', 'Cumulative gain (lift)', 'Holdout scores by outcome']);
+    expect(charts).toEqual(['Global importance (mean |contribution|, points)', expect.stringMatching(/^ROC \(AUC 0\.\d{3}\)$/), 'Calibration (reliability)', 'Cumulative gain (lift)', 'Holdout scores by outcome']);
     expect(await page.locator('.chart canvas').count()).toBe(4);
+    // Global importance: a bar per feature, largest first, over the holdout rows the manifest names.
+    const bars = page.locator('[data-bars="importance"] rect[data-feature]');
+    expect(await bars.count()).toBe(10);
+    const widths = await bars.evaluateAll((els) => els.map((e) => Number(e.getAttribute('width'))));
+    expect(widths).toEqual([...widths].sort((a, b) => b - a));
+    expect(widths[0]).toBeGreaterThan(widths[9]!);
+    expect(await page.locator('[data-importance] p').innerText()).toMatch(/over \d+ holdout rows drawn at random .* 95% interval\. Association in the model, not cause\./);
     expect(await rowsOf('metrics').first().innerText()).toMatch(/^auc\t0\.\d{4}\t0\.5000\t0\.\d{4}/);
     expect(await rowsOf('candidates').count()).toBeGreaterThanOrEqual(3);
     expect(await page.locator('table[data-table="candidates"] tr.selected').innerText()).toContain('(shipped)');
@@ -98,7 +105,8 @@ describe('the console in a browser', () => {
     expect(html).not.toMatch(/(src|href)="(https?:|\/)/); // nothing loaded from elsewhere
     await page.goto(`file://${out}`);
     await page.locator('.chart canvas').nth(3).waitFor();
-    expect(await page.locator('.chart h4').allInnerTexts()).toHaveLength(4);
+    expect(await page.locator('.chart h4').allInnerTexts()).toHaveLength(5);
+    expect(await page.locator('[data-bars="importance"] rect[data-feature]').count()).toBe(10);
     expect(await page.locator('h1').innerText()).toBe('churn v1');
     // The console's own version view: the same tables as the model page.
     expect(await rowsOf('metrics').first().innerText()).toMatch(/^auc\t0\.\d{4}\t0\.5000\t0\.\d{4}/);
@@ -112,6 +120,7 @@ describe('the console in a browser', () => {
     await page.locator('[data-version-detail="1"]').waitFor();
     expect(await page.locator('[data-output="acceptance"]').innerText()).toMatch(/P\(the customer accepts the offer if it is sent\).*do not sum to 1/);
     expect(await page.locator('.chart h4').allInnerTexts()).toEqual([
+      'Global importance (mean |contribution|, points)',
       expect.stringMatching(/^ROC \(AUC 0\.\d{3}\)$/),
       'Calibration (reliability)',
       'Cumulative gain (lift)',
@@ -162,6 +171,7 @@ describe('the console in a browser', () => {
     expect(await page.locator('[data-charts="latest"] .chart h4').allInnerTexts()).toEqual([
       expect.stringMatching(/^Churn probability \(mean 0\.\d{3}\)$/),
       'Churn risk bands',
+      expect.stringMatching(/^What drives this segment's churn risk \(mean contribution over \d+ customers\)$/),
       'Offer mix (best offer)',
       'Which offers work best: mean P(accept)',
       'RFM segments',
@@ -172,7 +182,16 @@ describe('the console in a browser', () => {
     const means = works.map((r) => Number(/\t(\d+\.\d)%\t/.exec(r)![1]));
     expect(means).toEqual([...means].sort((a, b) => b - a));
     expect(await page.locator('[data-expected-acceptance]').innerText()).toMatch(/^If every customer got their best offer, the expected acceptance rate is \d+\.\d%\.$/);
-    expect(await page.locator('[data-charts="trend"] .chart h4').allInnerTexts()).toEqual(['Churn', 'Offer shares', expect.stringMatching(/^Drift/)]);
+    // The segment's drivers: a signed bar per feature with its interval.
+    expect(await page.locator('[data-bars="segment-drivers"] rect[data-feature]').count()).toBe(10);
+    // Drift of the second run against the segment's own first run and previous run, scores and inputs.
+    expect(await page.locator('[data-drift-summary]').innerText()).toMatch(/^(All \d+ comparisons are stable\.|\d+ of \d+ comparisons moved: .+\.)$/);
+    const drift = await rowsOf('drift').allInnerTexts();
+    expect(drift).toContainEqual(expect.stringMatching(/^score\tchurn v1\tbaseline run \S+ \(the first under .+\)\t\d\.\d{4}\t(stable|moderate|major)$/));
+    // Inputs that did not move are folded away, one click from view.
+    await page.locator('[data-drift-stable] summary').click();
+    expect(await rowsOf('drift-stable').allInnerTexts()).toContainEqual(expect.stringMatching(/^input days_since_last_transaction\tchurn v1\tbaseline run /));
+    expect(await page.locator('[data-charts="trend"] .chart h4').allInnerTexts()).toEqual(['Churn', 'Offer shares', expect.stringMatching(/^Score drift against the baseline run/)]);
     await expect.poll(() => page.locator('main h3').allInnerTexts()).toContain('Trend over 2 runs');
   });
 
@@ -188,6 +207,18 @@ describe('the console in a browser', () => {
     expect(answers.some((a) => /offer [a-z_0-9]+ .+ at \d+\.\d% chance of acceptance\tnbo v1 \(production\)/.test(a))).toBe(true);
     expect(answers.some((a) => /RFM .+ \(\d{3}\)\trules \(/.test(a))).toBe(true);
     expect(await rowsOf('errors').allInnerTexts()).toEqual([expect.stringMatching(/^nobody\t/)]);
+    // With reasons (the default): a waterfall per churn and NBO answer, from a typical customer to this one.
+    const waterfalls = page.locator('[data-charts="reasons"] [data-waterfall]');
+    expect(await waterfalls.count()).toBe(4);
+    expect(await waterfalls.locator('h4').allInnerTexts()).toEqual([
+      expect.stringMatching(/^demo-000001: churn risk \d+\.\d%$/),
+      expect.stringMatching(/^demo-000001: chance of accepting .+ \d+\.\d%$/),
+      expect.stringMatching(/^demo-000002: churn risk \d+\.\d%$/),
+      expect.stringMatching(/^demo-000002: chance of accepting .+ \d+\.\d%$/),
+    ]);
+    // Base, the six largest contributions, the other four together, and the answer.
+    expect(await waterfalls.first().locator('rect').count()).toBe(9);
+    expect(await waterfalls.first().locator('li').first().innerText()).toMatch(/(raises|lowers) churn risk by [\d.]+ points?\.$/);
   });
 
   it('shows realised quality once outcomes have arrived: a table per version, the trend across reports and the calibration', async () => {

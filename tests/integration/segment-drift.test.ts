@@ -29,10 +29,21 @@ describe.each([
     await cli(['demo-data', '--customers', '4000', '--seed', '5']);
     await cli(['train', 'churn', '--family', 'gbt', '--promote', 'production']);
     await cli(['train', 'nbo', '--promote', 'production']);
-    const score = async (segment: string) => (await cli(['score-segment', segment, '--types', 'churn,nbo', '--json'])).json().stats.drift as Drift[];
+    const run = async (segment: string) => (await cli(['score-segment', segment, '--types', 'churn,nbo', '--json'])).json().stats;
+    const score = async (segment: string) => (await run(segment)).drift as Drift[];
+    type Drivers = { customers: number; base: number; features: { feature: string; mean: number; mean_ci95: [number, number] }[] };
+    const recencyDriver = (d: Drivers) => d.features.find((f) => f.feature === 'days_since_last_transaction')!;
 
+    let before: Drivers | null = null;
     for (const segment of ['all', 'at-risk']) {
-      const first = await score(segment);
+      const stats = await run(segment);
+      const first = stats.drift as Drift[];
+      // What drives the segment's risk: the mean reasons of a random sample of about 100 members.
+      const drivers = stats.churn.contributions as Drivers;
+      expect(drivers.customers).toBeGreaterThan(60);
+      expect(drivers.customers).toBeLessThan(140);
+      expect(drivers.features).toHaveLength(10);
+      if (segment === 'at-risk') before = drivers;
       // The first run has no earlier run: only the segment as it stood when each version was trained.
       expect(first.length).toBe(2 * 10);
       expect(first.every((d) => d.kind === 'feature' && d.against === 'training' && / members of /.test(d.reference))).toBe(true);
@@ -50,7 +61,11 @@ describe.each([
     } finally {
       await handle.close();
     }
-    const after = await score('at-risk');
+    const afterStats = await run('at-risk');
+    const after = afterStats.drift as Drift[];
+    // The lapse shows in what drives the segment's risk: recency's mean contribution rises beyond its interval.
+    const lapsed = recencyDriver(afterStats.churn.contributions as Drivers);
+    expect(lapsed.mean_ci95[0], JSON.stringify({ before: recencyDriver(before!), after: lapsed })).toBeGreaterThan(recencyDriver(before!).mean_ci95[1]);
     const recency = after.filter((d) => d.feature === 'days_since_last_transaction' && d.against !== 'training');
     expect(recency.length).toBe(4);
     expect(recency.every((d) => d.level === 'major'), JSON.stringify(recency)).toBe(true);

@@ -4,6 +4,8 @@ import { explainAdditiveLogit } from '../../lib/explain/additive';
 import { BACKGROUND_ROWS, drawBackground, parseBackgroundCsv } from '../../lib/explain/background';
 import { coalitionValues, exactShapley, explainBatch, shapleyFromValues } from '../../lib/explain/exact';
 import { sentence, toReasons, typicalValues } from '../../lib/explain/reasons';
+import { addExplanations, addReasons, emptySums, mergeSums, summarizeSums, type ContributionSums, type FeatureContribution } from '../../lib/explain/summary';
+import { inReasonsSample, reasonsRate, REASONS_SAMPLE } from '../../lib/segments/worker';
 
 /** A small deterministic generator, so the cases are the same on every run. */
 function rng(seed: number): () => number {
@@ -219,5 +221,60 @@ describe('reasons in words', () => {
     ]);
     expect(sentence('complaints_90d', 1, 0, 0.004, { kind: 'offer', name: 'Service recovery credit' })).toBe('1 complaint in the last 90 days (typical: 0) raises the chance of accepting Service recovery credit by 0.4 points.');
     expect(typicalValues([[1, null], [3, 2], [2, null], [10, 4]])).toEqual([2.5, 3]);
+  });
+});
+
+describe('reasons summed over many customers', () => {
+  it('give each feature its mean and mean |contribution| with 95% intervals, the same whether summed at once or in parts', () => {
+    const next = rng(11);
+    const features = ['a', 'b', 'c'];
+    const explanations = Array.from({ length: 500 }, () => ({ base: 0.2, output: 0, contributions: Float64Array.from([0.1 + (next() - 0.5) * 0.02, -0.05 + (next() - 0.5) * 0.2, 0]) }));
+    const whole = emptySums(features);
+    addExplanations(whole, explanations);
+    const parts = [0, 170, 340].map((from) => {
+      const s = emptySums(features);
+      addExplanations(s, explanations.slice(from, from + 170));
+      return s;
+    });
+    const merged = parts.reduce<ContributionSums | null>((acc, p) => mergeSums(acc, p), null)!;
+    const summary = summarizeSums(whole)!;
+    const fromParts = summarizeSums(merged)!;
+    expect(fromParts.customers).toBe(500);
+    fromParts.features.forEach((f, i) => {
+      expect(f.feature).toBe(summary.features[i]!.feature);
+      expect(f.mean).toBeCloseTo(summary.features[i]!.mean, 12);
+      expect(f.mean_ci95[1]).toBeCloseTo(summary.features[i]!.mean_ci95[1], 12);
+    });
+    // By mean |contribution|: a (0.1 every time, a narrow interval), then b (signed, wide), then c (never).
+    expect(summary.features.map((f) => f.feature)).toEqual(['a', 'b', 'c']);
+    const [a, b, c] = summary.features as [FeatureContribution, FeatureContribution, FeatureContribution];
+    expect(a.mean).toBeCloseTo(0.1, 3);
+    expect(a.mean_ci95[1] - a.mean_ci95[0]).toBeLessThan(0.002);
+    expect(b.mean_ci95[0]).toBeLessThan(-0.05);
+    expect(b.mean_ci95[1]).toBeGreaterThan(-0.05);
+    expect(b.mean_abs).toBeGreaterThan(Math.abs(b.mean));
+    expect(c).toMatchObject({ mean: 0, mean_abs: 0, mean_ci95: [0, 0] });
+    expect(summary.base).toBeCloseTo(0.2, 12);
+    // Answers' reasons (by name, sorted by size) add up the same as explanations in feature order.
+    const byName = emptySums(features);
+    addReasons(byName, explanations.map((e) => ({ base: e.base, contributions: [2, 0, 1].map((j) => ({ feature: features[j]!, contribution: e.contributions[j]! })) })));
+    expect(summarizeSums(byName)).toEqual(summary);
+    // Parts that explain other features (a model change mid-run) are not mixed.
+    expect(mergeSums(whole, emptySums(['a', 'b']))).toBeNull();
+    expect(summarizeSums(emptySums(features))).toBeNull();
+  });
+
+  it("draw a segment's sample by id: the same customers whichever chunk holds them, at the rate asked", () => {
+    const ids = Array.from({ length: 20_000 }, (_, i) => `c-${i}`);
+    const rate = reasonsRate(4000);
+    expect(rate).toBeCloseTo(REASONS_SAMPLE / 4000, 12);
+    expect(reasonsRate(50)).toBe(1);
+    const picked = ids.filter((id) => inReasonsSample(id, rate));
+    // Binomial(20,000, 0.05): 1,000 expected, sd 31.
+    expect(picked.length).toBeGreaterThan(900);
+    expect(picked.length).toBeLessThan(1100);
+    expect(ids.filter((id) => inReasonsSample(id, 1))).toHaveLength(ids.length);
+    expect(ids.filter((id) => inReasonsSample(id, 0))).toHaveLength(0);
+    expect(ids.slice(5000, 6000).filter((id) => inReasonsSample(id, rate))).toEqual(picked.filter((id) => Number(id.slice(2)) >= 5000 && Number(id.slice(2)) < 6000));
   });
 });
