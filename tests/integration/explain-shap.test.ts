@@ -92,6 +92,18 @@ describe("reasons equal shap's Exact explainer on the same model and background"
       expect(manifest.lineage.family).toBe(family);
       expect(manifest.explanation).toMatchObject({ method: family === 'logistic' ? 'additive-logit' : 'coalitions', source: expect.stringMatching(/^100 training rows drawn at random/) });
       expect(manifest.explanation!.background).toHaveLength(100);
+      // Global importance over holdout rows: every feature, largest mean |contribution| first, each mean inside its interval.
+      const importance = manifest.explanation!.importance!;
+      expect(importance.customers).toBeGreaterThanOrEqual(20);
+      expect(importance.source).toMatch(/^\d+ holdout rows drawn at random \(seed \d+\).*, each explained for the positive class$/);
+      expect(importance.features.map((f) => f.feature).sort()).toEqual(manifest.input.features.map((f) => f.name).sort());
+      const sizes = importance.features.map((f) => f.mean_abs);
+      expect(sizes).toEqual([...sizes].sort((a, b) => b - a));
+      for (const f of importance.features) {
+        expect(f.mean_abs).toBeGreaterThanOrEqual(Math.abs(f.mean) - 1e-12);
+        expect(f.mean).toBeGreaterThanOrEqual(f.mean_ci95[0] - 1e-12);
+        expect(f.mean).toBeLessThanOrEqual(f.mean_ci95[1] + 1e-12);
+      }
       const r = await compare(manifest, bytes, records, RECORDS, positive(manifest));
       expect(r.worst).toBeLessThan(TOLERANCE);
     });
