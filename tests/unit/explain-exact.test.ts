@@ -270,9 +270,10 @@ describe('reasons summed over many customers', () => {
     expect(rate).toBeCloseTo(REASONS_SAMPLE / 4000, 12);
     expect(reasonsRate(50)).toBe(1);
     const picked = ids.filter((id) => inReasonsSample(id, rate));
-    // Binomial(20,000, 0.05): 1,000 expected, sd 31.
-    expect(picked.length).toBeGreaterThan(900);
-    expect(picked.length).toBeLessThan(1100);
+    // Binomial(20,000, rate): within four standard deviations of its mean.
+    const mean = ids.length * rate;
+    const sd = Math.sqrt(mean * (1 - rate));
+    expect(Math.abs(picked.length - mean)).toBeLessThan(4 * sd);
     expect(ids.filter((id) => inReasonsSample(id, 1))).toHaveLength(ids.length);
     expect(ids.filter((id) => inReasonsSample(id, 0))).toHaveLength(0);
     expect(ids.slice(5000, 6000).filter((id) => inReasonsSample(id, rate))).toEqual(picked.filter((id) => Number(id.slice(2)) >= 5000 && Number(id.slice(2)) < 6000));
