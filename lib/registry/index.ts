@@ -10,6 +10,7 @@ import {
   ValidationError,
 } from '../errors';
 import { FEATURES, OFFER_IDS, SERVED_MODELS, type ServedModelName } from '../catalog';
+import { casBackoffMs, casUpdate, CAS_ATTEMPTS, type CasChange } from '../storage/cas';
 import type { ObjectStore } from '../storage/index';
 import { ManifestSchema, type ManifestDraft, type ModelManifest } from './manifest';
 
@@ -18,8 +19,6 @@ export * from './manifest';
 /** Model and alias names: one path segment, lowercase. */
 export const NAME_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;
 const NAME = NAME_PATTERN;
-const MAX_PUBLISH_ATTEMPTS = 50;
-const MAX_ALIAS_ATTEMPTS = 50;
 
 /**
  * Why the API could not serve this version under its name, in words (empty when it can, or when
@@ -193,16 +192,15 @@ export class ModelRegistry {
     if (bytes.byteLength === 0) throw new ValidationError('The model file is empty');
     await this.assertSafeStore('publish');
     const sha = sha256(bytes);
-    for (let attempt = 0; attempt < MAX_PUBLISH_ATTEMPTS; attempt++) {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const pause = casBackoffMs(attempt);
+      if (pause) await sleep(pause);
       const taken = await this.versionNumbers(name, false);
       const version = (taken.length ? taken[taken.length - 1]! : 0) + 1;
       try {
         await this.store.put(modelKey(name, version), bytes, { ifNoneMatch: true, contentType: 'application/octet-stream' });
       } catch (error) {
-        if (error instanceof PreconditionFailedError) {
-          await sleep(Math.random() * 20 * (attempt + 1));
-          continue;
-        }
+        if (error instanceof PreconditionFailedError) continue;
         throw error;
       }
       const manifest = ManifestSchema.parse({
@@ -226,7 +224,7 @@ export class ModelRegistry {
       return manifest;
     }
     throw new ContentionError(
-      `Could not claim a version number for "${name}" after ${MAX_PUBLISH_ATTEMPTS} attempts: other writers took every number tried (or the store keeps refusing create-only writes); nothing was published`,
+      `Could not claim a version number for "${name}" after ${CAS_ATTEMPTS} attempts: other writers took every number tried (or the store keeps refusing create-only writes); nothing was published`,
     );
   }
 
@@ -306,40 +304,26 @@ export class ModelRegistry {
     reason: string | null,
   ): Promise<AliasRecord> {
     const key = aliasKey(name, alias);
-    for (let attempt = 0; attempt < MAX_ALIAS_ATTEMPTS; attempt++) {
-      const stored = await this.store.get(key);
-      const current = stored ? parseAlias(stored.body, `${name}@${alias}`) : null;
-      const version = await pick(current);
-      if (current && current.version === version) return current;
-      const at = this.now().toISOString();
-      const next: AliasRecord = {
-        schema_version: 1,
-        name,
-        alias,
-        version,
-        updated_at: at,
-        updated_by: this.options.actor,
-        history: [
-          ...(current?.history ?? []),
-          { at, by: this.options.actor, action, from: current?.version ?? null, to: version, reason },
-        ],
-      };
-      try {
-        await this.store.put(key, encodeJson(next), {
-          ...(stored ? { ifMatch: stored.etag } : { ifNoneMatch: true }),
-          contentType: 'application/json',
-        });
-        return next;
-      } catch (error) {
-        if (error instanceof PreconditionFailedError) {
-          await sleep(Math.random() * 20 * (attempt + 1));
-          continue;
-        }
-        throw error;
-      }
-    }
-    throw new ContentionError(
-      `Alias "${alias}" of "${name}" kept changing: ${MAX_ALIAS_ATTEMPTS} compare-and-swap attempts lost to other writers (or the store keeps refusing If-Match); the alias was not moved, try again`,
+    return casUpdate(
+      this.store,
+      key,
+      async (stored): Promise<CasChange<AliasRecord>> => {
+        const current = stored ? parseAlias(stored.body, `${name}@${alias}`) : null;
+        const version = await pick(current);
+        if (current && current.version === version) return { keep: true, result: current };
+        const at = this.now().toISOString();
+        const next: AliasRecord = {
+          schema_version: 1,
+          name,
+          alias,
+          version,
+          updated_at: at,
+          updated_by: this.options.actor,
+          history: [...(current?.history ?? []), { at, by: this.options.actor, action, from: current?.version ?? null, to: version, reason }],
+        };
+        return { write: encodeJson(next), result: next };
+      },
+      { contention: `Alias "${alias}" of "${name}" kept changing (or the store keeps refusing If-Match); the alias was not moved, try again` },
     );
   }
 

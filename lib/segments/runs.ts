@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { ContentionError, IntegrityError, NotFoundError, PreconditionFailedError, UnsafeStoreError, ValidationError } from '../errors';
+import { IntegrityError, NotFoundError, PreconditionFailedError, UnsafeStoreError, ValidationError } from '../errors';
+import { casUpdate, type CasChange } from '../storage/cas';
 import type { ObjectStore } from '../storage/index';
 import { SegmentAggregateSchema, SegmentStatisticsSchema } from './aggregates';
 import { decodeChunkFile, encodeChunkFile, type FeatureChunk } from './chunks';
@@ -134,6 +135,8 @@ export const StoredStatisticsSchema = SegmentStatisticsSchema.extend({
 export type StoredStatistics = z.infer<typeof StoredStatisticsSchema>;
 
 const HistorySchema = z.object({ segment_id: z.string(), runs: z.array(StoredStatisticsSchema) });
+/** Which run holds a segment's types (written by the starter that claimed them). */
+const ClaimSchema = z.object({ run_id: z.string().optional(), created_at: z.string().optional() });
 type History = z.infer<typeof HistorySchema>;
 
 /** A run record as read, with the version tag a compare-and-swap save must match. */
@@ -210,22 +213,20 @@ export class SegmentRunStore {
   private async claim(run: SegmentRun): Promise<SegmentRun | null> {
     const key = claimKey(run.segment_id, run.types);
     const body = encode({ run_id: run.run_id, created_at: new Date().toISOString() });
-    for (let attempt = 0; attempt < 20; attempt++) {
-      const held = await this.store.get(key);
-      if (held) {
-        const claim = JSON.parse(new TextDecoder().decode(held.body)) as { run_id?: string; created_at?: string };
-        if (claim.run_id === run.run_id) return null;
-        const holder = claim.run_id && RUN_ID.test(claim.run_id) ? await this.awaitRecord(run.segment_id, claim.run_id, claim.created_at) : null;
-        if (holder && !isFinished(holder.status)) return holder;
-      }
-      try {
-        await this.store.put(key, body, held ? { ifMatch: held.etag, contentType: 'application/json' } : { ifNoneMatch: true, contentType: 'application/json' });
-        return null;
-      } catch (error) {
-        if (!(error instanceof PreconditionFailedError)) throw error;
-      }
-    }
-    throw new ContentionError(`Segment ${run.segment_id}: other starters kept claiming it while this run was being started`);
+    return casUpdate(
+      this.store,
+      key,
+      async (held): Promise<CasChange<SegmentRun | null>> => {
+        if (held) {
+          const claim = decode(held.body, ClaimSchema, `the claim of segment ${run.segment_id}`);
+          if (claim.run_id === run.run_id) return { keep: true, result: null };
+          const holder = claim.run_id && RUN_ID.test(claim.run_id) ? await this.awaitRecord(run.segment_id, claim.run_id, claim.created_at) : null;
+          if (holder && !isFinished(holder.status)) return { keep: true, result: holder };
+        }
+        return { write: body, result: null };
+      },
+      { contention: `Segment ${run.segment_id}: other starters kept claiming it while this run was being started` },
+    );
   }
 
   /** A claimed run's record, waiting up to CLAIM_GRACE_MS after the claim for its starter to write it; null when there is none. */
@@ -271,18 +272,22 @@ export class SegmentRunStore {
    * concurrent writer got there first. `change` returns false to leave the run as it is.
    */
   async updateRun(segmentId: string, runId: string, change: (run: SegmentRun) => boolean): Promise<SegmentRun> {
-    for (let attempt = 0; attempt < 20; attempt++) {
-      const { run, etag } = await this.readRun(segmentId, runId);
-      if (!change(run)) return run;
-      try {
-        await this.saveRun(run, etag);
-        return run;
-      } catch (error) {
-        if (!(error instanceof PreconditionFailedError)) throw error;
-        await new Promise((r) => setTimeout(r, Math.random() * 50));
-      }
-    }
-    throw new ContentionError(`Run ${runId} of segment ${segmentId} kept changing while being updated`);
+    assertSegmentId(segmentId);
+    if (!RUN_ID.test(runId)) throw new ValidationError(`Invalid run id "${runId}"`, { code: 'invalid_run_id' });
+    const run = await casUpdate(
+      this.store,
+      this.runKey(segmentId, runId),
+      (stored): CasChange<SegmentRun> => {
+        if (!stored) throw new NotFoundError(`Segment ${segmentId} has no run ${runId}`, { code: 'run_not_found' });
+        const current = decode(stored.body, SegmentRunSchema, `run ${runId} of segment ${segmentId}`);
+        if (!change(current)) return { keep: true, result: current };
+        current.updated_at = new Date().toISOString();
+        return { write: encode(current), result: current };
+      },
+      { contention: `Run ${runId} of segment ${segmentId} kept changing while being updated` },
+    );
+    if (isFinished(run.status)) await this.store.delete(activeKey(segmentId, runId)).catch(() => undefined);
+    return run;
   }
 
   /** Unfinished runs (queued or running), from the index the sweeper walks. */
@@ -367,26 +372,20 @@ export class SegmentRunStore {
 
   /** Adds a finished run to the segment's history (compare-and-swap: concurrent runs keep both). */
   async appendHistory(stats: StoredStatistics): Promise<void> {
-    const key = this.historyKey(stats.segment_id);
-    for (let attempt = 0; attempt < 20; attempt++) {
-      const stored = await this.store.get(key);
-      const history: History = stored ? decode(stored.body, HistorySchema, 'history') : { segment_id: stats.segment_id, runs: [] };
-      // The run's own statistics keep everything; the history, read by every run, trend and daily
-      // check, keeps no input histograms and, of the input comparisons, those that moved.
-      const { inputs: _inputs, ...rest } = stats;
-      const entry = { ...rest, drift: stats.drift.filter((d) => d.kind !== 'feature' || d.level !== 'stable') };
-      history.runs = [entry, ...history.runs.filter((r) => r.run_id !== stats.run_id)]
-        .sort((a, b) => (b.run_id < a.run_id ? -1 : 1))
-        .slice(0, HISTORY_LIMIT);
-      try {
-        await this.store.put(key, encode(history), { ...(stored ? { ifMatch: stored.etag } : { ifNoneMatch: true }), contentType: 'application/json' });
-        return;
-      } catch (error) {
-        if (!(error instanceof PreconditionFailedError)) throw error;
-        await new Promise((r) => setTimeout(r, Math.random() * 50));
-      }
-    }
-    throw new ContentionError(`The history of segment ${stats.segment_id} kept changing; run ${stats.run_id} was not added`);
+    // The run's own statistics keep everything; the history, read by every run, trend and daily
+    // check, keeps no input histograms and, of the input comparisons, those that moved.
+    const { inputs: _inputs, ...rest } = stats;
+    const entry = { ...rest, drift: stats.drift.filter((d) => d.kind !== 'feature' || d.level !== 'stable') };
+    await casUpdate(
+      this.store,
+      this.historyKey(stats.segment_id),
+      (stored): CasChange<void> => {
+        const history: History = stored ? decode(stored.body, HistorySchema, 'history') : { segment_id: stats.segment_id, runs: [] };
+        history.runs = [entry, ...history.runs.filter((r) => r.run_id !== stats.run_id)].sort((a, b) => (b.run_id < a.run_id ? -1 : 1)).slice(0, HISTORY_LIMIT);
+        return { write: encode(history), result: undefined };
+      },
+      { contention: `The history of segment ${stats.segment_id} kept changing; run ${stats.run_id} was not added` },
+    );
   }
 
   /** Run records, leases and history rely on conditional writes: refuse a store that ignores them. */

@@ -1,4 +1,5 @@
-import { ConflictError, NotFoundError, PreconditionFailedError, ValidationError } from '../errors';
+import { z } from 'zod';
+import { ConflictError, IntegrityError, NotFoundError, ValidationError } from '../errors';
 import { readPredictionLog, type PredictionRecord } from '../monitoring/log';
 import {
   churnQualityReport,
@@ -15,6 +16,7 @@ import { logger, telemetry } from '../observability';
 import { isBinaryMetrics } from '../registry/manifest';
 import type { ModelRegistry } from '../registry/index';
 import type { SegmentRunStore } from '../segments/runs';
+import { casUpdate, type CasChange } from '../storage/cas';
 import type { ObjectStore } from '../storage/index';
 import type { WarehouseHandle } from '../warehouse/index';
 import { readChurnOutcomes, readOfferOutcomes, type ChurnOutcome } from '../warehouse/outcomes';
@@ -117,25 +119,23 @@ export class MonitoringService {
     if (!latest) {
       throw new NotFoundError(`No realised quality has been measured for ${name} yet: run loyalty-ml monitor ${name} (or wait for the scheduled check)`, { code: 'performance_not_measured' });
     }
-    return { latest: decodeJson<QualityReport>(latest.body), history: trend ? decodeJson<TrendPoint[]>(trend.body) : [] };
+    return { latest: decodeJson<QualityReport>(latest.body), history: trend ? decodeTrend(trend.body, name) : [] };
   }
 
   /** Adds a report's overall figures to the model's trend (compare-and-swap, so concurrent reports keep both; the last 52). */
   private async appendTrend(report: QualityReport): Promise<void> {
     const key = trendKey(report.model);
     const point: TrendPoint = { computed_at: report.computed_at, versions: report.versions.map((v) => ({ version: v.version, shadow: v.shadow, matched: v.overall.matched, quality: v.overall.quality })) };
-    for (let attempt = 0; attempt < 10; attempt++) {
-      const stored = await this.deps.results.get(key);
-      const points = stored ? decodeJson<TrendPoint[]>(stored.body) : [];
-      const next = [...points.filter((p) => p.computed_at !== point.computed_at), point].sort((a, b) => a.computed_at.localeCompare(b.computed_at)).slice(-52);
-      try {
-        await this.deps.results.put(key, new TextEncoder().encode(JSON.stringify(next)), stored ? { ifMatch: stored.etag, contentType: 'application/json' } : { ifNoneMatch: true, contentType: 'application/json' });
-        return;
-      } catch (error) {
-        if (!(error instanceof PreconditionFailedError)) throw error;
-      }
-    }
-    throw new ConflictError(`Could not add to the trend of ${report.model}: other reports kept writing it`);
+    await casUpdate(
+      this.deps.results,
+      key,
+      (stored): CasChange<void> => {
+        const points = stored ? decodeTrend(stored.body, report.model) : [];
+        const next = [...points.filter((p) => p.computed_at !== point.computed_at), point].sort((a, b) => a.computed_at.localeCompare(b.computed_at)).slice(-52);
+        return { write: new TextEncoder().encode(JSON.stringify(next)), result: undefined };
+      },
+      { contention: `Could not add to the trend of ${report.model}: other reports kept writing it` },
+    );
   }
 
   /**
@@ -265,9 +265,24 @@ function realisedAuc(model: MonitoredModel, quality: unknown): number | null {
 }
 
 /** One report's overall figures, as the trend keeps them. */
-export interface TrendPoint {
-  computed_at: string;
-  versions: { version: number | null; shadow: boolean; matched: number; quality: unknown }[];
+const TrendPointSchema = z.object({
+  computed_at: z.string(),
+  versions: z.array(z.object({ version: z.number().int().positive().nullable(), shadow: z.boolean(), matched: z.number().int().nonnegative(), quality: z.unknown() })),
+});
+export type TrendPoint = z.infer<typeof TrendPointSchema>;
+const TrendSchema = z.array(TrendPointSchema);
+
+/** A stored trend, checked against its schema (a malformed one is an integrity fault, not a cast). */
+function decodeTrend(body: Uint8Array, model: string): TrendPoint[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(body));
+  } catch {
+    throw new IntegrityError(`The stored quality trend of ${model} is not valid JSON`);
+  }
+  const parsed = TrendSchema.safeParse(json);
+  if (!parsed.success) throw new IntegrityError(`The stored quality trend of ${model} is malformed: ${parsed.error.issues[0]?.message ?? 'unknown shape'}`);
+  return parsed.data;
 }
 
 function trendKey(model: string): string {
