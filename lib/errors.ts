@@ -5,9 +5,31 @@
  * gets a fixed sentence per code and the message goes to the log. CLI users are operators and see
  * every message. Anything that is not a LoyaltyError is a bug and is reported as a bare 500.
  */
+/**
+ * Every error code the service answers with, in `{"error": {"code", "message"}}` and in logs: the
+ * codes types refer to (ErrorCode), so a code is a checked name, never a free string.
+ */
+export const ERROR_CODES = [
+  // 400
+  'invalid_request', 'invalid_json', 'invalid_batch_size', 'invalid_path', 'invalid_segment_id', 'invalid_run_id', 'invalid_date',
+  'invalid_propensity', 'invalid_model_name', 'invalid_alias_name', 'unsupported_media_type', 'unknown_model', 'usage',
+  // 403, 405, 429 (the local front door and console)
+  'read_only', 'method_not_allowed', 'too_many_requests',
+  // 404
+  'not_found', 'customer_not_found', 'model_not_found', 'version_not_found', 'alias_not_found', 'manifest_not_found', 'run_not_found',
+  'chunk_not_found', 'segment_not_found', 'segment_not_scored', 'stats_not_found', 'performance_not_measured', 'no_demo_data', 'no_demo_history',
+  // 409, 413, 422
+  'conflict', 'write_contention', 'precondition_failed', 'run_in_progress', 'nothing_to_roll_back', 'model_refused', 'challenger_not_better',
+  'payload_too_large', 'model_rejected', 'model_not_servable', 'model_not_feedable',
+  // 5xx
+  'integrity_check_failed', 'model_file_missing', 'store_unsafe', 'registry_unavailable', 'warehouse_unavailable', 'model_unavailable',
+  'service_unavailable', 'configuration_error', 'timeout', 'internal_error', 'busy', 'function_unavailable', 'api_unreachable',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
 export abstract class LoyaltyError extends Error {
   abstract readonly status: number;
-  abstract readonly code: string;
+  abstract readonly code: ErrorCode;
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -28,8 +50,8 @@ export abstract class LoyaltyError extends Error {
 /** The caller sent something malformed or out of range. */
 export class ValidationError extends LoyaltyError {
   readonly status = 400;
-  readonly code: string;
-  constructor(message: string, options?: { cause?: unknown; code?: string }) {
+  readonly code: ErrorCode;
+  constructor(message: string, options?: { cause?: unknown; code?: ErrorCode }) {
     super(message, options);
     this.code = options?.code ?? 'invalid_request';
   }
@@ -44,8 +66,8 @@ export class PayloadTooLargeError extends LoyaltyError {
 /** A named thing (model, version, alias, customer, segment, run) does not exist. */
 export class NotFoundError extends LoyaltyError {
   readonly status = 404;
-  readonly code: string;
-  constructor(message: string, options?: { cause?: unknown; code?: string }) {
+  readonly code: ErrorCode;
+  constructor(message: string, options?: { cause?: unknown; code?: ErrorCode }) {
     super(message, options);
     this.code = options?.code ?? 'not_found';
   }
@@ -60,8 +82,8 @@ export class ModelRejectedError extends LoyaltyError {
 /** The operation lost a race or conflicts with the current state (e.g. promoting a refused model). */
 export class ConflictError extends LoyaltyError {
   readonly status = 409;
-  readonly code: string;
-  constructor(message: string, options?: { cause?: unknown; code?: string }) {
+  readonly code: ErrorCode;
+  constructor(message: string, options?: { cause?: unknown; code?: ErrorCode }) {
     super(message, options);
     this.code = options?.code ?? 'conflict';
   }
@@ -100,8 +122,8 @@ export class PreconditionFailedError extends LoyaltyError {
 /** Stored bytes do not match their recorded checksum, are missing, or a stored document is malformed. */
 export class IntegrityError extends LoyaltyError {
   readonly status = 503;
-  readonly code: string;
-  constructor(message: string, options?: { cause?: unknown; code?: string }) {
+  readonly code: ErrorCode;
+  constructor(message: string, options?: { cause?: unknown; code?: ErrorCode }) {
     super(message, options);
     this.code = options?.code ?? 'integrity_check_failed';
   }
@@ -150,7 +172,7 @@ export function publicMessage(error: unknown): string {
   return 'Internal error';
 }
 
-const defaultMessages: Record<string, string> = {
+const defaultMessages: Partial<Record<ErrorCode, string>> = {
   registry_unavailable: 'The model registry is unavailable; try again later',
   warehouse_unavailable: 'The data warehouse is unavailable; try again later',
   configuration_error: 'The service is misconfigured',

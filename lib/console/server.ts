@@ -4,7 +4,7 @@ import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { extname, join, resolve, sep } from 'node:path';
 import { z } from 'zod';
-import { LoyaltyError, PayloadTooLargeError, publicMessage, ValidationError } from '../errors';
+import { LoyaltyError, PayloadTooLargeError, publicMessage, ValidationError, type ErrorCode } from '../errors';
 import { AliasActionSchema } from '../http/contract';
 import type { ModelRegistry } from '../registry/index';
 import { Refusal } from '../http/routes';
@@ -323,7 +323,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   res.end(JSON.stringify(body));
 }
 
-function errorBody(code: string, message: string) {
+function errorBody(code: ErrorCode, message: string) {
   return { error: { code, message } };
 }
 

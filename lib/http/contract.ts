@@ -1,3 +1,4 @@
+import { ERROR_CODES } from '../errors';
 import { z } from 'zod';
 import { AliasRecordSchema, NAME_PATTERN } from '../registry/index';
 import { ExplanationSchema, GateResultSchema, ManifestSchema, TrainingMetricsSchema } from '../registry/manifest';
@@ -14,7 +15,7 @@ import { RUN_ID, RUN_STATUSES, SCORE_TYPES, SEGMENT_ID, SegmentRunSchema, StartR
  */
 
 export const ErrorResponseSchema = z
-  .object({ error: z.object({ code: z.string().describe('stable, machine-readable'), message: z.string().describe('for people; from 500 up a fixed sentence per code') }) })
+  .object({ error: z.object({ code: z.enum(ERROR_CODES).describe('stable, machine-readable (lib/errors.ts ERROR_CODES)'), message: z.string().describe('for people; from 500 up a fixed sentence per code') }) })
   .meta({ id: 'Error' });
 
 const OfferProbabilitiesSchema = z

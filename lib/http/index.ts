@@ -1,7 +1,7 @@
 import type { MiddlewareObj } from '@middy/core';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { z } from 'zod';
-import { LoyaltyError, PayloadTooLargeError, publicMessage, ValidationError } from '../errors';
+import { LoyaltyError, PayloadTooLargeError, publicMessage, ValidationError, type ErrorCode } from '../errors';
 import { logger, observed } from '../observability';
 
 /**
@@ -30,12 +30,11 @@ export function httpHandler<S extends z.ZodType>(
   handle: (request: HttpRequest<z.infer<S>>) => Promise<HttpResult>,
 ): Handler {
   return observed<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(async (event, context) => {
-    const parsed = (event as unknown as { parsedBody: z.infer<S> }).parsedBody;
-    const result = await handle({ body: parsed, event, context });
+    // Parsed by the route's own schema, so the handler's body has the schema's type (no schema: none).
+    const body = options.schema ? parseBody(event, options.schema, options.maxBodyBytes, options.optionalBody ?? false) : (undefined as z.infer<S>);
+    const result = await handle({ body, event, context });
     return json(result.status ?? 200, result.body, result.headers);
-  })
-    .use(errorResponses())
-    .use(jsonBody(options.maxBodyBytes, options.schema, options.optionalBody ?? false)) as unknown as Handler;
+  }).use(errorResponses()) as unknown as Handler;
 }
 
 export function json(status: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyStructuredResultV2 {
@@ -76,41 +75,36 @@ export function callerDeadlineMs(
   return Math.max(100, Math.min(cap, context.getRemainingTimeInMillis() - 1000));
 }
 
-function jsonBody(maxBytes: number, schema: z.ZodType | undefined, optional: boolean): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> {
-  return {
-    before: (request) => {
-      const event = request.event;
-      if (!schema) return;
-      const text = bodyText(event);
-      const bytes = Buffer.byteLength(text, 'utf8');
-      if (bytes > maxBytes) throw new PayloadTooLargeError(`Request body is ${bytes} bytes; the limit is ${maxBytes}`);
-      // A body was sent but none arrived: serverless-offline turns a JSON `null` into no body at all.
-      if (text.trim() === '' && Number(headerOf(event, 'content-length') ?? 0) > 0) {
-        throw new ValidationError('Request body must be a JSON object, got null');
-      }
-      if (text.trim() === '' && optional) {
-        (event as unknown as { parsedBody: unknown }).parsedBody = schema.parse({});
-        return;
-      }
-      if (text.trim() === '') throw new ValidationError('Request body is empty; send a JSON object', { code: 'invalid_json' });
-      const contentType = headerOf(event, 'content-type');
-      if (contentType && !/json/i.test(contentType)) {
-        throw new ValidationError(`Content-Type must be application/json, got ${contentType.slice(0, 80)}`, { code: 'unsupported_media_type' });
-      }
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch (error) {
-        throw new ValidationError(`Request body is not valid JSON: ${(error as Error).message.slice(0, 120)}`, { code: 'invalid_json' });
-      }
-      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-        throw new ValidationError(`Request body must be a JSON object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`);
-      }
-      const parsed = schema.safeParse(value);
-      if (!parsed.success) throw new ValidationError(describeIssues(parsed.error.issues), { code: issueCode(parsed.error.issues) });
-      (event as unknown as { parsedBody: unknown }).parsedBody = parsed.data;
-    },
-  };
+/**
+ * The request body checked and parsed by `schema`: size limit, JSON, an object, the schema's
+ * rules; every failure a 4xx naming what is wrong. An empty body is `{}` where the body is optional.
+ */
+export function parseBody<S extends z.ZodType>(event: APIGatewayProxyEventV2, schema: S, maxBytes: number, optional: boolean): z.infer<S> {
+  const text = bodyText(event);
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > maxBytes) throw new PayloadTooLargeError(`Request body is ${bytes} bytes; the limit is ${maxBytes}`);
+  // A body was sent but none arrived: serverless-offline turns a JSON `null` into no body at all.
+  if (text.trim() === '' && Number(headerOf(event, 'content-length') ?? 0) > 0) {
+    throw new ValidationError('Request body must be a JSON object, got null');
+  }
+  if (text.trim() === '' && optional) return schema.parse({});
+  if (text.trim() === '') throw new ValidationError('Request body is empty; send a JSON object', { code: 'invalid_json' });
+  const contentType = headerOf(event, 'content-type');
+  if (contentType && !/json/i.test(contentType)) {
+    throw new ValidationError(`Content-Type must be application/json, got ${contentType.slice(0, 80)}`, { code: 'unsupported_media_type' });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ValidationError(`Request body is not valid JSON: ${(error as Error).message.slice(0, 120)}`, { code: 'invalid_json' });
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ValidationError(`Request body must be a JSON object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`);
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new ValidationError(describeIssues(parsed.error.issues), { code: issueCode(parsed.error.issues) });
+  return parsed.data;
 }
 
 /**
@@ -156,7 +150,7 @@ function headerOf(event: APIGatewayProxyEventV2, name: string): string | undefin
 }
 
 /** A batch of the wrong size keeps its own code (as the service's own check gives it); anything else is invalid_request. */
-function issueCode(issues: z.core.$ZodIssue[]): string {
+function issueCode(issues: z.core.$ZodIssue[]): ErrorCode {
   const first = issues[0];
   return first && first.path.length === 1 && first.path[0] === 'customer_ids' && (first.code === 'too_big' || first.code === 'too_small') ? 'invalid_batch_size' : 'invalid_request';
 }

@@ -1,10 +1,11 @@
+import type { ErrorCode } from '../errors';
 import { ROUTES, type Route } from './contract';
 
 /** Why a request was not let through: the status, the error body and the headers to answer with. */
 export class Refusal {
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: ErrorCode,
     readonly message: string,
     readonly headers: Record<string, string> = {},
   ) {}

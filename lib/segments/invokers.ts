@@ -1,10 +1,11 @@
+import { z } from 'zod';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { ConfigError } from '../errors';
 import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import { mapExecutionName, type MapItem, type MapStarter, type PlannerStarter, type WorkerInvoker } from './planner';
+import { mapExecutionName, type MapStarter, type PlannerStarter, type WorkerInvoker } from './planner';
 import type { SegmentRun, SegmentRunStore } from './runs';
-import { WorkerResultSchema, type WorkerPayload, type WorkerResult } from './worker';
+import { WorkerPayloadSchema, WorkerResultSchema, type WorkerPayload, type WorkerResult } from './worker';
 
 let defaultClient: LambdaClient | undefined;
 
@@ -160,7 +161,8 @@ export class LocalMapRunner implements MapStarter {
   async start(run: SegmentRun, manifestKey: string): Promise<void> {
     const stored = await this.deps.runs.store.get(manifestKey);
     if (!stored) throw new Error(`the manifest ${manifestKey} is missing`);
-    const items = JSON.parse(new TextDecoder().decode(stored.body)) as MapItem[];
+    // The manifest as the map's ItemReader reads it: worker payloads, checked like the worker checks one.
+    const items = z.array(WorkerPayloadSchema).parse(JSON.parse(new TextDecoder().decode(stored.body)));
     let next = 0;
     let failed = 0;
     const worker = async () => {

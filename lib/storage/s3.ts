@@ -1,4 +1,5 @@
 import {
+  NoSuchKey,
   DeleteObjectCommand,
   GetObjectCommand,
   ListObjectsV2Command,
@@ -69,7 +70,7 @@ export class S3ObjectStore implements ObjectStore {
       const body = out.Body ? await out.Body.transformToByteArray() : new Uint8Array();
       return { body, etag: out.ETag ?? '' };
     } catch (error) {
-      if (isStatus(error, 404) || errorName(error) === 'NoSuchKey') return null;
+      if (isStatus(error, 404) || error instanceof NoSuchKey) return null;
       throw this.unavailable(`read ${key}`, error);
     }
   }
