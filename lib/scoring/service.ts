@@ -170,13 +170,13 @@ export class ScoringService {
     ids: string[],
     X: Float64Array,
     /** `quintiles`: the RFM cut points' basis the caller read (workers never read the warehouse); null: the fixed cut points, with a warning. */
-    /** `explainSample`: rows whose churn reasons are summed into `churn.contributions` (a segment's mean reasons). */
-    options: { parts: readonly ScorePart[]; deadlineMs: number; quintiles: (BaseProfile['quintiles'] & { customers: number }) | null; explainSample?: Int32Array },
+    /** `explainSample`: rows whose churn reasons are summed into `churn.contributions` (a segment's mean reasons), within `explainBudgetMs`. */
+    options: { parts: readonly ScorePart[]; deadlineMs: number; quintiles: (BaseProfile['quintiles'] & { customers: number }) | null; explainSample?: Int32Array; explainBudgetMs?: number },
   ): Promise<MatrixScores> {
     const out: MatrixScores = { ids, warnings: [] };
     const q = options.quintiles;
     try {
-      await this.scoreColumns(out, X, options.parts, Date.now() + options.deadlineMs, q && { quintiles: q, customers: q.customers }, { explain: false, batchWarnings: false, timings: {}, explainSample: options.explainSample });
+      await this.scoreColumns(out, X, options.parts, Date.now() + options.deadlineMs, q && { quintiles: q, customers: q.customers }, { explain: false, batchWarnings: false, timings: {}, explainSample: options.explainSample, explainBudgetMs: options.explainBudgetMs });
     } catch (error) {
       if (error instanceof DeadlineExceeded) throw new ScoringTimeoutError(`not scored within ${Math.round(options.deadlineMs / 1000)} s`);
       throw error;
@@ -196,7 +196,7 @@ export class ScoringService {
     deadline: number,
     profile: Pick<BaseProfile, 'quintiles' | 'customers'> | null,
     /** `batchWarnings`: warn when a batch's answers collapse (answers; segment statistics judge a whole run). */
-    options: { explain: boolean; batchWarnings: boolean; timings: Record<string, number>; explainSample?: Int32Array },
+    options: { explain: boolean; batchWarnings: boolean; timings: Record<string, number>; explainSample?: Int32Array; explainBudgetMs?: number },
   ): Promise<void> {
     const n = out.ids.length;
     const rows = () => Array.from({ length: n }, (_, i) => Array.from(X.subarray(i * FEATURES.length, (i + 1) * FEATURES.length), (v) => (Number.isNaN(v) ? null : v)));
@@ -226,7 +226,7 @@ export class ScoringService {
         const collapse = options.batchWarnings ? churnCollapseWarning(Array.from({ length: n }, (_, i) => raw[i * stride + at]!), 'churn') : null;
         if (collapse) out.warnings.push(collapse);
         const reasons = options.explain ? await withDeadline(this.reasons('churn', handle, X, n, new Uint8Array(n).fill(at), () => ({ kind: 'churn' }), out.warnings), deadline) : undefined;
-        const contributions = options.explainSample?.length ? await withDeadline(this.sampleContributions(handle, X, options.explainSample, at), deadline) : undefined;
+        const contributions = options.explainSample?.length ? await withDeadline(this.sampleContributions(handle, X, options.explainSample, at, options.explainBudgetMs ?? Infinity), deadline) : undefined;
         out.churn = { p, risk, source: sourceOf('churn', handle), reasons, ...(contributions !== undefined ? { contributions } : {}) };
       } else if (part === 'nbo') {
         const { handle, warnings } = await withDeadline(this.deps.models.get('nbo'), deadline);
@@ -280,16 +280,23 @@ export class ScoringService {
     return explained.map((e, i) => toReasons(e, Xm.subarray(i * d, (i + 1) * d), features, spec.method, target(i), typical));
   }
 
-  /** The churn reasons of the rows `sample` of X, summed (null when the version cannot be explained). */
-  private async sampleContributions(handle: ModelHandle, X: Float64Array, sample: Int32Array, column: number): Promise<ContributionSums | null> {
+  /**
+   * The churn reasons of the rows `sample` of X, summed (null when the version cannot be explained),
+   * in steps of 10 rows until all are done or `budgetMs` is spent (at least one step).
+   */
+  private async sampleContributions(handle: ModelHandle, X: Float64Array, sample: Int32Array, column: number, budgetMs: number): Promise<ContributionSums | null> {
+    if (handle.kind === 'mock') return null;
+    const started = performance.now();
     const d = FEATURES.length;
-    const Xs = new Float64Array(sample.length * d);
-    sample.forEach((r, i) => Xs.set(X.subarray(r * d, (r + 1) * d), i * d));
-    const reasons = await this.reasons('churn', handle, Xs, sample.length, new Uint8Array(sample.length).fill(column), () => ({ kind: 'churn' }), []);
-    if (reasons.some((r) => r === null) || handle.kind === 'mock') return null;
-    const features = handle.manifest.input.features.map((f) => f.name);
-    const sums = emptySums(features);
-    addReasons(sums, reasons as Reasons[]);
+    const sums = emptySums(handle.manifest.input.features.map((f) => f.name));
+    for (let from = 0; from < sample.length && (from === 0 || performance.now() - started < budgetMs); from += 10) {
+      const rows = sample.subarray(from, from + 10);
+      const Xs = new Float64Array(rows.length * d);
+      rows.forEach((r, i) => Xs.set(X.subarray(r * d, (r + 1) * d), i * d));
+      const reasons = await this.reasons('churn', handle, Xs, rows.length, new Uint8Array(rows.length).fill(column), () => ({ kind: 'churn' }), []);
+      if (reasons.some((r) => r === null)) return null;
+      addReasons(sums, reasons as Reasons[]);
+    }
     return sums;
   }
 

@@ -35,6 +35,12 @@ export const WorkerPayloadSchema = z.object({
 /** About this many customers of a segment run are explained, for the segment's mean reasons. */
 export const REASONS_SAMPLE = 100;
 
+/**
+ * A chunk spends at most about this long on its share of the sample (a large tree ensemble costs
+ * 50-200 ms a customer): the run's cost stays bounded, and the statistics say how many were explained.
+ */
+export const REASONS_BUDGET_MS = 1000;
+
 /** The share of a segment of `members` customers to explain. */
 export function reasonsRate(members: number): number {
   return Math.min(1, REASONS_SAMPLE / Math.max(1, members));
@@ -119,6 +125,7 @@ export async function scoreChunk(
       // The worker never reads the warehouse: the quintiles come with the chunk (absent: fixed cut points, with a warning).
       quintiles: payload.rfm_quintiles ?? null,
       explainSample: sampleRows(ids, payload.reasons_rate),
+      explainBudgetMs: REASONS_BUDGET_MS,
     });
   } catch (error) {
     if (error instanceof ScoringTimeoutError) throw new ChunkTimeoutError(`chunk ${payload.chunk} (${ids.length} customers) was ${error.message}`);

@@ -10,7 +10,7 @@ export const IMPORTANCE_ROWS = 200;
 /** Rows are explained in steps of this many until all are done or the time budget is spent. */
 const STEP = 20;
 /** Training spends at most about this long on importance (large tree ensembles cost 50-200 ms a row on two cores). */
-const BUDGET_MS = 2000;
+const BUDGET_MS = 1000;
 
 export type Importance = ContributionSummary & { source: string };
 
