@@ -44,7 +44,7 @@ export function versionDetail(v, extra = null) {
       table(
         ['family', 'out-of-fold score', 'settings', 'seconds'],
         candidates.map((c) =>
-          h('tr', { class: c.family === m.chosen_family ? 'selected' : null }, h('td', {}, c.family + (c.family === m.chosen_family ? ' (shipped)' : '')), h('td', { class: 'num' }, num(c.score)), h('td', {}, JSON.stringify(c.settings)), h('td', { class: 'num' }, num(c.seconds, 1))),
+          h('tr', { class: c.family === m.chosen_family ? 'selected' : null }, h('td', {}, c.family + (c.family === m.chosen_family ? ' (shipped)' : '')), h('td', { class: 'num' }, num(c.score)), h('td', { class: 'settings' }, settingsText(c.settings)), h('td', { class: 'num' }, num(c.seconds, 1))),
         ),
         { name: 'candidates' },
       ),
@@ -74,6 +74,15 @@ export function versionDetail(v, extra = null) {
     ], 'acceptance');
   }
   return section;
+}
+
+/** Settings as "key value" pairs with numbers to 4 significant digits (no float noise such as 0.00009999999999999999). */
+export function settingsText(settings) {
+  const value = (v) =>
+    typeof v === 'number' ? String(Number(v.toPrecision(4))) : Array.isArray(v) ? `[${v.map(value).join(', ')}]` : v && typeof v === 'object' ? `{${settingsText(v)}}` : String(v);
+  return Object.entries(settings ?? {})
+    .map(([k, v]) => `${k} ${value(v)}`)
+    .join(', ');
 }
 
 /** Global importance: mean |contribution| per feature over holdout rows, with 95% intervals. */

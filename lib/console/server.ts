@@ -1,4 +1,4 @@
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -107,7 +107,7 @@ async function handle(options: Served, req: IncomingMessage, res: ServerResponse
   }
   if (path === '/' || path === '/console') return redirect(res, '/console/');
   if (path === '/docs' || path === '/docs/') return sendFile(res, join(CONSOLE_DIR, 'docs.html'));
-  if (path === '/api/loyalty/v1/openapi.json') return sendFile(res, OPENAPI_FILE);
+  if (path === '/api/loyalty/v1/openapi.json') return sendOpenApi(req, res);
   if (path === '/console/settings.json') {
     return sendJson(res, 200, { label: options.label ?? 'local', actions: options.registry !== undefined });
   }
@@ -298,6 +298,18 @@ function drain(req: IncomingMessage): Promise<void> {
     () => undefined,
     () => undefined,
   );
+}
+
+/**
+ * The OpenAPI document with this server as its server: the reference's "try it out" calls go to the
+ * port it was opened on (`PORT`), and for a deployed stage through this signing console.
+ */
+function sendOpenApi(req: IncomingMessage, res: ServerResponse): void {
+  const document = JSON.parse(readFileSync(OPENAPI_FILE, 'utf8')) as { servers?: unknown };
+  const host = req.headers.host;
+  if (host) document.servers = [{ url: `http://${host}`, description: 'this server' }];
+  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-cache' });
+  res.end(JSON.stringify(document));
 }
 
 function sendFile(res: ServerResponse, file: string): void {

@@ -64,7 +64,10 @@ describe("the console's front door for a deployed stage", () => {
     expect(await (await fetch(`${front.url}/console/charts.js`)).text()).toContain('export function rocChart');
     expect((await fetch(`${front.url}/console/vendor/uplot.js`)).status).toBe(200);
     expect(await (await fetch(`${front.url}/docs`)).text()).toContain('/api/loyalty/v1/openapi.json');
-    expect(((await (await fetch(`${front.url}/api/loyalty/v1/openapi.json`)).json()) as { openapi: string }).openapi).toBe('3.1.0');
+    const document = (await (await fetch(`${front.url}/api/loyalty/v1/openapi.json`)).json()) as { openapi: string; servers: { url: string }[] };
+    expect(document.openapi).toBe('3.1.0');
+    // The reference's server is the one it was opened on, whatever port that is.
+    expect(document.servers).toEqual([{ url: front.url, description: 'this server' }]);
     expect(await rawGet('/console/%2e%2e/package.json')).toBe(404);
     expect(await rawGet('/console/vendor/..%2f..%2fpackage.json')).toBe(404);
     expect(await rawGet('/elsewhere')).toBe(404);
