@@ -282,15 +282,15 @@ export class ScoringService {
 
   /**
    * The churn reasons of the rows `sample` of X, summed (null when the version cannot be explained),
-   * in steps of 10 rows until all are done or `budgetMs` is spent (at least one step).
+   * in steps of 5 rows until all are done or `budgetMs` is spent (at least one step).
    */
   private async sampleContributions(handle: ModelHandle, X: Float64Array, sample: Int32Array, column: number, budgetMs: number): Promise<ContributionSums | null> {
     if (handle.kind === 'mock') return null;
     const started = performance.now();
     const d = FEATURES.length;
     const sums = emptySums(handle.manifest.input.features.map((f) => f.name));
-    for (let from = 0; from < sample.length && (from === 0 || performance.now() - started < budgetMs); from += 10) {
-      const rows = sample.subarray(from, from + 10);
+    for (let from = 0; from < sample.length && (from === 0 || performance.now() - started < budgetMs); from += 5) {
+      const rows = sample.subarray(from, from + 5);
       const Xs = new Float64Array(rows.length * d);
       rows.forEach((r, i) => Xs.set(X.subarray(r * d, (r + 1) * d), i * d));
       const reasons = await this.reasons('churn', handle, Xs, rows.length, new Uint8Array(rows.length).fill(column), () => ({ kind: 'churn' }), []);

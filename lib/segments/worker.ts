@@ -39,7 +39,7 @@ export const REASONS_SAMPLE = 100;
  * A chunk spends at most about this long on its share of the sample (a large tree ensemble costs
  * 50-200 ms a customer): the run's cost stays bounded, and the statistics say how many were explained.
  */
-export const REASONS_BUDGET_MS = 1000;
+export const REASONS_BUDGET_MS = 500;
 
 /** The share of a segment of `members` customers to explain. */
 export function reasonsRate(members: number): number {

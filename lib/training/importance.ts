@@ -8,7 +8,7 @@ import { INPUT_NAME, OUTPUT_NAME } from './export';
 /** Holdout customers a trained version's global importance is measured on (seeded): the interval says how sure it is. */
 export const IMPORTANCE_ROWS = 200;
 /** Rows are explained in steps of this many until all are done or the time budget is spent. */
-const STEP = 20;
+const STEP = 5;
 /** Training spends at most about this long on importance (large tree ensembles cost 50-200 ms a row on two cores). */
 const BUDGET_MS = 1000;
 

@@ -94,6 +94,10 @@ describe('the console in a browser', () => {
     expect(await rowsOf('metrics').first().innerText()).toMatch(/^auc\t0\.\d{4}\t0\.5000\t0\.\d{4}/);
     expect(await rowsOf('candidates').count()).toBeGreaterThanOrEqual(3);
     expect(await page.locator('table[data-table="candidates"] tr.selected').innerText()).toContain('(shipped)');
+    // Settings read as key value pairs, numbers rounded: no JSON, no float noise.
+    const settings = await page.locator('table[data-table="candidates"] td.settings').allInnerTexts();
+    expect(settings.length).toBeGreaterThanOrEqual(3);
+    expect(settings.every((t) => !/"|\d\.\d{6,}/.test(t) && (t === '' || /^\w+ \S+/.test(t))), settings.join(' | ')).toBe(true);
     expect((await rowsOf('gates').allInnerTexts()).every((row) => row.includes('passed'))).toBe(true);
   });
 
