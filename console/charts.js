@@ -20,8 +20,14 @@ function unitScales() {
   return { x: { time: false, range: [0, 1] }, y: { range: [0, 1] } };
 }
 
+/** Legend values while the cursor is over a chart ("–" where a series has no point there). */
+const shown = (digits = 3) => (_, v) => (v == null ? '–' : Number.isInteger(v) ? v.toLocaleString() : v.toFixed(digits));
+
+/** The x series, named by its axis in the legend (uPlot would call it "Value"). */
+const xs = (label, value = shown()) => ({ label, value });
+
 function line(label, color, extra = {}) {
-  return { label, stroke: color, width: 2, points: { show: false }, ...extra };
+  return { label, stroke: color, width: 2, points: { show: false }, value: shown(), ...extra };
 }
 
 const diagonal = (label) => line(label, '#9ca3af', { dash: [5, 5], width: 1 });
@@ -31,7 +37,7 @@ export function rocChart(parent, curves, auc) {
   const { fpr, tpr } = curves.roc;
   const el = box(parent, `ROC (AUC ${auc == null ? 'n/a' : auc.toFixed(3)})`);
   return new uPlot(
-    { width: WIDTH, height: HEIGHT, scales: unitScales(), axes: [{ label: 'false positive rate' }, { label: 'true positive rate' }], series: [{}, line('model', COLORS[0]), diagonal('chance')] },
+    { width: WIDTH, height: HEIGHT, scales: unitScales(), axes: [{ label: 'false positive rate' }, { label: 'true positive rate' }], series: [xs('false positive rate'), line('model', COLORS[0]), diagonal('chance')] },
     [fpr, tpr, fpr.slice()],
     el,
   );
@@ -48,7 +54,7 @@ export function calibrationChart(parent, bins) {
       height: HEIGHT,
       scales: unitScales(),
       axes: [{ label: 'mean predicted' }, { label: 'observed rate' }],
-      series: [{}, line('observed', COLORS[1], { points: { show: true, size: 6 } }), diagonal('ideal')],
+      series: [xs('mean predicted'), line('observed', COLORS[1], { points: { show: true, size: 6 } }), diagonal('ideal')],
     },
     [x, used.map((b) => b.observed_rate), x.slice()],
     el,
@@ -60,7 +66,7 @@ export function gainChart(parent, curves) {
   const { share, captured } = curves.gain;
   const el = box(parent, 'Cumulative gain (lift)');
   return new uPlot(
-    { width: WIDTH, height: HEIGHT, scales: unitScales(), axes: [{ label: 'share of customers contacted' }, { label: 'share of positives found' }], series: [{}, line('model', COLORS[2]), diagonal('random')] },
+    { width: WIDTH, height: HEIGHT, scales: unitScales(), axes: [{ label: 'share of customers contacted' }, { label: 'share of positives found' }], series: [xs('share contacted'), line('model', COLORS[2]), diagonal('random')] },
     [share, captured, share.slice()],
     el,
   );
@@ -80,7 +86,7 @@ export function barChart(parent, title, labels, series, yLabel = 'customers') {
       height: HEIGHT,
       scales: { x: { time: false, range: [-0.6, labels.length - 0.4] } },
       axes: [{ splits: () => x, values: (_, splits) => splits.map((i) => labels[i] ?? ''), rotate: crowded ? -35 : 0, size: crowded ? 110 : 40 }, { label: yLabel }],
-      series: [{}, ...series.map((s, i) => ({ label: s.label, fill: COLORS[i % COLORS.length] + 'cc', stroke: COLORS[i % COLORS.length], paths: bars(i), points: { show: false } }))],
+      series: [xs(title.startsWith('Churn probability') ? 'bin' : 'category', (_, v) => (v == null ? '–' : String(labels[v] ?? '–'))), ...series.map((s, i) => ({ label: s.label, fill: COLORS[i % COLORS.length] + 'cc', stroke: COLORS[i % COLORS.length], paths: bars(i), points: { show: false }, value: shown() }))],
     },
     [x, ...series.map((s) => s.values)],
     el,
@@ -102,7 +108,7 @@ export function histogramChart(parent, curves) {
       height: HEIGHT,
       scales: { x: { time: false, range: [0, 1] } },
       axes: [{ label: 'predicted probability' }, { label: 'share of the outcome\'s rows' }],
-      series: [{}, line('negatives', COLORS[0], { points: { show: true, size: 4 } }), line('positives', COLORS[1], { points: { show: true, size: 4 } })],
+      series: [xs('predicted probability'), line('negatives', COLORS[0], { points: { show: true, size: 4 } }), line('positives', COLORS[1], { points: { show: true, size: 4 } })],
     },
     [x, share(negatives), share(positives)],
     el,
@@ -119,7 +125,7 @@ export function trendChart(parent, title, points, names, yLabel, bands = []) {
       height: HEIGHT,
       scales: { x: { time: true } },
       axes: [{}, { label: yLabel }],
-      series: [{}, ...names.map((n, i) => (bands.includes(n) ? diagonal(n) : line(n, COLORS[i % COLORS.length], { points: { show: true, size: 5 } })))],
+      series: [xs('run', (_, v) => (v == null ? '–' : new Date(v * 1000).toLocaleString())), ...names.map((n, i) => (bands.includes(n) ? diagonal(n) : line(n, COLORS[i % COLORS.length], { points: { show: true, size: 5 } })))],
     },
     [x, ...names.map((n) => points.map((p) => p.values[n] ?? null))],
     el,

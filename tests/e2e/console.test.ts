@@ -84,6 +84,10 @@ describe('the console in a browser', () => {
     const charts = await page.locator('.chart h4').allInnerTexts();
     expect(charts).toEqual(['Global importance (mean |contribution|, points)', expect.stringMatching(/^ROC \(AUC 0\.\d{3}\)$/), 'Calibration (reliability)', 'Cumulative gain (lift)', 'Holdout scores by outcome']);
     expect(await page.locator('.chart canvas').count()).toBe(4);
+    // Legends name their axes and show the values under the cursor.
+    await page.locator('[data-chart^="ROC"] .u-over').hover({ position: { x: 120, y: 90 } });
+    const legend = (await page.locator('[data-chart^="ROC"] .u-legend .u-series').allInnerTexts()).map((t) => t.replace(/\s+/g, ' ').trim());
+    expect(legend).toEqual([expect.stringMatching(/^false positive rate ?\d\.\d{3}$/), expect.stringMatching(/^model ?\d\.\d{3}$/), expect.stringMatching(/^chance ?\d\.\d{3}$/)]);
     // Global importance: a bar per feature, largest first, over the holdout rows the manifest names.
     const bars = page.locator('[data-bars="importance"] rect[data-feature]');
     expect(await bars.count()).toBe(10);
