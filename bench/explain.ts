@@ -5,20 +5,18 @@
  * largest difference between the two. The served churn and NBO versions, and churn trained as each
  * of the other families, on the bench's demo base.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { explainRows } from '../lib/explain/reasons';
 import { ModelRunner } from '../lib/inference/runner';
-import { ModelRegistry, type ModelManifest } from '../lib/registry/index';
+import { ModelRegistry } from '../lib/registry/index';
 import { TrainingService } from '../lib/services/training';
 import { FsObjectStore } from '../lib/storage/fs';
 import type { WarehouseHandle } from '../lib/warehouse/index';
+import { largestDifference, shapExact } from '../devkit/shap';
 import { tempDir } from '../devkit/temp';
 import { measure, summarize, type BenchRow } from './harness';
 
 export const EXPLAIN_SECTION = '12. Reasons (explain: true): over HTTP, and per record beside shap';
-const SHAP = resolve(import.meta.dirname, '../devkit/shap_reference.py');
 
 interface Options {
   /** The API's base URL (…/api/loyalty/v1) of a running service over the bench's registry. */
@@ -123,14 +121,8 @@ async function perRecordRows(o: Options, rows: BenchRow[]): Promise<void> {
     const values = await explain();
     await runner.release();
     const perRecord = ours.median / n;
-    const peer = shapVersion ? runShap(dir, manifest, bytes, X, n, manifest.output.probability_layout === 'positive_column' ? columns.map(() => 0) : columns) : null;
-    let worst = 0;
-    if (peer) {
-      for (let i = 0; i < n; i++) {
-        worst = Math.max(worst, Math.abs(values[i]!.base - peer.base[i]!));
-        for (let j = 0; j < values[i]!.contributions.length; j++) worst = Math.max(worst, Math.abs(values[i]!.contributions[j]! - peer.values[i]![j]!));
-      }
-    }
+    const peer = shapVersion ? shapExact(dir, manifest, bytes, X, n, columns) : null;
+    const worst = peer ? largestDifference(values, peer) : 0;
     const shapMs = peer ? (peer.seconds * 1000) / n : null;
     rows.push({
       section: EXPLAIN_SECTION,
@@ -150,15 +142,4 @@ function argmax(P: Float64Array, i: number, k: number): number {
   let best = 0;
   for (let c = 1; c < k; c++) if (P[i * k + c]! > P[i * k + best]!) best = c;
   return best;
-}
-
-/** shap's Exact explainer on the same ONNX bytes and background; for a graph that gives P(positive) alone, column 0. */
-function runShap(dir: string, manifest: ModelManifest, bytes: Uint8Array, X: Float64Array, n: number, columns: number[]): { values: number[][]; base: number[]; seconds: number } {
-  const model = join(dir, `${manifest.name}-${manifest.version}.onnx`);
-  writeFileSync(model, bytes);
-  const d = manifest.input.features.length;
-  const records = Array.from({ length: n }, (_, i) => Array.from(X.subarray(i * d, (i + 1) * d), (v) => (Number.isNaN(v) ? null : v)));
-  const path = join(dir, `${manifest.name}-${manifest.version}.json`);
-  writeFileSync(path, JSON.stringify({ model, input: manifest.input.tensors[0]!.name, output: manifest.output.probability_tensor, background: manifest.explanation!.background, records, columns }));
-  return JSON.parse(execFileSync('python3', [SHAP, path], { encoding: 'utf8', maxBuffer: 1 << 26 })) as { values: number[][]; base: number[]; seconds: number };
 }

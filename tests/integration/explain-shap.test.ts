@@ -1,6 +1,3 @@
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { explainRows } from '../../lib/explain/reasons';
 import { ModelRunner } from '../../lib/inference/runner';
@@ -12,13 +9,13 @@ import { publishExternalModel } from '../../lib/training/publish';
 import { loadDemoData } from '../../lib/warehouse/demo-load';
 import { openWarehouse, type WarehouseHandle } from '../../lib/warehouse/index';
 import { createTestDatabase } from '../../devkit/postgres';
+import { largestDifference, shapExact } from '../../devkit/shap';
 import { onnxFixture } from '../support/fixtures';
 import { tempDir, tempFsStore } from '../support/registry';
 
 // Training four families on a small demo base, then shap's Exact explainer in Python for each.
 vi.setConfig({ testTimeout: 300_000 });
 
-const REFERENCE = resolve(import.meta.dirname, '../../devkit/shap_reference.py');
 const TOLERANCE = 1e-6;
 
 let handle: WarehouseHandle;
@@ -54,20 +51,10 @@ async function compare(manifest: ModelManifest, bytes: Uint8Array, X: Float64Arr
   const ours = await explainRows({ method: spec.method, background: spec.background! }, (Z, rows) => runner.predictEncoded(Z, rows), X, n, k, columns);
   const oursMs = (performance.now() - started) / n;
   await runner.release();
-  const model = join(dir, `${manifest.name}-${manifest.version}.onnx`);
-  writeFileSync(model, bytes);
-  const d = manifest.input.features.length;
-  // A binary model whose graph gives P(positive) alone: shap explains that one column.
-  const raw = manifest.output.probability_layout === 'positive_column' ? columns.map(() => 0) : columns;
-  const casePath = join(dir, `${manifest.name}-${manifest.version}.json`);
-  const rows = Array.from({ length: n }, (_, i) => Array.from(X.subarray(i * d, (i + 1) * d), (v) => (Number.isNaN(v) ? null : v)));
-  writeFileSync(casePath, JSON.stringify({ model, input: manifest.input.tensors[0]!.name, output: manifest.output.probability_tensor, background: spec.background, records: rows, columns: raw }));
-  const shap = JSON.parse(execFileSync('python3', [REFERENCE, casePath], { encoding: 'utf8', maxBuffer: 1 << 26 })) as { values: number[][]; base: number[]; seconds: number };
+  const shap = shapExact(dir, manifest, bytes, X, n, columns);
   const shapMs = (shap.seconds * 1000) / n;
-  let worst = 0;
+  const worst = largestDifference(ours, shap);
   for (let i = 0; i < n; i++) {
-    worst = Math.max(worst, Math.abs(ours[i]!.base - shap.base[i]!));
-    for (let j = 0; j < d; j++) worst = Math.max(worst, Math.abs(ours[i]!.contributions[j]! - shap.values[i]![j]!));
     // Efficiency: base + contributions = the probability the answer reports.
     expect(Math.abs(ours[i]!.base + ours[i]!.contributions.reduce((a, b) => a + b, 0) - P[i * k + columns[i]!]!)).toBeLessThan(TOLERANCE);
   }
