@@ -35,6 +35,162 @@ function showError(target, error) {
   target.append(h('p', { class: 'error', role: 'alert' }, error.message));
 }
 
+// ---------- overview ----------
+
+/** A 404 that means "nothing yet" (never measured) becomes null; anything else is thrown. */
+async function optional(path, codes) {
+  try {
+    return await api(path);
+  } catch (error) {
+    if (error.status === 404 && codes.includes(error.code)) return null;
+    throw error;
+  }
+}
+
+/** A quality figure's main number: churn's AUC, NBO's AUC over the offers actually sent. */
+const realisedAuc = (model, q) => (model === 'churn' ? q?.auc : q?.offers_made?.auc) ?? null;
+const realisedCi = (model, q) => (model === 'churn' ? q?.auc_ci95 : q?.offers_made?.auc_ci95) ?? null;
+const versionKey = (version) => (version === null ? 'mock' : `v${version}`);
+
+/**
+ * The landing page: is everything fine? Every served model with its production version, realised
+ * quality by week, the scheduled segments' latest runs with their trend, the scoring volume, and a
+ * badge for every open problem (mock answers, a refused candidate, quality below training, drift,
+ * a run that did not complete), each linking to the page that shows it.
+ */
+async function overviewView() {
+  view.replaceChildren(h('h2', {}, 'Overview'));
+  const badges = h('div', { class: 'badges', 'data-badges': '' });
+  const charts = h('div', { class: 'charts', 'data-charts': 'overview' });
+  const badge = (level, text, href, title) => badges.append(h('a', { class: `badge ${level}`, href, title, 'data-badge': level }, text));
+  const report = await api('ml/models');
+  const served = report.models.filter((m) => m.name !== 'rfm');
+  const [details, performance, segments] = await Promise.all([
+    Promise.all(served.map((m) => api(`ml/models/${encodeURIComponent(m.name)}`))),
+    Promise.all(served.map((m) => optional(`ml/models/${encodeURIComponent(m.name)}/performance`, ['performance_not_measured']))),
+    Promise.all(
+      (settings.segments ?? ['all']).map((id) =>
+        api(`segments/${encodeURIComponent(id)}/ml/stats/`).then(
+          (stats) => ({ id, stats }),
+          (error) => {
+            if (error.status !== 404) throw error;
+            return { id, stats: null, missing: error.code === 'segment_not_scored' ? 'never scored' : error.message };
+          },
+        ),
+      ),
+    ),
+  ]);
+
+  const rows = served.map((m, i) => {
+    const detail = details[i];
+    const perf = performance[i];
+    const production = detail.versions.find((v) => v.version === m.production?.version);
+    const held = mainMetric(production?.metrics?.holdout);
+    // The answers callers got: production's, or the mock's when the model answers in mock mode.
+    const servedVersion = m.mode === 'model' ? m.loaded_version ?? m.production?.version : null;
+    const latest = perf?.latest.versions.find((v) => !v.shadow && v.version === servedVersion);
+    const realised = realisedAuc(m.name, latest?.overall.quality);
+    const ci = realisedCi(m.name, latest?.overall.quality);
+    const link = `#/models/${encodeURIComponent(m.name)}`;
+    if (m.mode !== 'model') badge('bad', `${m.name} answers in ${m.mode} mode${m.error ? `: ${m.error}` : ''}`, link);
+    else if (m.production?.problem) badge('bad', `${m.name} v${m.production.version}: ${m.production.problem}`, link);
+    // Candidates refused since production was promoted: the latest one, and how many before it.
+    const refused = detail.versions.filter((x) => x.status === 'refused' && x.version > (m.production?.version ?? 0)).sort((a, b) => b.version - a.version);
+    if (refused.length) {
+      const why = refused[0].refusal_reasons[0] ?? 'its gates failed';
+      badge('warn', `${m.name} v${refused[0].version} refused${refused.length > 1 ? ` (and ${refused.length - 1} earlier)` : ''}: ${why.length > 110 ? `${why.slice(0, 110)}…` : why}`, `${link}/${refused[0].version}`, why);
+    }
+    if (ci && latest?.holdout_auc != null && ci[1] < latest.holdout_auc) {
+      badge('bad', `${m.name} v${latest.version} realised AUC ${num(realised, 3)} [${num(ci[0], 3)}, ${num(ci[1], 3)}] is below its holdout ${num(latest.holdout_auc, 3)}`, link);
+    }
+    return h(
+      'tr',
+      { 'data-model': m.name },
+      h('td', {}, h('a', { href: link }, m.name)),
+      h('td', { class: m.mode === 'model' ? 'pass' : 'fail' }, m.mode),
+      h('td', {}, m.production ? `v${m.production.version}` : 'none'),
+      h('td', {}, production?.lineage.family ?? production?.lineage.origin ?? '–'),
+      h('td', { class: 'num' }, held.value == null ? '–' : `${held.name} ${num(held.value, 3)}`),
+      h('td', { class: 'num' }, realised == null ? (perf ? 'no outcomes yet' : 'not measured yet') : `AUC ${num(realised, 3)}${ci ? ` [${num(ci[0], 3)}, ${num(ci[1], 3)}]` : ''}${servedVersion === null ? ' (mock)' : ''}`),
+      h('td', {}, perf ? when(perf.latest.computed_at) : '–'),
+    );
+  });
+
+  const runs = h('tbody', {});
+  for (const { id, stats, missing } of segments) {
+    const link = `#/segments/${encodeURIComponent(id)}`;
+    if (!stats) {
+      runs.append(h('tr', { 'data-segment': id }, h('td', {}, h('a', { href: link }, id)), h('td', { colspan: 5, class: 'muted' }, missing)));
+      continue;
+    }
+    if (stats.status !== 'completed') badge('bad', `${id}: latest run ${stats.run_id} ended ${stats.status}`, link);
+    // Alarms only for change: against the segment's own earlier runs, never its difference from the training base.
+    const moved = stats.drift.filter((d) => d.level !== 'stable' && d.against !== 'training');
+    if (moved.length) {
+      const worst = moved.some((d) => d.level === 'major') ? 'major' : 'moderate';
+      badge(worst === 'major' ? 'bad' : 'warn', `${id}: ${worst} drift in ${moved.map((d) => (d.kind === 'feature' ? d.feature : `${d.model} score`)).filter((x, i, all) => all.indexOf(x) === i).slice(0, 3).join(', ')}${moved.length > 3 ? ', …' : ''}`, link);
+    }
+    runs.append(
+      h(
+        'tr',
+        { 'data-segment': id },
+        h('td', {}, h('a', { href: link }, id)),
+        h('td', {}, `${stats.run_id} (${stats.status})`),
+        h('td', {}, when(stats.finished_at)),
+        h('td', { class: 'num' }, stats.customers.scored.toLocaleString()),
+        h('td', { class: 'num' }, stats.churn ? num(stats.churn.mean, 3) : '–'),
+        h('td', {}, stats.nbo?.top_offers[0]?.offer_id ?? '–'),
+      ),
+    );
+  }
+  if (!badges.children.length) badges.append(h('span', { class: 'badge good', 'data-badge': 'good' }, 'No open warnings: every model answers from its production version, no refused candidate, no drift.'));
+
+  view.append(
+    badges,
+    h('h3', {}, 'Served models'),
+    table(['model', 'answers from', 'production', 'family', 'holdout', 'realised (latest report)', 'measured'], rows, { name: 'overview-models' }),
+    h('h3', {}, 'Segment runs'),
+    h('table', { 'data-table': 'overview-segments' }, h('thead', {}, h('tr', {}, ['segment', 'latest run', 'finished', 'customers', 'mean churn', 'top offer'].map((x) => h('th', {}, x)))), runs),
+    h('h3', {}, 'Over time'),
+    charts,
+  );
+
+  served.forEach((m, i) => {
+    const perf = performance[i];
+    if (!perf) {
+      charts.append(h('p', { class: 'muted', 'data-waiting': `quality-${m.name}` }, `${m.name}: realised quality is measured once outcomes arrive (loyalty-ml monitor ${m.name}, or the daily check).`));
+      return;
+    }
+    // Each stored report's realised AUC per served version, with the version's holdout AUC as a dashed line.
+    const holdout = new Map(perf.latest.versions.filter((v) => !v.shadow && v.holdout_auc != null).map((v) => [versionKey(v.version), v.holdout_auc]));
+    const reports = perf.history.length ? perf.history : [{ computed_at: perf.latest.computed_at, versions: perf.latest.versions.map((v) => ({ ...v, quality: v.overall.quality })) }];
+    const points = reports.map((r) => ({
+      t: Date.parse(r.computed_at) / 1000,
+      values: {
+        ...Object.fromEntries(r.versions.filter((v) => !v.shadow && realisedAuc(m.name, v.quality) != null).map((v) => [versionKey(v.version), realisedAuc(m.name, v.quality)])),
+        ...Object.fromEntries([...holdout].map(([k, auc]) => [`${k} holdout`, auc])),
+      },
+    }));
+    const versions = [...new Set(points.flatMap((p) => Object.keys(p.values).filter((k) => !k.endsWith(' holdout'))))];
+    const bands = [...holdout.keys()].map((k) => `${k} holdout`);
+    trendChart(charts, `${m.name}: realised AUC by report${m.name === 'nbo' ? ' (offers sent)' : ''}`, points, [...versions, ...bands], 'AUC', bands, 'report');
+  });
+
+  // Scoring volume: answers logged per ISO week and model in the latest reports' windows (served answers; a challenger's shadow ones apart).
+  const weeks = [...new Set(performance.flatMap((p) => p?.latest.versions.flatMap((v) => v.weeks.map((w) => w.period)) ?? []))].sort();
+  if (weeks.length) {
+    const logged = (p, week) => (p?.latest.versions ?? []).filter((v) => !v.shadow).reduce((a, v) => a + (v.weeks.find((w) => w.period === week)?.predictions ?? 0), 0);
+    barChart(charts, 'Scoring volume: customers scored per week (one per customer and feature date)', weeks, served.map((m, i) => ({ label: m.name, values: weeks.map((w) => logged(performance[i], w)) })), 'answers');
+  }
+
+  const scored = segments.filter((s) => s.stats);
+  if (scored.length) {
+    const runsOf = (s) => [s.stats, ...s.stats.history].filter((r) => r.finished_at && r.churn);
+    const points = scored.flatMap((s) => runsOf(s).map((r) => ({ t: Date.parse(r.finished_at) / 1000, values: { [s.id]: r.churn.mean } }))).sort((a, b) => a.t - b.t);
+    if (points.length) trendChart(charts, 'Segment runs: mean churn probability', points, scored.map((s) => s.id), 'mean churn');
+  }
+}
+
 // ---------- models ----------
 
 async function modelsView() {
@@ -406,13 +562,14 @@ function answerView(answer) {
 // ---------- routing ----------
 
 async function route() {
-  const [, page = 'models', a, b] = location.hash.replace(/^#\/?/, '#/').split('/');
+  const [, page = 'overview', a, b] = location.hash.replace(/^#\/?/, '#/').split('/');
   for (const link of document.querySelectorAll('nav a[data-view]')) link.classList.toggle('active', link.dataset.view === page);
   try {
     if (page === 'models' && a) await modelView(decodeURIComponent(a), b);
     else if (page === 'segments') await segmentsView(a ? decodeURIComponent(a) : undefined);
     else if (page === 'try') tryView();
-    else await modelsView();
+    else if (page === 'models') await modelsView();
+    else await overviewView();
   } catch (error) {
     view.replaceChildren();
     showError(view, error);

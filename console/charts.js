@@ -16,6 +16,11 @@ function box(parent, title) {
   return el;
 }
 
+/** How many values a chart draws (its `data-points`), so a page or a test can tell an empty chart from a drawn one. */
+function drawn(el, series) {
+  el.dataset.points = String(series.reduce((a, values) => a + values.filter((v) => v != null && Number.isFinite(v)).length, 0));
+}
+
 function unitScales() {
   return { x: { time: false, range: [0, 1] }, y: { range: [0, 1] } };
 }
@@ -30,7 +35,7 @@ function line(label, color, extra = {}) {
   return { label, stroke: color, width: 2, points: { show: false }, value: shown(), ...extra };
 }
 
-const diagonal = (label) => line(label, '#9ca3af', { dash: [5, 5], width: 1 });
+const diagonal = (label, extra = {}) => line(label, '#9ca3af', { dash: [5, 5], width: 1, ...extra });
 
 /** ROC: true against false positive rate, with the chance diagonal. */
 export function rocChart(parent, curves, auc) {
@@ -79,6 +84,7 @@ export function barChart(parent, title, labels, series, yLabel = 'customers') {
   const el = box(parent, title);
   // One series: centred bars; two: side by side, left and right of their category.
   const bars = (i) => uPlot.paths.bars(series.length === 1 ? { size: [0.8, 60], align: 0 } : { size: [0.4, 30], align: i === 0 ? -1 : 1 });
+  drawn(el, series.map((s) => s.values));
   return new uPlot(
     {
       width: WIDTH + (crowded ? 160 : 0),
@@ -115,17 +121,21 @@ export function histogramChart(parent, curves) {
   );
 }
 
-/** Lines over time: `points` are {t (seconds), values: {name: number|null}}; `bands` are drawn as dashed reference lines. */
-export function trendChart(parent, title, points, names, yLabel, bands = []) {
+/**
+ * Lines over time: `points` are {t (seconds), values: {name: number|null}}; `bands` are drawn as
+ * dashed reference lines; `xLabel` names the time in the legend (a run, a week).
+ */
+export function trendChart(parent, title, points, names, yLabel, bands = [], xLabel = 'run') {
   const el = box(parent, title);
   const x = points.map((p) => p.t);
+  drawn(el, names.filter((n) => !bands.includes(n)).map((n) => points.map((p) => p.values[n] ?? null)));
   return new uPlot(
     {
       width: WIDTH + 120,
       height: HEIGHT,
       scales: { x: { time: true } },
       axes: [{}, { label: yLabel }],
-      series: [xs('run', (_, v) => (v == null ? '–' : new Date(v * 1000).toLocaleString())), ...names.map((n, i) => (bands.includes(n) ? diagonal(n) : line(n, COLORS[i % COLORS.length], { points: { show: true, size: 5 } })))],
+      series: [xs(xLabel, (_, v) => (v == null ? '–' : new Date(v * 1000).toLocaleString())), ...names.map((n, i) => (bands.includes(n) ? diagonal(n, { spanGaps: true }) : line(n, COLORS[i % COLORS.length], { points: { show: true, size: 5 }, spanGaps: true })))],
     },
     [x, ...names.map((n) => points.map((p) => p.values[n] ?? null))],
     el,

@@ -11,19 +11,28 @@ import { openSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { freePort } from '../devkit/postgres';
+import { createScoringApp } from '../lib/app/scoring';
 import { createTrainingApp } from '../lib/app/training';
+import type { Config } from '../lib/config';
+import { LocalWorkerInvoker } from '../lib/segments/invokers';
+import { SCORE_TYPES } from '../lib/segments/runs';
 import { ProgressReporter, processIo, trainingProgress } from '../lib/cli/runtime';
 import { DEFAULT_DATA_DIR, loadConfig } from '../lib/config';
 import { startConsoleServer, type ConsoleServer } from '../lib/console/server';
-import { loadDemoData } from '../lib/warehouse/demo-load';
+import { advanceDemoData, loadDemoData } from '../lib/warehouse/demo-load';
 import { openEmbeddedWarehouse, type EmbeddedServer } from '../lib/warehouse/embedded';
 
 const root = resolve(import.meta.dirname, '..');
 const dataDir = resolve(root, process.env.LOYALTY_ML_DATA_DIR ?? DEFAULT_DATA_DIR);
 const port = Number(process.env.PORT ?? '3000');
+/** The demo base a first start loads (LOYALTY_ML_DEMO_CUSTOMERS: a smaller one starts sooner). */
+const demoCustomers = Number(process.env.LOYALTY_ML_DEMO_CUSTOMERS ?? '50000');
 
 async function main(): Promise<void> {
   const say = (m: string) => processIo.err(`start: ${m}`);
+  if (!Number.isSafeInteger(demoCustomers) || demoCustomers < 500 || demoCustomers > 5_000_000) {
+    throw new Error(`LOYALTY_ML_DEMO_CUSTOMERS must be a whole number from 500 to 5,000,000; got ${process.env.LOYALTY_ML_DEMO_CUSTOMERS}`);
+  }
   await assertPortFree(port);
 
   const ownWarehouse = !process.env.WAREHOUSE_URL;
@@ -61,10 +70,11 @@ async function main(): Promise<void> {
   closeApp = () => app.close();
   const warehouse = await app.warehouse();
   let customers = await warehouse.warehouse.countCustomers().catch(() => 0);
-  if (customers === 0 && ownWarehouse) {
-    say('first run: loading the demo customer base (50,000 customers) into the embedded warehouse');
+  const firstRun = customers === 0 && ownWarehouse;
+  if (firstRun) {
+    say(`first run: loading the demo customer base (${demoCustomers.toLocaleString('en-US')} customers) into the embedded warehouse`);
     const progress = new ProgressReporter(processIo, 'demo-data: customers');
-    await loadDemoData(warehouse.pool, warehouse.warehouse.cfg, { customers: 50_000, seed: 42, onProgress: (d, t) => progress.update(d, t) });
+    await loadDemoData(warehouse.pool, warehouse.warehouse.cfg, { customers: demoCustomers, seed: 42, onProgress: (d, t) => progress.update(d, t) });
     customers = await warehouse.warehouse.countCustomers();
   } else if (customers === 0) {
     say(`the warehouse at WAREHOUSE_URL has no customers: load some (npx loyalty-ml demo-data) or point it at another`);
@@ -89,7 +99,10 @@ async function main(): Promise<void> {
     if (!outcome.promoted) say(`${model} v${outcome.manifest.version} was refused by its gates: ${outcome.manifest.refusal_reasons.join('; ')}; the API answers ${model} in mock mode`);
     else if (quick) quicklyTrained.push(model);
   }
+  if (firstRun && ownRegistry) await demoHistory(app.config, say);
 
+  // The overview shows the warehouse's segments (the demo's five, or a real warehouse's).
+  const segments = await warehouse.warehouse.listSegments().then((list) => list.map((s) => s.id), () => ['all']);
   const [apiPort, lambdaPort] = [await freePort(), Number(process.env.LAMBDA_PORT ?? (await freePort()))];
   say(`starting the API (serverless-offline on internal port ${apiPort})`);
   child = spawn(resolve(root, 'node_modules/.bin/osls'), ['offline', 'start', '--stage', 'local'], {
@@ -105,6 +118,8 @@ async function main(): Promise<void> {
       WAREHOUSE_URL: warehouseUrl,
       MODEL_REGISTRY_URI: registryUri,
       ML_MOCK_MODE: process.env.ML_MOCK_MODE ?? 'auto',
+      // The packaging step installs onnxruntime-node beside the bundle: its CPU files ship in the package (no CUDA download).
+      ONNXRUNTIME_NODE_INSTALL: 'skip',
     },
   });
   // serverless-offline's banner names its internal ports: keep it back (shown if it fails), then relay its request log.
@@ -118,7 +133,7 @@ async function main(): Promise<void> {
     banner += chunk.toString();
     if (banner.includes('Server ready')) {
       announced = true;
-      void startConsoleServer({ port, apiUrl: `http://localhost:${apiPort}`, registry: app.registry, actor: 'console', label: ownRegistry ? 'local' : registryUri, maxBodyBytes: app.config.maxBodyBytes }).then(
+      void startConsoleServer({ port, apiUrl: `http://localhost:${apiPort}`, registry: app.registry, actor: 'console', label: ownRegistry ? 'local' : registryUri, segments: segments.slice(0, 12), maxBodyBytes: app.config.maxBodyBytes }).then(
         (started) => {
           front = started;
           process.stdout.write(examples(String(port)));
@@ -165,6 +180,44 @@ function trainInBackground(models: ('churn' | 'nbo')[], env: Record<string, stri
     });
   };
   next(0);
+}
+
+/**
+ * A first start's history, so the console opens on something to look at: what two months of the
+ * scheduled scoring would have left. Each demo segment is scored, the demo moves a month forward
+ * (outcomes, offers and responses arrive) and realised quality is measured; then the same again on
+ * the new features: two runs per segment and two quality reports per model.
+ * Every figure is computed by the service itself from the demo base.
+ */
+async function demoHistory(cfg: Config, say: (m: string) => void): Promise<void> {
+  const app = await createScoringApp(cfg);
+  try {
+    const handle = await app.warehouse();
+    const segments = (await handle.warehouse.listSegments()).map((s) => s.id);
+    const invoker = new LocalWorkerInvoker((payload) => app.chunks.score(payload));
+    for (let month = 1; month <= 2; month++) {
+      for (const segment of segments) {
+        const total = await handle.warehouse.countSegmentMembers(segment);
+        const progress = new ProgressReporter(processIo, `first run, month ${month}: score-segment ${segment}`);
+        const { run } = await app.segments.runHere(segment, SCORE_TYPES, {
+          settings: { chunkSize: app.config.segments.chunkSize, concurrency: app.config.segments.concurrency, retries: app.config.segments.retries },
+          invoker,
+          owner: 'npm-start',
+          onProgress: (r) => progress.update(r.progress.customers_scored + r.progress.customers_failed, total),
+        });
+        if (run.status !== 'completed') say(`first run: ${segment} ended ${run.status}${run.error ? ` (${run.error})` : ''}`);
+      }
+      const progress = new ProgressReporter(processIo, `first run, month ${month}: demo-data --advance 30d`);
+      await advanceDemoData(handle.pool, handle.warehouse.cfg, { months: 1, onProgress: (d, t) => progress.update(d, t) });
+      for (const model of ['churn', 'nbo'] as const) {
+        const files = new ProgressReporter(processIo, `first run, month ${month}: monitor ${model}: log files`);
+        await app.monitoring.report(model, { onProgress: (d, t) => files.update(d, t) });
+      }
+    }
+    say(`first run: ${segments.length} segments scored and realised quality measured, twice, a demo month apart (the console's overview shows them)`);
+  } finally {
+    await app.close();
+  }
 }
 
 /** The background training's current child, stopped with everything else. */

@@ -33,6 +33,8 @@ export interface ConsoleServerOptions {
   actor?: string;
   /** What the console says it is looking at ("local", a stage name). */
   label?: string;
+  /** The segments the overview shows (their latest runs and trends); default: the scheduled ones, or "all". */
+  segments?: string[];
   /** Serve the console and the API reference (default), or only the API (`npm run offline`). */
   console?: boolean;
   /** The largest request body passed on (MAX_BODY_BYTES); larger ones are answered 413 here. */
@@ -109,7 +111,7 @@ async function handle(options: Served, req: IncomingMessage, res: ServerResponse
   if (path === '/docs' || path === '/docs/') return sendFile(res, join(CONSOLE_DIR, 'docs.html'));
   if (path === '/api/loyalty/v1/openapi.json') return sendOpenApi(req, res);
   if (path === '/console/settings.json') {
-    return sendJson(res, 200, { label: options.label ?? 'local', actions: options.registry !== undefined });
+    return sendJson(res, 200, { label: options.label ?? 'local', actions: options.registry !== undefined, segments: options.segments ?? ['all'] });
   }
   if (path.startsWith('/console/vendor/')) {
     const file = VENDOR[path.slice('/console/vendor/'.length)];

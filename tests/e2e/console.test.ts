@@ -77,7 +77,7 @@ const rowsOf = (table: string) => page.locator(`table[data-table="${table}"] tbo
 
 describe('the console in a browser', () => {
   it('lists the served models, then shows churn with its ROC, calibration, gain and histogram charts', async () => {
-    await page.goto(`${front.url}/`);
+    await page.goto(`${front.url}/console/#/models`);
     await expect.poll(() => rowsOf('models').allInnerTexts()).toEqual([expect.stringMatching(/^churn\tmodel\tv1\tnone/), expect.stringMatching(/^nbo\tmodel\tv1\tnone/)]);
     await page.getByRole('link', { name: 'churn' }).click();
     await page.locator('[data-version-detail="1"]').waitFor();

@@ -56,7 +56,7 @@ describe("the console's front door for a deployed stage", () => {
     const body = (await answer.json()) as { error: { code: string; message: string } };
     expect([answer.status, body.error.code]).toEqual([403, 'read_only']);
     expect(body.error.message).toContain('loyalty-ml promote');
-    expect(await (await fetch(`${front.url}/console/settings.json`)).json()).toEqual({ label: 'prod', actions: false });
+    expect(await (await fetch(`${front.url}/console/settings.json`)).json()).toEqual({ label: 'prod', actions: false, segments: ['all'] });
   });
 
   it('serves the console, the API reference and the OpenAPI document, and nothing outside them', async () => {
