@@ -129,6 +129,11 @@ export class ScoringService {
 
     const started = performance.now();
     const profilePromise = this.profile();
+    // The models the answer needs load while the warehouse answers (a cold start's registry read,
+    // checksum and session overlap the query); scoring awaits the same loads, and reports their errors.
+    for (const part of type === 'all' ? (options.parts ?? ['churn', 'nbo']) : [type]) {
+      if (part !== 'rfm') this.deps.models.get(part).catch(() => undefined);
+    }
     let rows: Map<string, CustomerFeatureRow>;
     try {
       rows = await withDeadline(this.deps.features.getFeatures(distinct), deadline);

@@ -91,7 +91,7 @@ describe('a fresh npm start', () => {
       'Segment runs: mean churn probability',
     ]);
     // Every chart draws values: two reports per model, a week's volume per model, two runs per segment.
-    const points = await charts.evaluateAll((els) => els.map((e) => Number((e as HTMLElement).dataset.points)));
+    const points = await charts.evaluateAll((els) => els.map((e) => Number(e.getAttribute("data-points"))));
     expect(points[0]).toBe(2);
     expect(points[1]).toBe(2);
     expect(points[2]).toBeGreaterThanOrEqual(2);
@@ -120,7 +120,7 @@ describe('a fresh npm start', () => {
     expect(await drift.count()).toBeGreaterThan(0);
     const target = (await drift.first().getAttribute('href'))!;
     await drift.first().click();
-    await expect.poll(() => page.evaluate(() => location.hash)).toBe(target);
+    await expect.poll(() => new URL(page.url()).hash).toBe(target);
     await expect.poll(() => page.locator('[data-drift-summary]').innerText(), { timeout: 20_000 }).toMatch(/comparisons moved: /);
     expect(problems).toEqual([]);
   });

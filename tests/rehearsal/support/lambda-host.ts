@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { DeployedFunction } from './stack';
 
@@ -226,6 +226,8 @@ export class LambdaHost {
       TZ: ':UTC',
       LAMBDA_TASK_ROOT: fn.codeDir,
       LAMBDA_RUNTIME_DIR: fn.codeDir,
+      // Lambda's Node runtime: each layer's nodejs/node_modules (what /opt/nodejs/node_modules is when deployed).
+      NODE_PATH: fn.layerDirs.map((d) => join(d, 'nodejs', 'node_modules')).join(':'),
       _HANDLER: fn.handler,
       AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x',
       AWS_LAMBDA_FUNCTION_NAME: fn.functionName,

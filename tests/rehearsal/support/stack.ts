@@ -10,6 +10,7 @@ import { GetRolePolicyCommand, IAMClient, ListRolePoliciesCommand, PutRolePolicy
 import {
   CreateFunctionUrlConfigCommand,
   GetFunctionCommand,
+  ListLayersCommand,
   GetFunctionEventInvokeConfigCommand,
   LambdaClient,
   PutFunctionConcurrencyCommand,
@@ -50,6 +51,8 @@ export interface DeployedFunction {
   reservedConcurrency: number | null;
   /** The unzipped artifact, as downloaded from the deployment bucket. */
   codeDir: string;
+  /** The function's layers, unzipped from the deployment bucket (Lambda's /opt), in order. */
+  layerDirs: string[];
   asyncConfig: { maximumRetryAttempts: number; onFailureQueueArn: string | null };
 }
 
@@ -125,6 +128,7 @@ export async function deployStack(aws: AwsClients, options: { packageDir: string
   const artifacts = new Set<string>();
   for (const resource of Object.values(template.Resources)) {
     if (resource.Type === 'AWS::Lambda::Function') artifacts.add(resource.Properties.Code.S3Key as string);
+    if (resource.Type === 'AWS::Lambda::LayerVersion') artifacts.add(resource.Properties.Content.S3Key as string);
   }
   for (const key of artifacts) {
     const body = readFileSync(join(packageDir, key.split('/').pop()!));
@@ -216,23 +220,45 @@ export async function deployStack(aws: AwsClients, options: { packageDir: string
     fn = await aws.lambda.send(new GetFunctionCommand({ FunctionName: functionName }));
     const config = fn.Configuration!;
     const roleName = config.Role!.split('/').pop()!;
-    const key = props.Code.S3Key as string;
     // The code that runs is the artifact in the deployment bucket, not the local package folder.
-    let codeDir = artifactDirs.get(key);
-    if (!codeDir) {
-      const object = await aws.s3.send(new GetObjectCommand({ Bucket: deploymentBucket, Key: key }));
-      const zip = Buffer.from(await object.Body!.transformToByteArray());
-      const digest = createHash('sha256').update(zip).digest('hex').slice(0, 16);
-      codeDir = join(options.workDir, 'artifacts', digest);
-      if (!existsSync(join(codeDir, '.complete'))) {
-        mkdirSync(codeDir, { recursive: true });
-        const zipPath = join(options.workDir, 'artifacts', `${digest}.zip`);
-        writeFileSync(zipPath, zip);
-        execFileSync('unzip', ['-q', '-o', zipPath, '-d', codeDir]);
-        writeFileSync(join(codeDir, '.complete'), '');
+    const unzipped = async (key: string): Promise<string> => {
+      let dir = artifactDirs.get(key);
+      if (!dir) {
+        const object = await aws.s3.send(new GetObjectCommand({ Bucket: deploymentBucket, Key: key }));
+        const zip = Buffer.from(await object.Body!.transformToByteArray());
+        const digest = createHash('sha256').update(zip).digest('hex').slice(0, 16);
+        dir = join(options.workDir, 'artifacts', digest);
+        if (!existsSync(join(dir, '.complete'))) {
+          mkdirSync(dir, { recursive: true });
+          const zipPath = join(options.workDir, 'artifacts', `${digest}.zip`);
+          writeFileSync(zipPath, zip);
+          execFileSync('unzip', ['-q', '-o', zipPath, '-d', dir]);
+          writeFileSync(join(dir, '.complete'), '');
+        }
+        artifactDirs.set(key, dir);
       }
-      artifactDirs.set(key, codeDir);
+      return dir;
+    };
+    const codeDir = await unzipped(props.Code.S3Key as string);
+    // Layers: the versions the deployed function names, their content from the deployment bucket.
+    const layerRefs = (props.Layers ?? []) as { Ref: string }[];
+    const wantedLayers = layerRefs.map((l) => template.Resources[l.Ref]!);
+    if ((config.Layers ?? []).length !== wantedLayers.length) {
+      // moto's CloudFormation creates the layer version (named <stack>-<logical id>-<suffix>, with no
+      // physical id) but leaves it off the function: found by name and set as the template has it.
+      const listed = (await aws.lambda.send(new ListLayersCommand({}))).Layers ?? [];
+      const arns = layerRefs.map((l) => {
+        const found = listed.find((x) => x.LayerName?.startsWith(`${stackName}-${l.Ref}-`));
+        if (!found?.LatestMatchingVersion?.LayerVersionArn) throw new Error(`moto's CloudFormation did not create the layer ${l.Ref}`);
+        return found.LatestMatchingVersion.LayerVersionArn;
+      });
+      await aws.lambda.send(new UpdateFunctionConfigurationCommand({ FunctionName: functionName, Layers: arns }));
+      const layers = (await aws.lambda.send(new GetFunctionCommand({ FunctionName: functionName }))).Configuration?.Layers ?? [];
+      if (layers.length !== wantedLayers.length) throw new Error(`${functionName} has ${layers.length} layers after setting them; the template names ${wantedLayers.length}`);
+      dropped.set('Layers', [...(dropped.get('Layers') ?? []), logical]);
     }
+    const layerDirs: string[] = [];
+    for (const layer of wantedLayers) layerDirs.push(await unzipped(layer.Properties.Content.S3Key as string));
     let asyncConfig: DeployedFunction['asyncConfig'] = { maximumRetryAttempts: 2, onFailureQueueArn: null };
     try {
       const eic = await aws.lambda.send(new GetFunctionEventInvokeConfigCommand({ FunctionName: functionName }));
@@ -253,6 +279,7 @@ export async function deployStack(aws: AwsClients, options: { packageDir: string
       environment: config.Environment?.Variables ?? {},
       reservedConcurrency: fn.Concurrency?.ReservedConcurrentExecutions ?? null,
       codeDir,
+      layerDirs,
       asyncConfig,
     });
   }
