@@ -240,7 +240,40 @@ def nbo(argv):
     print(json.dumps(out))
 
 
+def fit_predict(argv):
+    """A whole command as a user would write it: read the CSV, fit with the library's defaults
+    (all cores), predict the rows, write the probabilities out."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--table", required=True)
+    parser.add_argument("--label", required=True)
+    parser.add_argument("--positive", required=True)
+    parser.add_argument("--id", default=None)
+    parser.add_argument("--model", choices=["lightgbm", "hgb"], required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    frame = pd.read_csv(args.table)
+    y = (frame.pop(args.label).astype(str) == args.positive).astype(int)
+    if args.id and args.id in frame:
+        frame = frame.drop(columns=[args.id])
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].astype("category")
+    if args.model == "lightgbm":
+        import lightgbm as lgb
+
+        model = lgb.LGBMClassifier(verbose=-1, random_state=42)
+    else:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=42)
+    model.fit(frame, y)
+    np.savetxt(args.out, model.predict_proba(frame)[:, 1], fmt="%.6f")
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "fit-predict":
+        fit_predict(sys.argv[2:])
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "speed":
         speed(sys.argv[2:])
         return

@@ -3,7 +3,9 @@
  * limits, measured in one run on this machine. Writes bench/results/latest.json and the tables of
  * BENCHMARKS.md; `--only explain` runs the reasons section alone (its training and service included)
  * and writes bench/results/explain.json; `--only cold` packages the functions and measures their
- * sizes and the predict artifact's cold start (bench/results/cold.json).
+ * sizes and the predict artifact's cold start (bench/results/cold.json); `--only commands` times
+ * `loyalty-ml train --csv` as whole commands beside scikit-learn and LightGBM scripts
+ * (bench/results/commands.json).
  * Starts its own PostgreSQL (as the tests do) and its own serverless-offline.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -25,6 +27,8 @@ import { TrainingService } from '../lib/services/training';
 import { loadDemoData } from '../lib/warehouse/demo-load';
 import { openWarehouse, rfmQuintiles, type WarehouseHandle } from '../lib/warehouse/index';
 import { FEATURES } from '../lib/catalog';
+import { Rng } from '../lib/random';
+import { syntheticChurnTable, toCsv } from '../devkit/datasets';
 import { startOffline, type Offline } from '../devkit/offline';
 import { createTestDatabase, startTestPostgres } from '../devkit/postgres';
 import { tempDir } from '../devkit/temp';
@@ -37,8 +41,8 @@ const ROOT = resolve(import.meta.dirname, '..');
 const quick = process.argv.includes('--quick');
 const onlyAt = process.argv.indexOf('--only');
 const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : undefined;
-if (only !== undefined && only !== 'explain' && only !== 'cold') {
-  process.stderr.write(`bench: --only takes "explain" or "cold", got ${only === undefined ? 'nothing' : JSON.stringify(only)}\n`);
+if (only !== undefined && only !== 'explain' && only !== 'cold' && only !== 'commands') {
+  process.stderr.write(`bench: --only takes "explain", "cold" or "commands", got ${only === undefined ? 'nothing' : JSON.stringify(only)}\n`);
   process.exit(2);
 }
 const rows: BenchRow[] = [];
@@ -55,6 +59,7 @@ const S = {
   gbt: '8. Boosted trees: training speed, and serving beside the MLP',
   artifacts: '7. Function artifact sizes',
   log: '10. The prediction log: a batch of 100 with and without it',
+  commands: '13. Training as whole commands, beside the peers as whole scripts',
 };
 
 async function main(): Promise<void> {
@@ -70,6 +75,14 @@ async function main(): Promise<void> {
     log(`loading ${baseCustomers.toLocaleString('en-US')} demo customers with history into PostgreSQL`);
     await loadDemoData(wh.pool, wh.warehouse.cfg, { customers: baseCustomers, seed: 42 });
 
+    if (only === 'commands') {
+      await commandSection();
+      const result = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine: { ...machine(), postgres: pgVersion }, seconds: (Date.now() - started) / 1000, rows };
+      mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+      writeFileSync(join(ROOT, 'bench/results/commands.json'), `${JSON.stringify(result, null, 2)}\n`);
+      process.stdout.write(`\n${table(rows)}\n\n${rows.filter((r) => r.target && !r.target.met).length} targets missed; ${result.seconds.toFixed(0)} s\n`);
+      return;
+    }
     const registryDir = tempDir('loyalty-ml-bench-');
     const registry = new ModelRegistry(new FsObjectStore(registryDir), { actor: 'bench' });
     await trainingSection(registry, wh, baseCustomers);
@@ -115,6 +128,7 @@ async function main(): Promise<void> {
     await coldStartSection(packaged, registry, registryDir, url);
     await segmentSection(pg.url, registryDir);
     if (!quick) await largeTrainingSection(pg.url);
+    await commandSection();
 
     const result = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine: { ...machine(), postgres: pgVersion }, seconds: (Date.now() - started) / 1000, rows, quality: quality.results, nbo: nbo.programmes };
     mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
@@ -639,6 +653,64 @@ async function learningCurve(wh: WarehouseHandle): Promise<void> {
 }
 
 /** 7: `osls package` zip sizes per function, against Lambda's limits and the 25 MB target. */
+/**
+ * 13: training as a user runs it, process start to published version: `loyalty-ml train --csv` on
+ * a 3,000-row table (every family, chosen by cross-validation) beside scikit-learn's
+ * HistGradientBoosting fit and predict as a Python script, and `--family gbt` on 300,000 x 10 beside
+ * LightGBM's fit and predict (both with their libraries' defaults, all cores), medians of 3.
+ */
+async function commandSection(): Promise<void> {
+  const dir = tempDir('loyalty-ml-bench-commands-');
+  const small = syntheticChurnTable(3000, 11);
+  writeFileSync(join(dir, 'small.csv'), toCsv(small));
+  const rng = new Rng(1);
+  const lines = [`y,${Array.from({ length: 10 }, (_, c) => `f${c}`).join(',')}`];
+  for (let r = 0; r < 300_000; r++) {
+    let z = -1;
+    const v: number[] = [];
+    for (let c = 0; c < 10; c++) {
+      const x = rng.normal();
+      v.push(c % 3 === 0 ? Math.round(x * 5) : Number(x.toFixed(6)));
+      z += (c < 5 ? 0.5 : 0) * x * (c % 2 ? 1 : -1) + (c === 1 ? x * x * 0.3 : 0);
+    }
+    lines.push(`${rng.next() < 1 / (1 + Math.exp(-z)) ? 1 : 0},${v.join(',')}`);
+  }
+  writeFileSync(join(dir, 'large.csv'), `${lines.join('\n')}\n`);
+  const python = [process.env.PYTHON, 'python3', '/usr/bin/python3'].find((py) => py && spawnSync(py, ['-c', 'import lightgbm, sklearn, pandas'], { stdio: 'ignore' }).status === 0);
+  let runs = 0;
+  const timed = (command: string, args: string[]) => {
+    const times: number[] = [];
+    for (let rep = 0; rep < 3; rep++) {
+      const t0 = performance.now();
+      // A fresh registry each time: every run publishes its first version.
+      const r = spawnSync(command, args, { cwd: ROOT, encoding: 'utf8', env: { ...process.env, MODEL_REGISTRY_URI: join(dir, `registry-${++runs}`) } });
+      if (r.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${r.stderr.slice(-2000)}`);
+      times.push((performance.now() - t0) / 1000);
+    }
+    return summarize(times).median;
+  };
+  const cli = join(ROOT, 'node_modules/.bin/tsx');
+  const entry = join(ROOT, 'bin/loyalty-ml.ts');
+  for (const c of [
+    { label: 'train --csv, 3,000 rows x 12 columns (every family)', args: ['train', 'small', '--csv', join(dir, 'small.csv'), '--label', 'churned'], peer: 'hgb', table: 'small.csv', peerArgs: ['--label', 'churned', '--positive', 'yes', '--id', 'customer_id'], peerLabel: "scikit-learn HistGradientBoosting, fit and predict (script)", target: (ours: number) => ({ text: '<= 3 s', met: ours <= 3 }) },
+    { label: 'train --family gbt --csv, 300,000 x 10', args: ['train', 'large', '--csv', join(dir, 'large.csv'), '--label', 'y', '--family', 'gbt'], peer: 'lightgbm', table: 'large.csv', peerArgs: ['--label', 'y', '--positive', '1'], peerLabel: 'LightGBM, fit and predict (script)', target: (ours: number, peer: number | null) => (peer === null ? null : { text: 'at most the peer', met: ours <= peer }) },
+  ]) {
+    log(`commands: ${c.label}`);
+    const ours = timed(cli, [entry, ...c.args]);
+    const peer = python ? timed(python, [join(ROOT, 'bench/peers.py'), 'fit-predict', '--table', join(dir, c.table), '--model', c.peer, '--out', join(dir, 'p.txt'), ...c.peerArgs]) : null;
+    rows.push({
+      section: S.commands,
+      metric: `${c.label}: process start to published version`,
+      ours,
+      unit: 's',
+      peer: peer === null ? null : { label: c.peerLabel, value: peer },
+      ratio: peer === null ? null : ours / peer,
+      target: c.target(ours, peer),
+      note: python ? undefined : 'Python with lightgbm and scikit-learn not installed',
+    });
+  }
+}
+
 /** 7: every function's zip (packaged as for a deployed stage); returns the folder of zips. */
 function artifactSection(): string {
   const out = tempDir('loyalty-ml-bench-package-');

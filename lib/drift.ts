@@ -67,13 +67,14 @@ function position(key: string): number {
 /**
  * Adds every column of a row-major matrix (NaN missing) into per-feature histograms. On the
  * segment worker's path: values are counted into dense integer bins read from the doubles' bits,
- * and only the bins that occur become keys.
+ * and only the bins that occur become keys. `only` counts those rows alone.
  */
-export function addToHistograms(histograms: FineHistogram[], X: Float64Array, rows: number, width: number): void {
+export function addToHistograms(histograms: FineHistogram[], X: Float64Array, rows: number, width: number, only?: ArrayLike<number>): void {
   const counts = new Uint32Array(width * BINS);
-  const words = new Uint32Array(X.buffer, X.byteOffset, rows * width * 2);
-  for (let i = 0; i < rows; i++) {
-    const base = i * width;
+  const words = new Uint32Array(X.buffer, X.byteOffset, X.length * 2);
+  const n = only ? only.length : rows;
+  for (let i = 0; i < n; i++) {
+    const base = (only ? only[i]! : i) * width;
     for (let j = 0; j < width; j++) {
       const v = X[base + j]!;
       const b = v !== v ? 0 : v === 0 ? 1 : binOfHighWord(words[(base + j) * 2 + 1]!);
@@ -181,8 +182,6 @@ export type TrainingProfile = z.infer<typeof TrainingProfileSchema>;
 export function featureProfile(X: Float64Array, features: readonly string[], source: string, rows?: ArrayLike<number>): FeatureProfile {
   const d = features.length;
   const histograms: FineHistogram[] = features.map(() => ({}));
-  if (rows) {
-    for (let i = 0; i < rows.length; i++) addToHistograms(histograms, X.subarray(rows[i]! * d, (rows[i]! + 1) * d), 1, d);
-  } else addToHistograms(histograms, X, X.length / d, d);
+  addToHistograms(histograms, X, X.length / d, d, rows);
   return { source, customers: rows ? rows.length : X.length / d, features: [...features], histograms };
 }

@@ -193,7 +193,9 @@ export const TrainingMetricsSchema = z.looseObject({
           seconds: z.number(),
         }),
       ),
-      refit: z.object({ rows: z.number().int().nonnegative(), family: z.string() }).describe('the shipped model: the chosen settings refit on all training rows'),
+      refit: z
+        .object({ rows: z.number().int().nonnegative(), family: z.string(), kept_from_selection: z.boolean().optional().describe('large data: the search fitted it on the holdout plan\'s fit rows, and no refit followed') })
+        .describe('the shipped model: the chosen settings refit on all training rows (or, on large data, kept from the search)'),
     })
     .optional()
     .describe('model selection on the training rows (versions trained before cross-validation lack it)'),

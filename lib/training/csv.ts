@@ -34,16 +34,45 @@ export function inferEncodings(table: CsvTable, options: { label: string; idColu
   }
   const encodings: ColumnEncoding[] = [];
   for (const column of candidates) {
-    const values = table.records.map((r) => r[column]!).filter((v) => !isMissing(v)).map((v) => v.trim());
-    const distinct = new Set(values);
+    // One pass per column: the present values, whether all are numbers (and whole), and the
+    // distinct values only while they can still matter (unique whole numbers, or text categories).
+    const values: string[] = [];
+    let numeric = true;
+    let integers = true;
+    let unique = true;
+    let tracking = true;
+    const distinct = new Set<string>();
+    for (const record of table.records) {
+      const raw = record[column]!;
+      if (isMissing(raw)) continue;
+      const v = raw.trim();
+      values.push(v);
+      if (numeric) {
+        const x = Number(v);
+        if (!Number.isFinite(x)) numeric = false;
+        else if (integers && !Number.isInteger(x)) integers = false;
+      }
+      if (tracking) {
+        if (unique && distinct.has(v)) unique = false;
+        distinct.add(v);
+        // Numbers with repeats are no identifier: their distinct values are not needed (unless text follows).
+        if (numeric && !unique) {
+          tracking = false;
+          distinct.clear();
+        }
+      } else if (!numeric) {
+        // Text after all: the distinct values from the start.
+        tracking = true;
+        for (const seen of values) distinct.add(seen);
+      }
+    }
     const explicit = options.features !== undefined;
     if (values.length === 0) {
       skipped.push({ column, reason: 'no values' });
       continue;
     }
-    if (values.every((v) => Number.isFinite(Number(v)))) {
-      const integers = values.every((v) => Number.isInteger(Number(v)));
-      if (!explicit && integers && distinct.size === values.length && values.length > 20 && (/(id|num|number|index|key|row|no)$|^id/i.test(column) || isConsecutive(values))) {
+    if (numeric) {
+      if (!explicit && integers && unique && values.length > 20 && (/(id|num|number|index|key|row|no)$|^id/i.test(column) || isConsecutive(values))) {
         skipped.push({ column, reason: 'looks like an identifier (unique whole numbers)' });
         continue;
       }

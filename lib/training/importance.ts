@@ -7,10 +7,11 @@ import { INPUT_NAME, OUTPUT_NAME } from './export';
 
 /** Holdout customers a trained version's global importance is measured on (seeded): the interval says how sure it is. */
 export const IMPORTANCE_ROWS = 200;
-/** Rows are explained in steps of this many until all are done or the time budget is spent. */
-const STEP = 5;
-/** Training spends at most about this long on importance (large tree ensembles cost 50-200 ms a row on two cores). */
-const BUDGET_MS = 1000;
+/** Rows explained first (an interval needs two); later steps are sized by the cost per row measured so far. */
+const FIRST_STEP = 2;
+const MAX_STEP = 50;
+/** Training spends at most about this long on importance (large tree ensembles and blends cost 50-200 ms a row on two cores). */
+const BUDGET_MS = 500;
 
 export type Importance = ContributionSummary & { source: string };
 
@@ -55,10 +56,15 @@ export async function holdoutImportance(
       return best;
     });
     const sums = emptySums(features);
-    // In steps, so a budget cut keeps a random part of the draw.
-    for (let from = 0; from < n && (from === 0 || performance.now() - started < BUDGET_MS); from += STEP) {
-      const m = Math.min(STEP, n - from);
+    // In steps, so a budget cut keeps a random part of the draw; each step as large as the time left allows.
+    const explaining = performance.now();
+    for (let from = 0, m = Math.min(FIRST_STEP, n); from < n; from += m) {
+      m = Math.min(m, n - from);
       addExplanations(sums, await explainRows(explanation, predict, R.subarray(from * d, (from + m) * d), m, width, column.subarray(from, from + m)));
+      const left = BUDGET_MS - (performance.now() - started);
+      if (left <= 0) break;
+      const perRow = (performance.now() - explaining) / (from + m);
+      m = Math.max(1, Math.min(MAX_STEP, Math.floor(left / perRow)));
     }
     const summary = summarizeSums(sums)!;
     log(`global importance: ${sums.n} holdout rows explained in ${((performance.now() - started) / 1000).toFixed(1)} s; largest ${summary.features[0]!.feature} (mean |contribution| ${summary.features[0]!.mean_abs.toFixed(4)})`);

@@ -54,6 +54,12 @@ export interface Candidate {
   tried: { settings: Record<string, unknown>; score: number }[];
   seconds: number;
   refit(): FittedModel;
+  /**
+   * On a holdout plan (large data): the model the search already fitted on the holdout's fit rows,
+   * shipped instead of a refit on all training rows, which at that size would grow the same
+   * settings on a quarter more rows for as long again and cannot change the choice.
+   */
+  kept?: { rows: number; model(): FittedModel };
 }
 
 /** A model refit on all training rows. */

@@ -6,7 +6,7 @@ import trainingDefaults from '../../models/training.json';
 import { ModelRejectedError } from '../../lib/errors';
 import { ModelRegistry } from '../../lib/registry/index';
 import { Rng } from '../../lib/random';
-import { churnTrainingSpec, nboTrainingSpec } from '../../lib/training/datasets';
+import { churnTrainingSpec, csvTrainingSpec, nboTrainingSpec } from '../../lib/training/datasets';
 import { exportNet, netProbabilities, toFloat32, verifyExport, type NetModel } from '../../lib/training/export';
 import { initNet } from '../../lib/training/nn';
 import type { TrainingSpec } from '../../lib/training/pipeline';
@@ -16,7 +16,7 @@ import { designWidth, fitDesign } from '../../lib/training/design';
 import { loadDemoData, readDemoSummary } from '../../lib/warehouse/demo-load';
 import { OFFER_IDS } from '../../lib/catalog';
 import { openWarehouse, Warehouse, type WarehouseHandle } from '../../lib/warehouse/index';
-import { cdnowChurnTable, toCsv } from '../../devkit/datasets';
+import { cdnowChurnTable, syntheticChurnTable, toCsv } from '../../devkit/datasets';
 import { runCli } from '../support/cli';
 import { createTestDatabase } from '../../devkit/postgres';
 import { tempDir, tempFsStore } from '../support/registry';
@@ -389,6 +389,21 @@ describe('boosted trees end to end', () => {
       await app.close();
     }
   });
+
+  it('ship the search\'s own fit on large data (a holdout plan): no refit, and the manifest says so', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'large.csv');
+    writeFileSync(file, toCsv(syntheticChurnTable(130_000, 3)));
+    const { spec } = await csvTrainingSpec({ name: 'large', file, label: 'churned', positive: 'yes', idColumn: 'customer_id', seed: 42 });
+    const log: string[] = [];
+    const outcome = await TrainingService.over(registry()).trainSpec(spec, { families: ['gbt'], gbt: { maxRounds: 30 }, onProgress: (m) => log.push(m) });
+    const cv = outcome.manifest.metrics!.cross_validation!;
+    expect(cv.kind).toBe('holdout');
+    expect(cv.refit).toEqual({ rows: cv.folds[0]!.fit_rows, family: 'gbt', kept_from_selection: true });
+    expect(log).toContainEqual(expect.stringMatching(new RegExp(`keeping its fit on the holdout plan's ${cv.folds[0]!.fit_rows} fit rows \\(no refit at this size\\)$`)));
+    expect(binaryMetricsOf(outcome.manifest.metrics!.holdout).auc).toBeGreaterThan(0.7);
+    expect(outcome.manifest.status).toBe('ready');
+  }, 120_000);
 
   it('take a text column as one ordinal column from a CSV, and score unseen categories', async () => {
     const rng = new Rng(5);

@@ -160,6 +160,11 @@ describe('segment aggregates', () => {
     // 30% of customers lapse: their recency triples.
     const lapsed = Float64Array.from(recency, (v, i) => (i % 10 < 3 ? v * 3 : v));
     expect(driftLevel(histogramPsi(featureProfile(lapsed, ['r'], 'x').histograms[0]!, before.histograms[0]!))).toBe('major');
+    // A profile of some rows (the training rows of a table) counts those rows alone, as a copy of them would.
+    const two = Float64Array.from({ length: 2000 }, (_, i) => (i % 7 === 0 ? NaN : (i * 37) % 101));
+    const some = Uint32Array.from({ length: 300 }, (_, i) => (i * 13) % 1000);
+    const copied = Float64Array.from(Array.from(some).flatMap((r) => [two[r * 2]!, two[r * 2 + 1]!]));
+    expect(featureProfile(two, ['a', 'b'], 's', some)).toEqual(featureProfile(copied, ['a', 'b'], 's'));
     // Bins: missing, zero, and a quarter of a binary order of magnitude either side.
     expect([NaN, 0, -0, 1, 1.18, 1.2, -3, 1e12].map(fineBin)).toEqual(['m', '0', '0', '+0', '+0', '+1', '-6', '+120']);
   });

@@ -43,6 +43,7 @@ export function searchGbt(data: SelectionData, overrides: Partial<GbtParams> = {
     tried,
     seconds: (Date.now() - started) / 1000,
     refit: () => refitGbt(data, final.params, final.rounds, final.byRate),
+    kept: final.holdout && { rows: final.holdout.rows, model: () => gbtFitted(data, final.params, final.rounds, final.holdout!.input, final.holdout!.model) },
   };
 }
 
@@ -60,6 +61,8 @@ interface Evaluation {
   oof: Float64Array;
   score: number;
   rounds: number;
+  /** On a holdout plan: the fold's model at the chosen rounds, with its input mapping. */
+  holdout?: { model: GbtModel; input: ReturnType<typeof fitTreeInput>; rows: number };
 }
 
 /** Rounds a fold may grow before its early stopping must have fired (unless --gbt sets maxRounds). */
@@ -78,7 +81,7 @@ function evaluate(data: SelectionData, params: GbtParams, byRate: Set<string>, c
       { ...params, maxRounds: cap, earlyStoppingRounds: Math.max(params.earlyStoppingRounds, 50) },
       { keepAllTrees: true },
     );
-    return { fold, model, history: report.history, check };
+    return { fold, model, history: report.history, check, input };
   });
   // One round count for all folds: where their summed validation loss (row-weighted) is lowest.
   const longest = Math.max(...runs.map((r) => r.history.length));
@@ -98,7 +101,9 @@ function evaluate(data: SelectionData, params: GbtParams, byRate: Set<string>, c
     const P = gbtProbabilities(truncated, r.check, r.fold.check.length);
     r.fold.check.forEach((row, i) => oof.set(P.subarray(i * k, (i + 1) * k), row * k));
   }
-  return { oof, score: oofScore(oof, data), rounds };
+  const only = data.plan.kind === 'holdout' ? runs[0]! : null;
+  const holdout = only ? { model: { ...only.model, trees: only.model.trees.slice(0, rounds * (k === 2 ? 1 : k)) }, input: only.input, rows: only.fold.fit.length } : undefined;
+  return { oof, score: oofScore(oof, data), rounds, holdout };
 }
 
 function refitGbt(data: SelectionData, params: GbtParams, rounds: number, byRate: Set<string>): FittedModel {
@@ -108,6 +113,11 @@ function refitGbt(data: SelectionData, params: GbtParams, rounds: number, byRate
     ...params,
     maxRounds: rounds,
   });
+  return gbtFitted(data, params, rounds, input, model);
+}
+
+function gbtFitted(data: SelectionData, params: GbtParams, rounds: number, input: ReturnType<typeof fitTreeInput>, model: GbtModel): FittedModel {
+  const D = data.columns.length;
   return {
     family: 'gbt',
     probabilities: (X, rows) => gbtProbabilities(model, applyTreeInput(input, X.subarray(0, rows * D)), rows),
