@@ -6,16 +6,29 @@
 function tieGroups(scores: ArrayLike<number>, labels: ArrayLike<number | boolean>, descending: boolean): { size: number; positives: number }[] {
   const n = scores.length;
   if (labels.length !== n) throw new RangeError('scores and labels differ in length');
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (descending ? scores[b]! - scores[a]! : scores[a]! - scores[b]!));
+  // Native numeric sorts of the scores and of the positives' scores (no comparator, no index
+  // array), walked together: each run of equal scores is a group, with the positives among it.
+  const all = Float64Array.from(scores).sort();
+  let count = 0;
+  for (let i = 0; i < n; i++) if (labels[i]) count++;
+  const positive = new Float64Array(count);
+  for (let i = 0, at = 0; i < n; i++) if (labels[i]) positive[at++] = scores[i]!;
+  positive.sort();
+  const same = (a: number, b: number) => a === b || (a !== a && b !== b);
   const groups: { size: number; positives: number }[] = [];
-  for (let i = 0; i < n; i++) {
-    const row = order[i]!;
-    const last = groups[groups.length - 1];
-    if (last && scores[row] === scores[order[i - 1]!]) last.size++;
-    else groups.push({ size: 1, positives: 0 });
-    if (labels[row]) groups[groups.length - 1]!.positives++;
+  for (let i = 0, j = 0; i < n; ) {
+    const v = all[i]!;
+    let end = i + 1;
+    while (end < n && same(all[end]!, v)) end++;
+    let positives = 0;
+    while (j < count && same(positive[j]!, v)) {
+      positives++;
+      j++;
+    }
+    groups.push({ size: end - i, positives });
+    i = end;
   }
-  return groups;
+  return descending ? groups.reverse() : groups;
 }
 
 /**

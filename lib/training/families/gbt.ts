@@ -78,7 +78,9 @@ function evaluate(data: SelectionData, params: GbtParams, byRate: Set<string>, c
       { X: applyTreeInput(input, data.X, fold.fit), rows: fold.fit.length, cols: D, y: labelsOf(data, fold.fit) },
       { X: check, rows: fold.check.length, cols: D, y: labelsOf(data, fold.check) },
       k,
-      { ...params, maxRounds: cap, earlyStoppingRounds: Math.max(params.earlyStoppingRounds, 50) },
+      // Folds share one round count (their summed loss), so each runs well past its own best; a
+      // single holdout (large data) stops at the configured patience.
+      { ...params, maxRounds: cap, earlyStoppingRounds: data.plan.kind === 'holdout' ? params.earlyStoppingRounds : Math.max(params.earlyStoppingRounds, 50) },
       { keepAllTrees: true },
     );
     return { fold, model, history: report.history, check, input };
