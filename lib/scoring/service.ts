@@ -228,7 +228,7 @@ export class ScoringService {
           p[i] = round(v);
           risk[i] = RISK_BANDS.indexOf(churnRisk(v, thresholds));
         }
-        const collapse = options.batchWarnings ? churnCollapseWarning(Array.from({ length: n }, (_, i) => raw[i * stride + at]!), 'churn') : null;
+        const collapse = options.batchWarnings ? churnCollapseWarning(stride === 1 ? raw : Float64Array.from({ length: n }, (_, i) => raw[i * stride + at]!), 'churn') : null;
         if (collapse) out.warnings.push(collapse);
         const reasons = options.explain ? await withDeadline(this.reasons('churn', handle, X, n, new Uint8Array(n).fill(at), () => ({ kind: 'churn' }), out.warnings), deadline) : undefined;
         const contributions = options.explainSample?.length ? await withDeadline(this.sampleContributions(handle, X, options.explainSample, at, options.explainBudgetMs ?? Infinity), deadline) : undefined;
@@ -248,7 +248,7 @@ export class ScoringService {
           top[i] = best;
           confidence[i] = round(P[i * k + best]!);
         }
-        const collapse = options.batchWarnings ? nboCollapseWarning(Array.from(top, (c, i) => ({ offer_id: classes[c]!, confidence: confidence[i]! })), 'nbo') : null;
+        const collapse = options.batchWarnings ? nboCollapseWarning(classes, top, confidence, 'nbo') : null;
         if (collapse) out.warnings.push(collapse);
         const reasons = options.explain ? await withDeadline(this.reasons('nbo', handle, X, n, top, (i) => ({ kind: 'offer', name: OFFER_NAMES.get(classes[top[i]!]!) ?? classes[top[i]!]! }), out.warnings), deadline) : undefined;
         out.nbo = { classes, P, top, confidence, source: sourceOf('nbo', handle), reasons };
@@ -335,8 +335,12 @@ export class ScoringService {
     const type = outcome.type;
     if (options.keepInputs) found.forEach((id, i) => outcome.inputs.set(id, features[i]!));
     const wanted: readonly ScorePart[] = type === 'all' ? (options.parts ?? ['rfm', 'churn', 'nbo']) : [type];
-    const X = new Float64Array(found.length * FEATURES.length);
-    features.forEach((row, i) => row.forEach((v, j) => (X[i * FEATURES.length + j] = v ?? NaN)));
+    const d = FEATURES.length;
+    const X = new Float64Array(found.length * d);
+    for (let i = 0; i < features.length; i++) {
+      const row = features[i]!;
+      for (let j = 0; j < d; j++) X[i * d + j] = row[j] ?? NaN;
+    }
     const scores: MatrixScores = { ids: found, warnings: [] };
     let profile: BaseProfile | null = null;
     try {

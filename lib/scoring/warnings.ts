@@ -76,11 +76,15 @@ export function featureWarnings(names: readonly string[], X: Float64Array, n: nu
 }
 
 /** Churn probabilities that are nearly equal across a batch. */
-export function churnCollapseWarning(probabilities: number[], model: string): Warning | null {
+export function churnCollapseWarning(probabilities: ArrayLike<number>, model: string): Warning | null {
   const n = probabilities.length;
   if (n < MIN_BATCH_FOR_COLLAPSE) return null;
-  const mean = probabilities.reduce((a, b) => a + b, 0) / n;
-  const std = Math.sqrt(probabilities.reduce((a, p) => a + (p - mean) ** 2, 0) / n);
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += probabilities[i]!;
+  const mean = sum / n;
+  let squares = 0;
+  for (let i = 0; i < n; i++) squares += (probabilities[i]! - mean) ** 2;
+  const std = Math.sqrt(squares / n);
   if (std >= 0.005) return null;
   return {
     code: 'collapsed_predictions',
@@ -90,11 +94,11 @@ export function churnCollapseWarning(probabilities: number[], model: string): Wa
 }
 
 /** The same offer at near-100% confidence for everyone in a batch. */
-export function nboCollapseWarning(top: { offer_id: string; confidence: number }[], model: string): Warning | null {
+export function nboCollapseWarning(offers: readonly string[], top: ArrayLike<number>, confidence: ArrayLike<number>, model: string): Warning | null {
   const n = top.length;
   if (n < MIN_BATCH_FOR_COLLAPSE) return null;
-  const first = top[0]!.offer_id;
-  if (!top.every((t) => t.offer_id === first && t.confidence >= 0.99)) return null;
+  for (let i = 0; i < n; i++) if (top[i] !== top[0] || confidence[i]! < 0.99) return null;
+  const first = offers[top[0]!]!;
   return {
     code: 'collapsed_predictions',
     model,

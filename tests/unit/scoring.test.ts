@@ -181,7 +181,8 @@ describe('warnings', () => {
     expect(churnCollapseWarning(Array(10).fill(0.42), 'churn')?.code).toBe('collapsed_predictions');
     expect(churnCollapseWarning(Array(9).fill(0.42), 'churn')).toBeNull();
     expect(churnCollapseWarning(Array.from({ length: 10 }, (_, i) => i / 10), 'churn')).toBeNull();
-    expect(nboCollapseWarning(Array(10).fill({ offer_id: 'a', confidence: 0.995 }), 'nbo')?.code).toBe('collapsed_predictions');
-    expect(nboCollapseWarning(Array(10).fill({ offer_id: 'a', confidence: 0.6 }), 'nbo')).toBeNull();
+    expect(nboCollapseWarning(['a', 'b'], new Uint8Array(10), new Float64Array(10).fill(0.995), 'nbo')).toMatchObject({ code: 'collapsed_predictions', message: expect.stringContaining('offer a at 99%+') });
+    expect(nboCollapseWarning(['a', 'b'], new Uint8Array(10), new Float64Array(10).fill(0.6), 'nbo')).toBeNull();
+    expect(nboCollapseWarning(['a', 'b'], Uint8Array.from({ length: 10 }, (_, i) => i % 2), new Float64Array(10).fill(0.995), 'nbo')).toBeNull();
   });
 });
