@@ -3,7 +3,8 @@ import type { BaseProfile, CustomerFeatureRow } from '../warehouse/index';
 import { FEATURES, OFFER_IDS, OFFER_NAMES } from '../catalog';
 import type { BackgroundRows } from '../explain/background';
 import { explainRows, toReasons, typicalValues, type Reasons, type Target } from '../explain/reasons';
-import { addReasons, emptySums, type ContributionSums } from '../explain/summary';
+import { addExplanations, emptySums, type ContributionSums } from '../explain/summary';
+import { Rng } from '../random';
 import { mockChurnProbability, mockOfferProbabilities } from './mock';
 import type { ModelHandle, ModelProvider } from './models';
 import {
@@ -286,21 +287,40 @@ export class ScoringService {
   }
 
   /**
-   * The churn reasons of the rows `sample` of X, summed (null when the version cannot be explained),
-   * in steps of 5 rows until all are done or `budgetMs` is spent (at least one step).
+   * The churn contributions of the rows `sample` of X, summed (null when the version cannot be
+   * explained), in steps of 5 rows until all are done or `budgetMs` is spent (at least one step).
+   * Exact Shapley over coalitions costs 2^d model rows per background row: each sampled member is
+   * explained against SEGMENT_BACKGROUND of the version's background rows, drawn at random for it
+   * (seeded by its features). Shapley values are linear in the background's average, so its
+   * contributions estimate the full background's without bias, at a fraction of the cost, and the
+   * interval across members carries that draw too. The closed form (logistic) uses them all.
    */
   private async sampleContributions(handle: ModelHandle, X: Float64Array, sample: Int32Array, column: number, budgetMs: number): Promise<ContributionSums | null> {
     if (handle.kind === 'mock') return null;
+    const { manifest, runner } = handle;
+    const spec = manifest.explanation;
+    const order = runner.featureOrder(FEATURES);
+    if (!spec?.background?.length || !order) return null;
     const started = performance.now();
     const d = FEATURES.length;
-    const sums = emptySums(handle.manifest.input.features.map((f) => f.name));
+    const width = order.length;
+    const sums = emptySums(manifest.input.features.map((f) => f.name));
+    const predict = (Z: Float64Array, rows: number) => runner.predictEncoded(Z, rows);
+    const subset = spec.method === 'coalitions' && spec.background.length > SEGMENT_BACKGROUND;
     for (let from = 0; from < sample.length && (from === 0 || performance.now() - started < budgetMs); from += 5) {
       const rows = sample.subarray(from, from + 5);
       const Xs = new Float64Array(rows.length * d);
       rows.forEach((r, i) => Xs.set(X.subarray(r * d, (r + 1) * d), i * d));
-      const reasons = await this.reasons('churn', handle, Xs, rows.length, new Uint8Array(rows.length).fill(column), () => ({ kind: 'churn' }), []);
-      if (reasons.some((r) => r === null)) return null;
-      addReasons(sums, reasons as Reasons[]);
+      const Xm = runner.toFeatureOrder(Xs, rows.length, FEATURES, order);
+      if (!subset) {
+        addExplanations(sums, await explainRows({ method: spec.method, background: spec.background }, predict, Xm, rows.length, runner.width, new Uint8Array(rows.length).fill(column)));
+        continue;
+      }
+      for (let i = 0; i < rows.length; i++) {
+        const x = Xm.subarray(i * width, (i + 1) * width);
+        const background = drawSubset(spec.background, SEGMENT_BACKGROUND, seedOf(x));
+        addExplanations(sums, await explainRows({ method: spec.method, background }, predict, x, 1, runner.width, [column]));
+      }
     }
     return sums;
   }
@@ -426,4 +446,26 @@ async function withDeadline<T>(promise: Promise<T>, deadline: number): Promise<T
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Background rows each sampled segment member is explained against (coalitions; see sampleContributions). */
+export const SEGMENT_BACKGROUND = 20;
+
+/** `size` rows of the background drawn without replacement (seeded). */
+function drawSubset(background: BackgroundRows, size: number, seed: number): BackgroundRows {
+  const rng = new Rng(seed);
+  const picked = background.slice();
+  for (let i = 0; i < size; i++) {
+    const j = i + Math.floor(rng.next() * (picked.length - i));
+    [picked[i], picked[j]] = [picked[j]!, picked[i]!];
+  }
+  return picked.slice(0, size);
+}
+
+/** A seed from a row's values (FNV-1a over their bits): the same member draws the same background in every run. */
+function seedOf(x: Float64Array): number {
+  const words = new Uint32Array(Float64Array.from(x).buffer);
+  let h = 0x811c9dc5;
+  for (const w of words) h = Math.imul(h ^ w, 0x01000193) >>> 0;
+  return h;
 }

@@ -126,6 +126,19 @@ describe('explaining a batch', () => {
     return Float64Array.from({ length: n }, (_, i) => P[i * 2 + c]!);
   };
 
+  it('is linear in the background: the values against the whole background are the mean of those against equal disjoint parts of it (why segment drivers may use a random part)', async () => {
+    const r = rng(9);
+    const draw = () => (r() < 0.1 ? NaN : Math.floor(r() * 4));
+    const rows = 20;
+    const backgroundX = Float64Array.from({ length: rows * d }, draw);
+    const whole = { X: backgroundX, rows, weights: new Float64Array(rows).fill(1) };
+    const x = Float64Array.from({ length: d }, draw);
+    const [full] = await explainBatch(x, 1, whole, model, 2, [1]);
+    const parts = await Promise.all([0, 1, 2, 3].map(async (p) => (await explainBatch(x, 1, { X: backgroundX.slice(p * 5 * d, (p + 1) * 5 * d), rows: 5, weights: new Float64Array(5).fill(1) }, model, 2, [1]))[0]!));
+    expect(parts.reduce((a, e) => a + e.base, 0) / 4).toBeCloseTo(full!.base, 12);
+    for (let j = 0; j < d; j++) expect(parts.reduce((a, e) => a + e.contributions[j]!, 0) / 4).toBeCloseTo(full!.contributions[j]!, 12);
+  });
+
   it('gives every record the exact values of its own output, skipping only features equal to the background row', async () => {
     const r = rng(5);
     // Small integer values: many features agree between a record and a background row, as counts do.
