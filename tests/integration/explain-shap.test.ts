@@ -81,8 +81,10 @@ describe("reasons equal shap's Exact explainer on the same model and background"
       expect(manifest.explanation!.background).toHaveLength(100);
       // Global importance over holdout rows: every feature, largest mean |contribution| first, each mean inside its interval.
       const importance = manifest.explanation!.importance!;
-      expect(importance.customers).toBeGreaterThanOrEqual(20);
+      // Within training's 0.5 s budget: all 200 rows of a cheap model, a handful of a tree ensemble's, and the source says which.
+      expect(importance.customers).toBeGreaterThanOrEqual(5);
       expect(importance.source).toMatch(/^\d+ holdout rows drawn at random \(seed \d+\).*, each explained for the positive class$/);
+      if (importance.customers < 200) expect(importance.source).toContain(`(the first ${importance.customers} of 200: the 0.5 s budget was spent)`);
       expect(importance.features.map((f) => f.feature).sort()).toEqual(manifest.input.features.map((f) => f.name).sort());
       const sizes = importance.features.map((f) => f.mean_abs);
       expect(sizes).toEqual([...sizes].sort((a, b) => b - a));
