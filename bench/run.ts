@@ -542,7 +542,8 @@ async function segmentSection(serverUrl: string, registryDir: string): Promise<v
         const seconds = (performance.now() - t1) / 1000;
         if (run.status !== 'completed' || !stats) throw new Error(`segment run ended ${run.status}`);
         (figures[pass.key] ??= []).push(run.progress.customers_scored / seconds);
-        const { run_id: _r, started_at: _s, finished_at: _f, ...figuresOnly } = stats;
+        // Drift names the runs it compares with (each pass keeps its own history): the figures alone are compared.
+        const { run_id: _r, started_at: _s, finished_at: _f, drift: _d, ...figuresOnly } = stats;
         statistics[pass.key] = figuresOnly;
         log(`segment ${label} (${pass.key}): ${(run.progress.customers_scored / seconds).toFixed(0)}/s`);
       }
