@@ -52,6 +52,19 @@ export function hash32(seed: number, n: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
+/**
+ * A 32-bit hash of an id (FNV-1a, with murmur3's finaliser: FNV's high bits alone are uneven over
+ * ids that differ in their last characters): the same on every run and in every process.
+ */
+export function idHash(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
 /** A seeded Fisher-Yates shuffle of 0..n-1. */
 export function shuffledIndices(n: number, rng: Rng): Uint32Array {
   const out = new Uint32Array(n);

@@ -45,6 +45,12 @@ export function trainedExplanation(X: Float64Array, d: number, train: ArrayLike<
   return { method, background, source: `${background.length} training rows drawn at random (seed ${seed})` };
 }
 
+/** `size` of a version's background rows drawn at random without replacement (seeded), for cheaper explanations of a sample. */
+export function backgroundSubset(rows: BackgroundRows, size: number, seed: number): BackgroundRows {
+  const d = rows[0]?.length ?? 0;
+  return drawBackground(backgroundMatrix(rows).X, d, { size, seed });
+}
+
 /** Stored rows as the matrix the explainers take (null becomes NaN). */
 export function backgroundMatrix(rows: BackgroundRows): Background {
   const d = rows[0]?.length ?? 0;

@@ -1,10 +1,10 @@
 import type { RefreshingValue } from '../cache';
 import type { BaseProfile, CustomerFeatureRow } from '../warehouse/index';
 import { FEATURES, OFFER_IDS, OFFER_NAMES } from '../catalog';
-import type { BackgroundRows } from '../explain/background';
+import { backgroundSubset, type BackgroundRows, type ExplanationMethod } from '../explain/background';
 import { explainRows, toReasons, typicalValues, type Reasons, type Target } from '../explain/reasons';
 import { addExplanations, emptySums, type ContributionSums } from '../explain/summary';
-import { Rng } from '../random';
+import { idHash } from '../random';
 import { mockChurnProbability, mockOfferProbabilities } from './mock';
 import type { ModelHandle, ModelProvider } from './models';
 import {
@@ -232,7 +232,7 @@ export class ScoringService {
         const collapse = options.batchWarnings ? churnCollapseWarning(stride === 1 ? raw : Float64Array.from({ length: n }, (_, i) => raw[i * stride + at]!), 'churn') : null;
         if (collapse) out.warnings.push(collapse);
         const reasons = options.explain ? await withDeadline(this.reasons('churn', handle, X, n, new Uint8Array(n).fill(at), () => ({ kind: 'churn' }), out.warnings), deadline) : undefined;
-        const contributions = options.explainSample?.length ? await withDeadline(this.sampleContributions(handle, X, options.explainSample, at, options.explainBudgetMs ?? Infinity), deadline) : undefined;
+        const contributions = options.explainSample?.length ? await withDeadline(this.sampleContributions(handle, X, out.ids, options.explainSample, at, options.explainBudgetMs ?? Infinity), deadline) : undefined;
         out.churn = { p, risk, source: sourceOf('churn', handle), reasons, ...(contributions !== undefined ? { contributions } : {}) };
       } else if (part === 'nbo') {
         const { handle, warnings } = await withDeadline(this.deps.models.get('nbo'), deadline);
@@ -272,15 +272,12 @@ export class ScoringService {
       warnings.push({ code: 'reasons_unavailable', model: name, message: `${name} answers carry no reasons: ${why}` });
       return new Array<Reasons | null>(n).fill(null);
     };
-    if (handle.kind === 'mock') return none('they are mock answers, not a model\'s');
-    const { manifest, runner } = handle;
-    const spec = manifest.explanation;
-    if (!spec?.background?.length) return none(`${name} v${manifest.version} has no background to explain against (${spec?.source ?? 'published before versions carried one'}); publish it with --background FILE.csv`);
-    const order = runner.featureOrder(FEATURES);
-    if (!order) return none(`${name} v${manifest.version} takes encoded or text inputs`);
+    const e = explainable(name, handle);
+    if ('why' in e) return none(e.why);
+    const { manifest, runner, spec, order } = e;
     const Xm = runner.toFeatureOrder(X, n, FEATURES, order);
     const features = manifest.input.features.map((f) => f.name);
-    const explained = await explainRows({ method: spec.method, background: spec.background }, (Z, rows) => runner.predictEncoded(Z, rows), Xm, n, runner.width, column);
+    const explained = await explainRows(spec, (Z, rows) => runner.predictEncoded(Z, rows), Xm, n, runner.width, column);
     const typical = this.typical(manifest, spec.background);
     const d = features.length;
     return explained.map((e, i) => toReasons(e, Xm.subarray(i * d, (i + 1) * d), features, spec.method, target(i), typical));
@@ -291,19 +288,17 @@ export class ScoringService {
    * explained), in steps of 5 rows until all are done or `budgetMs` is spent (at least one step).
    * Exact Shapley over coalitions costs 2^d model rows per background row: each sampled member is
    * explained against SEGMENT_BACKGROUND of the version's background rows, drawn at random for it
-   * (seeded by its features). Shapley values are linear in the background's average, so its
-   * contributions estimate the full background's without bias, at a fraction of the cost, and the
-   * interval across members carries that draw too. The closed form (logistic) uses them all.
+   * (seeded by its id, like the sample itself). Shapley values are linear in the background's
+   * average, so its contributions estimate the full background's without bias, at a fraction of
+   * the cost, and the interval across members carries that draw too. The closed form (logistic)
+   * uses them all.
    */
-  private async sampleContributions(handle: ModelHandle, X: Float64Array, sample: Int32Array, column: number, budgetMs: number): Promise<ContributionSums | null> {
-    if (handle.kind === 'mock') return null;
-    const { manifest, runner } = handle;
-    const spec = manifest.explanation;
-    const order = runner.featureOrder(FEATURES);
-    if (!spec?.background?.length || !order) return null;
+  private async sampleContributions(handle: ModelHandle, X: Float64Array, ids: readonly string[], sample: Int32Array, column: number, budgetMs: number): Promise<ContributionSums | null> {
+    const e = explainable('churn', handle);
+    if ('why' in e) return null;
+    const { manifest, runner, spec, order } = e;
     const started = performance.now();
     const d = FEATURES.length;
-    const width = order.length;
     const sums = emptySums(manifest.input.features.map((f) => f.name));
     const predict = (Z: Float64Array, rows: number) => runner.predictEncoded(Z, rows);
     const subset = spec.method === 'coalitions' && spec.background.length > SEGMENT_BACKGROUND;
@@ -313,13 +308,12 @@ export class ScoringService {
       rows.forEach((r, i) => Xs.set(X.subarray(r * d, (r + 1) * d), i * d));
       const Xm = runner.toFeatureOrder(Xs, rows.length, FEATURES, order);
       if (!subset) {
-        addExplanations(sums, await explainRows({ method: spec.method, background: spec.background }, predict, Xm, rows.length, runner.width, new Uint8Array(rows.length).fill(column)));
+        addExplanations(sums, await explainRows(spec, predict, Xm, rows.length, runner.width, new Uint8Array(rows.length).fill(column)));
         continue;
       }
       for (let i = 0; i < rows.length; i++) {
-        const x = Xm.subarray(i * width, (i + 1) * width);
-        const background = drawSubset(spec.background, SEGMENT_BACKGROUND, seedOf(x));
-        addExplanations(sums, await explainRows({ method: spec.method, background }, predict, x, 1, runner.width, [column]));
+        const background = backgroundSubset(spec.background, SEGMENT_BACKGROUND, idHash(ids[rows[i]!]!));
+        addExplanations(sums, await explainRows({ method: spec.method, background }, predict, Xm.subarray(i * order.length, (i + 1) * order.length), 1, runner.width, [column]));
       }
     }
     return sums;
@@ -449,23 +443,21 @@ async function withDeadline<T>(promise: Promise<T>, deadline: number): Promise<T
 }
 
 /** Background rows each sampled segment member is explained against (coalitions; see sampleContributions). */
-export const SEGMENT_BACKGROUND = 20;
+const SEGMENT_BACKGROUND = 20;
 
-/** `size` rows of the background drawn without replacement (seeded). */
-function drawSubset(background: BackgroundRows, size: number, seed: number): BackgroundRows {
-  const rng = new Rng(seed);
-  const picked = background.slice();
-  for (let i = 0; i < size; i++) {
-    const j = i + Math.floor(rng.next() * (picked.length - i));
-    [picked[i], picked[j]] = [picked[j]!, picked[i]!];
-  }
-  return picked.slice(0, size);
-}
+type ServedModel = Extract<ModelHandle, { kind: 'model' }>;
+type ServedManifest = ServedModel['manifest'];
+type ServedRunner = ServedModel['runner'];
 
-/** A seed from a row's values (FNV-1a over their bits): the same member draws the same background in every run. */
-function seedOf(x: Float64Array): number {
-  const words = new Uint32Array(Float64Array.from(x).buffer);
-  let h = 0x811c9dc5;
-  for (const w of words) h = Math.imul(h ^ w, 0x01000193) >>> 0;
-  return h;
+/** A served version's explanation and feature order, or why its answers cannot be explained. */
+type Explainable = { why: string } | { manifest: ServedManifest; runner: ServedRunner; spec: { method: ExplanationMethod; background: BackgroundRows }; order: Int32Array };
+
+function explainable(name: string, handle: ModelHandle): Explainable {
+  if (handle.kind === 'mock') return { why: "they are mock answers, not a model's" };
+  const { manifest, runner } = handle;
+  const spec = manifest.explanation;
+  if (!spec?.background?.length) return { why: `${name} v${manifest.version} has no background to explain against (${spec?.source ?? 'published before versions carried one'}); publish it with --background FILE.csv` };
+  const order = runner.featureOrder(FEATURES);
+  if (!order) return { why: `${name} v${manifest.version} takes encoded or text inputs` };
+  return { manifest, runner, spec: { method: spec.method, background: spec.background }, order };
 }

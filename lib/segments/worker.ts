@@ -3,6 +3,7 @@ import { columnarLogFile, type PredictionLog } from '../monitoring/log';
 import { shadowMatrix, type ShadowScorer } from '../monitoring/shadow';
 import { NOT_FOUND, ScoringTimeoutError, type ScoringService } from '../scoring/service';
 import { FEATURES } from '../catalog';
+import { idHash } from '../random';
 import { IntegrityError } from '../errors';
 import { SERVING_WARNINGS } from '../scoring/warnings';
 import type { ResultSource } from '../scoring/results';
@@ -51,13 +52,7 @@ export function reasonsRate(members: number): number {
  * every chunk draws its share independently and the sample is the same whichever chunk holds whom.
  */
 export function inReasonsSample(id: string, rate: number): boolean {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
-  // murmur3's finaliser: FNV's high bits alone are uneven over ids that differ in their last characters.
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  h ^= h >>> 16;
-  return (h >>> 0) / 2 ** 32 < rate;
+  return idHash(id) / 2 ** 32 < rate;
 }
 
 /** A payload as planners and the map's manifest build it. */
