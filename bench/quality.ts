@@ -10,7 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { achievableAuc, cdnowChurnTable, splitTable, syntheticChurnTable, toCsv, type LabelledTable } from '../devkit/datasets';
+import { achievableAuc, cdnowChurnTable, speedTable, splitTable, syntheticChurnTable, toCsv, type LabelledTable } from '../devkit/datasets';
 import { tempDir } from '../devkit/temp';
 import { FEATURES } from '../lib/catalog';
 import { ModelRunner } from '../lib/inference/runner';
@@ -21,7 +21,6 @@ import { csvTrainingSpec, churnTrainingSpec } from '../lib/training/datasets';
 import { DEFAULT_GBT, trainGbt } from '../lib/training/gbt';
 import type { TrainingSpec } from '../lib/training/pipeline';
 import { TrainingService } from '../lib/services/training';
-import { Rng } from '../lib/random';
 import type { Warehouse } from '../lib/warehouse/index';
 import type { BenchRow } from './harness';
 
@@ -237,24 +236,10 @@ export function score(p: Float64Array, y: Int32Array, seconds: number): Scored {
  */
 async function gbtSpeedRows(quick: boolean, log: (m: string) => void): Promise<BenchRow[]> {
   const rows = quick ? 20_000 : 100_000;
-  const cols = 10;
   const rounds = 100;
-  const rng = new Rng(1);
-  const X = new Float64Array(rows * cols);
-  const y = new Int32Array(rows);
-  for (let r = 0; r < rows; r++) {
-    let z = -1;
-    for (let c = 0; c < cols; c++) {
-      const v = rng.normal();
-      X[r * cols + c] = c % 3 === 0 ? Math.round(v * 5) : v;
-      z += (c < 5 ? 0.5 : 0) * v * (c % 2 ? 1 : -1) + (c === 1 ? v * v * 0.3 : 0);
-    }
-    y[r] = rng.next() < 1 / (1 + Math.exp(-z)) ? 1 : 0;
-  }
+  const { X, y, cols, csv } = speedTable(rows);
   const file = join(tempDir('loyalty-ml-gbt-speed-'), 'table.csv');
-  const lines = [`y,${Array.from({ length: cols }, (_, c) => `f${c}`).join(',')}`];
-  for (let r = 0; r < rows; r++) lines.push(`${y[r]},${Array.from(X.subarray(r * cols, (r + 1) * cols)).join(',')}`);
-  writeFileSync(file, `${lines.join('\n')}\n`);
+  writeFileSync(file, csv());
   const params = { ...DEFAULT_GBT, learningRate: 0.1, maxLeaves: 31, maxDepth: 8, minSamplesLeaf: 20, minHessianLeaf: 1e-3, l2: 1, maxBins: 255, maxRounds: rounds, earlyStoppingRounds: rounds + 1, rowSubsample: 1, featureSubsample: 1 };
   const ours = (threads: number) => {
     const times: number[] = [];

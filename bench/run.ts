@@ -27,8 +27,7 @@ import { TrainingService } from '../lib/services/training';
 import { loadDemoData } from '../lib/warehouse/demo-load';
 import { openWarehouse, rfmQuintiles, type WarehouseHandle } from '../lib/warehouse/index';
 import { FEATURES } from '../lib/catalog';
-import { Rng } from '../lib/random';
-import { syntheticChurnTable, toCsv } from '../devkit/datasets';
+import { speedTable, syntheticChurnTable, toCsv } from '../devkit/datasets';
 import { startOffline, type Offline } from '../devkit/offline';
 import { createTestDatabase, startTestPostgres } from '../devkit/postgres';
 import { tempDir } from '../devkit/temp';
@@ -666,19 +665,7 @@ async function commandSection(): Promise<void> {
   const dir = tempDir('loyalty-ml-bench-commands-');
   const small = syntheticChurnTable(3000, 11);
   writeFileSync(join(dir, 'small.csv'), toCsv(small));
-  const rng = new Rng(1);
-  const lines = [`y,${Array.from({ length: 10 }, (_, c) => `f${c}`).join(',')}`];
-  for (let r = 0; r < 300_000; r++) {
-    let z = -1;
-    const v: number[] = [];
-    for (let c = 0; c < 10; c++) {
-      const x = rng.normal();
-      v.push(c % 3 === 0 ? Math.round(x * 5) : Number(x.toFixed(6)));
-      z += (c < 5 ? 0.5 : 0) * x * (c % 2 ? 1 : -1) + (c === 1 ? x * x * 0.3 : 0);
-    }
-    lines.push(`${rng.next() < 1 / (1 + Math.exp(-z)) ? 1 : 0},${v.join(',')}`);
-  }
-  writeFileSync(join(dir, 'large.csv'), `${lines.join('\n')}\n`);
+  writeFileSync(join(dir, 'large.csv'), speedTable(300_000).csv());
   const python = [process.env.PYTHON, 'python3', '/usr/bin/python3'].find((py) => py && spawnSync(py, ['-c', 'import lightgbm, sklearn, pandas'], { stdio: 'ignore' }).status === 0);
   let runs = 0;
   const timed = (command: string, args: string[]) => {

@@ -168,6 +168,32 @@ export function cdnowChurnTable(fixturesDir = resolve(import.meta.dirname, '../t
   return { name: 'cdnow-churn', columns: ['customer_id', 'frequency', 'recency_days', 'age_days', 'monetary_mean', 'first_spend', 'churned'], rows, label: 'churned', positive: 'yes' };
 }
 
+/**
+ * The numeric table the boosted-tree speed benchmarks train on: `cols` standard-normal columns
+ * (every third a rounded count), six decimals, a logistic label of the first five with one
+ * curvature; `csv` has the label first as `y`, then `f0`, `f1`, …
+ */
+export function speedTable(rows: number, cols = 10, seed = 1): { X: Float64Array; y: Int32Array; cols: number; csv: () => string } {
+  const rng = new Rng(seed);
+  const X = new Float64Array(rows * cols);
+  const y = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let z = -1;
+    for (let c = 0; c < cols; c++) {
+      const v = rng.normal();
+      X[r * cols + c] = c % 3 === 0 ? Math.round(v * 5) : Number(v.toFixed(6));
+      z += (c < 5 ? 0.5 : 0) * v * (c % 2 ? 1 : -1) + (c === 1 ? v * v * 0.3 : 0);
+    }
+    y[r] = rng.next() < 1 / (1 + Math.exp(-z)) ? 1 : 0;
+  }
+  const csv = () => {
+    const lines = [`y,${Array.from({ length: cols }, (_, c) => `f${c}`).join(',')}`];
+    for (let r = 0; r < rows; r++) lines.push(`${y[r]},${Array.from(X.subarray(r * cols, (r + 1) * cols)).join(',')}`);
+    return `${lines.join('\n')}\n`;
+  };
+  return { X, y, cols, csv };
+}
+
 /** A table as CSV text. */
 export function toCsv(table: Pick<LabelledTable, 'columns' | 'rows'>): string {
   return `${[table.columns.join(','), ...table.rows.map((r) => r.map(csvField).join(','))].join('\n')}\n`;

@@ -34,37 +34,20 @@ export function inferEncodings(table: CsvTable, options: { label: string; idColu
   }
   const encodings: ColumnEncoding[] = [];
   for (const column of candidates) {
-    // One pass per column: the present values, whether all are numbers (and whole), and the
-    // distinct values only while they can still matter (unique whole numbers, or text categories).
+    // One pass per column: the present values, and whether all are numbers (and whole). Distinct
+    // values only where they decide something: whole numbers (an identifier?) and text.
     const values: string[] = [];
     let numeric = true;
     let integers = true;
-    let unique = true;
-    let tracking = true;
-    const distinct = new Set<string>();
     for (const record of table.records) {
       const raw = record[column]!;
       if (isMissing(raw)) continue;
       const v = raw.trim();
       values.push(v);
-      if (numeric) {
-        const x = Number(v);
-        if (!Number.isFinite(x)) numeric = false;
-        else if (integers && !Number.isInteger(x)) integers = false;
-      }
-      if (tracking) {
-        if (unique && distinct.has(v)) unique = false;
-        distinct.add(v);
-        // Numbers with repeats are no identifier: their distinct values are not needed (unless text follows).
-        if (numeric && !unique) {
-          tracking = false;
-          distinct.clear();
-        }
-      } else if (!numeric) {
-        // Text after all: the distinct values from the start.
-        tracking = true;
-        for (const seen of values) distinct.add(seen);
-      }
+      if (!numeric) continue;
+      const x = Number(v);
+      if (!Number.isFinite(x)) numeric = false;
+      else if (integers && !Number.isInteger(x)) integers = false;
     }
     const explicit = options.features !== undefined;
     if (values.length === 0) {
@@ -72,13 +55,15 @@ export function inferEncodings(table: CsvTable, options: { label: string; idColu
       continue;
     }
     if (numeric) {
-      if (!explicit && integers && unique && values.length > 20 && (/(id|num|number|index|key|row|no)$|^id/i.test(column) || isConsecutive(values))) {
+      const unique = integers && new Set(values).size === values.length;
+      if (!explicit && unique && values.length > 20 && (/(id|num|number|index|key|row|no)$|^id/i.test(column) || isConsecutive(values))) {
         skipped.push({ column, reason: 'looks like an identifier (unique whole numbers)' });
         continue;
       }
       encodings.push({ column, kind: 'numeric' });
       continue;
     }
+    const distinct = new Set(values);
     const lower = new Set([...distinct].map((v) => v.toLowerCase()));
     if ([...lower].every((v) => TRUE_WORDS.includes(v) || FALSE_WORDS.includes(v))) {
       encodings.push({ column, kind: 'boolean', true_values: TRUE_WORDS, false_values: FALSE_WORDS });

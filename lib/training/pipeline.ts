@@ -123,7 +123,7 @@ export async function trainModel(spec: TrainingSpec, options: TrainingOptions = 
   const { chosen, candidates } = selectModel(data, { families, gbt: options.gbt, maxEpochs: options.maxEpochs });
   const chose = `chose ${chosen.family} (out-of-fold ${k === 2 ? 'AUC' : 'log loss'} ${(k === 2 ? chosen.score : -chosen.score).toFixed(4)})`;
   // Large data (a holdout plan): the search's own fit is shipped; a refit would cost as long again for a quarter more rows.
-  const kept = plan.kind === 'holdout' ? chosen.kept : undefined;
+  const kept = chosen.kept;
   log(kept ? `${chose}; keeping its fit on the holdout plan's ${kept.rows} fit rows (no refit at this size)` : `${chose}; refitting on all ${spec.splits.train.length} training rows`);
   const fitted = kept ? kept.model() : chosen.refit();
 
